@@ -1,0 +1,73 @@
+//! Certificate revocation lists: a full CRL built from the revoked entries and
+//! signed by the issuer. The CRL's authority key id is the issuer's own key id
+//! (x509-cert's CrlBuilder copies the wrong one), and the number is given by the
+//! caller, who guarantees that it only increases.
+
+use der::asn1::OctetString;
+use der::Encode;
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber};
+use x509_cert::ext::{AsExtension, Extension};
+
+use crate::issue::IssuerView;
+use crate::revocation::RevocationReason;
+use crate::serial::Serial;
+use crate::time::{x509_time, UnixTime};
+use crate::DomainError;
+
+/// One revoked certificate as it goes into a CRL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrlEntry {
+    pub serial: Serial,
+    pub revoked_at: UnixTime,
+    pub reason: RevocationReason,
+}
+
+/// Builds and signs a full CRL.
+pub fn build_crl(
+    issuer: &IssuerView<'_>,
+    number: u64,
+    this_update: UnixTime,
+    next_update: UnixTime,
+    entries: impl IntoIterator<Item = CrlEntry>,
+) -> Result<Vec<u8>, DomainError> {
+    let mut revoked = Vec::new();
+    for e in entries {
+        // RFC 5280 §5.3.1: the reason code SHOULD be absent rather than `unspecified`.
+        let exts = if e.reason == RevocationReason::Unspecified {
+            None
+        } else {
+            Some(vec![e.reason.to_crl_reason().to_extension(issuer.subject, &[])?])
+        };
+        revoked.push(RevokedCert {
+            serial_number: e.serial.to_x509(),
+            revocation_date: x509_time(e.revoked_at)?,
+            crl_entry_extensions: exts,
+        });
+    }
+    let mut exts: Vec<Extension> = Vec::new();
+    let aki = AuthorityKeyIdentifier {
+        key_identifier: Some(OctetString::new(issuer.key_id)?),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    };
+    exts.push(aki.to_extension(issuer.subject, &exts)?);
+    let number = der::asn1::Uint::new(&number.to_be_bytes())?;
+    exts.push(CrlNumber(number).to_extension(issuer.subject, &exts)?);
+    let tbs = TbsCertList {
+        version: x509_cert::Version::V2,
+        signature: issuer.key.signature_algorithm(),
+        issuer: issuer.subject.clone(),
+        this_update: x509_time(this_update)?,
+        next_update: Some(x509_time(next_update)?),
+        revoked_certificates: if revoked.is_empty() { None } else { Some(revoked) },
+        crl_extensions: Some(exts),
+    };
+    let tbs_der = tbs.to_der()?;
+    let crl = CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: issuer.key.signature_algorithm(),
+        signature: issuer.key.sign_bits(&tbs_der)?,
+    };
+    Ok(crl.to_der()?)
+}
