@@ -1,1 +1,108 @@
-//! placeholder
+//! hapki's replicated state machine: the commands that change it, their
+//! deterministic apply into redb tables, the reads every node serves from its
+//! own replica, snapshots as a stream, and a digest to compare replicas.
+//! It knows nothing of Raft: the cluster crate feeds it committed commands.
+
+mod apply;
+pub mod command;
+mod read;
+pub mod records;
+mod snapshot;
+pub mod tables;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, Durability, ReadTransaction, WriteTransaction};
+
+pub use command::{Command, CommandResult, RejectCode};
+pub use read::{CertFilter, CertStatus, StateReader};
+pub use records::*;
+pub use snapshot::{export_state, import_state};
+
+/// Failures of the storage itself (disk, corruption); never a business refusal.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Db(#[from] redb::Error),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+/// The node's database: state machine and Raft log in one redb file.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens or creates the database and its tables.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(tables::SM_META)?;
+        txn.open_table(tables::SM_ISSUERS)?;
+        txn.open_table(tables::SM_CERTS)?;
+        txn.open_table(tables::SM_REVOKED)?;
+        txn.open_table(tables::SM_PROFILES)?;
+        txn.open_table(tables::SM_TOKENS)?;
+        txn.open_table(tables::SM_CRLS)?;
+        txn.open_table(tables::RAFT_LOG)?;
+        txn.open_table(tables::RAFT_META)?;
+        txn.commit()?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    /// The underlying database, for the Raft log store.
+    pub fn db(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// A write transaction for applying committed entries. It is not flushed on
+    /// commit: the Raft log holds the entries durably, and after a crash they are
+    /// applied again from the last applied index that made it to disk.
+    pub fn begin_apply(&self) -> Result<WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None);
+        Ok(txn)
+    }
+
+    /// Flushes everything applied so far to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate);
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A consistent read view of the state machine.
+    pub fn reader(&self) -> Result<StateReader, StoreError> {
+        let txn: ReadTransaction = self.db.begin_read()?;
+        Ok(StateReader::new(txn))
+    }
+}
+
+/// Applies one command inside a write transaction (see [`Store::begin_apply`]).
+pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, StoreError> {
+    apply::apply(txn, cmd)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! Deterministic apply: one command changes the state-machine tables inside a
+//! write transaction, or is refused and changes nothing. Each arm checks first
+//! and writes after, so a refusal never leaves a partial write.
+
+use hapki_domain::profile::Profile;
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::command::{Command, CommandResult, RejectCode};
+use crate::records::{decode, encode, CertRecord, CrlRecord, IssuerRecord, Revocation, Settings, TokenRecord};
+use crate::tables::*;
+use crate::StoreError;
+
+/// Key of a revocation in [`SM_REVOKED`]: issuer id, `/`, 20-byte serial.
+pub(crate) fn revoked_key(issuer_id: &str, serial: &[u8; 20]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(issuer_id.len() + 21);
+    k.extend_from_slice(issuer_id.as_bytes());
+    k.push(b'/');
+    k.extend_from_slice(serial);
+    k
+}
+
+/// Applies one command inside `txn`.
+pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, StoreError> {
+    match cmd {
+        Command::Bootstrap {
+            cluster_id,
+            profiles,
+            settings,
+        } => bootstrap(txn, cluster_id, profiles, settings),
+        Command::AddIssuer { issuer, make_default } => add_issuer(txn, issuer, *make_default),
+        Command::InstallIssuerCert {
+            id,
+            cert_der,
+            chain_der,
+            not_after,
+        } => install_issuer_cert(txn, id, cert_der, chain_der, *not_after),
+        Command::SetOcspSigner { issuer_id, signer } => update_issuer(txn, issuer_id, |i| {
+            i.ocsp = Some(signer.clone());
+            Ok(())
+        }),
+        Command::SetDefaultIssuer { id } => set_default_issuer(txn, id),
+        Command::PutProfile { profile, create } => put_profile(txn, profile, *create),
+        Command::IssueCert { cert } => issue_cert(txn, cert),
+        Command::Revoke { serial, reason, at } => revoke(
+            txn,
+            &serial.0,
+            Revocation {
+                at: *at,
+                reason: *reason,
+            },
+        ),
+        Command::PublishCrl { crl } => publish_crl(txn, crl),
+        Command::CreateToken { token } => create_token(txn, token),
+        Command::RevokeToken { id } => revoke_token(txn, id),
+        Command::PutSettings { settings } => {
+            txn.open_table(SM_META)?
+                .insert(b"settings".as_slice(), encode(settings).as_slice())?;
+            Ok(CommandResult::Applied)
+        }
+    }
+}
+
+fn bootstrap(
+    txn: &WriteTransaction,
+    cluster_id: &str,
+    profiles: &[Profile],
+    settings: &Settings,
+) -> Result<CommandResult, StoreError> {
+    let mut meta = txn.open_table(SM_META)?;
+    if meta.get(b"cluster_id".as_slice())?.is_some() {
+        return Ok(CommandResult::reject(
+            RejectCode::Conflict,
+            "the cluster is already bootstrapped",
+        ));
+    }
+    meta.insert(b"cluster_id".as_slice(), cluster_id.as_bytes())?;
+    meta.insert(b"schema_version".as_slice(), SCHEMA_VERSION.to_be_bytes().as_slice())?;
+    meta.insert(b"settings".as_slice(), encode(settings).as_slice())?;
+    let mut table = txn.open_table(SM_PROFILES)?;
+    for p in profiles {
+        table.insert(p.name.as_bytes(), profile_json(p).as_slice())?;
+    }
+    Ok(CommandResult::Applied)
+}
+
+fn profile_json(p: &Profile) -> Vec<u8> {
+    serde_json::to_vec(p).expect("profiles serialize")
+}
+
+fn add_issuer(txn: &WriteTransaction, issuer: &IssuerRecord, make_default: bool) -> Result<CommandResult, StoreError> {
+    let mut table = txn.open_table(SM_ISSUERS)?;
+    if table.get(issuer.id.as_bytes())?.is_some() {
+        return Ok(CommandResult::reject(
+            RejectCode::Conflict,
+            format!("issuer {} already exists", issuer.id),
+        ));
+    }
+    table.insert(issuer.id.as_bytes(), encode(issuer).as_slice())?;
+    let mut meta = txn.open_table(SM_META)?;
+    if make_default || meta.get(b"default_issuer".as_slice())?.is_none() && issuer.is_active() {
+        meta.insert(b"default_issuer".as_slice(), issuer.id.as_bytes())?;
+    }
+    Ok(CommandResult::Applied)
+}
+
+fn update_issuer(
+    txn: &WriteTransaction,
+    id: &str,
+    change: impl FnOnce(&mut IssuerRecord) -> Result<(), CommandResult>,
+) -> Result<CommandResult, StoreError> {
+    let mut table = txn.open_table(SM_ISSUERS)?;
+    let Some(bytes) = table.get(id.as_bytes())?.map(|v| v.value().to_vec()) else {
+        return Ok(CommandResult::reject(
+            RejectCode::NotFound,
+            format!("no issuer with id {id}"),
+        ));
+    };
+    let mut issuer: IssuerRecord = decode(&bytes)?;
+    if let Err(refusal) = change(&mut issuer) {
+        return Ok(refusal);
+    }
+    table.insert(id.as_bytes(), encode(&issuer).as_slice())?;
+    Ok(CommandResult::Applied)
+}
+
+fn install_issuer_cert(
+    txn: &WriteTransaction,
+    id: &str,
+    cert_der: &[u8],
+    chain_der: &[Vec<u8>],
+    not_after: u64,
+) -> Result<CommandResult, StoreError> {
+    let result = update_issuer(txn, id, |i| {
+        if i.is_active() {
+            return Err(CommandResult::reject(
+                RejectCode::Conflict,
+                format!("issuer {id} already has its certificate"),
+            ));
+        }
+        i.cert_der = cert_der.to_vec();
+        i.chain_der = chain_der.to_vec();
+        i.not_after = not_after;
+        Ok(())
+    })?;
+    if result == CommandResult::Applied {
+        let mut meta = txn.open_table(SM_META)?;
+        if meta.get(b"default_issuer".as_slice())?.is_none() {
+            meta.insert(b"default_issuer".as_slice(), id.as_bytes())?;
+        }
+    }
+    Ok(result)
+}
+
+fn set_default_issuer(txn: &WriteTransaction, id: &str) -> Result<CommandResult, StoreError> {
+    let issuers = txn.open_table(SM_ISSUERS)?;
+    let Some(bytes) = issuers.get(id.as_bytes())? else {
+        return Ok(CommandResult::reject(
+            RejectCode::NotFound,
+            format!("no issuer with id {id}"),
+        ));
+    };
+    let issuer: IssuerRecord = decode(bytes.value())?;
+    if !issuer.is_active() {
+        return Ok(CommandResult::reject(
+            RejectCode::Invalid,
+            format!("issuer {id} has no certificate yet; install it with `hapki ca install-cert`"),
+        ));
+    }
+    txn.open_table(SM_META)?
+        .insert(b"default_issuer".as_slice(), id.as_bytes())?;
+    Ok(CommandResult::Applied)
+}
+
+fn put_profile(txn: &WriteTransaction, profile: &Profile, create: bool) -> Result<CommandResult, StoreError> {
+    let mut table = txn.open_table(SM_PROFILES)?;
+    let exists = table.get(profile.name.as_bytes())?.is_some();
+    if create && exists {
+        return Ok(CommandResult::reject(
+            RejectCode::Conflict,
+            format!("profile '{}' already exists; use `hapki profile update`", profile.name),
+        ));
+    }
+    if !create && !exists {
+        return Ok(CommandResult::reject(
+            RejectCode::NotFound,
+            format!("no profile named '{}'; use `hapki profile create`", profile.name),
+        ));
+    }
+    table.insert(profile.name.as_bytes(), profile_json(profile).as_slice())?;
+    Ok(CommandResult::Applied)
+}
+
+fn issue_cert(txn: &WriteTransaction, cert: &CertRecord) -> Result<CommandResult, StoreError> {
+    if txn.open_table(SM_ISSUERS)?.get(cert.issuer_id.as_bytes())?.is_none() {
+        return Ok(CommandResult::reject(
+            RejectCode::NotFound,
+            format!("no issuer with id {}", cert.issuer_id),
+        ));
+    }
+    let mut certs = txn.open_table(SM_CERTS)?;
+    if certs.get(cert.serial.0.as_slice())?.is_some() {
+        return Ok(CommandResult::reject(
+            RejectCode::Conflict,
+            format!("serial {} is already in use", cert.serial),
+        ));
+    }
+    certs.insert(cert.serial.0.as_slice(), encode(cert).as_slice())?;
+    Ok(CommandResult::Applied)
+}
+
+fn revoke(txn: &WriteTransaction, serial: &[u8; 20], revocation: Revocation) -> Result<CommandResult, StoreError> {
+    let mut certs = txn.open_table(SM_CERTS)?;
+    let Some(bytes) = certs.get(serial.as_slice())?.map(|v| v.value().to_vec()) else {
+        return Ok(CommandResult::reject(
+            RejectCode::NotFound,
+            format!("no certificate with serial {}", hapki_domain::serial::Serial(*serial)),
+        ));
+    };
+    let mut cert: CertRecord = decode(&bytes)?;
+    if let Some(r) = cert.revoked {
+        return Ok(CommandResult::reject(
+            RejectCode::Conflict,
+            format!("certificate {} is already revoked ({})", cert.serial, r.reason),
+        ));
+    }
+    cert.revoked = Some(revocation);
+    certs.insert(serial.as_slice(), encode(&cert).as_slice())?;
+    txn.open_table(SM_REVOKED)?.insert(
+        revoked_key(&cert.issuer_id, serial).as_slice(),
+        encode(&revocation).as_slice(),
+    )?;
+    Ok(CommandResult::Applied)
+}
+
+fn publish_crl(txn: &WriteTransaction, crl: &CrlRecord) -> Result<CommandResult, StoreError> {
+    let mut table = txn.open_table(SM_CRLS)?;
+    if let Some(current) = table.get(crl.issuer_id.as_bytes())? {
+        let current: CrlRecord = decode(current.value())?;
+        if crl.number <= current.number {
+            return Ok(CommandResult::reject(
+                RejectCode::Conflict,
+                format!("CRL number {} is not above the current {}", crl.number, current.number),
+            ));
+        }
+    }
+    table.insert(crl.issuer_id.as_bytes(), encode(crl).as_slice())?;
+    Ok(CommandResult::Applied)
+}
+
+fn create_token(txn: &WriteTransaction, token: &TokenRecord) -> Result<CommandResult, StoreError> {
+    let mut table = txn.open_table(SM_TOKENS)?;
+    if table.get(token.hash.as_slice())?.is_some() {
+        return Ok(CommandResult::reject(RejectCode::Conflict, "token already exists"));
+    }
+    table.insert(token.hash.as_slice(), encode(token).as_slice())?;
+    Ok(CommandResult::Applied)
+}
+
+fn revoke_token(txn: &WriteTransaction, id: &str) -> Result<CommandResult, StoreError> {
+    let mut table = txn.open_table(SM_TOKENS)?;
+    let mut found = None;
+    for row in table.iter()? {
+        let (k, v) = row?;
+        let t: TokenRecord = decode(v.value())?;
+        if t.id == id {
+            found = Some((k.value().to_vec(), t));
+            break;
+        }
+    }
+    let Some((key, mut token)) = found else {
+        return Ok(CommandResult::reject(
+            RejectCode::NotFound,
+            format!("no token with id {id}"),
+        ));
+    };
+    if token.revoked {
+        return Ok(CommandResult::reject(
+            RejectCode::Conflict,
+            format!("token {id} is already revoked"),
+        ));
+    }
+    token.revoked = true;
+    table.insert(key.as_slice(), encode(&token).as_slice())?;
+    Ok(CommandResult::Applied)
+}

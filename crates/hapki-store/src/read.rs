@@ -1,0 +1,217 @@
+//! Reads from the local replica: issuers, certificates with filters, profiles,
+//! tokens, CRLs, the revoked list of an issuer, and the state digest.
+
+use aws_lc_rs::digest;
+use hapki_domain::profile::Profile;
+use hapki_domain::serial::Serial;
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::records::{decode, CertRecord, CrlRecord, IssuerRecord, Revocation, Settings, TokenRecord};
+use crate::tables::*;
+use crate::StoreError;
+
+/// Certificate status for filtering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertStatus {
+    Valid,
+    Revoked,
+    Expired,
+}
+
+/// Filters for listing certificates; all that are set must hold.
+#[derive(Clone, Debug, Default)]
+pub struct CertFilter {
+    pub status: Option<CertStatus>,
+    /// Substring of the subject, case-insensitive.
+    pub subject: Option<String>,
+    /// Substring of any SAN, case-insensitive.
+    pub san: Option<String>,
+    /// Not expired and expiring before this time.
+    pub expiring_before: Option<u64>,
+    pub issuer_id: Option<String>,
+    /// Start after this serial (paging).
+    pub after: Option<Serial>,
+    pub limit: usize,
+    /// The time "expired" is judged against.
+    pub now: u64,
+}
+
+/// A consistent view of the state machine at one moment.
+pub struct StateReader {
+    txn: ReadTransaction,
+}
+
+impl StateReader {
+    pub(crate) fn new(txn: ReadTransaction) -> Self {
+        StateReader { txn }
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.txn.open_table(SM_META)?;
+        Ok(t.get(key.as_bytes())?.map(|v| v.value().to_vec()))
+    }
+
+    /// The cluster id, once bootstrapped.
+    pub fn cluster_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta("cluster_id")?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Replicated settings.
+    pub fn settings(&self) -> Result<Settings, StoreError> {
+        match self.meta("settings")? {
+            Some(b) => decode(&b),
+            None => Ok(Settings::default()),
+        }
+    }
+
+    /// The default issuer's id.
+    pub fn default_issuer_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta("default_issuer")?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    pub fn issuer(&self, id: &str) -> Result<Option<IssuerRecord>, StoreError> {
+        let t = self.txn.open_table(SM_ISSUERS)?;
+        t.get(id.as_bytes())?.map(|v| decode(v.value())).transpose()
+    }
+
+    pub fn issuers(&self) -> Result<Vec<IssuerRecord>, StoreError> {
+        all_values(&self.txn, SM_ISSUERS)
+    }
+
+    pub fn profile(&self, name: &str) -> Result<Option<Profile>, StoreError> {
+        let t = self.txn.open_table(SM_PROFILES)?;
+        t.get(name.as_bytes())?
+            .map(|v| serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    pub fn profiles(&self) -> Result<Vec<Profile>, StoreError> {
+        let t = self.txn.open_table(SM_PROFILES)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            out.push(serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    pub fn cert(&self, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
+        let t = self.txn.open_table(SM_CERTS)?;
+        t.get(serial.0.as_slice())?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// The revocation of a certificate of `issuer_id`, if revoked.
+    pub fn revocation(&self, issuer_id: &str, serial: &Serial) -> Result<Option<Revocation>, StoreError> {
+        let t = self.txn.open_table(SM_REVOKED)?;
+        let key = crate::apply::revoked_key(issuer_id, &serial.0);
+        t.get(key.as_slice())?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Number of certificates stored.
+    pub fn cert_count(&self) -> Result<u64, StoreError> {
+        Ok(self.txn.open_table(SM_CERTS)?.len()?)
+    }
+
+    /// Certificates matching `filter`, in serial order.
+    pub fn certs(&self, filter: &CertFilter) -> Result<Vec<CertRecord>, StoreError> {
+        let t = self.txn.open_table(SM_CERTS)?;
+        let start = filter.after.map(|s| s.0).unwrap_or([0u8; 20]);
+        let subject = filter.subject.as_ref().map(|s| s.to_ascii_lowercase());
+        let san = filter.san.as_ref().map(|s| s.to_ascii_lowercase());
+        let mut out = Vec::new();
+        for row in t.range(start.as_slice()..)? {
+            let (k, v) = row?;
+            if filter.after.is_some() && k.value() == start.as_slice() {
+                continue;
+            }
+            let c: CertRecord = decode(v.value())?;
+            let expired = c.not_after <= filter.now;
+            let keep = match filter.status {
+                Some(CertStatus::Valid) => c.revoked.is_none() && !expired,
+                Some(CertStatus::Revoked) => c.revoked.is_some(),
+                Some(CertStatus::Expired) => expired,
+                None => true,
+            } && subject
+                .as_ref()
+                .is_none_or(|s| c.subject.to_ascii_lowercase().contains(s))
+                && san
+                    .as_ref()
+                    .is_none_or(|s| c.sans.iter().any(|n| n.to_ascii_lowercase().contains(s)))
+                && filter.expiring_before.is_none_or(|t| !expired && c.not_after <= t)
+                && filter.issuer_id.as_ref().is_none_or(|i| &c.issuer_id == i);
+            if keep {
+                out.push(c);
+                if out.len() >= filter.limit.max(1) {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every revocation of an issuer, in serial order, for building its CRL.
+    pub fn revoked_of(&self, issuer_id: &str) -> Result<Vec<(Serial, Revocation)>, StoreError> {
+        let t = self.txn.open_table(SM_REVOKED)?;
+        let mut prefix = issuer_id.as_bytes().to_vec();
+        prefix.push(b'/');
+        let mut end = issuer_id.as_bytes().to_vec();
+        end.push(b'/' + 1);
+        let mut out = Vec::new();
+        for row in t.range(prefix.as_slice()..end.as_slice())? {
+            let (k, v) = row?;
+            let serial = Serial::from_bytes(&k.value()[prefix.len()..])
+                .ok_or_else(|| StoreError::Corrupt("revocation key".into()))?;
+            out.push((serial, decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn crl(&self, issuer_id: &str) -> Result<Option<CrlRecord>, StoreError> {
+        let t = self.txn.open_table(SM_CRLS)?;
+        t.get(issuer_id.as_bytes())?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// A token by the SHA-256 of its secret.
+    pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        let t = self.txn.open_table(SM_TOKENS)?;
+        t.get(hash.as_slice())?.map(|v| decode(v.value())).transpose()
+    }
+
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        all_values(&self.txn, SM_TOKENS)
+    }
+
+    /// SHA-256 over every state-machine table, in a fixed order: equal on two
+    /// replicas exactly when they hold the same data.
+    pub fn digest(&self) -> Result<String, StoreError> {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        for table in SM_TABLES {
+            ctx.update(redb::TableHandle::name(&table).as_bytes());
+            crate::snapshot::for_each_row(&self.txn, table, |k, v| {
+                ctx.update(&(k.len() as u32).to_be_bytes());
+                ctx.update(k);
+                ctx.update(&(v.len() as u32).to_be_bytes());
+                ctx.update(v);
+                Ok(())
+            })?;
+        }
+        Ok(hex::encode(ctx.finish().as_ref()))
+    }
+}
+
+fn all_values<K: redb::Key + 'static, T: for<'de> serde::Deserialize<'de>>(
+    txn: &ReadTransaction,
+    def: TableDefinition<K, &[u8]>,
+) -> Result<Vec<T>, StoreError> {
+    let t = txn.open_table(def)?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let (_, v) = row?;
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,45 @@
+//! Every redb table hapki uses, in one place. Serial keys are 20-byte big-endian
+//! values, log keys are u64 indices, so byte order is numeric order.
+//!
+//! Tables named `SM_*` hold the replicated state machine and are what a snapshot
+//! carries and the state digest covers. `RAFT_*` tables are the node's own Raft
+//! log, vote and applied-state bookkeeping.
+
+use redb::TableDefinition;
+
+/// Version of the layout below; bumped with a migration command when it changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Replicated settings and counters: `schema_version`, `cluster_id`, `default_issuer`, `settings`.
+pub const SM_META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_meta");
+/// Issuer id → [`crate::IssuerRecord`].
+pub const SM_ISSUERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_issuers");
+/// Serial (20 bytes) → [`crate::CertRecord`].
+pub const SM_CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_certs");
+/// Issuer id ‖ `/` ‖ serial → [`crate::Revocation`]; what a CRL is built from.
+pub const SM_REVOKED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_revoked");
+/// Profile name → JSON [`hapki_domain::profile::Profile`].
+pub const SM_PROFILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_profiles");
+/// SHA-256 of a token → [`crate::TokenRecord`].
+pub const SM_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_tokens");
+/// Issuer id → latest [`crate::CrlRecord`].
+pub const SM_CRLS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crls");
+
+/// Raft log: index → serialized entry.
+pub const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+/// Raft bookkeeping: `vote`, `committed`, `last_purged`, `applied`, `membership`, `snapshot_meta`.
+pub const RAFT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+
+/// A state-machine table: every one is keyed and valued by bytes.
+pub type SmTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+/// The state-machine tables, in the fixed order snapshots and digests use.
+pub const SM_TABLES: [SmTable; 7] = [
+    SM_META,
+    SM_ISSUERS,
+    SM_CERTS,
+    SM_REVOKED,
+    SM_PROFILES,
+    SM_TOKENS,
+    SM_CRLS,
+];

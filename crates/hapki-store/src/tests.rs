@@ -1,0 +1,261 @@
+//! State-machine tests: refusals change nothing, and the same commands give the
+//! same digest on two stores.
+
+use hapki_domain::profile::builtin_profiles;
+use hapki_domain::revocation::RevocationReason;
+use hapki_domain::serial::Serial;
+use hapki_domain::wrap::Wrapped;
+
+use super::*;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("db.redb")).unwrap();
+    (dir, s)
+}
+
+fn run(store: &Store, cmds: &[Command]) -> Vec<CommandResult> {
+    let txn = store.begin_apply().unwrap();
+    let out = cmds.iter().map(|c| apply(&txn, c).unwrap()).collect();
+    txn.commit().unwrap();
+    out
+}
+
+fn issuer(id: &str) -> IssuerRecord {
+    IssuerRecord {
+        id: id.into(),
+        name: format!("CN={id}"),
+        key_type: "ec-p256".into(),
+        cert_der: vec![0x30, 0],
+        chain_der: vec![],
+        csr_der: vec![],
+        wrapped_key: Wrapped {
+            version: 1,
+            nonce: [0; 12],
+            ciphertext: vec![1, 2, 3],
+        },
+        ocsp: None,
+        created_at: 1,
+        not_after: 10_000,
+    }
+}
+
+fn cert(serial: u64, issuer_id: &str) -> CertRecord {
+    CertRecord {
+        serial: Serial::from_u64(serial),
+        issuer_id: issuer_id.into(),
+        profile: "server".into(),
+        der: vec![0x30, 0],
+        subject: format!("CN=host{serial}.example.com"),
+        common_name: Some(format!("host{serial}.example.com")),
+        sans: vec![format!("DNS:host{serial}.example.com")],
+        not_before: 0,
+        not_after: 1000 + serial,
+        issued_at: 0,
+        revoked: None,
+    }
+}
+
+fn history() -> Vec<Command> {
+    let mut cmds = vec![
+        Command::Bootstrap {
+            cluster_id: "c1".into(),
+            profiles: builtin_profiles(),
+            settings: Settings::default(),
+        },
+        Command::AddIssuer {
+            issuer: issuer("aa"),
+            make_default: false,
+        },
+    ];
+    for i in 1..=20 {
+        cmds.push(Command::IssueCert { cert: cert(i, "aa") });
+    }
+    cmds.push(Command::Revoke {
+        serial: Serial::from_u64(3),
+        reason: RevocationReason::KeyCompromise,
+        at: 50,
+    });
+    cmds
+}
+
+#[test]
+fn the_same_commands_give_the_same_digest() {
+    let (_a, a) = store();
+    let (_b, b) = store();
+    run(&a, &history());
+    let mut cmds = history();
+    // Apply the same history in two batches: batching must not matter.
+    let rest = cmds.split_off(7);
+    run(&b, &cmds);
+    run(&b, &rest);
+    assert_eq!(
+        a.reader().unwrap().digest().unwrap(),
+        b.reader().unwrap().digest().unwrap()
+    );
+    run(&b, &[Command::IssueCert { cert: cert(99, "aa") }]);
+    assert_ne!(
+        a.reader().unwrap().digest().unwrap(),
+        b.reader().unwrap().digest().unwrap()
+    );
+}
+
+#[test]
+fn refusals_change_nothing() {
+    let (_d, s) = store();
+    run(&s, &history());
+    let before = s.reader().unwrap().digest().unwrap();
+    let results = run(
+        &s,
+        &[
+            Command::IssueCert { cert: cert(3, "aa") },
+            Command::IssueCert {
+                cert: cert(500, "unknown"),
+            },
+            Command::Revoke {
+                serial: Serial::from_u64(3),
+                reason: RevocationReason::Superseded,
+                at: 60,
+            },
+            Command::Revoke {
+                serial: Serial::from_u64(777),
+                reason: RevocationReason::Superseded,
+                at: 60,
+            },
+            Command::AddIssuer {
+                issuer: issuer("aa"),
+                make_default: true,
+            },
+            Command::SetDefaultIssuer { id: "zz".into() },
+            Command::PutProfile {
+                profile: builtin_profiles().remove(0),
+                create: true,
+            },
+            Command::RevokeToken { id: "nope".into() },
+            Command::Bootstrap {
+                cluster_id: "c2".into(),
+                profiles: vec![],
+                settings: Settings::default(),
+            },
+        ],
+    );
+    let codes: Vec<RejectCode> = results
+        .iter()
+        .map(|r| match r {
+            CommandResult::Rejected { code, .. } => *code,
+            CommandResult::Applied => panic!("expected a refusal, got {results:?}"),
+        })
+        .collect();
+    assert_eq!(codes[0], RejectCode::Conflict);
+    assert_eq!(codes[1], RejectCode::NotFound);
+    assert_eq!(codes[2], RejectCode::Conflict);
+    assert_eq!(codes[3], RejectCode::NotFound);
+    assert_eq!(s.reader().unwrap().digest().unwrap(), before);
+}
+
+#[test]
+fn crl_numbers_only_go_up() {
+    let (_d, s) = store();
+    run(&s, &history());
+    let crl = |n| Command::PublishCrl {
+        crl: CrlRecord {
+            issuer_id: "aa".into(),
+            number: n,
+            this_update: n,
+            next_update: n + 1,
+            entries: 0,
+            der: vec![],
+        },
+    };
+    let r = run(&s, &[crl(1), crl(2), crl(2), crl(1), crl(5)]);
+    assert_eq!(r[0], CommandResult::Applied);
+    assert_eq!(r[1], CommandResult::Applied);
+    assert!(matches!(
+        r[2],
+        CommandResult::Rejected {
+            code: RejectCode::Conflict,
+            ..
+        }
+    ));
+    assert!(matches!(
+        r[3],
+        CommandResult::Rejected {
+            code: RejectCode::Conflict,
+            ..
+        }
+    ));
+    assert_eq!(r[4], CommandResult::Applied);
+    assert_eq!(s.reader().unwrap().crl("aa").unwrap().unwrap().number, 5);
+}
+
+#[test]
+fn filters_find_what_they_should() {
+    let (_d, s) = store();
+    run(&s, &history());
+    let r = s.reader().unwrap();
+    let all = CertFilter {
+        limit: 1000,
+        now: 0,
+        ..Default::default()
+    };
+    assert_eq!(r.certs(&all).unwrap().len(), 20);
+    let revoked = r
+        .certs(&CertFilter {
+            status: Some(CertStatus::Revoked),
+            ..all.clone()
+        })
+        .unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].serial, Serial::from_u64(3));
+    let san = r
+        .certs(&CertFilter {
+            san: Some("HOST12.".into()),
+            ..all.clone()
+        })
+        .unwrap();
+    assert_eq!(san.len(), 1);
+    let expiring = r
+        .certs(&CertFilter {
+            expiring_before: Some(1005),
+            ..all.clone()
+        })
+        .unwrap();
+    assert_eq!(expiring.len(), 5);
+    let page = r
+        .certs(&CertFilter {
+            after: Some(Serial::from_u64(18)),
+            ..all.clone()
+        })
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(r.revoked_of("aa").unwrap().len(), 1);
+    assert!(r.revoked_of("a").unwrap().is_empty());
+}
+
+#[test]
+fn a_snapshot_round_trips_and_a_damaged_one_is_refused() {
+    let (_a, a) = store();
+    run(&a, &history());
+    let mut buf = Vec::new();
+    export_state(&a.db().begin_read().unwrap(), &mut buf).unwrap();
+    let (_b, b) = store();
+    run(&b, &[Command::IssueCert { cert: cert(1, "x") }]);
+    let txn = b.begin_apply().unwrap();
+    import_state(&txn, buf.as_slice()).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(
+        a.reader().unwrap().digest().unwrap(),
+        b.reader().unwrap().digest().unwrap()
+    );
+
+    let mut bad = buf.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    let txn = b.begin_apply().unwrap();
+    assert!(import_state(&txn, bad.as_slice()).is_err());
+    txn.abort().unwrap();
+    assert_eq!(
+        a.reader().unwrap().digest().unwrap(),
+        b.reader().unwrap().digest().unwrap()
+    );
+}
