@@ -1,1 +1,48 @@
-//! placeholder
+//! The only crate that names openraft: the type configuration, the redb log
+//! store, the state-machine adapter over hapki-store, group commit of proposals,
+//! and the node that ties them together.
+
+// openraft's StorageError is large and its signatures are fixed by the traits we implement.
+#![allow(clippy::result_large_err)]
+
+mod log_store;
+mod network;
+mod node;
+mod proposer;
+mod state_machine;
+pub mod types;
+
+pub use log_store::LogStore;
+pub use node::{ClusterNode, RaftSettings, RaftStatus};
+pub use state_machine::{Applied, StateMachine};
+pub use types::{NodeAddr, NodeId};
+
+/// Why a proposal did not produce a result.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error("this node is not the leader (leader: {leader:?})")]
+    NotLeader {
+        leader: Option<NodeId>,
+        leader_api: Option<String>,
+    },
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+/// Why a node could not start or change.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("raft configuration: {0}")]
+    Config(String),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("I/O: {0}")]
+    Io(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+}
+
+#[cfg(test)]
+mod conformance;

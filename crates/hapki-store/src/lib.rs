@@ -24,7 +24,7 @@ pub use snapshot::{export_state, import_state};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage: {0}")]
-    Db(#[from] redb::Error),
+    Db(Box<redb::Error>),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error("I/O: {0}")]
@@ -34,11 +34,12 @@ pub enum StoreError {
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
+            fn from(e: $t) -> Self { StoreError::Db(Box::new(e.into())) }
         }
     )*};
 }
 from_redb!(
+    redb::Error,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,

@@ -1,0 +1,274 @@
+//! The openraft state machine over hapki-store: committed batches are applied
+//! in one redb transaction together with the applied log id, so the two never
+//! disagree; snapshots are files in `<data-dir>/snapshots`, streamed in and out.
+
+use std::io::{BufReader, BufWriter};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hapki_store::tables::RAFT_META;
+use hapki_store::{Command, Store};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
+use redb::WriteTransaction;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::log_store::io_err;
+use crate::types::{BatchResult, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+
+type BoxErr = Box<dyn std::error::Error + Send + Sync>;
+
+/// An applied command, announced to whoever listens (caches, CRL scheduling).
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub index: u64,
+    pub command: Arc<Command>,
+}
+
+/// The state machine; cheap to clone.
+#[derive(Clone)]
+pub struct StateMachine {
+    store: Store,
+    snapshot_dir: PathBuf,
+    applied_tx: broadcast::Sender<Applied>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotFileMeta {
+    meta: SnapshotMeta,
+}
+
+impl StateMachine {
+    /// A state machine over `store`, keeping snapshots in `snapshot_dir`.
+    pub fn new(store: Store, snapshot_dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&snapshot_dir)?;
+        let (applied_tx, _) = broadcast::channel(4096);
+        Ok(StateMachine {
+            store,
+            snapshot_dir,
+            applied_tx,
+        })
+    }
+
+    /// Subscribes to applied commands.
+    pub fn subscribe(&self) -> broadcast::Receiver<Applied> {
+        self.applied_tx.subscribe()
+    }
+
+    fn current_path(&self) -> PathBuf {
+        self.snapshot_dir.join("current.snap")
+    }
+
+    fn current_meta_path(&self) -> PathBuf {
+        self.snapshot_dir.join("current.meta")
+    }
+
+    fn read_applied(&self) -> Result<(Option<LogId>, StoredMembership), BoxErr> {
+        let txn = self.store.db().begin_read()?;
+        let t = txn.open_table(RAFT_META)?;
+        let applied = match t.get("applied")? {
+            Some(v) => bincode::deserialize(v.value())?,
+            None => None,
+        };
+        let membership = match t.get("membership")? {
+            Some(v) => bincode::deserialize(v.value())?,
+            None => StoredMembership::default(),
+        };
+        Ok((applied, membership))
+    }
+
+    /// Publishes a finished snapshot file and its meta as the current snapshot.
+    fn publish(&self, tmp: &std::path::Path, meta: &SnapshotMeta) -> Result<(), BoxErr> {
+        std::fs::rename(tmp, self.current_path())?;
+        let meta_tmp = self.snapshot_dir.join("current.meta.tmp");
+        std::fs::write(&meta_tmp, serde_json::to_vec(&SnapshotFileMeta { meta: meta.clone() })?)?;
+        std::fs::File::open(&meta_tmp)?.sync_all()?;
+        std::fs::rename(meta_tmp, self.current_meta_path())?;
+        Ok(())
+    }
+}
+
+fn set_applied(txn: &WriteTransaction, applied: &LogId, membership: Option<&StoredMembership>) -> Result<(), BoxErr> {
+    let mut t = txn.open_table(RAFT_META)?;
+    t.insert("applied", bincode::serialize(&Some(*applied))?.as_slice())?;
+    if let Some(m) = membership {
+        t.insert("membership", bincode::serialize(m)?.as_slice())?;
+    }
+    Ok(())
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let this = self.clone();
+        let built = tokio::task::spawn_blocking(move || -> Result<SnapshotMeta, BoxErr> {
+            // Applied state must be on disk before the log below it may be purged.
+            this.store.flush()?;
+            let txn = this.store.db().begin_read()?;
+            let t = txn.open_table(RAFT_META)?;
+            let applied: Option<LogId> = match t.get("applied")? {
+                Some(v) => bincode::deserialize(v.value())?,
+                None => None,
+            };
+            let membership: StoredMembership = match t.get("membership")? {
+                Some(v) => bincode::deserialize(v.value())?,
+                None => StoredMembership::default(),
+            };
+            drop(t);
+            let snapshot_id = match applied {
+                Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, std::process::id()),
+                None => format!("empty-{}", std::process::id()),
+            };
+            let tmp = this.snapshot_dir.join(format!("build-{snapshot_id}.tmp"));
+            let file = std::fs::File::create(&tmp)?;
+            let mut w = BufWriter::new(file);
+            hapki_store::export_state(&txn, &mut w)?;
+            let file = w.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            let meta = SnapshotMeta {
+                last_log_id: applied,
+                last_membership: membership,
+                snapshot_id,
+            };
+            this.publish(&tmp, &meta)?;
+            Ok(meta)
+        })
+        .await
+        .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?
+        .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?;
+        let file = tokio::fs::File::open(self.current_path())
+            .await
+            .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Read, e))?;
+        Ok(Snapshot {
+            meta: built,
+            snapshot: Box::new(file),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        self.read_applied()
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<BatchResult>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut announce = Vec::new();
+        let apply = || -> Result<Vec<BatchResult>, BoxErr> {
+            let txn = self.store.begin_apply()?;
+            let mut out = Vec::new();
+            let mut last = None;
+            let mut membership = None;
+            for entry in entries {
+                last = Some(entry.log_id);
+                match entry.payload {
+                    EntryPayload::Blank => out.push(BatchResult::default()),
+                    EntryPayload::Normal(batch) => {
+                        let mut results = Vec::with_capacity(batch.commands.len());
+                        for cmd in batch.commands {
+                            let r = hapki_store::apply(&txn, &cmd)?;
+                            if r == hapki_store::CommandResult::Applied {
+                                announce.push(Applied {
+                                    index: entry.log_id.index,
+                                    command: Arc::new(cmd),
+                                });
+                            }
+                            results.push(r);
+                        }
+                        out.push(BatchResult { results });
+                    }
+                    EntryPayload::Membership(m) => {
+                        membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                        out.push(BatchResult::default());
+                    }
+                }
+            }
+            if let Some(last) = last {
+                set_applied(&txn, &last, membership.as_ref())?;
+            }
+            txn.commit()?;
+            Ok(out)
+        };
+        let out = apply().map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?;
+        for a in announce {
+            // Nobody listening is fine.
+            let _ = self.applied_tx.send(a);
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = self.snapshot_dir.join("incoming.tmp");
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await
+            .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?;
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError> {
+        let file = snapshot.into_std().await;
+        let this = self.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), BoxErr> {
+            use std::io::{Seek, SeekFrom};
+            let mut file = file;
+            file.sync_all()?;
+            file.seek(SeekFrom::Start(0))?;
+            let mut txn = this.store.db().begin_write()?;
+            txn.set_durability(redb::Durability::Immediate);
+            hapki_store::import_state(&txn, BufReader::new(&file))?;
+            if let Some(last) = &meta.last_log_id {
+                set_applied(&txn, last, Some(&meta.last_membership))?;
+            }
+            txn.commit()?;
+            // Keep the received file as the current snapshot (copied: the incoming path may be reused).
+            let tmp = this.snapshot_dir.join("installed.tmp");
+            file.seek(SeekFrom::Start(0))?;
+            std::io::copy(&mut file, &mut std::fs::File::create(&tmp)?)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            this.publish(&tmp, &meta)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?
+        .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let meta_path = self.current_meta_path();
+        if !meta_path.exists() {
+            return Ok(None);
+        }
+        let read = || -> Result<SnapshotMeta, BoxErr> {
+            let m: SnapshotFileMeta = serde_json::from_slice(&std::fs::read(&meta_path)?)?;
+            Ok(m.meta)
+        };
+        let meta = read().map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Read, e))?;
+        let file = tokio::fs::File::open(self.current_path())
+            .await
+            .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Read, e))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        }))
+    }
+}
