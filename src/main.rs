@@ -1,1 +1,28 @@
-fn main() {}
+//! The `hapki` binary: `hapki server` runs a node; every other command is a
+//! client of a running node (`cert`, `ca`, `crl`, `profile`, `token`, `status`)
+//! or a local tool that needs no server (`csr`, `bundle`, `cert show`).
+
+mod cli;
+mod client;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code as u8)
+        }
+    }
+}

@@ -128,7 +128,7 @@ pub(crate) fn verify_signature(
         .as_bytes()
         .ok_or_else(|| DomainError::invalid("signature bit string is not octet aligned"))?;
     UnparsedPublicKey::new(alg, public).verify(msg, sig).map_err(|_| {
-        DomainError::invalid("the CSR signature does not verify: the request was altered or signed with another key")
+        DomainError::invalid("the signature does not verify: the data was altered or signed with another key")
     })
 }
 

@@ -63,6 +63,11 @@ pub fn key_id(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
         .to_vec()
 }
 
+/// SHA-256 of some bytes (certificate fingerprints).
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    digest::digest(&digest::SHA256, data).as_ref().to_vec()
+}
+
 /// Builds and signs a certificate. With `issuer` = `None` it is self-signed by `self_key`.
 pub fn build_certificate(
     issuer: Option<&IssuerView<'_>>,
@@ -116,7 +121,10 @@ fn extensions(
     exts.push(KeyUsage(key_usage_flags(&spec.key_usage)).to_extension(subject, &exts)?);
     if !spec.ext_key_usage.is_empty() {
         let ekus = spec.ext_key_usage.iter().map(|e| eku_oid(*e)).collect();
-        exts.push(ExtendedKeyUsage(ekus).to_extension(subject, &exts)?);
+        // Non-critical, as the CA/Browser Forum baseline and most PKIX profiles expect.
+        let mut eku = ExtendedKeyUsage(ekus).to_extension(subject, &exts)?;
+        eku.critical = false;
+        exts.push(eku);
     }
     exts.push(SubjectKeyIdentifier(OctetString::new(subject_key_id)?).to_extension(subject, &exts)?);
     let aki = AuthorityKeyIdentifier {
@@ -199,6 +207,26 @@ fn eku_oid(e: ExtKeyUsage) -> der::asn1::ObjectIdentifier {
         ExtKeyUsage::EmailProtection => oids::EKU_EMAIL_PROTECTION,
         ExtKeyUsage::OcspSigning => oids::EKU_OCSP_SIGNING,
     }
+}
+
+/// Checks that `cert_der` was signed by the key of `issuer_der` and names it as issuer.
+pub fn verify_issued_by(cert_der: &[u8], issuer_der: &[u8]) -> Result<(), DomainError> {
+    let cert = Certificate::from_der(cert_der)
+        .map_err(|e| DomainError::invalid(format!("not a valid X.509 certificate: {e}")))?;
+    let issuer = Certificate::from_der(issuer_der)
+        .map_err(|e| DomainError::invalid(format!("not a valid X.509 certificate: {e}")))?;
+    if cert.tbs_certificate.issuer.to_der()? != issuer.tbs_certificate.subject.to_der()? {
+        return Err(DomainError::invalid(format!(
+            "the certificate of {} names issuer {}, but the next certificate in the chain is {}",
+            crate::name::display_name(&cert.tbs_certificate.subject),
+            crate::name::display_name(&cert.tbs_certificate.issuer),
+            crate::name::display_name(&issuer.tbs_certificate.subject)
+        )));
+    }
+    let spki = &issuer.tbs_certificate.subject_public_key_info;
+    let kind = crate::key::PublicKeyKind::from_spki(spki)?;
+    let tbs = crate::csr::first_element(cert_der)?;
+    crate::csr::verify_signature(spki, kind, &cert.signature_algorithm.oid, &cert.signature, tbs)
 }
 
 /// A certificate reduced to what hapki stores, lists and shows.

@@ -1,1 +1,18 @@
-//! placeholder
+//! The hapki node: HTTPS API (axum over rustls), plain-HTTP publication, bearer
+//! token auth, the CA service on top of the replicated store, the node's root
+//! of trust, and start-up.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod datadir;
+pub mod error;
+mod node;
+pub mod pki;
+pub mod rand;
+pub mod serve;
+pub mod tls;
+pub mod trust;
+
+pub use config::NodeConfig;
+pub use node::run;

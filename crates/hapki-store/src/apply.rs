@@ -6,7 +6,9 @@ use hapki_domain::profile::Profile;
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::command::{Command, CommandResult, RejectCode};
-use crate::records::{decode, encode, CertRecord, CrlRecord, IssuerRecord, Revocation, Settings, TokenRecord};
+use crate::records::{
+    decode, encode, CertRecord, CrlRecord, IssuerRecord, OcspSignerRecord, Revocation, Settings, TokenRecord,
+};
 use crate::tables::*;
 use crate::StoreError;
 
@@ -33,7 +35,19 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
             cert_der,
             chain_der,
             not_after,
-        } => install_issuer_cert(txn, id, cert_der, chain_der, *not_after),
+            ocsp,
+        } => install_issuer_cert(txn, id, cert_der, chain_der, *not_after, ocsp),
+        Command::SetInternalCa { ca } => {
+            let mut meta = txn.open_table(SM_META)?;
+            if meta.get(b"internal_ca".as_slice())?.is_some() {
+                return Ok(CommandResult::reject(
+                    RejectCode::Conflict,
+                    "the internal CA is already set",
+                ));
+            }
+            meta.insert(b"internal_ca".as_slice(), encode(ca).as_slice())?;
+            Ok(CommandResult::Applied)
+        }
         Command::SetOcspSigner { issuer_id, signer } => update_issuer(txn, issuer_id, |i| {
             i.ocsp = Some(signer.clone());
             Ok(())
@@ -129,6 +143,7 @@ fn install_issuer_cert(
     cert_der: &[u8],
     chain_der: &[Vec<u8>],
     not_after: u64,
+    ocsp: &Option<OcspSignerRecord>,
 ) -> Result<CommandResult, StoreError> {
     let result = update_issuer(txn, id, |i| {
         if i.is_active() {
@@ -140,6 +155,7 @@ fn install_issuer_cert(
         i.cert_der = cert_der.to_vec();
         i.chain_der = chain_der.to_vec();
         i.not_after = not_after;
+        i.ocsp = ocsp.clone();
         Ok(())
     })?;
     if result == CommandResult::Applied {

@@ -7,7 +7,7 @@ use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
 use serde::{Deserialize, Serialize};
 
-use crate::records::{CertRecord, CrlRecord, IssuerRecord, OcspSignerRecord, Settings, TokenRecord};
+use crate::records::{CertRecord, CrlRecord, InternalCaRecord, IssuerRecord, OcspSignerRecord, Settings, TokenRecord};
 
 /// A change to the replicated state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +26,10 @@ pub enum Command {
         cert_der: Vec<u8>,
         chain_der: Vec<Vec<u8>>,
         not_after: u64,
+        ocsp: Option<OcspSignerRecord>,
     },
+    /// Sets the cluster's internal CA, which issues the nodes' TLS certificates.
+    SetInternalCa { ca: InternalCaRecord },
     /// Sets or replaces an issuer's delegated OCSP signer.
     SetOcspSigner {
         issuer_id: String,
@@ -61,6 +64,7 @@ impl Command {
             Command::Bootstrap { .. } => "bootstrap",
             Command::AddIssuer { .. } => "add_issuer",
             Command::InstallIssuerCert { .. } => "install_issuer_cert",
+            Command::SetInternalCa { .. } => "set_internal_ca",
             Command::SetOcspSigner { .. } => "set_ocsp_signer",
             Command::SetDefaultIssuer { .. } => "set_default_issuer",
             Command::PutProfile { .. } => "put_profile",

@@ -58,6 +58,11 @@ impl StateReader {
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
+    /// The cluster's internal CA, once created.
+    pub fn internal_ca(&self) -> Result<Option<crate::records::InternalCaRecord>, StoreError> {
+        self.meta("internal_ca")?.map(|b| decode(&b)).transpose()
+    }
+
     /// Replicated settings.
     pub fn settings(&self) -> Result<Settings, StoreError> {
         match self.meta("settings")? {

@@ -43,6 +43,14 @@ pub struct OcspSignerRecord {
     pub wrapped_key: Wrapped,
 }
 
+/// The cluster's internal CA: it issues node certificates for the HTTPS API and
+/// the cluster channel, and is never offered to users as an issuer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InternalCaRecord {
+    pub cert_der: Vec<u8>,
+    pub wrapped_key: Wrapped,
+}
+
 /// A revocation of one certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {

@@ -1,0 +1,218 @@
+//! Certificates: issue from a CSR, generate a key and certificate, get, list
+//! with filters, revoke.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use base64::Engine;
+use hapki_domain::pem::{encode, PemLabel};
+use hapki_domain::revocation::RevocationReason;
+use hapki_domain::serial::Serial;
+use hapki_store::{CertFilter, CertRecord, CertStatus};
+use serde::{Deserialize, Serialize};
+
+use super::{json, Json};
+use crate::auth::{Action, Caller};
+use crate::error::ApiError;
+use crate::pki::{now, GenerateRequest, IssueRequest, Pki};
+
+/// A certificate as the API shows it.
+#[derive(Serialize)]
+pub struct CertView {
+    pub serial: String,
+    pub issuer_id: String,
+    pub profile: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub not_before: u64,
+    pub not_after: u64,
+    pub issued_at: u64,
+    pub status: &'static str,
+    pub revoked_at: Option<u64>,
+    pub revocation_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+impl CertView {
+    fn new(c: CertRecord, with_pem: bool, now: u64) -> Self {
+        let status = match (&c.revoked, c.not_after <= now) {
+            (Some(_), _) => "revoked",
+            (None, true) => "expired",
+            (None, false) => "valid",
+        };
+        CertView {
+            serial: c.serial.to_hex(),
+            issuer_id: c.issuer_id,
+            profile: c.profile,
+            subject: c.subject,
+            sans: c.sans,
+            not_before: c.not_before,
+            not_after: c.not_after,
+            issued_at: c.issued_at,
+            status,
+            revoked_at: c.revoked.map(|r| r.at),
+            revocation_reason: c.revoked.map(|r| r.reason.to_string()),
+            certificate: with_pem.then(|| encode(PemLabel::Certificate, &c.der)),
+        }
+    }
+}
+
+/// `POST /v1/certs`.
+pub async fn issue(
+    State(pki): State<Arc<Pki>>,
+    caller: Caller,
+    Json(req): Json<IssueRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.may(Action::Issue)?;
+    let issued = pki.issue(&req).await?;
+    Ok((StatusCode::CREATED, json(issued)))
+}
+
+/// `POST /v1/certs/generate`.
+pub async fn generate(
+    State(pki): State<Arc<Pki>>,
+    caller: Caller,
+    Json(body): Json<GenerateRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.may(Action::Issue)?;
+    let pkcs12 = match body.format.as_deref() {
+        None | Some("pem") => false,
+        Some("pkcs12") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("format '{other}' is not pem or pkcs12"))),
+    };
+    if pkcs12 && body.password.as_deref().unwrap_or("").is_empty() {
+        return Err(ApiError::bad_request("a PKCS#12 file needs a password (--password)"));
+    }
+    let (issued, key) = pki.generate(&body).await?;
+    let mut out = serde_json::to_value(&issued).map_err(|e| ApiError::internal(e.to_string()))?;
+    if pkcs12 {
+        let mut chain = vec![issued.der.clone()];
+        let issuer = pki.issuer(Some(&issued.issuer_id))?;
+        chain.push(issuer.record.cert_der.clone());
+        chain.extend(issuer.record.chain_der.iter().cloned());
+        let name = issued.subject.clone();
+        let p12 = hapki_domain::pkcs12::write(&name, &key, &chain, body.password.as_deref().unwrap_or(""))?;
+        out["pkcs12"] = base64::engine::general_purpose::STANDARD.encode(p12).into();
+    } else {
+        out["private_key"] = encode(PemLabel::PrivateKey, &key).into();
+    }
+    Ok((StatusCode::CREATED, json(out)))
+}
+
+fn parse_serial(s: &str) -> Result<Serial, ApiError> {
+    Ok(Serial::from_hex(s)?)
+}
+
+/// `GET /v1/certs/{serial}`.
+pub async fn get(
+    State(pki): State<Arc<Pki>>,
+    caller: Caller,
+    Path(serial): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.may(Action::ReadCert)?;
+    let serial = parse_serial(&serial)?;
+    let cert = pki
+        .reader()?
+        .cert(&serial)?
+        .ok_or_else(|| ApiError::not_found(format!("no certificate with serial {serial}")))?;
+    Ok(json(CertView::new(cert, true, now())))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    subject: Option<String>,
+    san: Option<String>,
+    expiring_within: Option<String>,
+    issuer: Option<String>,
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// Parses `30d`, `12h`, `45m`, `90s` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<u64, ApiError> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('d') => (&s[..s.len() - 1], 86_400),
+        Some('h') => (&s[..s.len() - 1], 3_600),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('s') => (&s[..s.len() - 1], 1),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| ApiError::bad_request(format!("'{s}' is not a duration like 30d, 12h or 3600")))
+}
+
+/// `GET /v1/certs?status=&subject=&san=&expiring_within=&issuer=&limit=&after=`.
+pub async fn list(
+    State(pki): State<Arc<Pki>>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.may(Action::ListCerts)?;
+    let q: ListQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+    let now = now();
+    let status = match q.status.as_deref() {
+        None | Some("all") => None,
+        Some("valid") => Some(CertStatus::Valid),
+        Some("revoked") => Some(CertStatus::Revoked),
+        Some("expired") => Some(CertStatus::Expired),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "status '{other}' is not valid, revoked, expired or all"
+            )))
+        }
+    };
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
+    let filter = CertFilter {
+        status,
+        subject: q.subject,
+        san: q.san,
+        expiring_before: q
+            .expiring_within
+            .as_deref()
+            .map(parse_duration)
+            .transpose()?
+            .map(|d| now + d),
+        issuer_id: q.issuer,
+        after: q.after.as_deref().map(parse_serial).transpose()?,
+        limit,
+        now,
+    };
+    let certs = pki.reader()?.certs(&filter)?;
+    let next_after = (certs.len() == limit)
+        .then(|| certs.last().map(|c| c.serial.to_hex()))
+        .flatten();
+    let views: Vec<CertView> = certs.into_iter().map(|c| CertView::new(c, false, now)).collect();
+    Ok(json(serde_json::json!({ "certs": views, "next_after": next_after })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /v1/certs/{serial}/revoke`.
+pub async fn revoke(
+    State(pki): State<Arc<Pki>>,
+    caller: Caller,
+    Path(serial): Path<String>,
+    Json(body): Json<RevokeBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.may(Action::Revoke)?;
+    let serial = parse_serial(&serial)?;
+    let reason: RevocationReason = body.reason.as_deref().unwrap_or("unspecified").parse()?;
+    Ok(json(pki.revoke(&serial, reason).await?))
+}

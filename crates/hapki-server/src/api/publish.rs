@@ -1,0 +1,109 @@
+//! What relying parties fetch without a token, on both listeners: CA
+//! certificates (AIA caIssuers), CRLs (CDP) and OCSP (GET and POST, RFC 6960
+//! appendix A).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use hapki_domain::pem::{encode, PemLabel};
+
+use crate::error::ApiError;
+use crate::pki::Pki;
+
+pub fn routes() -> Router<Arc<Pki>> {
+    Router::new()
+        .route("/v1/ca.pem", get(default_ca_pem))
+        .route("/v1/crl", get(default_crl_der))
+        .route("/v1/crl.pem", get(default_crl_pem))
+        .route("/v1/issuers/{id}/ca.der", get(issuer_ca_der))
+        .route("/v1/issuers/{id}/ca.pem", get(issuer_ca_pem))
+        .route("/v1/issuers/{id}/crl", get(issuer_crl_der))
+        .route("/v1/issuers/{id}/crl.pem", get(issuer_crl_pem))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{*request}", get(ocsp_get))
+}
+
+fn bytes(content_type: &'static str, body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+fn ca_pem(pki: &Pki, id: Option<&str>) -> Result<Response, ApiError> {
+    let issuer = pki.issuer(id)?;
+    Ok(bytes(
+        "application/x-pem-file",
+        issuer.chain_pem().concat().into_bytes(),
+    ))
+}
+
+fn crl_der(pki: &Pki, id: Option<&str>) -> Result<Vec<u8>, ApiError> {
+    let issuer = pki.issuer(id)?;
+    let crl = pki.reader()?.crl(&issuer.record.id)?.ok_or_else(|| {
+        ApiError::unavailable("the first CRL of this issuer has not been published yet; retry shortly")
+    })?;
+    Ok(crl.der)
+}
+
+async fn default_ca_pem(State(pki): State<Arc<Pki>>) -> Result<Response, ApiError> {
+    ca_pem(&pki, None)
+}
+
+async fn issuer_ca_pem(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    ca_pem(&pki, Some(&id))
+}
+
+async fn issuer_ca_der(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let issuer = pki.issuer(Some(&id))?;
+    Ok(bytes("application/pkix-cert", issuer.record.cert_der.clone()))
+}
+
+async fn default_crl_der(State(pki): State<Arc<Pki>>) -> Result<Response, ApiError> {
+    Ok(bytes("application/pkix-crl", crl_der(&pki, None)?))
+}
+
+async fn default_crl_pem(State(pki): State<Arc<Pki>>) -> Result<Response, ApiError> {
+    Ok(bytes(
+        "application/x-pem-file",
+        encode(PemLabel::X509Crl, &crl_der(&pki, None)?).into_bytes(),
+    ))
+}
+
+async fn issuer_crl_der(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(bytes("application/pkix-crl", crl_der(&pki, Some(&id))?))
+}
+
+async fn issuer_crl_pem(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(bytes(
+        "application/x-pem-file",
+        encode(PemLabel::X509Crl, &crl_der(&pki, Some(&id))?).into_bytes(),
+    ))
+}
+
+fn ocsp_response(der: Vec<u8>) -> Response {
+    bytes("application/ocsp-response", der)
+}
+
+async fn ocsp_post(State(pki): State<Arc<Pki>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.is_empty() && !ct.starts_with("application/ocsp-request") {
+        tracing::debug!("OCSP POST with content type {ct}");
+    }
+    ocsp_response(pki.ocsp(&body))
+}
+
+async fn ocsp_get(State(pki): State<Arc<Pki>>, Path(request): Path<String>) -> Response {
+    // The path is percent-decoded by the router; what remains is base64 (RFC 6960 appendix A.1).
+    let b64: String = request.chars().filter(|c| !c.is_whitespace()).collect();
+    match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
+        Ok(der) => ocsp_response(pki.ocsp(&der)),
+        Err(_) => ocsp_response(hapki_domain::ocsp::refusal(hapki_domain::ocsp::OcspRefusal::Malformed)),
+    }
+}

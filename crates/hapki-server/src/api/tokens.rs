@@ -1,0 +1,84 @@
+//! Tokens: create (the secret is returned once), list, revoke.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use hapki_store::{Command, Role};
+use serde::{Deserialize, Serialize};
+
+use super::certs::parse_duration;
+use super::{json, Json};
+use crate::auth::{Action, Caller};
+use crate::error::ApiError;
+use crate::pki::Pki;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    role: String,
+    #[serde(default)]
+    name: String,
+    /// `30d`, `12h`, seconds; no expiry when absent.
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
+/// `POST /v1/tokens`.
+pub async fn create(
+    State(pki): State<Arc<Pki>>,
+    caller: Caller,
+    Json(body): Json<CreateBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.may(Action::ManageTokens)?;
+    let role: Role = body.role.parse().map_err(ApiError::bad_request)?;
+    let ttl = body.ttl.as_deref().map(parse_duration).transpose()?;
+    if ttl == Some(0) {
+        return Err(ApiError::bad_request("ttl must be more than zero"));
+    }
+    Ok((
+        StatusCode::CREATED,
+        json(pki.create_token(role, &body.name, ttl).await?),
+    ))
+}
+
+#[derive(Serialize)]
+struct TokenView {
+    id: String,
+    role: Role,
+    name: String,
+    created_at: u64,
+    expires_at: Option<u64>,
+    revoked: bool,
+}
+
+/// `GET /v1/tokens`.
+pub async fn list(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    caller.may(Action::ManageTokens)?;
+    let tokens: Vec<TokenView> = pki
+        .reader()?
+        .tokens()?
+        .into_iter()
+        .map(|t| TokenView {
+            id: t.id,
+            role: t.role,
+            name: t.name,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            revoked: t.revoked,
+        })
+        .collect();
+    Ok(json(serde_json::json!({ "tokens": tokens })))
+}
+
+/// `DELETE /v1/tokens/{id}`.
+pub async fn revoke(
+    State(pki): State<Arc<Pki>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.may(Action::ManageTokens)?;
+    pki.propose(Command::RevokeToken { id: id.clone() }).await?;
+    Ok(json(serde_json::json!({ "revoked": id })))
+}

@@ -1,0 +1,93 @@
+//! Who is calling and what they may do. A bearer token names a role; each
+//! handler states the action it performs and the role is checked against it.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use hapki_store::Role;
+
+use crate::error::ApiError;
+use crate::pki::Pki;
+
+/// Something a caller may be allowed to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Issue,
+    ReadCert,
+    ListCerts,
+    Revoke,
+    RotateCrl,
+    ReadStatus,
+    ManageCa,
+    ManageProfiles,
+    ManageTokens,
+}
+
+impl Action {
+    fn allowed(self, role: Role) -> bool {
+        match role {
+            Role::Admin => true,
+            Role::Agent => !matches!(self, Action::ManageCa | Action::ManageProfiles | Action::ManageTokens),
+            Role::Requester => matches!(self, Action::Issue | Action::ReadCert | Action::ReadStatus),
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub token_id: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Fails with 403 unless the caller's role allows `action`.
+    pub fn may(&self, action: Action) -> Result<(), ApiError> {
+        if action.allowed(self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "a {} token may not do this ({action:?}); use a token with a stronger role",
+                self.role.name()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Pki>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, pki: &Arc<Pki>) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token: pass --token or set HAPKI_TOKEN"))?;
+        let value = header
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        let record = pki.authenticate(token.trim())?;
+        Ok(Caller {
+            token_id: record.id,
+            role: record.role,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_grant_what_they_should() {
+        assert!(Action::ManageCa.allowed(Role::Admin));
+        assert!(!Action::ManageCa.allowed(Role::Agent));
+        assert!(Action::Revoke.allowed(Role::Agent));
+        assert!(!Action::Revoke.allowed(Role::Requester));
+        assert!(Action::Issue.allowed(Role::Requester));
+        assert!(!Action::ListCerts.allowed(Role::Requester));
+    }
+}

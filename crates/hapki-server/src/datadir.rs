@@ -1,0 +1,79 @@
+//! The data directory's files: what is there, and writing secrets with mode 0600.
+//!
+//! ```text
+//! hapki.redb      state machine and Raft log
+//! snapshots/      Raft snapshots
+//! node-id         this node's Raft id (node-local)
+//! unseal.key      the node's root of trust (node-local, 0600)
+//! kek.sealed      the cluster key-encryption key, sealed under unseal.key (node-local)
+//! admin-token     the first admin token (0600)
+//! ca.pem          the default issuer's certificate and chain
+//! api-ca.pem      the CA the HTTPS listener's certificate chains to
+//! ```
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Paths inside a data directory.
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    pub root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: PathBuf) -> Self {
+        DataDir { root }
+    }
+    pub fn db(&self) -> PathBuf {
+        self.root.join("hapki.redb")
+    }
+    pub fn node_id(&self) -> PathBuf {
+        self.root.join("node-id")
+    }
+    pub fn unseal_key(&self) -> PathBuf {
+        self.root.join("unseal.key")
+    }
+    pub fn sealed_kek(&self) -> PathBuf {
+        self.root.join("kek.sealed")
+    }
+    pub fn admin_token(&self) -> PathBuf {
+        self.root.join("admin-token")
+    }
+    pub fn ca_pem(&self) -> PathBuf {
+        self.root.join("ca.pem")
+    }
+    pub fn api_ca_pem(&self) -> PathBuf {
+        self.root.join("api-ca.pem")
+    }
+
+    /// Creates the directory (mode 0700).
+    pub fn create(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.root)?;
+        std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))
+    }
+}
+
+/// Writes a file readable only by its owner, atomically (temp file + rename).
+pub fn write_secret(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_with_mode(path, data, 0o600)
+}
+
+/// Writes a public file atomically.
+pub fn write_public(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_with_mode(path, data, 0o644)
+}
+
+fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,107 @@
+//! The one API error: every failure a client can see, with its HTTP status and
+//! a stable code, rendered as `{"error": {"code": ..., "message": ...}}`.
+//! Every error from below is mapped to the wire here and nowhere else.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hapki_cluster::ProposeError;
+use hapki_domain::DomainError;
+use hapki_store::{RejectCode, StoreError};
+use serde_json::json;
+
+/// An error as the client sees it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, "{}", self.message);
+        }
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", m),
+            DomainError::Policy(m) => ApiError::new(StatusCode::BAD_REQUEST, "policy_violation", m),
+            DomainError::Crypto(m) => ApiError::internal(format!("cryptographic operation failed: {m}")),
+            DomainError::Encoding(e) => ApiError::internal(format!("encoding failed: {e}")),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
+    }
+}
+
+impl From<ProposeError> for ApiError {
+    fn from(e: ProposeError) -> Self {
+        match e {
+            ProposeError::NotLeader { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_leader",
+                "this node cannot reach the cluster leader; retry on another node",
+            ),
+            ProposeError::Raft(m) => ApiError::unavailable(format!("the write could not be committed: {m}")),
+            ProposeError::ShuttingDown => ApiError::unavailable("the node is shutting down; retry on another node"),
+        }
+    }
+}
+
+/// Maps a state-machine refusal.
+pub fn rejected(code: RejectCode, message: String) -> ApiError {
+    match code {
+        RejectCode::Conflict => ApiError::conflict(message),
+        RejectCode::NotFound => ApiError::not_found(message),
+        RejectCode::Invalid => ApiError::bad_request(message),
+    }
+}

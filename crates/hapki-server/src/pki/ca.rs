@@ -1,0 +1,290 @@
+//! Certificate authorities: a new root, an intermediate (CSR now, certificate
+//! later), an import from PKCS#12, and the delegated OCSP signer each issuer gets.
+
+use hapki_domain::issue::{build_certificate, key_id, summarize, verify_issued_by, CertSpec, IssuerView, Publication};
+use hapki_domain::key::{KeyType, SigningKey};
+use hapki_domain::name::{Attr, SubjectSpec};
+use hapki_domain::pem::{self, encode, PemLabel};
+use hapki_domain::profile::{ExtKeyUsage, KeyUsageBit};
+use hapki_domain::serial::Serial;
+use hapki_store::{Command, IssuerRecord, OcspSignerRecord};
+use serde::{Deserialize, Serialize};
+
+use super::{now, Pki};
+use crate::error::ApiError;
+use crate::rand;
+
+/// Backdating of notBefore, for relying parties with a slow clock.
+pub const BACKDATE_SECS: u64 = 60;
+/// Validity of a delegated OCSP signing certificate.
+const OCSP_SIGNER_DAYS: u64 = 365;
+
+/// A request for a new root or intermediate CA.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootRequest {
+    pub common_name: String,
+    /// Other subject attributes, `O=Example, C=US`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default = "default_ca_key")]
+    pub key_type: KeyType,
+    #[serde(default = "default_ca_days")]
+    pub validity_days: u32,
+    /// Make it the default issuer.
+    #[serde(default)]
+    pub default: bool,
+}
+
+fn default_ca_key() -> KeyType {
+    KeyType::EcP256
+}
+fn default_ca_days() -> u32 {
+    3650
+}
+
+/// A PKCS#12 file holding an existing CA's key and chain.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// The file, base64.
+    pub pkcs12: String,
+    pub password: String,
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// The CSR of a new intermediate, to be signed by the parent CA.
+#[derive(Clone, Debug, Serialize)]
+pub struct IntermediateCsr {
+    pub id: String,
+    pub csr: String,
+}
+
+/// Where relying parties find an issuer's CRL, OCSP and certificate.
+pub fn publication(base: &str, issuer_id: &str) -> Publication {
+    Publication {
+        crl_url: Some(format!("{base}/v1/issuers/{issuer_id}/crl")),
+        ocsp_url: Some(format!("{base}/ocsp")),
+        ca_issuers_url: Some(format!("{base}/v1/issuers/{issuer_id}/ca.der")),
+    }
+}
+
+fn subject_of(req: &RootRequest) -> Result<SubjectSpec, ApiError> {
+    let mut spec = match &req.subject {
+        Some(s) => SubjectSpec::parse(s)?,
+        None => SubjectSpec::default(),
+    };
+    spec.0.retain(|(a, _)| *a != Attr::Cn);
+    spec.0.push((Attr::Cn, req.common_name.clone()));
+    Ok(spec)
+}
+
+fn issuer_id(spki: &spki::SubjectPublicKeyInfoOwned) -> String {
+    hex::encode(&key_id(spki)[..8])
+}
+
+impl Pki {
+    /// Creates a self-signed root CA and makes it available to every node.
+    pub async fn init_root(&self, req: &RootRequest) -> Result<IssuerRecord, ApiError> {
+        if req.validity_days == 0 || req.validity_days > 36_500 {
+            return Err(ApiError::bad_request("validity_days must be between 1 and 36500"));
+        }
+        let subject = subject_of(req)?.to_name()?;
+        let key = SigningKey::generate(req.key_type)?;
+        let now = now();
+        let spec = CertSpec {
+            serial: Serial::from_random(rand::bytes()),
+            not_before: now - BACKDATE_SECS,
+            not_after: now + u64::from(req.validity_days) * 86_400,
+            subject,
+            spki: key.spki(),
+            sans: vec![],
+            key_usage: vec![
+                KeyUsageBit::DigitalSignature,
+                KeyUsageBit::KeyCertSign,
+                KeyUsageBit::CrlSign,
+            ],
+            ext_key_usage: vec![],
+            ca: true,
+            path_len: None,
+            ocsp_no_check: false,
+            publication: Publication::default(),
+        };
+        let cert_der = build_certificate(None, Some(&key), &spec)?;
+        let record = self.issuer_record(&key, cert_der, vec![], now)?;
+        self.propose(Command::AddIssuer {
+            issuer: record.clone(),
+            make_default: req.default,
+        })
+        .await?;
+        Ok(record)
+    }
+
+    /// Creates an intermediate's key and CSR; it can sign once its certificate is installed.
+    pub async fn init_intermediate(&self, req: &RootRequest) -> Result<IntermediateCsr, ApiError> {
+        let subject = subject_of(req)?.to_name()?;
+        let key = SigningKey::generate(req.key_type)?;
+        let csr_der = hapki_domain::csr::build_csr(&key, &subject, &[])?;
+        let id = issuer_id(&key.spki());
+        let record = IssuerRecord {
+            id: id.clone(),
+            name: hapki_domain::name::display_name(&subject),
+            key_type: req.key_type.to_string(),
+            cert_der: vec![],
+            chain_der: vec![],
+            csr_der: csr_der.clone(),
+            wrapped_key: self.keyring.seal(&format!("issuer-key:{id}"), &key.to_pkcs8()?),
+            ocsp: None,
+            created_at: now(),
+            not_after: 0,
+        };
+        self.propose(Command::AddIssuer {
+            issuer: record,
+            make_default: false,
+        })
+        .await?;
+        Ok(IntermediateCsr {
+            id,
+            csr: encode(PemLabel::CertificateRequest, &csr_der),
+        })
+    }
+
+    /// Installs the signed certificate (and chain) of an intermediate created by `init_intermediate`.
+    pub async fn install_cert(&self, id: &str, pem_bundle: &str) -> Result<IssuerRecord, ApiError> {
+        let record = self
+            .reader()?
+            .issuer(id)?
+            .ok_or_else(|| ApiError::not_found(format!("no issuer with id {id}")))?;
+        if record.is_active() {
+            return Err(ApiError::conflict(format!("issuer {id} already has its certificate")));
+        }
+        let certs = pem::certificates(pem_bundle.as_bytes())?;
+        let key = SigningKey::from_pkcs8(&self.keyring.open(&format!("issuer-key:{id}"), &record.wrapped_key)?)?;
+        check_ca_chain(&key, &certs)?;
+        let mut chain = certs;
+        let cert_der = chain.remove(0);
+        let full = self.issuer_record(&key, cert_der, chain, record.created_at)?;
+        self.propose(Command::InstallIssuerCert {
+            id: id.to_string(),
+            cert_der: full.cert_der.clone(),
+            chain_der: full.chain_der.clone(),
+            not_after: full.not_after,
+            ocsp: full.ocsp.clone(),
+        })
+        .await?;
+        Ok(full)
+    }
+
+    /// Imports an existing CA key and chain from PKCS#12.
+    pub async fn import_pkcs12(&self, req: &ImportRequest) -> Result<IssuerRecord, ApiError> {
+        use base64::Engine;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(req.pkcs12.trim())
+            .map_err(|_| ApiError::bad_request("pkcs12 must be the file's bytes in base64"))?;
+        let kc = hapki_domain::pkcs12::read(&data, &req.password)?;
+        let key = SigningKey::from_pkcs8(&kc.key_pkcs8)?;
+        check_ca_chain(&key, &kc.chain)?;
+        let mut chain = kc.chain;
+        let cert_der = chain.remove(0);
+        let record = self.issuer_record(&key, cert_der, chain, now())?;
+        self.propose(Command::AddIssuer {
+            issuer: record.clone(),
+            make_default: req.default,
+        })
+        .await?;
+        Ok(record)
+    }
+
+    /// Builds an issuer record with the key sealed and a fresh OCSP signer.
+    fn issuer_record(
+        &self,
+        key: &SigningKey,
+        cert_der: Vec<u8>,
+        chain_der: Vec<Vec<u8>>,
+        created_at: u64,
+    ) -> Result<IssuerRecord, ApiError> {
+        let summary = summarize(&cert_der)?;
+        let id = issuer_id(&summary.spki);
+        let subject = hapki_domain::name::name_from_der(&summary.subject_der)?;
+        let view = IssuerView {
+            subject: &subject,
+            key_id: &summary.subject_key_id,
+            key,
+        };
+        let ocsp = self.ocsp_signer(
+            &view,
+            &id,
+            summary.common_name.as_deref().unwrap_or(&id),
+            summary.not_after,
+        )?;
+        Ok(IssuerRecord {
+            id: id.clone(),
+            name: summary.subject.clone(),
+            key_type: key.kind().to_string(),
+            cert_der,
+            chain_der,
+            csr_der: vec![],
+            wrapped_key: self.keyring.seal(&format!("issuer-key:{id}"), &key.to_pkcs8()?),
+            ocsp: Some(ocsp),
+            created_at,
+            not_after: summary.not_after,
+        })
+    }
+
+    /// Issues a delegated OCSP signing certificate for an issuer.
+    fn ocsp_signer(
+        &self,
+        issuer: &IssuerView<'_>,
+        issuer_id: &str,
+        ca_name: &str,
+        ca_not_after: u64,
+    ) -> Result<OcspSignerRecord, ApiError> {
+        let key = SigningKey::generate(KeyType::EcP256)?;
+        let now = now();
+        let spec = CertSpec {
+            serial: Serial::from_random(rand::bytes()),
+            not_before: now - BACKDATE_SECS,
+            not_after: (now + OCSP_SIGNER_DAYS * 86_400).min(ca_not_after),
+            subject: SubjectSpec::cn(&format!("{ca_name} OCSP Responder")).to_name()?,
+            spki: key.spki(),
+            sans: vec![],
+            key_usage: vec![KeyUsageBit::DigitalSignature],
+            ext_key_usage: vec![ExtKeyUsage::OcspSigning],
+            ca: false,
+            path_len: None,
+            ocsp_no_check: true,
+            publication: Publication::default(),
+        };
+        let cert_der = build_certificate(Some(issuer), None, &spec)?;
+        Ok(OcspSignerRecord {
+            cert_der,
+            wrapped_key: self.keyring.seal(&format!("ocsp-key:{issuer_id}"), &key.to_pkcs8()?),
+        })
+    }
+}
+
+/// The first certificate must be a CA certificate for `key`, each next one its issuer.
+fn check_ca_chain(key: &SigningKey, certs: &[Vec<u8>]) -> Result<(), ApiError> {
+    let first = certs
+        .first()
+        .ok_or_else(|| ApiError::bad_request("no certificate given"))?;
+    let summary = summarize(first)?;
+    let spki_der = der::Encode::to_der(&summary.spki).map_err(|e| ApiError::internal(e.to_string()))?;
+    if spki_der != key.spki_der() {
+        return Err(ApiError::bad_request(format!(
+            "the certificate for {} does not belong to this CA's key",
+            summary.subject
+        )));
+    }
+    if !summary.is_ca {
+        return Err(ApiError::bad_request(format!(
+            "the certificate for {} is not a CA certificate (basicConstraints cA is not set)",
+            summary.subject
+        )));
+    }
+    for pair in certs.windows(2) {
+        verify_issued_by(&pair[0], &pair[1])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Revocation and CRLs. A revocation is committed through the log, then the
+//! issuer's CRL is rebuilt from the replica and published with the next number.
+//! Concurrent revocations share one rebuild: a CRL built from a state that
+//! already holds a revocation is not built again for it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hapki_domain::crl::{build_crl, CrlEntry};
+use hapki_domain::revocation::RevocationReason;
+use hapki_domain::serial::Serial;
+use hapki_store::{Command, CommandResult, CrlRecord, RejectCode};
+use serde::Serialize;
+
+use super::{now, Pki};
+use crate::error::{rejected, ApiError};
+
+/// Which state index each issuer's latest CRL was built from.
+#[derive(Default)]
+pub struct CrlScheduler {
+    built_from: tokio::sync::Mutex<HashMap<String, u64>>,
+}
+
+/// What a revocation answers.
+#[derive(Clone, Debug, Serialize)]
+pub struct Revoked {
+    pub serial: String,
+    pub reason: String,
+    pub revoked_at: u64,
+    pub crl_number: u64,
+}
+
+impl Pki {
+    /// Revokes a certificate and publishes a CRL that lists it.
+    pub async fn revoke(&self, serial: &Serial, reason: RevocationReason) -> Result<Revoked, ApiError> {
+        let cert = self
+            .reader()?
+            .cert(serial)?
+            .ok_or_else(|| ApiError::not_found(format!("no certificate with serial {serial}")))?;
+        if let Some(r) = cert.revoked {
+            return Err(ApiError::conflict(format!(
+                "certificate {serial} is already revoked ({}, at {})",
+                r.reason,
+                hapki_domain::time::rfc3339(r.at)
+            )));
+        }
+        let at = now();
+        self.propose(Command::Revoke {
+            serial: *serial,
+            reason,
+            at,
+        })
+        .await?;
+        let applied = self.cluster.status().last_applied.unwrap_or(0);
+        let crl_number = self.refresh_crl(&cert.issuer_id, applied).await?;
+        Ok(Revoked {
+            serial: serial.to_hex(),
+            reason: reason.to_string(),
+            revoked_at: at,
+            crl_number,
+        })
+    }
+
+    /// Makes sure the issuer's CRL reflects the state at `needed_index` or later; returns its number.
+    pub async fn refresh_crl(&self, issuer_id: &str, needed_index: u64) -> Result<u64, ApiError> {
+        let mut built_from = self.crl.built_from.lock().await;
+        if built_from.get(issuer_id).is_some_and(|b| *b >= needed_index) {
+            if let Some(c) = self.reader()?.crl(issuer_id)? {
+                return Ok(c.number);
+            }
+        }
+        // Read the index first: the replica read below holds at least this much.
+        let index = self.cluster.status().last_applied.unwrap_or(0);
+        let number = self.publish_crl(issuer_id).await?;
+        built_from.insert(issuer_id.to_string(), index);
+        Ok(number)
+    }
+
+    async fn publish_crl(&self, issuer_id: &str) -> Result<u64, ApiError> {
+        let issuer = self.issuer(Some(issuer_id))?;
+        for _ in 0..3 {
+            let reader = self.reader()?;
+            let validity = reader.settings()?.crl_validity_secs;
+            let number = reader.crl(issuer_id)?.map(|c| c.number + 1).unwrap_or(1);
+            let entries: Vec<CrlEntry> = reader
+                .revoked_of(issuer_id)?
+                .into_iter()
+                .map(|(serial, r)| CrlEntry {
+                    serial,
+                    revoked_at: r.at,
+                    reason: r.reason,
+                })
+                .collect();
+            drop(reader);
+            let now = now();
+            let count = entries.len() as u64;
+            let der = build_crl(&issuer.view(), number, now, now + validity, entries)?;
+            let crl = CrlRecord {
+                issuer_id: issuer_id.to_string(),
+                number,
+                this_update: now,
+                next_update: now + validity,
+                entries: count,
+                der,
+            };
+            match self.cluster.propose(Command::PublishCrl { crl }).await? {
+                CommandResult::Applied => return Ok(number),
+                // Another node published this number first: build again on top of it.
+                CommandResult::Rejected {
+                    code: RejectCode::Conflict,
+                    ..
+                } => continue,
+                CommandResult::Rejected { code, message } => return Err(rejected(code, message)),
+            }
+        }
+        Err(ApiError::unavailable("the CRL number kept moving; retry"))
+    }
+
+    /// Renews every CRL that is missing or past half of its validity. Run on a schedule by the leader.
+    pub async fn renew_due_crls(&self) -> Result<(), ApiError> {
+        if !self.cluster.status().is_leader {
+            return Ok(());
+        }
+        let now = now();
+        for issuer in self.active_issuers()? {
+            let current = self.reader()?.crl(&issuer.record.id)?;
+            let due = match current {
+                None => true,
+                Some(c) => now >= c.this_update + (c.next_update - c.this_update) / 2,
+            };
+            if due {
+                let index = self.cluster.status().last_applied.unwrap_or(0);
+                self.refresh_crl(&issuer.record.id, index.saturating_add(1)).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs CRL renewal every `every` until the process ends.
+pub async fn crl_loop(pki: Arc<Pki>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = pki.renew_due_crls().await {
+            tracing::warn!("CRL renewal failed: {}", e.message);
+        }
+    }
+}

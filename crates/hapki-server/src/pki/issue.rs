@@ -1,0 +1,187 @@
+//! Issuance: a verified CSR (or a key generated here) is judged by its profile,
+//! signed with the issuer's in-memory key outside the state machine, and
+//! recorded through the log. A serial that collides is drawn again.
+
+use hapki_domain::csr::{parse_and_verify, VerifiedCsr};
+use hapki_domain::issue::{build_certificate, summarize, CertSpec};
+use hapki_domain::key::{KeyType, SigningKey};
+use hapki_domain::name::{common_name, San, SubjectSpec};
+use hapki_domain::pem::{encode, PemLabel};
+use hapki_domain::profile::SubjectSpecOrRaw;
+use hapki_domain::serial::Serial;
+use hapki_store::{CertRecord, Command, CommandResult, RejectCode};
+use serde::{Deserialize, Serialize};
+
+use super::ca::{publication, BACKDATE_SECS};
+use super::{now, Pki};
+use crate::error::{rejected, ApiError};
+use crate::rand;
+
+/// Draws of a new serial before giving up (a collision of 126 random bits is not expected at all).
+const SERIAL_ATTEMPTS: usize = 3;
+
+/// `POST /v1/certs`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    /// The CSR, PEM.
+    pub csr: String,
+    pub profile: String,
+    /// Issuer id; the default issuer when absent.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub validity_days: Option<u32>,
+}
+
+/// `POST /v1/certs/generate`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateRequest {
+    #[serde(default)]
+    pub common_name: Option<String>,
+    #[serde(default)]
+    pub sans: Vec<String>,
+    pub profile: String,
+    #[serde(default = "default_key")]
+    pub key_type: KeyType,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub validity_days: Option<u32>,
+    /// `pem` (default) or `pkcs12`: how the key is returned.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Password of the PKCS#12 file.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+fn default_key() -> KeyType {
+    KeyType::EcP256
+}
+
+/// An issued certificate with its chain.
+#[derive(Clone, Debug, Serialize)]
+pub struct Issued {
+    pub serial: String,
+    pub issuer_id: String,
+    pub profile: String,
+    pub subject: String,
+    pub not_before: u64,
+    pub not_after: u64,
+    pub certificate: String,
+    /// Issuer certificate first, root last.
+    pub chain: Vec<String>,
+    #[serde(skip)]
+    pub der: Vec<u8>,
+}
+
+impl Pki {
+    /// Issues a certificate for a CSR.
+    pub async fn issue(&self, req: &IssueRequest) -> Result<Issued, ApiError> {
+        let csr = parse_and_verify(req.csr.as_bytes())?;
+        self.issue_verified(&csr, &req.profile, req.issuer.as_deref(), req.validity_days)
+            .await
+    }
+
+    /// Generates a key here and issues a certificate for it. Returns the key as PKCS#8 DER.
+    pub async fn generate(&self, req: &GenerateRequest) -> Result<(Issued, Vec<u8>), ApiError> {
+        let key = SigningKey::generate(req.key_type)?;
+        let sans = req.sans.iter().map(|s| San::parse(s)).collect::<Result<Vec<_>, _>>()?;
+        let subject = match &req.common_name {
+            Some(cn) => SubjectSpec::cn(cn).to_name()?,
+            None => SubjectSpec::default().to_name()?,
+        };
+        let csr = VerifiedCsr {
+            common_name: common_name(&subject),
+            subject,
+            spki: key.spki(),
+            key: key.kind(),
+            sans,
+        };
+        let issued = self
+            .issue_verified(&csr, &req.profile, req.issuer.as_deref(), req.validity_days)
+            .await?;
+        Ok((issued, key.to_pkcs8()?))
+    }
+
+    async fn issue_verified(
+        &self,
+        csr: &VerifiedCsr,
+        profile_name: &str,
+        issuer_id: Option<&str>,
+        validity_days: Option<u32>,
+    ) -> Result<Issued, ApiError> {
+        let profile = self.profile(profile_name)?;
+        let approved = profile.evaluate(csr, validity_days)?;
+        let issuer = self.issuer(issuer_id)?;
+        let base = self.reader()?.settings()?.publication_base_url;
+        let now = now();
+        if issuer.record.not_after <= now {
+            return Err(ApiError::conflict(format!(
+                "issuer {} expired; create or import a new CA",
+                issuer.record.id
+            )));
+        }
+        let subject = match approved.subject {
+            SubjectSpecOrRaw::FromRequest(name) => name,
+            SubjectSpecOrRaw::Built(spec) => spec.to_name()?,
+        };
+        let mut spec = CertSpec {
+            serial: Serial::from_random(rand::bytes()),
+            not_before: now - BACKDATE_SECS,
+            // Never beyond the issuer's own validity.
+            not_after: (now + approved.validity_secs).min(issuer.record.not_after),
+            subject,
+            spki: csr.spki.clone(),
+            sans: approved.sans,
+            key_usage: approved.key_usage,
+            ext_key_usage: profile.ext_key_usage.clone(),
+            ca: profile.ca,
+            path_len: profile.path_len,
+            ocsp_no_check: profile.ocsp_no_check,
+            publication: publication(&base, &issuer.record.id),
+        };
+        for _ in 0..SERIAL_ATTEMPTS {
+            let der = build_certificate(Some(&issuer.view()), None, &spec)?;
+            let summary = summarize(&der)?;
+            let record = CertRecord {
+                serial: spec.serial,
+                issuer_id: issuer.record.id.clone(),
+                profile: profile.name.clone(),
+                der: der.clone(),
+                subject: summary.subject.clone(),
+                common_name: summary.common_name.clone(),
+                sans: summary.sans.iter().map(|s| s.to_string()).collect(),
+                not_before: spec.not_before,
+                not_after: spec.not_after,
+                issued_at: now,
+                revoked: None,
+            };
+            match self.cluster.propose(Command::IssueCert { cert: record }).await? {
+                CommandResult::Applied => {
+                    return Ok(Issued {
+                        serial: spec.serial.to_hex(),
+                        issuer_id: issuer.record.id.clone(),
+                        profile: profile.name.clone(),
+                        subject: summary.subject,
+                        not_before: spec.not_before,
+                        not_after: spec.not_after,
+                        certificate: encode(PemLabel::Certificate, &der),
+                        chain: issuer.chain_pem(),
+                        der,
+                    })
+                }
+                CommandResult::Rejected {
+                    code: RejectCode::Conflict,
+                    ..
+                } => {
+                    spec.serial = Serial::from_random(rand::bytes());
+                }
+                CommandResult::Rejected { code, message } => return Err(rejected(code, message)),
+            }
+        }
+        Err(ApiError::internal("could not find a free serial number"))
+    }
+}

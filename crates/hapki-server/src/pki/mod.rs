@@ -1,0 +1,208 @@
+//! The CA service: everything the API does, on top of the local replica (reads)
+//! and the Raft node (writes). Parsed CA keys, OCSP responders and profiles are
+//! cached in memory and dropped when a command that changes them is applied.
+
+mod ca;
+mod crl;
+mod issue;
+mod ocsp;
+mod tokens;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use der::Decode;
+use hapki_cluster::ClusterNode;
+use hapki_domain::issue::{summarize, IssuerView};
+use hapki_domain::key::SigningKey;
+use hapki_domain::ocsp::{IssuerHashes, Responder};
+use hapki_domain::pem::{encode, PemLabel};
+use hapki_domain::profile::Profile;
+use hapki_store::{Command, CommandResult, IssuerRecord, StateReader, Store};
+use x509_cert::name::Name;
+
+pub use ca::{ImportRequest, IntermediateCsr, RootRequest};
+pub use crl::{crl_loop, CrlScheduler};
+pub use issue::{GenerateRequest, IssueRequest, Issued};
+pub use tokens::NewToken;
+
+use crate::error::{rejected, ApiError};
+use crate::trust::Keyring;
+
+/// Seconds since the epoch, read once per request and passed down.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// An issuer ready to sign: its record with the key unwrapped and parsed once.
+pub struct LoadedIssuer {
+    pub record: IssuerRecord,
+    pub subject: Name,
+    pub key_id: Vec<u8>,
+    pub key: SigningKey,
+    pub hashes: IssuerHashes,
+    pub responder: Option<Responder>,
+}
+
+impl LoadedIssuer {
+    pub fn view(&self) -> IssuerView<'_> {
+        IssuerView {
+            subject: &self.subject,
+            key_id: &self.key_id,
+            key: &self.key,
+        }
+    }
+
+    /// The issuer certificate followed by its chain, as PEM.
+    pub fn chain_pem(&self) -> Vec<String> {
+        std::iter::once(&self.record.cert_der)
+            .chain(self.record.chain_der.iter())
+            .map(|d| encode(PemLabel::Certificate, d))
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct Caches {
+    issuers: HashMap<String, Arc<LoadedIssuer>>,
+    profiles: HashMap<String, Arc<Profile>>,
+}
+
+/// The CA service of one node.
+pub struct Pki {
+    pub store: Store,
+    pub cluster: ClusterNode,
+    pub keyring: Keyring,
+    caches: RwLock<Caches>,
+    generation: AtomicU64,
+    pub crl: CrlScheduler,
+}
+
+impl Pki {
+    pub fn new(store: Store, cluster: ClusterNode, keyring: Keyring) -> Arc<Pki> {
+        Arc::new(Pki {
+            store,
+            cluster,
+            keyring,
+            caches: RwLock::new(Caches::default()),
+            generation: AtomicU64::new(0),
+            crl: CrlScheduler::default(),
+        })
+    }
+
+    /// A read view of the local replica.
+    pub fn reader(&self) -> Result<StateReader, ApiError> {
+        Ok(self.store.reader()?)
+    }
+
+    /// Proposes a command and turns a refusal into an API error.
+    pub async fn propose(&self, cmd: Command) -> Result<(), ApiError> {
+        match self.cluster.propose(cmd).await? {
+            CommandResult::Applied => Ok(()),
+            CommandResult::Rejected { code, message } => Err(rejected(code, message)),
+        }
+    }
+
+    /// Forgets cached issuers and profiles; called when a command that changes them is applied.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let mut c = self.caches.write().expect("cache lock");
+        c.issuers.clear();
+        c.profiles.clear();
+    }
+
+    /// A profile by name, from the cache or the replica.
+    pub fn profile(&self, name: &str) -> Result<Arc<Profile>, ApiError> {
+        if let Some(p) = self.caches.read().expect("cache lock").profiles.get(name) {
+            return Ok(p.clone());
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let profile = self.reader()?.profile(name)?.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no profile named '{name}'; `hapki profile list` shows the profiles"
+            ))
+        })?;
+        let profile = Arc::new(profile);
+        let mut c = self.caches.write().expect("cache lock");
+        if self.generation.load(Ordering::SeqCst) == generation {
+            c.profiles.insert(name.to_string(), profile.clone());
+        }
+        Ok(profile)
+    }
+
+    /// An issuer by id (or the default one), with its key ready.
+    pub fn issuer(&self, id: Option<&str>) -> Result<Arc<LoadedIssuer>, ApiError> {
+        let reader = self.reader()?;
+        let id = match id {
+            Some(id) => id.to_string(),
+            None => reader.default_issuer_id()?.ok_or_else(|| {
+                ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    "no_issuer",
+                    "there is no CA yet; create one with `hapki ca init` or import one with `hapki ca import`",
+                )
+            })?,
+        };
+        if let Some(i) = self.caches.read().expect("cache lock").issuers.get(&id) {
+            return Ok(i.clone());
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let record = reader
+            .issuer(&id)?
+            .ok_or_else(|| ApiError::not_found(format!("no issuer with id {id}; `hapki ca list` shows the issuers")))?;
+        let loaded = Arc::new(self.load_issuer(record)?);
+        let mut c = self.caches.write().expect("cache lock");
+        if self.generation.load(Ordering::SeqCst) == generation {
+            c.issuers.insert(id, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Every issuer that has its certificate, loaded.
+    pub fn active_issuers(&self) -> Result<Vec<Arc<LoadedIssuer>>, ApiError> {
+        let ids: Vec<String> = self
+            .reader()?
+            .issuers()?
+            .into_iter()
+            .filter(|i| i.is_active())
+            .map(|i| i.id)
+            .collect();
+        ids.iter().map(|id| self.issuer(Some(id))).collect()
+    }
+
+    fn load_issuer(&self, record: IssuerRecord) -> Result<LoadedIssuer, ApiError> {
+        if !record.is_active() {
+            return Err(ApiError::conflict(format!(
+                "issuer {} has no certificate yet; sign its CSR with the parent CA and run `hapki ca install-cert`",
+                record.id
+            )));
+        }
+        let pkcs8 = self
+            .keyring
+            .open(&format!("issuer-key:{}", record.id), &record.wrapped_key)?;
+        let key = SigningKey::from_pkcs8(&pkcs8)?;
+        let summary = summarize(&record.cert_der)?;
+        let subject = Name::from_der(&summary.subject_der).map_err(|e| ApiError::internal(e.to_string()))?;
+        let hashes = IssuerHashes::new(&summary.subject_der, summary.spki.subject_public_key.raw_bytes());
+        let responder = match &record.ocsp {
+            Some(o) => {
+                let pkcs8 = self.keyring.open(&format!("ocsp-key:{}", record.id), &o.wrapped_key)?;
+                Some(Responder::new(o.cert_der.clone(), SigningKey::from_pkcs8(&pkcs8)?)?)
+            }
+            None => None,
+        };
+        Ok(LoadedIssuer {
+            key_id: summary.subject_key_id,
+            subject,
+            key,
+            hashes,
+            responder,
+            record,
+        })
+    }
+}

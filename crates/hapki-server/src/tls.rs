@@ -1,0 +1,133 @@
+//! TLS for the HTTPS API. The cluster's internal CA (replicated, key sealed
+//! under the KEK, never offered as an issuer) signs each node's server
+//! certificate at start-up; that key lives only in memory. Clients trust the
+//! internal CA through `<data-dir>/api-ca.pem`.
+
+use std::sync::Arc;
+
+use hapki_domain::issue::{build_certificate, summarize, CertSpec, IssuerView, Publication};
+use hapki_domain::key::{KeyType, SigningKey};
+use hapki_domain::name::{name_from_der, San, SubjectSpec};
+use hapki_domain::profile::{ExtKeyUsage, KeyUsageBit};
+use hapki_domain::serial::Serial;
+use hapki_store::{Command, InternalCaRecord};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::error::ApiError;
+use crate::pki::{now, Pki};
+use crate::rand;
+
+const INTERNAL_CA_DAYS: u64 = 20 * 365;
+const NODE_CERT_DAYS: u64 = 365;
+
+/// The internal CA with its key unsealed.
+pub struct InternalCa {
+    pub cert_der: Vec<u8>,
+    key: SigningKey,
+}
+
+/// Loads the internal CA, creating it on a new cluster.
+pub async fn internal_ca(pki: &Pki) -> Result<InternalCa, ApiError> {
+    if pki.reader()?.internal_ca()?.is_none() {
+        let key = SigningKey::generate(KeyType::EcP256)?;
+        let now = now();
+        let cluster = pki.reader()?.cluster_id()?.unwrap_or_default();
+        let spec = CertSpec {
+            serial: Serial::from_random(rand::bytes()),
+            not_before: now - 60,
+            not_after: now + INTERNAL_CA_DAYS * 86_400,
+            subject: SubjectSpec::parse(&format!("O=hapki, OU=cluster {cluster}, CN=hapki internal CA"))?.to_name()?,
+            spki: key.spki(),
+            sans: vec![],
+            key_usage: vec![
+                KeyUsageBit::DigitalSignature,
+                KeyUsageBit::KeyCertSign,
+                KeyUsageBit::CrlSign,
+            ],
+            ext_key_usage: vec![],
+            ca: true,
+            path_len: Some(0),
+            ocsp_no_check: false,
+            publication: Publication::default(),
+        };
+        let cert_der = build_certificate(None, Some(&key), &spec)?;
+        let record = InternalCaRecord {
+            cert_der,
+            wrapped_key: pki.keyring.seal("internal-ca-key", &key.to_pkcs8()?),
+        };
+        // Another start may have raced us to it; either way one internal CA exists afterwards.
+        if let Err(e) = pki.propose(Command::SetInternalCa { ca: record }).await {
+            if e.code != "conflict" {
+                return Err(e);
+            }
+        }
+    }
+    let record = pki
+        .reader()?
+        .internal_ca()?
+        .ok_or_else(|| ApiError::internal("internal CA vanished"))?;
+    let key = SigningKey::from_pkcs8(&pki.keyring.open("internal-ca-key", &record.wrapped_key)?)?;
+    Ok(InternalCa {
+        cert_der: record.cert_der,
+        key,
+    })
+}
+
+impl InternalCa {
+    /// Issues this node's TLS certificate for `names` (DNS names or IPs); returns (chain, key).
+    pub fn node_certificate(
+        &self,
+        node_name: &str,
+        names: &[String],
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ApiError> {
+        let summary = summarize(&self.cert_der)?;
+        let subject = name_from_der(&summary.subject_der)?;
+        let view = IssuerView {
+            subject: &subject,
+            key_id: &summary.subject_key_id,
+            key: &self.key,
+        };
+        let key = SigningKey::generate(KeyType::EcP256)?;
+        let mut sans = Vec::new();
+        for n in names {
+            let san = San::parse(n)?;
+            if !sans.contains(&san) {
+                sans.push(san);
+            }
+        }
+        let now = now();
+        let spec = CertSpec {
+            serial: Serial::from_random(rand::bytes()),
+            not_before: now - 60,
+            not_after: (now + NODE_CERT_DAYS * 86_400).min(summary.not_after),
+            subject: SubjectSpec::parse(&format!("O=hapki, CN={node_name}"))?.to_name()?,
+            spki: key.spki(),
+            sans,
+            key_usage: vec![KeyUsageBit::DigitalSignature],
+            ext_key_usage: vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
+            ca: false,
+            path_len: None,
+            ocsp_no_check: false,
+            publication: Publication::default(),
+        };
+        let cert = build_certificate(Some(&view), None, &spec)?;
+        let chain = vec![CertificateDer::from(cert), CertificateDer::from(self.cert_der.clone())];
+        Ok((chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_pkcs8()?))))
+    }
+}
+
+/// A rustls server configuration for the API (HTTP/2 and HTTP/1.1).
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, ApiError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| ApiError::internal(format!("TLS certificate: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,306 @@
+//! `hapki cert ...`: issue, generate, get, list, revoke (clients of a node) and show (local).
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::output::{print, record, s, t};
+use super::{local, read_file, write_file, CliResult, Ctx, Failure};
+
+#[derive(Subcommand)]
+pub enum CertCommand {
+    /// Issue a certificate for a CSR
+    Issue {
+        /// CSR file (PEM or DER)
+        #[arg(long)]
+        csr: PathBuf,
+        /// Profile (`hapki profile list`)
+        #[arg(long)]
+        profile: String,
+        /// Issuer id; the default issuer when absent
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Validity in days; the profile's default when absent
+        #[arg(long)]
+        validity_days: Option<u32>,
+        /// Write the certificate and its chain here (PEM); printed when absent
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace --out if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Generate a key on the server and issue a certificate for it
+    Generate {
+        #[arg(long)]
+        cn: Option<String>,
+        #[arg(long)]
+        san: Vec<String>,
+        #[arg(long)]
+        profile: String,
+        #[arg(long, default_value = "ec-p256")]
+        key: String,
+        #[arg(long)]
+        issuer: Option<String>,
+        #[arg(long)]
+        validity_days: Option<u32>,
+        /// pem: NAME.key + NAME.pem; pkcs12: NAME.p12
+        #[arg(long, default_value = "pem")]
+        format: String,
+        /// Password of the PKCS#12 file [env: HAPKI_P12_PASSWORD]
+        #[arg(long)]
+        password: Option<String>,
+        /// Base name of the files written
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show one certificate by serial
+    Get {
+        serial: String,
+        /// Write the certificate (PEM) here
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List certificates
+    List {
+        /// valid, revoked, expired or all
+        #[arg(long)]
+        status: Option<String>,
+        /// Part of the subject
+        #[arg(long)]
+        subject: Option<String>,
+        /// Part of a subject alternative name
+        #[arg(long)]
+        san: Option<String>,
+        /// Not expired and expiring within this time (30d, 12h)
+        #[arg(long)]
+        expiring_within: Option<String>,
+        #[arg(long)]
+        issuer: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Continue after this serial
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Revoke a certificate
+    Revoke {
+        serial: String,
+        /// keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation,
+        /// privilegeWithdrawn, aACompromise or unspecified
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+    /// Show a certificate file (no server needed)
+    Show { file: PathBuf },
+}
+
+pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
+    match cmd {
+        CertCommand::Show { file } => local::show(ctx, &file),
+        CertCommand::Issue {
+            csr,
+            profile,
+            issuer,
+            validity_days,
+            out,
+            force,
+        } => {
+            let raw = read_file(&csr)?;
+            let pem = if raw.first() == Some(&0x30) {
+                // DER: send it as PEM.
+                hapki_domain::pem::encode(hapki_domain::pem::PemLabel::CertificateRequest, &raw)
+            } else {
+                String::from_utf8(raw)
+                    .map_err(|_| Failure::usage(format!("{} is neither PEM nor DER", csr.display())))?
+            };
+            let body = json!({"csr": pem, "profile": profile, "issuer": issuer, "validity_days": validity_days});
+            let v = ctx.client()?.post("/v1/certs", &body).await?;
+            let full = format!("{}{}", s(&v["certificate"]), chain(&v));
+            match out {
+                Some(path) => {
+                    write_file(&path, full.as_bytes(), false, force)?;
+                    issued_summary(ctx, &v, Some(&path));
+                }
+                None if ctx.output == super::Output::Json => issued_summary(ctx, &v, None),
+                None => print!("{full}"),
+            }
+            Ok(())
+        }
+        CertCommand::Generate {
+            cn,
+            san,
+            profile,
+            key,
+            issuer,
+            validity_days,
+            format,
+            password,
+            out,
+            force,
+        } => {
+            let password = password.or_else(|| std::env::var("HAPKI_P12_PASSWORD").ok());
+            let body = json!({
+                "common_name": cn, "sans": san, "profile": profile, "key_type": key, "issuer": issuer,
+                "validity_days": validity_days, "format": format, "password": password,
+            });
+            let v = ctx.client()?.post("/v1/certs/generate", &body).await?;
+            let base = out.display().to_string();
+            if format == "pkcs12" {
+                let p12 = base64::engine::general_purpose::STANDARD
+                    .decode(s(&v["pkcs12"]))
+                    .map_err(|_| Failure::other("the server sent a damaged PKCS#12 file"))?;
+                let path = PathBuf::from(format!("{base}.p12"));
+                write_file(&path, &p12, true, force)?;
+                issued_summary(ctx, &v, Some(&path));
+            } else {
+                let key_path = PathBuf::from(format!("{base}.key"));
+                let cert_path = PathBuf::from(format!("{base}.pem"));
+                write_file(&key_path, s(&v["private_key"]).as_bytes(), true, force)?;
+                write_file(
+                    &cert_path,
+                    format!("{}{}", s(&v["certificate"]), chain(&v)).as_bytes(),
+                    false,
+                    force,
+                )?;
+                issued_summary(ctx, &v, Some(&cert_path));
+                if ctx.output == super::Output::Table {
+                    println!("key         {}", key_path.display());
+                }
+            }
+            Ok(())
+        }
+        CertCommand::Get { serial, out } => {
+            let v = ctx.client()?.get(&format!("/v1/certs/{}", urlencode(&serial))).await?;
+            if let Some(path) = out {
+                write_file(&path, s(&v["certificate"]).as_bytes(), false, true)?;
+            }
+            record(ctx.output, &v, cert_fields(&v));
+            Ok(())
+        }
+        CertCommand::List {
+            status,
+            subject,
+            san,
+            expiring_within,
+            issuer,
+            limit,
+            after,
+        } => {
+            let mut q = vec![("limit".to_string(), limit.to_string())];
+            for (k, v) in [
+                ("status", status),
+                ("subject", subject),
+                ("san", san),
+                ("expiring_within", expiring_within),
+                ("issuer", issuer),
+                ("after", after),
+            ] {
+                if let Some(v) = v {
+                    q.push((k.to_string(), v));
+                }
+            }
+            let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
+            let v = ctx.client()?.get(&format!("/v1/certs?{}", query.join("&"))).await?;
+            let rows = v["certs"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|c| {
+                            vec![
+                                s(&c["serial"]),
+                                s(&c["status"]),
+                                s(&c["subject"]),
+                                t(&c["not_after"]),
+                                s(&c["profile"]),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            print(
+                ctx.output,
+                &v,
+                &["serial", "status", "subject", "not after", "profile"],
+                rows,
+            );
+            if ctx.output == super::Output::Table && !v["next_after"].is_null() {
+                println!("(more: --after {})", s(&v["next_after"]));
+            }
+            Ok(())
+        }
+        CertCommand::Revoke { serial, reason } => {
+            let v = ctx
+                .client()?
+                .post(
+                    &format!("/v1/certs/{}/revoke", urlencode(&serial)),
+                    &json!({"reason": reason}),
+                )
+                .await?;
+            record(
+                ctx.output,
+                &v,
+                vec![
+                    ("revoked", s(&v["serial"])),
+                    ("reason", s(&v["reason"])),
+                    ("at", t(&v["revoked_at"])),
+                    ("CRL number", s(&v["crl_number"])),
+                ],
+            );
+            Ok(())
+        }
+    }
+}
+
+fn chain(v: &Value) -> String {
+    v["chain"]
+        .as_array()
+        .map(|a| a.iter().map(s).collect::<String>())
+        .unwrap_or_default()
+}
+
+fn issued_summary(ctx: &Ctx, v: &Value, path: Option<&std::path::Path>) {
+    let mut fields = vec![
+        ("serial", s(&v["serial"])),
+        ("subject", s(&v["subject"])),
+        ("profile", s(&v["profile"])),
+        ("not after", t(&v["not_after"])),
+    ];
+    if let Some(p) = path {
+        fields.push(("written to", p.display().to_string()));
+    }
+    record(ctx.output, v, fields);
+}
+
+fn cert_fields(v: &Value) -> Vec<(&'static str, String)> {
+    let sans = v["sans"]
+        .as_array()
+        .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    vec![
+        ("serial", s(&v["serial"])),
+        ("status", s(&v["status"])),
+        ("subject", s(&v["subject"])),
+        ("names", sans),
+        ("profile", s(&v["profile"])),
+        ("issuer", s(&v["issuer_id"])),
+        ("not before", t(&v["not_before"])),
+        ("not after", t(&v["not_after"])),
+        ("revoked at", t(&v["revoked_at"])),
+        ("reason", s(&v["revocation_reason"])),
+    ]
+}
+
+/// Percent-encodes a query or path value.
+pub fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

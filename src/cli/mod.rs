@@ -1,0 +1,216 @@
+//! Command-line definitions and dispatch. Global client options come from
+//! flags, then `HAPKI_*` environment variables, then `~/.config/hapki/config.toml`.
+
+mod ca;
+mod certs;
+mod local;
+mod misc;
+mod output;
+mod server;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::client::{Client, ClientConfig, ClientError};
+
+/// A failure with the exit code the process ends with.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+    pub fn other(message: impl Into<String>) -> Self {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Failure {
+            code: e.exit_code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<hapki_domain::DomainError> for Failure {
+    fn from(e: hapki_domain::DomainError) -> Self {
+        Failure::usage(e.to_string())
+    }
+}
+
+pub type CliResult = Result<(), Failure>;
+
+/// Output format of listings and results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "hapki",
+    version,
+    about = "A highly available certificate authority and OCSP responder"
+)]
+pub struct Cli {
+    /// Node URL, or a comma-separated failover list tried in order [env: HAPKI_URL]
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// Bearer token [env: HAPKI_TOKEN]
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// CA certificate that the node's HTTPS certificate chains to (<data-dir>/api-ca.pem) [env: HAPKI_CA_CERT]
+    #[arg(long, global = true)]
+    ca_cert: Option<PathBuf>,
+    /// Output format [env: HAPKI_OUTPUT]
+    #[arg(long, global = true, value_enum)]
+    output: Option<Output>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node
+    Server(server::ServerArgs),
+    /// Make a private key and a CSR: `hapki csr NAME CN:host subjectAltName:a,b`
+    Csr(local::CsrArgs),
+    /// Concatenate certificates into a trust bundle
+    Bundle(local::BundleArgs),
+    /// Certificates: issue, generate, get, list, revoke, show
+    #[command(subcommand)]
+    Cert(certs::CertCommand),
+    /// Certificate authorities
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
+    /// Certificate revocation lists
+    #[command(subcommand)]
+    Crl(ca::CrlCommand),
+    /// Certificate profiles
+    #[command(subcommand)]
+    Profile(misc::ProfileCommand),
+    /// API tokens
+    #[command(subcommand)]
+    Token(misc::TokenCommand),
+    /// This node's status and state digest
+    Status,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    url: Option<String>,
+    token: Option<String>,
+    ca_cert: Option<PathBuf>,
+    output: Option<String>,
+}
+
+/// What every client command gets: the output format and a way to build a client.
+pub struct Ctx {
+    pub output: Output,
+    client: ClientConfig,
+}
+
+impl Ctx {
+    pub fn client(&self) -> Result<Client, Failure> {
+        Ok(Client::new(self.client.clone())?)
+    }
+}
+
+fn load_ctx(cli: &Cli) -> Result<Ctx, Failure> {
+    let file = match std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/hapki/config.toml")) {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+            toml::from_str::<FileConfig>(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?
+        }
+        _ => FileConfig::default(),
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let url = cli
+        .url
+        .clone()
+        .or_else(|| env("HAPKI_URL"))
+        .or(file.url)
+        .unwrap_or_else(|| "https://127.0.0.1:8443".into());
+    let output = match cli.output {
+        Some(o) => o,
+        None => match env("HAPKI_OUTPUT").or(file.output).as_deref() {
+            None | Some("table") => Output::Table,
+            Some("json") => Output::Json,
+            Some(other) => return Err(Failure::usage(format!("output '{other}' is not table or json"))),
+        },
+    };
+    Ok(Ctx {
+        output,
+        client: ClientConfig {
+            urls: url
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            token: cli.token.clone().or_else(|| env("HAPKI_TOKEN")).or(file.token),
+            ca_cert: cli
+                .ca_cert
+                .clone()
+                .or_else(|| env("HAPKI_CA_CERT").map(PathBuf::from))
+                .or(file.ca_cert),
+        },
+    })
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> CliResult {
+    let ctx = load_ctx(&cli)?;
+    match cli.command {
+        Command::Server(args) => server::run(args).await,
+        Command::Csr(args) => local::csr(&ctx, args),
+        Command::Bundle(args) => local::bundle(args),
+        Command::Cert(c) => certs::run(&ctx, c).await,
+        Command::Ca(c) => ca::run(&ctx, c).await,
+        Command::Crl(c) => ca::run_crl(&ctx, c).await,
+        Command::Profile(c) => misc::run_profile(&ctx, c).await,
+        Command::Token(c) => misc::run_token(&ctx, c).await,
+        Command::Status => misc::status(&ctx).await,
+    }
+}
+
+/// Writes a file, refusing to replace one unless `force`.
+pub fn write_file(path: &std::path::Path, data: &[u8], secret: bool, force: bool) -> CliResult {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).mode(if secret { 0o600 } else { 0o644 });
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let mut f = opts.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            Failure::usage(format!("{} exists; remove it or pass --force", path.display()))
+        }
+        _ => Failure::other(format!("cannot write {}: {e}", path.display())),
+    })?;
+    f.write_all(data)
+        .map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Reads a file with an error that names it.
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
+}

@@ -1,0 +1,79 @@
+//! `hapki server`: builds the node configuration from `--config` and flags and runs the node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use hapki_server::NodeConfig;
+
+use super::{CliResult, Failure};
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// A single development node: data in ./hapki-data, a root CA and an admin token on first start
+    #[arg(long)]
+    dev: bool,
+    /// Node configuration file (every field is in docs/configuration.md)
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./hapki-data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// HTTPS API address [default: 127.0.0.1:8443]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Plain-HTTP publication address for CRL, OCSP and CA certificate [default: 127.0.0.1:8080]
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// Base URL that issued certificates name for CRL, OCSP and CA certificate
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Node name shown in listings [default: host name]
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Log filter, e.g. info or hapki_server=debug [env: HAPKI_LOG]
+    #[arg(long, default_value = "warn")]
+    log: String,
+}
+
+pub async fn run(args: ServerArgs) -> CliResult {
+    let filter = std::env::var("HAPKI_LOG").unwrap_or_else(|_| args.log.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| Failure::usage(e.to_string()))?)
+        .with_writer(std::io::stderr)
+        .init();
+    let mut cfg =
+        match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+                NodeConfig::from_toml(&text, &path.display().to_string()).map_err(Failure::usage)?
+            }
+            None if args.dev => NodeConfig::default(),
+            None => return Err(Failure::usage(
+                "pass --dev for a development node or --config node.toml for a real one (see docs/configuration.md)",
+            )),
+        };
+    if args.dev {
+        cfg.init_root_ca = true;
+    }
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if let Some(h) = args.http_listen {
+        cfg.http_listen = Some(h);
+    }
+    if let Some(u) = args.public_url {
+        cfg.public_url = Some(u);
+    }
+    if let Some(n) = args.node_name {
+        cfg.node_name = Some(n);
+    }
+    cfg.validate().map_err(Failure::usage)?;
+    hapki_server::run(cfg)
+        .await
+        .map_err(|e| Failure::other(format!("{e:#}")))
+}

@@ -1,0 +1,164 @@
+//! The API client: HTTPS to a list of node URLs tried in order (a connection
+//! error or a 503 moves on to the next), a bearer token, and API errors turned
+//! into typed failures with exit codes scripts can trust.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Where and how to reach the cluster.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub urls: Vec<String>,
+    pub token: Option<String>,
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// A failure, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot reach {urls}: {detail}")]
+    Unreachable { urls: String, detail: String },
+    #[error("{message} ({code}, HTTP {status})")]
+    Api { status: u16, code: String, message: String },
+}
+
+impl ClientError {
+    /// 2 bad usage or input, 3 not found, 4 not allowed, 5 conflict, 6 unreachable, 1 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ClientError::Usage(_) => 2,
+            ClientError::Unreachable { .. } => 6,
+            ClientError::Api { status, .. } => match *status {
+                400 | 413 | 415 | 422 => 2,
+                404 => 3,
+                401 | 403 => 4,
+                409 => 5,
+                _ => 1,
+            },
+        }
+    }
+}
+
+/// A connected client.
+pub struct Client {
+    http: reqwest::Client,
+    cfg: ClientConfig,
+}
+
+impl Client {
+    pub fn new(cfg: ClientConfig) -> Result<Client, ClientError> {
+        if cfg.urls.is_empty() {
+            return Err(ClientError::Usage("no server URL: pass --url or set HAPKI_URL".into()));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(path) = &cfg.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| ClientError::Usage(format!("cannot read --ca-cert {}: {e}", path.display())))?;
+            let certs = hapki_domain::pem::certificates(&pem)
+                .map_err(|e| ClientError::Usage(format!("--ca-cert {}: {e}", path.display())))?;
+            for c in certs {
+                roots
+                    .add(rustls_pki_types::CertificateDer::from(c))
+                    .map_err(|e| ClientError::Usage(format!("--ca-cert {}: {e}", path.display())))?;
+            }
+        } else if cfg.urls.iter().any(|u| u.starts_with("https://")) {
+            return Err(ClientError::Usage(
+                "no CA certificate to check the server with: pass --ca-cert <data-dir>/api-ca.pem or set HAPKI_CA_CERT"
+                    .into(),
+            ));
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Usage(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| ClientError::Usage(e.to_string()))?;
+        Ok(Client { http, cfg })
+    }
+
+    /// Sends a request to the first URL that answers; returns the JSON body.
+    pub async fn call<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Value, ClientError> {
+        let mut last = String::new();
+        for base in &self.cfg.urls {
+            let url = format!("{}{path}", base.trim_end_matches('/'));
+            let mut req = self.http.request(method.clone(), &url);
+            if let Some(t) = &self.cfg.token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = format!("{url}: {}", error_chain(&e));
+                    continue;
+                }
+            };
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                last = format!("{url}: 503 {text}");
+                continue;
+            }
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            if status.is_success() {
+                return Ok(value);
+            }
+            let code = value["error"]["code"].as_str().unwrap_or("error").to_string();
+            let message = value["error"]["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+        Err(ClientError::Unreachable {
+            urls: self.cfg.urls.join(","),
+            detail: last,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.call::<()>(Method::GET, path, None).await
+    }
+
+    pub async fn post<B: Serialize>(&self, path: &str, body: &B) -> Result<Value, ClientError> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put<B: Serialize>(&self, path: &str, body: &B) -> Result<Value, ClientError> {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
+        self.call::<()>(Method::DELETE, path, None).await
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
