@@ -1,0 +1,264 @@
+//! The one harness for integration tests: real `hapki` processes on free
+//! loopback ports, each in its own temporary directory, killed in `Drop` even
+//! when a test fails. Helpers run the real CLI, real `openssl`, and raw HTTPS.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const HAPKI: &str = env!("CARGO_BIN_EXE_hapki");
+
+/// A free TCP port on 127.0.0.1 (bound once, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// Polls `cond` until it holds or `timeout` passes.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// A running dev node.
+pub struct Node {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub https: u16,
+    pub http: u16,
+    pub token: String,
+}
+
+impl Node {
+    /// Starts `hapki server --dev` in a fresh directory and waits until it serves.
+    pub fn start() -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut node = Node {
+            child: None,
+            dir,
+            https: free_port(),
+            http: free_port(),
+            token: String::new(),
+        };
+        node.spawn();
+        node.token = std::fs::read_to_string(node.data().join("admin-token"))
+            .expect("admin-token")
+            .trim()
+            .to_string();
+        node
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The working directory tests write files into.
+    pub fn work(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.https)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http)
+    }
+
+    pub fn api_ca(&self) -> PathBuf {
+        self.data().join("api-ca.pem")
+    }
+
+    pub fn ca_pem(&self) -> PathBuf {
+        self.data().join("ca.pem")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
+        let child = Command::new(HAPKI)
+            .args(["server", "--dev", "--data-dir"])
+            .arg(self.data())
+            .args(["--listen", &format!("127.0.0.1:{}", self.https)])
+            .args(["--http-listen", &format!("127.0.0.1:{}", self.http)])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::from(log.try_clone().expect("clone log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start hapki server");
+        self.child = Some(child);
+        let data = self.data();
+        let port = self.https;
+        wait_for("the node to serve", Duration::from_secs(60), || {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("hapki server exited early ({status}):\n{}", self.log());
+            }
+            data.join("admin-token").exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    /// The server's output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// `kill -9` the server.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill -9");
+            c.wait().expect("reap");
+        }
+    }
+
+    /// Starts the server again on the same directory and ports.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Runs the CLI against this node as a user would (env vars set, cwd = work dir).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_token(args, Some(&self.token))
+    }
+
+    pub fn cli_with_token(&self, args: &[&str], token: Option<&str>) -> Output {
+        let mut cmd = Command::new(HAPKI);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("HAPKI_URL", self.url())
+            .env("HAPKI_CA_CERT", self.api_ca())
+            .env("HOME", self.dir.path())
+            .env_remove("HAPKI_OUTPUT");
+        match token {
+            Some(t) => cmd.env("HAPKI_TOKEN", t),
+            None => cmd.env_remove("HAPKI_TOKEN"),
+        };
+        cmd.output().expect("run hapki")
+    }
+
+    /// Runs the CLI and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "hapki {args:?} failed: {}\n{}",
+            stderr(&out),
+            stdout(&out)
+        );
+        stdout(&out)
+    }
+
+    /// Runs the CLI with `--output json` and parses the result.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        let text = self.ok(&all);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("hapki {args:?} printed no JSON ({e}): {text}"))
+    }
+
+    /// An HTTPS client that trusts this node's API CA.
+    pub fn http_client(&self) -> reqwest::blocking::Client {
+        let pem = std::fs::read(self.api_ca()).expect("api-ca.pem");
+        let mut roots = rustls::RootCertStore::empty();
+        for der in hapki_pem_certs(&pem) {
+            roots
+                .add(rustls_pki_types::CertificateDer::from(der))
+                .expect("add root");
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        reqwest::blocking::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client")
+    }
+
+    /// The state digest and certificate count from `hapki status`.
+    pub fn digest(&self) -> (String, u64) {
+        let v = self.json(&["status"]);
+        (
+            v["digest"].as_str().expect("digest").to_string(),
+            v["certificates"].as_u64().expect("count"),
+        )
+    }
+
+    /// Makes a CSR with the CLI and issues it; returns the certificate file.
+    pub fn issue(&self, name: &str, profile: &str, words: &[&str]) -> PathBuf {
+        let mut args = vec!["csr", name];
+        args.extend_from_slice(words);
+        self.ok(&args);
+        let out = format!("{name}.pem");
+        self.ok(&[
+            "cert",
+            "issue",
+            "--csr",
+            &format!("{name}.csr"),
+            "--profile",
+            profile,
+            "--out",
+            &out,
+        ]);
+        self.work().join(out)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn hapki_pem_certs(pem: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(pem);
+    text.split("-----BEGIN CERTIFICATE-----")
+        .skip(1)
+        .filter_map(|b| b.split("-----END CERTIFICATE-----").next())
+        .map(|b| {
+            let clean: String = b.chars().filter(|c| !c.is_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD.decode(clean).expect("base64")
+        })
+        .collect()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `openssl` with `args` in `dir`; returns (success, stdout + stderr).
+pub fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    (out.status.success(), format!("{}{}", stdout(&out), stderr(&out)))
+}
+
+/// The serial of a certificate file, as hapki prints it (lowercase hex).
+pub fn serial_of(dir: &Path, cert: &Path) -> String {
+    let (ok, out) = openssl(dir, &["x509", "-in", cert.to_str().expect("path"), "-noout", "-serial"]);
+    assert!(ok, "{out}");
+    out.trim().trim_start_matches("serial=").to_ascii_lowercase()
+}
