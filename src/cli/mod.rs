@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Global client options come from
 //! flags, then `HAPKI_*` environment variables, then `~/.config/hapki/config.toml`.
 
+mod bench;
 mod ca;
 mod certs;
 mod local;
@@ -108,6 +109,15 @@ enum Command {
     Token(misc::TokenCommand),
     /// This node's status and state digest
     Status,
+    /// Load generators (issuance throughput and latency)
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Issue certificates from fresh EC P-256 CSRs at a fixed concurrency
+    Issue(bench::BenchArgs),
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -186,6 +196,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Profile(c) => misc::run_profile(&ctx, c).await,
         Command::Token(c) => misc::run_token(&ctx, c).await,
         Command::Status => misc::status(&ctx).await,
+        Command::Bench(BenchCommand::Issue(args)) => bench::issue(&ctx, args).await,
     }
 }
 

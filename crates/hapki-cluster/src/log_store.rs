@@ -39,10 +39,15 @@ impl LogStore {
         read().map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
     }
 
-    fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError> {
+    /// Writes a bookkeeping value; `durable` flushes it before returning.
+    fn put_meta<T: Serialize>(&self, key: &str, value: &T, durable: bool) -> Result<(), StorageError> {
         let write = || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let mut txn = self.store.db().begin_write()?;
-            txn.set_durability(Durability::Immediate);
+            txn.set_durability(if durable {
+                Durability::Immediate
+            } else {
+                Durability::None
+            });
             txn.open_table(RAFT_META)?
                 .insert(key, bincode::serialize(value)?.as_slice())?;
             txn.commit()?;
@@ -106,7 +111,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.put_meta("vote", vote)
+        self.put_meta("vote", vote, true)
             .map_err(|_| io_err(ErrorSubject::Vote, ErrorVerb::Write, "saving the vote failed"))
     }
 
@@ -115,7 +120,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.put_meta("committed", &committed)
+        // Not flushed on its own: the committed index is a hint that openraft can
+        // recompute; it reaches disk with the next log append.
+        self.put_meta("committed", &committed, false)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

@@ -13,7 +13,7 @@ use crate::ProposeError;
 /// Most commands in one log entry.
 pub const MAX_BATCH: usize = 512;
 /// Batches in flight at once; the next one gathers while these are written.
-const IN_FLIGHT: usize = 2;
+const IN_FLIGHT: usize = 4;
 
 struct Pending {
     command: Command,

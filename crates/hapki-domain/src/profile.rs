@@ -35,6 +35,7 @@ pub enum ExtKeyUsage {
 
 /// Which keys a profile accepts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeyPolicy {
     /// Allowed EC curve sizes (256, 384); empty refuses EC keys.
     #[serde(default)]
@@ -59,6 +60,7 @@ impl Default for KeyPolicy {
 
 /// Rules for subject alternative names.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SanPolicy {
     /// At least one SAN (or a CN that is copied into the SANs) must be present.
     #[serde(default)]
@@ -110,6 +112,7 @@ impl Default for SanPolicy {
 
 /// A certificate profile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Profile {
     pub name: String,
     #[serde(default)]

@@ -9,11 +9,16 @@ mod publish;
 mod sys;
 mod tokens;
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::HttpBody;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
@@ -43,8 +48,52 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .merge(publish::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(max_body, refuse_oversized))
         .with_state(pki)
+}
+
+/// Most bytes of an oversized body read and thrown away before answering 413.
+const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest time spent reading an oversized body before answering 413.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers 413 to a body whose declared length is over the limit, after reading
+/// (and discarding) what the client is still sending: a server that answers and
+/// closes while the client writes makes the client see a broken pipe, not the 413.
+/// A client that waits for `100 Continue` has sent nothing yet and is answered at once.
+async fn refuse_oversized(State(max_body): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let waits = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    match declared {
+        Some(len) if len > max_body as u64 => {
+            if len <= DRAIN_MAX_BYTES && !waits {
+                let mut body = req.into_body();
+                let drain = async {
+                    while let Some(Ok(_)) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {}
+                };
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+            }
+            too_large().into_response()
+        }
+        _ => next.run(req).await,
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        "the request body is too large",
+    )
 }
 
 /// The plain-HTTP publication listener: CA certificates, CRLs, OCSP and health only.
@@ -53,12 +102,21 @@ pub fn publication_router(pki: Arc<Pki>) -> Router {
         .route("/v1/sys/health", get(sys::health))
         .merge(publish::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(pki)
 }
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; the API is described in docs/api.md")
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this endpoint does not take {method}; the Allow header lists the methods it takes"),
+    )
 }
 
 /// A JSON body whose rejections are `ApiError`s.
@@ -77,11 +135,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
 fn json_rejection(r: JsonRejection) -> ApiError {
     match r {
-        JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "the request body is too large",
-        ),
+        JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -88,7 +89,11 @@ fn ocsp_response(der: Vec<u8>) -> Response {
     bytes("application/ocsp-response", der)
 }
 
-async fn ocsp_post(State(pki): State<Arc<Pki>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ocsp_post(State(pki): State<Arc<Pki>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    // A body over the size limit is no OCSP request: answer in OCSP, like any other malformed one.
+    let Ok(body) = body else {
+        return ocsp_response(hapki_domain::ocsp::refusal(hapki_domain::ocsp::OcspRefusal::Malformed));
+    };
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -1,0 +1,231 @@
+//! `hapki bench issue`: a load generator for certificate issuance. It sends
+//! fresh EC P-256 CSRs at a fixed concurrency to hapki (`POST /v1/certs`) or,
+//! for a side-by-side figure, to OpenBao's PKI engine (`POST /v1/<mount>/sign/<role>`),
+//! and reports throughput and latency percentiles.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use hapki_domain::csr::build_csr;
+use hapki_domain::key::{KeyType, SigningKey};
+use hapki_domain::name::{San, SubjectSpec};
+use hapki_domain::pem::{encode, PemLabel};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::output::record;
+use super::{CliResult, Ctx, Failure};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    Hapki,
+    Openbao,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// What to load: hapki (uses --url/--token/--ca-cert) or openbao
+    #[arg(long, value_enum, default_value = "hapki")]
+    target: Target,
+    /// Requests in flight at once
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Requests to send in all
+    #[arg(long, default_value_t = 5000)]
+    requests: usize,
+    /// hapki profile
+    #[arg(long, default_value = "server")]
+    profile: String,
+    /// OpenBao address, e.g. http://127.0.0.1:8200
+    #[arg(long)]
+    openbao_url: Option<String>,
+    /// OpenBao token [env: BAO_TOKEN]
+    #[arg(long)]
+    openbao_token: Option<String>,
+    /// OpenBao PKI mount and role
+    #[arg(long, default_value = "pki")]
+    openbao_mount: String,
+    #[arg(long, default_value = "server")]
+    openbao_role: String,
+}
+
+pub async fn issue(ctx: &Ctx, args: BenchArgs) -> CliResult {
+    if args.concurrency == 0 || args.requests == 0 {
+        return Err(Failure::usage("--concurrency and --requests must be at least 1"));
+    }
+    let bar = ProgressBar::new(args.requests as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} {per_sec}")
+            .map_err(|e| Failure::other(e.to_string()))?
+            .progress_chars("=> "),
+    );
+    bar.set_message("making CSRs");
+    let csrs = Arc::new(make_csrs(args.requests, &bar)?);
+    let sender = Sender::new(ctx, &args)?;
+    bar.reset();
+    bar.set_message("issuing");
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (csrs, next, sender, bar) = (csrs.clone(), next.clone(), sender.clone(), bar.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            let mut first_error = None;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= csrs.len() {
+                    return (latencies, errors, first_error);
+                }
+                let t0 = Instant::now();
+                match sender.send(i, &csrs[i]).await {
+                    Ok(()) => latencies.push(t0.elapsed()),
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
+                bar.inc(1);
+            }
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut first_error = None;
+    for t in tasks {
+        let (l, e, f) = t.await.map_err(|e| Failure::other(e.to_string()))?;
+        latencies.extend(l);
+        errors += e;
+        if first_error.is_none() {
+            first_error = f;
+        }
+    }
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    latencies.sort();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies[idx].as_secs_f64() * 1000.0
+    };
+    let ok = latencies.len();
+    let rate = ok as f64 / elapsed.as_secs_f64();
+    let out = json!({
+        "target": format!("{:?}", args.target).to_lowercase(),
+        "concurrency": args.concurrency,
+        "requests": args.requests,
+        "succeeded": ok,
+        "failed": errors,
+        "seconds": elapsed.as_secs_f64(),
+        "certs_per_sec": rate,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "first_error": first_error,
+    });
+    record(
+        ctx.output,
+        &out,
+        vec![
+            ("target", format!("{:?}", args.target).to_lowercase()),
+            ("concurrency", args.concurrency.to_string()),
+            ("succeeded", format!("{ok} of {}", args.requests)),
+            ("certs/s", format!("{rate:.0}")),
+            ("p50", format!("{:.2} ms", pct(0.50))),
+            ("p99", format!("{:.2} ms", pct(0.99))),
+        ],
+    );
+    if errors > 0 {
+        return Err(Failure::other(format!(
+            "{errors} requests failed; first: {}",
+            out["first_error"].as_str().unwrap_or("?")
+        )));
+    }
+    Ok(())
+}
+
+fn make_csrs(n: usize, bar: &ProgressBar) -> Result<Vec<String>, Failure> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let key = SigningKey::generate(KeyType::EcP256)?;
+        let cn = format!("bench-{i}.example.com");
+        let der = build_csr(&key, &SubjectSpec::cn(&cn).to_name()?, &[San::Dns(cn.clone())])?;
+        out.push(encode(PemLabel::CertificateRequest, &der));
+        bar.inc(1);
+    }
+    Ok(out)
+}
+
+#[derive(Clone)]
+enum Sender {
+    Hapki {
+        client: Arc<crate::client::Client>,
+        profile: String,
+    },
+    Openbao {
+        http: reqwest::Client,
+        url: String,
+        token: String,
+    },
+}
+
+impl Sender {
+    fn new(ctx: &Ctx, args: &BenchArgs) -> Result<Sender, Failure> {
+        Ok(match args.target {
+            Target::Hapki => Sender::Hapki {
+                client: Arc::new(ctx.client()?),
+                profile: args.profile.clone(),
+            },
+            Target::Openbao => {
+                let base = args
+                    .openbao_url
+                    .clone()
+                    .ok_or_else(|| Failure::usage("--openbao-url is required"))?;
+                let token = args
+                    .openbao_token
+                    .clone()
+                    .or_else(|| std::env::var("BAO_TOKEN").ok())
+                    .ok_or_else(|| Failure::usage("--openbao-token or BAO_TOKEN is required"))?;
+                Sender::Openbao {
+                    http: reqwest::Client::new(),
+                    url: format!(
+                        "{}/v1/{}/sign/{}",
+                        base.trim_end_matches('/'),
+                        args.openbao_mount,
+                        args.openbao_role
+                    ),
+                    token,
+                }
+            }
+        })
+    }
+
+    async fn send(&self, i: usize, csr: &str) -> Result<(), String> {
+        match self {
+            Sender::Hapki { client, profile } => client
+                .post("/v1/certs", &json!({"csr": csr, "profile": profile}))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Sender::Openbao { http, url, token } => {
+                let body = json!({"csr": csr, "common_name": format!("bench-{i}.example.com")});
+                let resp = http
+                    .post(url)
+                    .header("X-Vault-Token", token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("{}: {}", resp.status(), resp.text().await.unwrap_or_default()))
+                }
+            }
+        }
+    }
+}
