@@ -75,7 +75,10 @@ HCL
     for _ in $(seq 1 100); do "$bao" status >/dev/null 2>&1 && break; sleep 0.2; done
     "$bao" secrets enable pki >/dev/null
     "$bao" secrets tune -max-lease-ttl=87600h pki >/dev/null
-    "$bao" write -field=issuer_id pki/root/generate/internal common_name="bench root" key_type=ec key_bits=256 ttl=87600h >/dev/null
+    "$bao" write -field=issuer_id pki/root/generate/internal common_name="bench root" key_type=ec key_bits=256 ttl=87600h >/dev/null 2>&1
+    # The same work as hapki: CDP and AIA (OCSP, CA issuers) in every certificate, certificates stored.
+    "$bao" write pki/config/urls issuing_certificates="$BAO_ADDR/v1/pki/ca" \
+        crl_distribution_points="$BAO_ADDR/v1/pki/crl" ocsp_servers="$BAO_ADDR/v1/pki/ocsp" >/dev/null
     "$bao" write pki/roles/server allow_any_name=true key_type=any ttl=8760h >/dev/null
     for c in $CONCURRENCY; do
         "$hapki" bench issue --target openbao --openbao-url "$BAO_ADDR" --openbao-token "$BAO_TOKEN" \
