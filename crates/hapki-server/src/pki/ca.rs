@@ -130,7 +130,7 @@ impl Pki {
         let record = IssuerRecord {
             id: id.clone(),
             name: hapki_domain::name::display_name(&subject),
-            key_type: req.key_type.to_string(),
+            key_type: key.kind().to_string(),
             cert_der: vec![],
             chain_der: vec![],
             csr_der: csr_der.clone(),
