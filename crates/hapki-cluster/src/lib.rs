@@ -5,8 +5,8 @@
 // openraft's StorageError is large and its signatures are fixed by the traits we implement.
 #![allow(clippy::result_large_err)]
 
+pub mod channel;
 mod log_store;
-mod network;
 mod node;
 mod proposer;
 mod state_machine;

@@ -11,8 +11,8 @@ use hapki_store::{Command, CommandResult, Store};
 use openraft::{Config, SnapshotPolicy};
 use tokio::sync::broadcast;
 
+use crate::channel::ChannelNetwork;
 use crate::log_store::LogStore;
-use crate::network::Network;
 use crate::proposer::Proposer;
 use crate::state_machine::{Applied, StateMachine};
 use crate::types::{NodeAddr, NodeId, Raft};
@@ -60,6 +60,7 @@ pub struct ClusterNode {
     raft: Raft,
     proposer: Proposer,
     sm: StateMachine,
+    network: ChannelNetwork,
 }
 
 impl ClusterNode {
@@ -84,11 +85,18 @@ impl ClusterNode {
         .map_err(|e| ClusterError::Config(e.to_string()))?;
         let sm = StateMachine::new(store.clone(), data_dir.join("snapshots"))
             .map_err(|e| ClusterError::Io(format!("snapshot directory: {e}")))?;
-        let raft = Raft::new(id, Arc::new(config), Network, LogStore::new(store), sm.clone())
+        let network = ChannelNetwork::default();
+        let raft = Raft::new(id, Arc::new(config), network.clone(), LogStore::new(store), sm.clone())
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone());
-        Ok(ClusterNode { id, raft, proposer, sm })
+        Ok(ClusterNode {
+            id,
+            raft,
+            proposer,
+            sm,
+            network,
+        })
     }
 
     /// Makes this node a one-member cluster if it is not part of one yet.
@@ -162,6 +170,24 @@ impl ClusterNode {
             last_applied: m.last_applied.map(|l| l.index),
             is_leader: m.current_leader == Some(self.id),
         }
+    }
+
+    /// The Raft handle, for the cluster channel server and membership changes.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The network, to give it this node's identity.
+    pub fn network(&self) -> &ChannelNetwork {
+        &self.network
+    }
+
+    /// Makes a cluster of the given members, this node among them (first start of a multi-node cluster).
+    pub async fn initialize(&self, members: BTreeMap<NodeId, NodeAddr>) -> Result<(), ClusterError> {
+        self.raft
+            .initialize(members)
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))
     }
 
     /// Stops Raft.

@@ -1,0 +1,143 @@
+//! The channel's client side: openraft's network. Each RPC is one HTTPS POST
+//! with a bincode body to the target's cluster address, presenting this node's
+//! certificate. Until the node has an identity, every peer is unreachable.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::paths;
+use super::tls::NodeIdentity;
+use crate::types::{NodeAddr, NodeId, TypeConfig};
+
+/// Creates connections to peers; shares one HTTP client (and its connection pool).
+#[derive(Clone, Default)]
+pub struct ChannelNetwork {
+    client: Arc<RwLock<Option<reqwest::Client>>>,
+}
+
+impl ChannelNetwork {
+    /// Gives the network this node's identity; RPCs are possible from then on.
+    pub fn set_identity(&self, identity: &NodeIdentity) -> Result<(), String> {
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(identity.client_config()?)
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| e.to_string())?;
+        *self.client.write().expect("client lock") = Some(client);
+        Ok(())
+    }
+
+    /// The HTTP client of the channel, if the node has an identity.
+    pub fn http(&self) -> Option<reqwest::Client> {
+        self.client.read().expect("client lock").clone()
+    }
+}
+
+/// A connection to one peer.
+pub struct PeerConnection {
+    target: NodeId,
+    base: String,
+    network: ChannelNetwork,
+}
+
+impl RaftNetworkFactory<TypeConfig> for ChannelNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> Self::Network {
+        PeerConnection {
+            target,
+            base: format!("https://{}", node.cluster),
+            network: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ChannelError(String);
+
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ChannelError {}
+
+impl PeerConnection {
+    async fn call<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, NodeAddr, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let unreachable = |msg: String| RPCError::Unreachable(Unreachable::new(&ChannelError(msg)));
+        let Some(http) = self.network.http() else {
+            return Err(unreachable("this node has no cluster identity yet".into()));
+        };
+        let body = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let resp = http
+            .post(format!("{}{path}", self.base))
+            .timeout(option.hard_ttl())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unreachable(format!("node {:016x} at {}: {e}", self.target, self.base)))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if !status.is_success() {
+            return Err(unreachable(format!(
+                "node {:016x} refused the call ({status}): {}",
+                self.target,
+                String::from_utf8_lossy(&bytes)
+            )));
+        }
+        let result: Result<Resp, E> =
+            bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId>>> {
+        self.call(paths::APPEND, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        self.call(paths::SNAPSHOT, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId>>> {
+        self.call(paths::VOTE, &rpc, &option).await
+    }
+}

@@ -1,0 +1,19 @@
+//! The cluster channel: node-to-node traffic (Raft RPCs, snapshot chunks) over
+//! mutual TLS. Both sides present node certificates issued by the cluster's
+//! internal CA; a certificate from another CA is refused in the handshake, and a
+//! node that is not a member is refused per request.
+
+mod client;
+mod server;
+mod tls;
+
+pub use client::ChannelNetwork;
+pub use server::{serve, ChannelState};
+pub use tls::{node_id_from_cert, NodeIdentity, NODE_URI_PREFIX};
+
+/// Paths of the Raft RPCs on the cluster channel.
+pub(crate) mod paths {
+    pub const APPEND: &str = "/raft/append";
+    pub const VOTE: &str = "/raft/vote";
+    pub const SNAPSHOT: &str = "/raft/snapshot";
+}

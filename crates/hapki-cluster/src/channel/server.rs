@@ -1,0 +1,151 @@
+//! The channel's server: accepts mutual-TLS connections, learns the caller's
+//! node id from its certificate, refuses callers that are not members (or
+//! joining), and hands Raft RPCs to openraft. Bodies are bincode.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use super::paths;
+use super::tls::{node_id_from_cert, NodeIdentity};
+use crate::types::{NodeId, Raft};
+
+/// What the channel server needs.
+#[derive(Clone)]
+pub struct ChannelState {
+    pub raft: Raft,
+    /// Nodes allowed to call besides current members (nodes in the middle of joining).
+    pub admitted: Arc<RwLock<BTreeSet<NodeId>>>,
+}
+
+impl ChannelState {
+    /// A caller with a certificate of this cluster's CA may call when it is a member, when it is
+    /// being admitted, or when this node knows no membership yet (it is about to be told by a leader).
+    fn allowed(&self, caller: NodeId) -> bool {
+        if self.admitted.read().expect("admitted lock").contains(&caller) {
+            return true;
+        }
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let mut nodes = membership.nodes().peekable();
+        let allowed = nodes.peek().is_none() || nodes.any(|(id, _)| *id == caller);
+        allowed
+    }
+}
+
+/// Serves the cluster channel on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, identity: NodeIdentity, state: ChannelState) -> Result<(), String> {
+    let acceptor = TlsAcceptor::from(identity.server_config()?);
+    let router = Router::new()
+        .route(paths::APPEND, post(append))
+        .route(paths::VOTE, post(vote))
+        .route(paths::SNAPSHOT, post(snapshot))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+        .with_state(state.clone());
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("cluster channel: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (acceptor, router, state) = (acceptor.clone(), router.clone(), state.clone());
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::warn!("cluster channel: refused {peer}: TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!("cluster channel: refused {peer}: TLS handshake timed out");
+                    return;
+                }
+            };
+            let caller = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| node_id_from_cert(c.as_ref()));
+            let Some(caller) = caller else {
+                tracing::warn!("cluster channel: refused {peer}: its certificate names no node");
+                return;
+            };
+            let service = tower::service_fn(move |req: axum::http::Request<hyper::body::Incoming>| {
+                let router = router.clone();
+                let state = state.clone();
+                async move {
+                    if !state.allowed(caller) {
+                        tracing::warn!("cluster channel: refused node {caller:016x} from {peer}: not a member");
+                        return Ok::<_, std::convert::Infallible>(
+                            (
+                                StatusCode::FORBIDDEN,
+                                format!("node {caller:016x} is not a member of this cluster"),
+                            )
+                                .into_response(),
+                        );
+                    }
+                    router.oneshot(req.map(axum::body::Body::new)).await
+                }
+            });
+            if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
+                .await
+            {
+                tracing::debug!("cluster channel: connection from {peer} ended: {e}");
+            }
+        });
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    bincode::deserialize(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable RPC body: {e}")).into_response())
+}
+
+fn encode<T: Serialize>(value: &T) -> Response {
+    match bincode::serialize(value) {
+        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn append(State(s): State<ChannelState>, body: Bytes) -> Response {
+    match decode(&body) {
+        Ok(rpc) => encode(&s.raft.append_entries(rpc).await),
+        Err(r) => r,
+    }
+}
+
+async fn vote(State(s): State<ChannelState>, body: Bytes) -> Response {
+    match decode(&body) {
+        Ok(rpc) => encode(&s.raft.vote(rpc).await),
+        Err(r) => r,
+    }
+}
+
+async fn snapshot(State(s): State<ChannelState>, body: Bytes) -> Response {
+    match decode(&body) {
+        Ok(rpc) => encode(&s.raft.install_snapshot(rpc).await),
+        Err(r) => r,
+    }
+}

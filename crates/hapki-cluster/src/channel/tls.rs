@@ -1,0 +1,82 @@
+//! TLS configurations of the cluster channel. A node certificate names its node
+//! id in a URI SAN `urn:hapki:node:<16 hex digits>`, which is how a server knows
+//! which member is calling.
+
+use std::sync::Arc;
+
+use der::Decode;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::SubjectAltName;
+
+use crate::types::NodeId;
+
+/// The URI SAN prefix that carries a node id.
+pub const NODE_URI_PREFIX: &str = "urn:hapki:node:";
+
+/// A node's identity on the channel: its certificate chain and key, and the internal CA.
+#[derive(Clone)]
+pub struct NodeIdentity {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: Arc<PrivateKeyDer<'static>>,
+    pub ca: CertificateDer<'static>,
+}
+
+impl NodeIdentity {
+    fn roots(&self) -> Result<Arc<rustls::RootCertStore>, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(self.ca.clone())
+            .map_err(|e| format!("internal CA certificate: {e}"))?;
+        Ok(Arc::new(roots))
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    }
+
+    /// Server side: a client certificate from the internal CA is required.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, String> {
+        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots()?, Self::provider())
+            .build()
+            .map_err(|e| format!("client verifier: {e}"))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(Self::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| format!("node certificate: {e}"))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// Client side: the server must chain to the internal CA; we present our node certificate.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
+        rustls::ClientConfig::builder_with_provider(Self::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(self.roots()?)
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| format!("node certificate: {e}"))
+    }
+}
+
+/// The node id a node certificate names, if any.
+pub fn node_id_from_cert(der: &[u8]) -> Option<NodeId> {
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    for ext in cert.tbs_certificate.extensions.iter().flatten() {
+        if ext.extn_id != const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME {
+            continue;
+        }
+        let sans = SubjectAltName::from_der(ext.extn_value.as_bytes()).ok()?;
+        for name in sans.0 {
+            if let GeneralName::UniformResourceIdentifier(uri) = name {
+                if let Some(hex) = uri.as_str().strip_prefix(NODE_URI_PREFIX) {
+                    return u64::from_str_radix(hex, 16).ok();
+                }
+            }
+        }
+    }
+    None
+}
