@@ -18,7 +18,7 @@ pub use state_machine::{Applied, StateMachine};
 pub use types::{NodeAddr, NodeId};
 
 /// Why a proposal did not produce a result.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ProposeError {
     #[error("this node is not the leader (leader: {leader:?})")]
     NotLeader {
@@ -29,6 +29,24 @@ pub enum ProposeError {
     Raft(String),
     #[error("the node is shutting down")]
     ShuttingDown,
+    #[error("the leader cannot be reached: {0}")]
+    LeaderUnreachable(String),
+}
+
+impl ProposeError {
+    pub(crate) fn from_read(
+        e: openraft::error::RaftError<NodeId, openraft::error::CheckIsLeaderError<NodeId, NodeAddr>>,
+    ) -> Self {
+        match e {
+            openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f)) => {
+                ProposeError::NotLeader {
+                    leader: f.leader_id,
+                    leader_api: f.leader_node.map(|n| n.api),
+                }
+            }
+            other => ProposeError::Raft(other.to_string()),
+        }
+    }
 }
 
 /// Why a node could not start or change.

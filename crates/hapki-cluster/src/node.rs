@@ -11,7 +11,7 @@ use hapki_store::{Command, CommandResult, Store};
 use openraft::{Config, SnapshotPolicy};
 use tokio::sync::broadcast;
 
-use crate::channel::ChannelNetwork;
+use crate::channel::{paths, ChannelNetwork};
 use crate::log_store::LogStore;
 use crate::proposer::Proposer;
 use crate::state_machine::{Applied, StateMachine};
@@ -135,23 +135,109 @@ impl ClusterNode {
         }
     }
 
-    /// Proposes a command through the group-commit batcher.
+    /// Proposes a command: through this node's group-commit batcher when it leads,
+    /// otherwise forwarded over the cluster channel to the leader, which answers.
     pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
-        self.proposer.propose(command).await
+        if self.status().is_leader {
+            return self.proposer.propose(command).await;
+        }
+        match self.forward(paths::PROPOSE, &command).await {
+            // Leadership moved between our look and the leader's: one more try, wherever it is now.
+            Err(ProposeError::NotLeader { .. }) => self.forward(paths::PROPOSE, &command).await,
+            other => other,
+        }
     }
 
-    /// Returns once this node's replica reflects every write committed before the call
-    /// (read-index through the leader).
+    /// Returns once this node's replica reflects every write committed before the call:
+    /// the leader confirms its read index, and this node waits until it has applied it.
     pub async fn linearizable(&self) -> Result<(), ProposeError> {
-        self.raft.ensure_linearizable().await.map(|_| ()).map_err(|e| match e {
-            openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f)) => {
-                ProposeError::NotLeader {
-                    leader: f.leader_id,
-                    leader_api: f.leader_node.map(|n| n.api),
+        let index = if self.status().is_leader {
+            self.raft
+                .ensure_linearizable()
+                .await
+                .map_err(ProposeError::from_read)?
+                .map(|l| l.index)
+                .unwrap_or(0)
+        } else {
+            self.forward::<(), u64>(paths::READ_INDEX, &()).await?
+        };
+        self.raft
+            .wait(Some(Duration::from_secs(10)))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map(|_| ())
+            .map_err(|e| ProposeError::Raft(format!("waiting for the read index: {e}")))
+    }
+
+    /// Sends a request to the current leader over the cluster channel.
+    async fn forward<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+    ) -> Result<Resp, ProposeError> {
+        let (leader, addr) = self.wait_for_leader(Duration::from_secs(5)).await?;
+        if leader == self.id {
+            return Err(ProposeError::NotLeader {
+                leader: Some(self.id),
+                leader_api: None,
+            });
+        }
+        let http = self
+            .network
+            .http()
+            .ok_or_else(|| ProposeError::LeaderUnreachable("this node has no cluster identity".into()))?;
+        let body = bincode::serialize(req).map_err(|e| ProposeError::Raft(e.to_string()))?;
+        let resp = http
+            .post(format!("https://{}{path}", addr.cluster))
+            .timeout(Duration::from_secs(30))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ProposeError::LeaderUnreachable(format!("{}: {e}", addr.cluster)))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProposeError::LeaderUnreachable(e.to_string()))?;
+        if !status.is_success() {
+            return Err(ProposeError::LeaderUnreachable(format!(
+                "the leader refused ({status}): {}",
+                String::from_utf8_lossy(&bytes)
+            )));
+        }
+        bincode::deserialize::<Result<Resp, ProposeError>>(&bytes)
+            .map_err(|e| ProposeError::LeaderUnreachable(format!("undecodable answer: {e}")))?
+    }
+
+    /// The current leader and its address, waiting up to `timeout` for one to be known.
+    async fn wait_for_leader(&self, timeout: Duration) -> Result<(NodeId, NodeAddr), ProposeError> {
+        let mut metrics = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let m = metrics.borrow();
+                if let Some(leader) = m.current_leader {
+                    if let Some(addr) = m.membership_config.membership().get_node(&leader) {
+                        return Ok((leader, addr.clone()));
+                    }
                 }
             }
-            other => ProposeError::Raft(other.to_string()),
-        })
+            if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
+                return Err(ProposeError::NotLeader {
+                    leader: None,
+                    leader_api: None,
+                });
+            }
+        }
+    }
+
+    /// The state the cluster channel's server needs.
+    pub fn channel_state(&self) -> crate::channel::ChannelState {
+        crate::channel::ChannelState {
+            raft: self.raft.clone(),
+            proposer: self.proposer.clone(),
+            admitted: Default::default(),
+        }
     }
 
     /// Applied commands, as they are applied.

@@ -1,14 +1,15 @@
 //! Three Raft nodes in one process talking over the real mutual-TLS cluster
 //! channel on loopback: a write on the leader reaches every replica with the
-//! same digest, a non-leader refuses to propose, and a node certificate from
+//! same digest, a write or linearizable read on a follower goes through the
+//! leader, and a node certificate from
 //! another cluster's CA is refused in the TLS handshake.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use hapki_cluster::channel::{serve, ChannelState, NodeIdentity, NODE_URI_PREFIX};
-use hapki_cluster::{ClusterNode, NodeAddr, ProposeError, RaftSettings};
+use hapki_cluster::channel::{serve, NodeIdentity, NODE_URI_PREFIX};
+use hapki_cluster::{ClusterNode, NodeAddr, RaftSettings};
 use hapki_domain::issue::{build_certificate, key_id, CertSpec, IssuerView, Publication};
 use hapki_domain::key::{KeyType, SigningKey};
 use hapki_domain::name::{San, SubjectSpec};
@@ -113,10 +114,7 @@ async fn start(ca: &Ca, id: u64) -> TestNode {
         api: String::new(),
         cluster: listener.local_addr().unwrap().to_string(),
     };
-    let state = ChannelState {
-        raft: node.raft().clone(),
-        admitted: Arc::new(RwLock::new(BTreeSet::new())),
-    };
+    let state = node.channel_state();
     tokio::spawn(async move { serve(listener, ident, state).await.unwrap() });
     TestNode {
         _dir: dir,
@@ -175,10 +173,18 @@ async fn three_nodes_replicate_over_mutual_tls() {
             hapki_store::CommandResult::Applied
         );
     }
-    match follower.node.propose(token(99)).await {
-        Err(ProposeError::NotLeader { leader, .. }) => assert_eq!(leader, Some(leader_id)),
-        other => panic!("a follower must refuse to propose, got {other:?}"),
+    // A write sent to a follower is forwarded to the leader and answered by the follower.
+    assert_eq!(
+        follower.node.propose(token(99)).await.unwrap(),
+        hapki_store::CommandResult::Applied
+    );
+    match follower.node.propose(token(99)).await.unwrap() {
+        hapki_store::CommandResult::Rejected { code, .. } => assert_eq!(code, hapki_store::RejectCode::Conflict),
+        other => panic!("a duplicate forwarded command must be refused by the state machine, got {other:?}"),
     }
+    // A linearizable read on a follower sees the write it just made.
+    follower.node.linearizable().await.unwrap();
+    assert_eq!(follower.store.reader().unwrap().tokens().unwrap().len(), 51);
     let target = leader.node.status().last_applied;
     wait_until("replication", || {
         nodes.iter().all(|n| n.node.status().last_applied >= target)
@@ -189,7 +195,7 @@ async fn three_nodes_replicate_over_mutual_tls() {
         .map(|n| n.store.reader().unwrap().digest().unwrap())
         .collect();
     assert!(digests.iter().all(|d| d == &digests[0]), "replicas differ: {digests:?}");
-    assert_eq!(nodes[2].store.reader().unwrap().tokens().unwrap().len(), 50);
+    assert_eq!(nodes[2].store.reader().unwrap().tokens().unwrap().len(), 51);
 
     // A node certificate from another cluster's CA: the handshake is refused.
     let foreign = identity(&new_ca("another cluster"), 11);

@@ -93,6 +93,11 @@ impl From<ProposeError> for ApiError {
             ),
             ProposeError::Raft(m) => ApiError::unavailable(format!("the write could not be committed: {m}")),
             ProposeError::ShuttingDown => ApiError::unavailable("the node is shutting down; retry on another node"),
+            ProposeError::LeaderUnreachable(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_leader",
+                format!("the write could not be forwarded to the leader ({m}); retry, possibly on another node"),
+            ),
         }
     }
 }

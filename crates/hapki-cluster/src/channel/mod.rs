@@ -12,8 +12,12 @@ pub use server::{serve, ChannelState};
 pub use tls::{node_id_from_cert, NodeIdentity, NODE_URI_PREFIX};
 
 /// Paths of the Raft RPCs on the cluster channel.
-pub(crate) mod paths {
+pub mod paths {
     pub const APPEND: &str = "/raft/append";
     pub const VOTE: &str = "/raft/vote";
     pub const SNAPSHOT: &str = "/raft/snapshot";
+    /// A follower hands a command to the leader (any node serves writes).
+    pub const PROPOSE: &str = "/cluster/propose";
+    /// A follower asks the leader for a read index (linearizable reads anywhere).
+    pub const READ_INDEX: &str = "/cluster/read-index";
 }

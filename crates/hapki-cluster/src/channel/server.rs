@@ -23,12 +23,16 @@ use tower::ServiceExt;
 
 use super::paths;
 use super::tls::{node_id_from_cert, NodeIdentity};
+use crate::proposer::Proposer;
 use crate::types::{NodeId, Raft};
+use crate::ProposeError;
 
 /// What the channel server needs.
 #[derive(Clone)]
 pub struct ChannelState {
     pub raft: Raft,
+    /// The leader's batcher, for commands forwarded by followers.
+    pub proposer: Proposer,
     /// Nodes allowed to call besides current members (nodes in the middle of joining).
     pub admitted: Arc<RwLock<BTreeSet<NodeId>>>,
 }
@@ -55,6 +59,8 @@ pub async fn serve(listener: TcpListener, identity: NodeIdentity, state: Channel
         .route(paths::APPEND, post(append))
         .route(paths::VOTE, post(vote))
         .route(paths::SNAPSHOT, post(snapshot))
+        .route(paths::PROPOSE, post(propose))
+        .route(paths::READ_INDEX, post(read_index))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state.clone());
     loop {
@@ -148,4 +154,22 @@ async fn snapshot(State(s): State<ChannelState>, body: Bytes) -> Response {
         Ok(rpc) => encode(&s.raft.install_snapshot(rpc).await),
         Err(r) => r,
     }
+}
+
+async fn propose(State(s): State<ChannelState>, body: Bytes) -> Response {
+    let command: hapki_store::Command = match decode(&body) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    // Only the leader's own batcher proposes; a forwarded command is never forwarded again.
+    let result: Result<hapki_store::CommandResult, ProposeError> = s.proposer.propose(command).await;
+    encode(&result)
+}
+
+async fn read_index(State(s): State<ChannelState>) -> Response {
+    let result: Result<u64, ProposeError> = match s.raft.ensure_linearizable().await {
+        Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
+        Err(e) => Err(ProposeError::from_read(e)),
+    };
+    encode(&result)
 }
