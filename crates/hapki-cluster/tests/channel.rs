@@ -101,6 +101,8 @@ async fn start(ca: &Ca, id: u64) -> TestNode {
         heartbeat_ms: 50,
         election_timeout_min_ms: 200,
         election_timeout_max_ms: 400,
+        // Keep little log below a snapshot, so that a late node needs the snapshot.
+        keep_below_snapshot: 20,
         ..Default::default()
     };
     let node = ClusterNode::start(store.clone(), dir.path(), id, &settings)
@@ -223,7 +225,49 @@ async fn three_nodes_replicate_over_mutual_tls() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 403);
 
-    for n in &nodes {
+    // A fourth node added after the log was compacted receives a snapshot over the
+    // channel (streamed through files), then the log, and ends with the same state.
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 100..=250u8 {
+        let node = leader.node.clone();
+        writes.spawn(async move { node.propose(token(i)).await.unwrap() });
+    }
+    while writes.join_next().await.is_some() {}
+    for i in 0..80u8 {
+        // One entry each, so that the log is longer than what is kept below a snapshot.
+        leader
+            .node
+            .propose(Command::RevokeToken { id: format!("t{i}") })
+            .await
+            .unwrap();
+    }
+    leader.node.raft().trigger().snapshot().await.unwrap();
+    wait_until("the leader to snapshot and purge its log", || {
+        leader.node.raft().metrics().borrow().purged.is_some()
+    })
+    .await;
+    let late = start(&ca, 44).await;
+    leader
+        .node
+        .raft()
+        .add_learner(44, late.addr.clone(), true)
+        .await
+        .unwrap();
+    let target = leader.node.status().last_applied;
+    wait_until("the late node to catch up", || {
+        late.node.status().last_applied >= target
+    })
+    .await;
+    assert!(
+        late.node.raft().metrics().borrow().snapshot.is_some(),
+        "the late node should have been sent a snapshot"
+    );
+    assert_eq!(
+        late.store.reader().unwrap().digest().unwrap(),
+        leader.store.reader().unwrap().digest().unwrap()
+    );
+
+    for n in nodes.iter().chain(std::iter::once(&late)) {
         n.node.shutdown().await.unwrap();
     }
 }
