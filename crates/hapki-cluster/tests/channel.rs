@@ -156,7 +156,7 @@ async fn three_nodes_replicate_over_mutual_tls() {
         .with_test_writer()
         .try_init();
     let ca = new_ca("test internal CA");
-    let nodes = vec![start(&ca, 11).await, start(&ca, 22).await, start(&ca, 33).await];
+    let nodes = [start(&ca, 11).await, start(&ca, 22).await, start(&ca, 33).await];
     let members: BTreeMap<u64, NodeAddr> = [
         (11, nodes[0].addr.clone()),
         (22, nodes[1].addr.clone()),
