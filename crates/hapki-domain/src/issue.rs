@@ -56,6 +56,37 @@ pub struct CertSpec {
     pub publication: Publication,
 }
 
+impl CertSpec {
+    /// The spec of a self-signed CA certificate: keyCertSign, cRLSign and digitalSignature,
+    /// no EKU, no names, no publication URLs.
+    pub fn self_signed_ca(
+        serial: Serial,
+        validity: (UnixTime, UnixTime),
+        subject: Name,
+        spki: SubjectPublicKeyInfoOwned,
+        path_len: Option<u8>,
+    ) -> CertSpec {
+        CertSpec {
+            serial,
+            not_before: validity.0,
+            not_after: validity.1,
+            subject,
+            spki,
+            sans: vec![],
+            key_usage: vec![
+                KeyUsageBit::DigitalSignature,
+                KeyUsageBit::KeyCertSign,
+                KeyUsageBit::CrlSign,
+            ],
+            ext_key_usage: vec![],
+            ca: true,
+            path_len,
+            ocsp_no_check: false,
+            publication: Publication::default(),
+        }
+    }
+}
+
 /// The key identifier of a public key: SHA-1 of the subjectPublicKey bits (RFC 5280 §4.2.1.2 method 1).
 pub fn key_id(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
     digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, spki.subject_public_key.raw_bytes())

@@ -14,7 +14,7 @@ use hapki_store::{Command, InternalCaRecord};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::error::ApiError;
-use crate::pki::{now, Pki};
+use crate::pki::{now, Pki, BACKDATE_SECS};
 use crate::rand;
 
 const INTERNAL_CA_DAYS: u64 = 20 * 365;
@@ -32,24 +32,15 @@ pub async fn internal_ca(pki: &Pki) -> Result<InternalCa, ApiError> {
         let key = SigningKey::generate(KeyType::EcP256)?;
         let now = now();
         let cluster = pki.reader()?.cluster_id()?.unwrap_or_default();
-        let spec = CertSpec {
-            serial: Serial::from_random(rand::bytes()),
-            not_before: now - 60,
-            not_after: now + INTERNAL_CA_DAYS * 86_400,
-            subject: SubjectSpec::parse(&format!("O=hapki, OU=cluster {cluster}, CN=hapki internal CA"))?.to_name()?,
-            spki: key.spki(),
-            sans: vec![],
-            key_usage: vec![
-                KeyUsageBit::DigitalSignature,
-                KeyUsageBit::KeyCertSign,
-                KeyUsageBit::CrlSign,
-            ],
-            ext_key_usage: vec![],
-            ca: true,
-            path_len: Some(0),
-            ocsp_no_check: false,
-            publication: Publication::default(),
-        };
+        let subject = SubjectSpec::parse(&format!("O=hapki, OU=cluster {cluster}, CN=hapki internal CA"))?.to_name()?;
+        let validity = (now - BACKDATE_SECS, now + INTERNAL_CA_DAYS * 86_400);
+        let spec = CertSpec::self_signed_ca(
+            Serial::from_random(rand::bytes()),
+            validity,
+            subject,
+            key.spki(),
+            Some(0),
+        );
         let cert_der = build_certificate(None, Some(&key), &spec)?;
         let record = InternalCaRecord {
             cert_der,
@@ -98,7 +89,7 @@ impl InternalCa {
         let now = now();
         let spec = CertSpec {
             serial: Serial::from_random(rand::bytes()),
-            not_before: now - 60,
+            not_before: now - BACKDATE_SECS,
             not_after: (now + NODE_CERT_DAYS * 86_400).min(summary.not_after),
             subject: SubjectSpec::parse(&format!("O=hapki, CN={node_name}"))?.to_name()?,
             spki: key.spki(),

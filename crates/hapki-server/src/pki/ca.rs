@@ -93,24 +93,8 @@ impl Pki {
         let subject = subject_of(req)?.to_name()?;
         let key = SigningKey::generate(req.key_type)?;
         let now = now();
-        let spec = CertSpec {
-            serial: Serial::from_random(rand::bytes()),
-            not_before: now - BACKDATE_SECS,
-            not_after: now + u64::from(req.validity_days) * 86_400,
-            subject,
-            spki: key.spki(),
-            sans: vec![],
-            key_usage: vec![
-                KeyUsageBit::DigitalSignature,
-                KeyUsageBit::KeyCertSign,
-                KeyUsageBit::CrlSign,
-            ],
-            ext_key_usage: vec![],
-            ca: true,
-            path_len: None,
-            ocsp_no_check: false,
-            publication: Publication::default(),
-        };
+        let validity = (now - BACKDATE_SECS, now + u64::from(req.validity_days) * 86_400);
+        let spec = CertSpec::self_signed_ca(Serial::from_random(rand::bytes()), validity, subject, key.spki(), None);
         let cert_der = build_certificate(None, Some(&key), &spec)?;
         let record = self.issuer_record(&key, cert_der, vec![], now)?;
         self.propose(Command::AddIssuer {

@@ -23,7 +23,7 @@ use hapki_domain::profile::Profile;
 use hapki_store::{Command, CommandResult, IssuerRecord, StateReader, Store};
 use x509_cert::name::Name;
 
-pub use ca::{ImportRequest, IntermediateCsr, RootRequest};
+pub use ca::{ImportRequest, IntermediateCsr, RootRequest, BACKDATE_SECS};
 pub use crl::{crl_loop, CrlScheduler};
 pub use issue::{GenerateRequest, IssueRequest, Issued};
 pub use tokens::NewToken;
