@@ -134,3 +134,90 @@ fn profiles_are_listed_created_and_updated() {
     node.ok(&["profile", "update", "--file", "p.json"]);
     node.ok(&["cert", "issue", "--csr", "outside.csr", "--profile", "web-internal"]);
 }
+
+#[test]
+fn a_configured_node_starts_without_a_ca_until_one_is_created() {
+    let node = Node::start_with_config("node_name = \"pki-1\"\ncrl_check_secs = 5");
+    assert!(!node.ca_pem().exists(), "a configured node creates no CA by itself");
+    node.ok(&["csr", "early", "--cn", "early.example.com"]);
+    let refused = node.cli(&["cert", "issue", "--csr", "early.csr", "--profile", "server"]);
+    assert_eq!(refused.status.code(), Some(5), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("hapki ca init"),
+        "the error says what to do: {}",
+        stderr(&refused)
+    );
+
+    let ca = node.json(&[
+        "ca",
+        "init",
+        "--cn",
+        "Example Root",
+        "--subject",
+        "O=Example",
+        "--key",
+        "ec-p384",
+    ]);
+    assert_eq!(ca["default"], true);
+    assert_eq!(ca["key_type"], "EC P-384");
+    common::wait_for("ca.pem", std::time::Duration::from_secs(10), || node.ca_pem().exists());
+    let cert = node.issue("web", "server", &["CN:web.example.com"]);
+    let (ok, out) = common::openssl(
+        node.work(),
+        &[
+            "verify",
+            "-CAfile",
+            node.ca_pem().to_str().unwrap(),
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    std::fs::write(node.work().join("bad.toml"), "listne = \"127.0.0.1:1\"\n").unwrap();
+    let bad = node.cli(&["server", "--config", "bad.toml"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("listne"),
+        "the error names the bad field: {}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn client_settings_come_from_the_config_file_and_a_failover_list() {
+    let node = Node::start();
+    let config_dir = node.work().join(".config/hapki");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    // The first URL refuses connections; the CLI moves on to the second.
+    let dead = format!("https://127.0.0.1:{}", common::free_port());
+    std::fs::write(
+        config_dir.join("config.toml"),
+        format!(
+            "url = \"{dead},{}\"\ntoken = \"{}\"\nca_cert = \"{}\"\noutput = \"json\"\n",
+            node.url(),
+            node.token,
+            node.api_ca().display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::HAPKI)
+        .args(["ca", "list"])
+        .current_dir(node.work())
+        .env("HOME", node.work())
+        .env_remove("HAPKI_URL")
+        .env_remove("HAPKI_TOKEN")
+        .env_remove("HAPKI_CA_CERT")
+        .env_remove("HAPKI_OUTPUT")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["issuers"].as_array().unwrap().len(), 1);
+
+    let unreachable = std::process::Command::new(common::HAPKI)
+        .args(["--url", &dead, "ca", "list"])
+        .current_dir(node.work())
+        .env("HOME", node.work())
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(6), "{}", stderr(&unreachable));
+}

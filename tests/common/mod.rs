@@ -45,6 +45,16 @@ pub struct Node {
 impl Node {
     /// Starts `hapki server --dev` in a fresh directory and waits until it serves.
     pub fn start() -> Node {
+        Self::start_with(None)
+    }
+
+    /// Starts `hapki server --config node.toml`, the config setting the data directory and
+    /// ports, followed by `extra`.
+    pub fn start_with_config(extra: &str) -> Node {
+        Self::start_with(Some(extra))
+    }
+
+    fn start_with(config: Option<&str>) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut node = Node {
             child: None,
@@ -53,6 +63,15 @@ impl Node {
             http: free_port(),
             token: String::new(),
         };
+        if let Some(extra) = config {
+            let toml = format!(
+                "data_dir = \"{}\"\nlisten = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n{extra}\n",
+                node.data().display(),
+                node.https,
+                node.http
+            );
+            std::fs::write(node.dir.path().join("node.toml"), toml).expect("write node.toml");
+        }
         node.spawn();
         node.token = std::fs::read_to_string(node.data().join("admin-token"))
             .expect("admin-token")
@@ -88,11 +107,16 @@ impl Node {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
-        let child = Command::new(HAPKI)
-            .args(["server", "--dev", "--data-dir"])
-            .arg(self.data())
-            .args(["--listen", &format!("127.0.0.1:{}", self.https)])
-            .args(["--http-listen", &format!("127.0.0.1:{}", self.http)])
+        let mut cmd = Command::new(HAPKI);
+        if self.dir.path().join("node.toml").exists() {
+            cmd.args(["server", "--config", "node.toml"]);
+        } else {
+            cmd.args(["server", "--dev", "--data-dir"])
+                .arg(self.data())
+                .args(["--listen", &format!("127.0.0.1:{}", self.https)])
+                .args(["--http-listen", &format!("127.0.0.1:{}", self.http)]);
+        }
+        let child = cmd
             .current_dir(self.dir.path())
             .stdout(Stdio::from(log.try_clone().expect("clone log")))
             .stderr(Stdio::from(log))
