@@ -25,6 +25,12 @@ pub struct ServerArgs {
     /// Plain-HTTP publication address for CRL, OCSP and CA certificate [default: 127.0.0.1:8080]
     #[arg(long)]
     http_listen: Option<SocketAddr>,
+    /// Mutual-TLS cluster channel address, e.g. 0.0.0.0:8444
+    #[arg(long)]
+    cluster_listen: Option<SocketAddr>,
+    /// host:port at which other nodes reach this node's cluster channel [default: --cluster-listen]
+    #[arg(long)]
+    advertise: Option<String>,
     /// Base URL that issued certificates name for CRL, OCSP and CA certificate
     #[arg(long)]
     public_url: Option<String>,
@@ -65,6 +71,12 @@ pub async fn run(args: ServerArgs) -> CliResult {
     }
     if let Some(h) = args.http_listen {
         cfg.http_listen = Some(h);
+    }
+    if let Some(c) = args.cluster_listen {
+        cfg.cluster_listen = Some(c);
+    }
+    if let Some(a) = args.advertise {
+        cfg.advertise = Some(a);
     }
     if let Some(u) = args.public_url {
         cfg.public_url = Some(u);

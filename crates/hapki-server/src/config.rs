@@ -19,6 +19,12 @@ pub struct NodeConfig {
     /// Plain-HTTP publication address (CA certificate, CRL, OCSP); empty disables it.
     #[serde(default = "default_http_listen")]
     pub http_listen: Option<SocketAddr>,
+    /// Mutual-TLS cluster channel address (Raft, forwarding); none on a node that is never clustered.
+    #[serde(default)]
+    pub cluster_listen: Option<SocketAddr>,
+    /// `host:port` at which other nodes reach this node's cluster channel (defaults to `cluster_listen`).
+    #[serde(default)]
+    pub advertise: Option<String>,
     /// Base URL that issued certificates name for CRL, OCSP and CA certificate
     /// (defaults to `http://<http_listen>`).
     #[serde(default)]
@@ -122,12 +128,27 @@ impl NodeConfig {
         if self.max_body_bytes < 16 * 1024 {
             return Err("max_body_bytes must be at least 16384".into());
         }
+        if let Some(a) = &self.advertise {
+            if self.cluster_listen.is_none() {
+                return Err("advertise needs cluster_listen".into());
+            }
+            if a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                return Err(format!("advertise '{a}' must be host:port"));
+            }
+        }
         if let Some(url) = &self.public_url {
             if !url.starts_with("http://") && !url.starts_with("https://") {
                 return Err(format!("public_url '{url}' must start with http:// or https://"));
             }
         }
         Ok(())
+    }
+
+    /// Where other nodes reach this node's cluster channel, if it has one.
+    pub fn cluster_address(&self) -> Option<String> {
+        self.advertise
+            .clone()
+            .or_else(|| self.cluster_listen.map(|a| a.to_string()))
     }
 
     /// The base URL for CDP and AIA in issued certificates.

@@ -33,6 +33,12 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         })?),
         None => None,
     };
+    let cluster_listener = match cfg.cluster_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} (cluster channel); choose another with --cluster-listen")
+        })?),
+        None => None,
+    };
     let dir = DataDir::new(cfg.data_dir.clone());
     dir.create()
         .with_context(|| format!("cannot create the data directory {}", dir.root.display()))?;
@@ -90,6 +96,20 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     names.retain(|n| hapki_domain::name::San::parse(n).is_ok());
     let (chain, key) = internal.node_certificate(&node_name, &names)?;
     let tls_config = tls::server_config(chain, key)?;
+    if let (Some(listener), Some(advertised)) = (cluster_listener, cfg.cluster_address()) {
+        let host = advertised
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_matches(['[', ']']))
+            .unwrap_or("localhost");
+        let identity = internal.node_identity(&node_name, node_id, host)?;
+        cluster.network().set_identity(&identity).map_err(anyhow::Error::msg)?;
+        let state = cluster.channel_state();
+        tokio::spawn(async move {
+            if let Err(e) = hapki_cluster::channel::serve(listener, identity, state).await {
+                tracing::error!("the cluster channel stopped: {e}");
+            }
+        });
+    }
 
     if cfg.init_root_ca && pki.reader()?.issuers()?.is_empty() {
         let req = RootRequest {
@@ -133,6 +153,9 @@ fn banner(cfg: &NodeConfig, dir: &DataDir, node_id: u64, token: Option<&str>) {
     println!("  API (HTTPS):      https://{}", cfg.listen);
     if let Some(h) = cfg.http_listen {
         println!("  CRL/OCSP (HTTP):  http://{h}");
+    }
+    if let Some(c) = cfg.cluster_address() {
+        println!("  cluster channel:  {c} (mutual TLS)");
     }
     println!("  data directory:   {root}");
     if let Some(t) = token {

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use hapki_cluster::channel::{NodeIdentity, NODE_URI_PREFIX};
 use hapki_domain::issue::{build_certificate, summarize, CertSpec, IssuerView, Publication};
 use hapki_domain::key::{KeyType, SigningKey};
 use hapki_domain::name::{name_from_der, San, SubjectSpec};
@@ -104,6 +105,23 @@ impl InternalCa {
         let cert = build_certificate(Some(&view), None, &spec)?;
         let chain = vec![CertificateDer::from(cert), CertificateDer::from(self.cert_der.clone())];
         Ok((chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_pkcs8()?))))
+    }
+}
+
+impl InternalCa {
+    /// This node's identity on the cluster channel: a certificate naming the node id
+    /// (`urn:hapki:node:<id>`) and the host other nodes dial.
+    pub fn node_identity(&self, node_name: &str, node_id: u64, host: &str) -> Result<NodeIdentity, ApiError> {
+        let mut names = vec!["localhost".to_string(), format!("URI:{NODE_URI_PREFIX}{node_id:016x}")];
+        if San::parse(host).is_ok() {
+            names.push(host.to_string());
+        }
+        let (chain, key) = self.node_certificate(node_name, &names)?;
+        Ok(NodeIdentity {
+            chain,
+            key: Arc::new(key),
+            ca: CertificateDer::from(self.cert_der.clone()),
+        })
     }
 }
 
