@@ -6,11 +6,31 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# Relying parties in tests/interop_relying_parties.rs.
+command -v curl >/dev/null || need_apt+=(curl)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    # The tests start their own nginx and postgres on free ports: keep the packages'
+    # services from starting (and taking ports 80 and 5432) while they install.
+    policy=/usr/sbin/policy-rc.d
+    added_policy=""
+    if [ ! -e "$policy" ]; then
+        trap '$sudo rm -f "$policy"' EXIT  # also when the install fails
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+        $sudo chmod 755 "$policy"
+        added_policy=1
+    fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}"
+    if [ -n "$added_policy" ]; then
+        $sudo rm -f "$policy"
+        trap - EXIT
+    fi
 fi
 
 venv=target/pyenv

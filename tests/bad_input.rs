@@ -910,7 +910,7 @@ fn missing_wrong_expired_revoked_and_weak_tokens_are_refused() {
             .header(AUTHORIZATION, format!("Bearer {req_token}")),
         403,
         "forbidden",
-        "a requester token may not do this",
+        "a requester token may not manage tokens",
     );
     api.refused(
         "requester token creating a root CA",
@@ -920,7 +920,7 @@ fn missing_wrong_expired_revoked_and_weak_tokens_are_refused() {
             .json(&json!({"common_name": "Rogue"})),
         403,
         "forbidden",
-        "a requester token may not do this",
+        "a requester token may not manage CAs",
     );
     api.refused(
         "requester token revoking",
@@ -930,7 +930,7 @@ fn missing_wrong_expired_revoked_and_weak_tokens_are_refused() {
             .json(&json!({})),
         403,
         "forbidden",
-        "a requester token may not do this",
+        "a requester token may not revoke certificates",
     );
     api.refused(
         "issuing with a revoked token",

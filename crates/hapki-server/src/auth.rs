@@ -25,6 +25,21 @@ pub enum Action {
 }
 
 impl Action {
+    /// What the action is, in words, for refusals.
+    fn describe(self) -> &'static str {
+        match self {
+            Action::Issue => "issue certificates",
+            Action::ReadCert => "read certificates",
+            Action::ListCerts => "list certificates",
+            Action::Revoke => "revoke certificates",
+            Action::RotateCrl => "publish CRLs",
+            Action::ReadStatus => "read the status",
+            Action::ManageCa => "manage CAs",
+            Action::ManageProfiles => "manage profiles",
+            Action::ManageTokens => "manage tokens",
+        }
+    }
+
     fn allowed(self, role: Role) -> bool {
         match role {
             Role::Admin => true,
@@ -48,8 +63,9 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!(
-                "a {} token may not do this ({action:?}); use a token with a stronger role",
-                self.role.name()
+                "a {} token may not {}; use a token with a role that may (`hapki token create --role ...`)",
+                self.role.name(),
+                action.describe()
             )))
         }
     }

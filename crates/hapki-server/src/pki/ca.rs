@@ -216,6 +216,29 @@ impl Pki {
         })
     }
 
+    /// Replaces an issuer's delegated OCSP signer when it has less than 30 days left.
+    pub async fn renew_ocsp_signer_if_due(&self, issuer: &super::LoadedIssuer, now: u64) -> Result<(), ApiError> {
+        const MARGIN: u64 = 30 * 86_400;
+        let due = match &issuer.record.ocsp {
+            Some(o) => summarize(&o.cert_der)?.not_after < now + MARGIN,
+            None => true,
+        };
+        // An issuer that itself ends within the margin cannot give a longer-lived signer.
+        if !due || issuer.record.not_after <= now + MARGIN {
+            return Ok(());
+        }
+        let ca_name = summarize(&issuer.record.cert_der)?
+            .common_name
+            .unwrap_or_else(|| issuer.record.id.clone());
+        let signer = self.ocsp_signer(&issuer.view(), &issuer.record.id, &ca_name, issuer.record.not_after)?;
+        tracing::info!("renewing the OCSP signer of issuer {}", issuer.record.id);
+        self.propose(Command::SetOcspSigner {
+            issuer_id: issuer.record.id.clone(),
+            signer,
+        })
+        .await
+    }
+
     /// Issues a delegated OCSP signing certificate for an issuer.
     fn ocsp_signer(
         &self,

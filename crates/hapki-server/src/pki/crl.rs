@@ -117,13 +117,15 @@ impl Pki {
         Err(ApiError::unavailable("the CRL number kept moving; retry"))
     }
 
-    /// Renews every CRL that is missing or past half of its validity. Run on a schedule by the leader.
+    /// Renews every CRL that is missing or past half of its validity, and every delegated OCSP
+    /// signer within 30 days of its end. Run on a schedule by the leader.
     pub async fn renew_due_crls(&self) -> Result<(), ApiError> {
         if !self.cluster.status().is_leader {
             return Ok(());
         }
         let now = now();
         for issuer in self.active_issuers()? {
+            self.renew_ocsp_signer_if_due(&issuer, now).await?;
             let current = self.reader()?.crl(&issuer.record.id)?;
             let due = match current {
                 None => true,
