@@ -221,3 +221,26 @@ fn client_settings_come_from_the_config_file_and_a_failover_list() {
         .unwrap();
     assert_eq!(unreachable.status.code(), Some(6), "{}", stderr(&unreachable));
 }
+
+#[test]
+fn cluster_info_shows_the_node_and_what_is_replicated() {
+    let node = Node::start();
+    let info = node.json(&["cluster", "info"]);
+    let nodes = info["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "a dev node is a one-member cluster: {info}");
+    assert_eq!(nodes[0]["role"], "leader");
+    assert_eq!(nodes[0]["id"], info["node_id"]);
+    assert_eq!(info["digest"], node.digest().0.as_str());
+    assert!(info["replicated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r.as_str().unwrap().contains("profiles")));
+    assert!(info["node_local"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r.as_str().unwrap().contains("unseal.key")));
+    let table = node.ok(&["cluster", "nodes", "list"]);
+    assert!(table.starts_with("ID") && table.contains("leader"), "{table}");
+}

@@ -4,6 +4,7 @@
 mod bench;
 mod ca;
 mod certs;
+mod cluster;
 mod local;
 mod misc;
 mod output;
@@ -109,6 +110,9 @@ enum Command {
     Token(misc::TokenCommand),
     /// This node's status and state digest
     Status,
+    /// The cluster: members, roles, replicated and node-local data
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Load generators (issuance throughput and latency)
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -196,6 +200,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Profile(c) => misc::run_profile(&ctx, c).await,
         Command::Token(c) => misc::run_token(&ctx, c).await,
         Command::Status => misc::status(&ctx).await,
+        Command::Cluster(c) => cluster::run(&ctx, c).await,
         Command::Bench(BenchCommand::Issue(args)) => bench::issue(&ctx, args).await,
     }
 }

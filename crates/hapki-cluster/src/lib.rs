@@ -13,7 +13,7 @@ mod state_machine;
 pub mod types;
 
 pub use log_store::LogStore;
-pub use node::{ClusterNode, RaftSettings, RaftStatus};
+pub use node::{ClusterNode, Member, RaftSettings, RaftStatus};
 pub use state_machine::{Applied, StateMachine};
 pub use types::{NodeAddr, NodeId};
 

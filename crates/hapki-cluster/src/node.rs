@@ -53,6 +53,14 @@ pub struct RaftStatus {
     pub is_leader: bool,
 }
 
+/// A member of the cluster as this node's replica of the membership sees it.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub id: NodeId,
+    pub addr: NodeAddr,
+    pub voter: bool,
+}
+
 /// A running Raft node.
 #[derive(Clone)]
 pub struct ClusterNode {
@@ -256,6 +264,23 @@ impl ClusterNode {
             last_applied: m.last_applied.map(|l| l.index),
             is_leader: m.current_leader == Some(self.id),
         }
+    }
+
+    /// The members of the cluster, voters first.
+    pub fn members(&self) -> Vec<Member> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut out: Vec<Member> = membership
+            .nodes()
+            .map(|(id, addr)| Member {
+                id: *id,
+                addr: addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        out.sort_by_key(|m| (!m.voter, m.id));
+        out
     }
 
     /// The Raft handle, for the cluster channel server and membership changes.

@@ -4,6 +4,7 @@
 
 mod ca;
 mod certs;
+mod cluster;
 mod profiles;
 mod publish;
 mod sys;
@@ -31,6 +32,8 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
     Router::new()
         .route("/v1/sys/health", get(sys::health))
         .route("/v1/sys/status", get(sys::status))
+        .route("/v1/cluster/info", get(cluster::info))
+        .route("/v1/cluster/nodes", get(cluster::list))
         .route("/v1/certs", post(certs::issue).get(certs::list))
         .route("/v1/certs/generate", post(certs::generate))
         .route("/v1/certs/{serial}", get(certs::get))
