@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, openssl, wait_for, Node};
+use common::{free_port, wait_for, Node};
 
 fn s_client(node: &Node, port: u16, extra: &[&str]) -> String {
     let mut cmd = Command::new("openssl");
@@ -63,27 +63,8 @@ fn the_cluster_channel_demands_a_node_certificate_of_this_cluster() {
     assert!(node.log().contains("TLS handshake failed"), "{}", node.log());
 
     // A self-signed certificate: refused, and the refusal is logged.
-    let (ok, out) = openssl(
-        node.work(),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "rogue.key",
-            "-out",
-            "rogue.pem",
-            "-subj",
-            "/CN=rogue",
-            "-days",
-            "1",
-        ],
-    );
-    assert!(ok, "{out}");
+    let p256 = ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    common::openssl_self_signed(node.work(), "rogue", &p256, "/CN=rogue", &[]);
     let before = refusals(&node);
     let rogue = s_client(&node, port, &["-cert", "rogue.pem", "-key", "rogue.key"]);
     assert!(!rogue.contains("HTTP/1.1"), "{rogue}");

@@ -606,25 +606,13 @@ fn generated_keys_and_pkcs12_files_open_in_openssl() {
 
 /// An openssl root CA in `dir`: `<name>.key` and `<name>.pem`.
 fn openssl_root(dir: &Path, name: &str, newkey: &[&str], subject: &str) {
-    let key = format!("{name}.key");
-    let cert = format!("{name}.pem");
-    let mut args = vec!["req", "-x509", "-nodes", "-newkey"];
-    args.extend_from_slice(newkey);
-    args.extend_from_slice(&[
-        "-keyout",
-        &key,
-        "-out",
-        &cert,
-        "-days",
-        "3650",
-        "-subj",
-        subject,
+    let ca = [
         "-addext",
         "basicConstraints=critical,CA:TRUE",
         "-addext",
         "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    ossl(dir, &args);
+    ];
+    common::openssl_self_signed(dir, name, newkey, subject, &ca);
 }
 
 fn issuer_entry(node: &Node, id: &str) -> serde_json::Value {

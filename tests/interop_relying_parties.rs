@@ -39,30 +39,8 @@ fn chmod(file: &Path, mode: u32) {
 
 /// A self-signed certificate and key from a CA hapki does not know, named `CN=<cn>`.
 fn foreign_cert(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
-    let key = dir.join(format!("{name}.key"));
-    let cert = dir.join(format!("{name}.pem"));
-    ossl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-keyout",
-            path(&key),
-            "-out",
-            path(&cert),
-            "-days",
-            "30",
-            "-subj",
-            &format!("/CN={cn}"),
-        ],
-    );
-    chmod(&key, 0o600);
-    (cert, key)
+    let p256 = ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    common::openssl_self_signed(dir, name, &p256, &format!("/CN={cn}"), &[])
 }
 
 /// The common name of the node's default issuer (what relying parties see as the issuer).

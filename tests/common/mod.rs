@@ -286,3 +286,27 @@ pub fn serial_of(dir: &Path, cert: &Path) -> String {
     assert!(ok, "{out}");
     out.trim().trim_start_matches("serial=").to_ascii_lowercase()
 }
+
+/// Makes a self-signed certificate with `openssl req -x509` in `dir`: `<name>.pem` and
+/// `<name>.key` (mode 0600). `newkey` is what follows `-newkey` (e.g. `["rsa:3072"]` or
+/// `["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]`); `extra` is appended (e.g. `-addext ...`).
+pub fn openssl_self_signed(
+    dir: &Path,
+    name: &str,
+    newkey: &[&str],
+    subject: &str,
+    extra: &[&str],
+) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join(format!("{name}.key"));
+    let cert = dir.join(format!("{name}.pem"));
+    let (key_arg, cert_arg) = (key.to_str().expect("path"), cert.to_str().expect("path"));
+    let mut args = vec!["req", "-x509", "-nodes", "-newkey"];
+    args.extend_from_slice(newkey);
+    args.extend_from_slice(&["-keyout", key_arg, "-out", cert_arg, "-days", "3650", "-subj", subject]);
+    args.extend_from_slice(extra);
+    let (ok, out) = openssl(dir, &args);
+    assert!(ok, "openssl {args:?} failed: {out}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+    (cert, key)
+}
