@@ -92,11 +92,23 @@ impl Client {
     /// Sends a request to the first URL that answers; returns the JSON body.
     pub async fn call<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Value, ClientError> {
         let mut last = String::new();
+        // One key for every attempt of this call, so a retry on another node never issues twice.
+        let idempotency_key = (method == Method::POST).then(|| {
+            use aws_lc_rs::rand::SecureRandom;
+            let mut bytes = [0u8; 16];
+            aws_lc_rs::rand::SystemRandom::new()
+                .fill(&mut bytes)
+                .expect("the system CSPRNG does not fail");
+            hex::encode(bytes)
+        });
         for base in &self.cfg.urls {
             let url = format!("{}{path}", base.trim_end_matches('/'));
             let mut req = self.http.request(method.clone(), &url);
             if let Some(t) = &self.cfg.token {
                 req = req.bearer_auth(t);
+            }
+            if let Some(k) = &idempotency_key {
+                req = req.header("Idempotency-Key", k);
             }
             if let Some(b) = body {
                 req = req.json(b);

@@ -244,3 +244,54 @@ fn cluster_info_shows_the_node_and_what_is_replicated() {
     let table = node.ok(&["cluster", "nodes", "list"]);
     assert!(table.starts_with("ID") && table.contains("leader"), "{table}");
 }
+
+#[test]
+fn a_retry_with_the_same_idempotency_key_returns_the_first_certificate() {
+    let node = Node::start();
+    node.ok(&["csr", "idem", "--cn", "idem.example.com"]);
+    let csr = std::fs::read_to_string(node.work().join("idem.csr")).unwrap();
+    let client = node.http_client();
+    let post = |token: &str, key: &str| {
+        let resp = client
+            .post(format!("{}/v1/certs", node.url()))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&serde_json::json!({"csr": csr, "profile": "server"}))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+        resp.json::<serde_json::Value>().unwrap()
+    };
+    let first = post(&node.token, "retry-1");
+    let (_, count) = node.digest();
+    let again = post(&node.token, "retry-1");
+    assert_eq!(
+        again["serial"], first["serial"],
+        "a retry must return the first certificate"
+    );
+    assert_eq!(again["certificate"], first["certificate"]);
+    assert_eq!(node.digest().1, count, "a retry must not issue a second certificate");
+    assert_ne!(post(&node.token, "retry-2")["serial"], first["serial"]);
+
+    // Keys are per token: another client's equal key is another request.
+    let other = node.json(&["token", "create", "--role", "requester"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(post(&other, "retry-1")["serial"], first["serial"]);
+
+    // A generated key is not kept, so a replay of `generate` is refused rather than answered without it.
+    let generate = |key: &str| {
+        client
+            .post(format!("{}/v1/certs/generate", node.url()))
+            .bearer_auth(&node.token)
+            .header("Idempotency-Key", key)
+            .json(&serde_json::json!({"common_name": "gen.example.com", "profile": "server"}))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(generate("gen-1").status().as_u16(), 201);
+    let replay = generate("gen-1");
+    assert_eq!(replay.status().as_u16(), 409);
+    assert!(replay.text().unwrap().contains("not kept"));
+}

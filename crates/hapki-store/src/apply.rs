@@ -54,7 +54,7 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         }),
         Command::SetDefaultIssuer { id } => set_default_issuer(txn, id),
         Command::PutProfile { profile, create } => put_profile(txn, profile, *create),
-        Command::IssueCert { cert } => issue_cert(txn, cert),
+        Command::IssueCert { cert, idempotency_key } => issue_cert(txn, cert, idempotency_key.as_ref()),
         Command::Revoke { serial, reason, at } => revoke(
             txn,
             &serial.0,
@@ -206,7 +206,18 @@ fn put_profile(txn: &WriteTransaction, profile: &Profile, create: bool) -> Resul
     Ok(CommandResult::Applied)
 }
 
-fn issue_cert(txn: &WriteTransaction, cert: &CertRecord) -> Result<CommandResult, StoreError> {
+fn issue_cert(
+    txn: &WriteTransaction,
+    cert: &CertRecord,
+    idempotency_key: Option<&[u8; 32]>,
+) -> Result<CommandResult, StoreError> {
+    if let Some(key) = idempotency_key {
+        if let Some(first) = txn.open_table(SM_IDEMPOTENCY)?.get(key.as_slice())? {
+            let serial = hapki_domain::serial::Serial::from_bytes(first.value())
+                .ok_or_else(|| StoreError::Corrupt("idempotency entry".into()))?;
+            return Ok(CommandResult::Replayed { serial });
+        }
+    }
     if txn.open_table(SM_ISSUERS)?.get(cert.issuer_id.as_bytes())?.is_none() {
         return Ok(CommandResult::reject(
             RejectCode::NotFound,
@@ -221,6 +232,10 @@ fn issue_cert(txn: &WriteTransaction, cert: &CertRecord) -> Result<CommandResult
         ));
     }
     certs.insert(cert.serial.0.as_slice(), encode(cert).as_slice())?;
+    if let Some(key) = idempotency_key {
+        txn.open_table(SM_IDEMPOTENCY)?
+            .insert(key.as_slice(), cert.serial.0.as_slice())?;
+    }
     Ok(CommandResult::Applied)
 }
 

@@ -39,8 +39,12 @@ pub enum Command {
     SetDefaultIssuer { id: String },
     /// Creates (`create` = true) or replaces a profile.
     PutProfile { profile: Profile, create: bool },
-    /// Records an issued certificate; refused if the serial exists.
-    IssueCert { cert: CertRecord },
+    /// Records an issued certificate; refused if the serial exists. With an idempotency key
+    /// that was seen before, nothing is recorded and the first certificate's serial is returned.
+    IssueCert {
+        cert: CertRecord,
+        idempotency_key: Option<[u8; 32]>,
+    },
     /// Revokes a certificate; refused if unknown or already revoked.
     Revoke {
         serial: Serial,
@@ -93,7 +97,15 @@ pub enum RejectCode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResult {
     Applied,
-    Rejected { code: RejectCode, message: String },
+    /// The idempotency key was used before: the command was not applied again, and this is
+    /// the certificate the first one recorded.
+    Replayed {
+        serial: Serial,
+    },
+    Rejected {
+        code: RejectCode,
+        message: String,
+    },
 }
 
 impl CommandResult {

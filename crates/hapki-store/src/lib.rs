@@ -65,6 +65,7 @@ impl Store {
         txn.open_table(tables::SM_PROFILES)?;
         txn.open_table(tables::SM_TOKENS)?;
         txn.open_table(tables::SM_CRLS)?;
+        txn.open_table(tables::SM_IDEMPOTENCY)?;
         txn.open_table(tables::RAFT_LOG)?;
         txn.open_table(tables::RAFT_META)?;
         txn.commit()?;

@@ -175,6 +175,13 @@ impl StateReader {
         Ok(out)
     }
 
+    /// The certificate an idempotency key (its SHA-256) issued, if any.
+    pub fn idempotent_serial(&self, key: &[u8; 32]) -> Result<Option<Serial>, StoreError> {
+        let t = self.txn.open_table(SM_IDEMPOTENCY)?;
+        let serial = t.get(key.as_slice())?.and_then(|v| Serial::from_bytes(v.value()));
+        Ok(serial)
+    }
+
     pub fn crl(&self, issuer_id: &str) -> Result<Option<CrlRecord>, StoreError> {
         let t = self.txn.open_table(SM_CRLS)?;
         t.get(issuer_id.as_bytes())?.map(|v| decode(v.value())).transpose()

@@ -22,6 +22,8 @@ pub const SM_REVOKED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_r
 pub const SM_PROFILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_profiles");
 /// SHA-256 of a token → [`crate::TokenRecord`].
 pub const SM_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_tokens");
+/// SHA-256 of a client's idempotency key → serial (20 bytes) of the certificate it issued.
+pub const SM_IDEMPOTENCY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_idempotency");
 /// Issuer id → latest [`crate::CrlRecord`].
 pub const SM_CRLS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crls");
 

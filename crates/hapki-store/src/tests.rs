@@ -69,7 +69,10 @@ fn history() -> Vec<Command> {
         },
     ];
     for i in 1..=20 {
-        cmds.push(Command::IssueCert { cert: cert(i, "aa") });
+        cmds.push(Command::IssueCert {
+            cert: cert(i, "aa"),
+            idempotency_key: None,
+        });
     }
     cmds.push(Command::Revoke {
         serial: Serial::from_u64(3),
@@ -93,7 +96,13 @@ fn the_same_commands_give_the_same_digest() {
         a.reader().unwrap().digest().unwrap(),
         b.reader().unwrap().digest().unwrap()
     );
-    run(&b, &[Command::IssueCert { cert: cert(99, "aa") }]);
+    run(
+        &b,
+        &[Command::IssueCert {
+            cert: cert(99, "aa"),
+            idempotency_key: None,
+        }],
+    );
     assert_ne!(
         a.reader().unwrap().digest().unwrap(),
         b.reader().unwrap().digest().unwrap()
@@ -108,9 +117,13 @@ fn refusals_change_nothing() {
     let results = run(
         &s,
         &[
-            Command::IssueCert { cert: cert(3, "aa") },
+            Command::IssueCert {
+                cert: cert(3, "aa"),
+                idempotency_key: None,
+            },
             Command::IssueCert {
                 cert: cert(500, "unknown"),
+                idempotency_key: None,
             },
             Command::Revoke {
                 serial: Serial::from_u64(3),
@@ -143,7 +156,7 @@ fn refusals_change_nothing() {
         .iter()
         .map(|r| match r {
             CommandResult::Rejected { code, .. } => *code,
-            CommandResult::Applied => panic!("expected a refusal, got {results:?}"),
+            CommandResult::Applied | CommandResult::Replayed { .. } => panic!("expected a refusal, got {results:?}"),
         })
         .collect();
     assert_eq!(codes[0], RejectCode::Conflict);
@@ -239,7 +252,13 @@ fn a_snapshot_round_trips_and_a_damaged_one_is_refused() {
     let mut buf = Vec::new();
     export_state(&a.db().begin_read().unwrap(), &mut buf).unwrap();
     let (_b, b) = store();
-    run(&b, &[Command::IssueCert { cert: cert(1, "x") }]);
+    run(
+        &b,
+        &[Command::IssueCert {
+            cert: cert(1, "x"),
+            idempotency_key: None,
+        }],
+    );
     let txn = b.begin_apply().unwrap();
     import_state(&txn, buf.as_slice()).unwrap();
     txn.commit().unwrap();
@@ -257,5 +276,41 @@ fn a_snapshot_round_trips_and_a_damaged_one_is_refused() {
     assert_eq!(
         a.reader().unwrap().digest().unwrap(),
         b.reader().unwrap().digest().unwrap()
+    );
+}
+
+#[test]
+fn an_idempotency_key_records_one_certificate_and_replays_its_serial() {
+    let (_d, s) = store();
+    run(&s, &history());
+    let key = Some([7u8; 32]);
+    let r = run(
+        &s,
+        &[
+            Command::IssueCert {
+                cert: cert(500, "aa"),
+                idempotency_key: key,
+            },
+            Command::IssueCert {
+                cert: cert(501, "aa"),
+                idempotency_key: key,
+            },
+        ],
+    );
+    assert_eq!(r[0], CommandResult::Applied);
+    assert_eq!(
+        r[1],
+        CommandResult::Replayed {
+            serial: Serial::from_u64(500)
+        }
+    );
+    let reader = s.reader().unwrap();
+    assert!(
+        reader.cert(&Serial::from_u64(501)).unwrap().is_none(),
+        "a replay must record nothing"
+    );
+    assert_eq!(
+        reader.idempotent_serial(&[7u8; 32]).unwrap(),
+        Some(Serial::from_u64(500))
     );
 }

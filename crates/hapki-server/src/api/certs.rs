@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use base64::Engine;
 use hapki_domain::pem::{encode, PemLabel};
@@ -60,14 +60,34 @@ impl CertView {
     }
 }
 
+/// The `Idempotency-Key` header, scoped to the caller's token so that one client's key
+/// never answers another's request.
+fn idempotency_key(headers: &HeaderMap, caller: &Caller) -> Result<Option<[u8; 32]>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| ApiError::bad_request("the Idempotency-Key header must be 1 to 255 visible ASCII characters"))?;
+    let scoped = format!("{}\0{key}", caller.token_id);
+    Ok(Some(
+        hapki_domain::issue::sha256(scoped.as_bytes())
+            .try_into()
+            .expect("SHA-256 is 32 bytes"),
+    ))
+}
+
 /// `POST /v1/certs`.
 pub async fn issue(
     State(pki): State<Arc<Pki>>,
     caller: Caller,
+    headers: HeaderMap,
     Json(req): Json<IssueRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::Issue)?;
-    let issued = pki.issue(&req).await?;
+    let issued = pki.issue(&req, idempotency_key(&headers, &caller)?).await?;
     Ok((StatusCode::CREATED, json(issued)))
 }
 
@@ -75,9 +95,11 @@ pub async fn issue(
 pub async fn generate(
     State(pki): State<Arc<Pki>>,
     caller: Caller,
+    headers: HeaderMap,
     Json(body): Json<GenerateRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::Issue)?;
+    let idempotency = idempotency_key(&headers, &caller)?;
     let pkcs12 = match body.format.as_deref() {
         None | Some("pem") => false,
         Some("pkcs12") => true,
@@ -86,7 +108,7 @@ pub async fn generate(
     if pkcs12 && body.password.as_deref().unwrap_or("").is_empty() {
         return Err(ApiError::bad_request("a PKCS#12 file needs a password (--password)"));
     }
-    let (issued, key) = pki.generate(&body).await?;
+    let (issued, key) = pki.generate(&body, idempotency).await?;
     let mut out = serde_json::to_value(&issued).map_err(|e| ApiError::internal(e.to_string()))?;
     if pkcs12 {
         let mut chain = vec![issued.der.clone()];

@@ -112,6 +112,7 @@ impl Pki {
                     ..
                 } => continue,
                 CommandResult::Rejected { code, message } => return Err(rejected(code, message)),
+                CommandResult::Replayed { .. } => return Err(ApiError::internal("a CRL was answered as a replay")),
             }
         }
         Err(ApiError::unavailable("the CRL number kept moving; retry"))

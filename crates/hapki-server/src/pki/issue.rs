@@ -78,15 +78,67 @@ pub struct Issued {
 }
 
 impl Pki {
-    /// Issues a certificate for a CSR.
-    pub async fn issue(&self, req: &IssueRequest) -> Result<Issued, ApiError> {
+    /// Issues a certificate for a CSR. With an idempotency key seen before, the certificate
+    /// issued then is returned and nothing new is issued.
+    pub async fn issue(&self, req: &IssueRequest, idempotency_key: Option<[u8; 32]>) -> Result<Issued, ApiError> {
+        if let Some(first) = self.replayed(idempotency_key)? {
+            return Ok(first);
+        }
         let csr = parse_and_verify(req.csr.as_bytes())?;
-        self.issue_verified(&csr, &req.profile, req.issuer.as_deref(), req.validity_days)
-            .await
+        self.issue_verified(
+            &csr,
+            &req.profile,
+            req.issuer.as_deref(),
+            req.validity_days,
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// The certificate an idempotency key already issued, if any.
+    fn replayed(&self, idempotency_key: Option<[u8; 32]>) -> Result<Option<Issued>, ApiError> {
+        match idempotency_key {
+            Some(key) => match self.reader()?.idempotent_serial(&key)? {
+                Some(serial) => Ok(Some(self.issued_from_store(&serial)?)),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// An issued certificate as stored, with its chain.
+    fn issued_from_store(&self, serial: &Serial) -> Result<Issued, ApiError> {
+        let cert = self
+            .reader()?
+            .cert(serial)?
+            .ok_or_else(|| ApiError::internal(format!("certificate {serial} vanished")))?;
+        let issuer = self.issuer(Some(&cert.issuer_id))?;
+        Ok(Issued {
+            serial: serial.to_hex(),
+            issuer_id: cert.issuer_id,
+            profile: cert.profile,
+            subject: cert.subject,
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            certificate: encode(PemLabel::Certificate, &cert.der),
+            chain: issuer.chain_pem(),
+            der: cert.der,
+        })
     }
 
     /// Generates a key here and issues a certificate for it. Returns the key as PKCS#8 DER.
-    pub async fn generate(&self, req: &GenerateRequest) -> Result<(Issued, Vec<u8>), ApiError> {
+    /// A replayed idempotency key is refused: the key generated the first time is not kept.
+    pub async fn generate(
+        &self,
+        req: &GenerateRequest,
+        idempotency_key: Option<[u8; 32]>,
+    ) -> Result<(Issued, Vec<u8>), ApiError> {
+        if let Some(first) = self.replayed(idempotency_key)? {
+            return Err(ApiError::conflict(format!(
+                "this idempotency key already issued certificate {}; its private key was returned then and is not kept",
+                first.serial
+            )));
+        }
         let key = SigningKey::generate(req.key_type)?;
         let sans = req.sans.iter().map(|s| San::parse(s)).collect::<Result<Vec<_>, _>>()?;
         let subject = match &req.common_name {
@@ -101,7 +153,13 @@ impl Pki {
             sans,
         };
         let issued = self
-            .issue_verified(&csr, &req.profile, req.issuer.as_deref(), req.validity_days)
+            .issue_verified(
+                &csr,
+                &req.profile,
+                req.issuer.as_deref(),
+                req.validity_days,
+                idempotency_key,
+            )
             .await?;
         Ok((issued, key.to_pkcs8()?))
     }
@@ -112,6 +170,7 @@ impl Pki {
         profile_name: &str,
         issuer_id: Option<&str>,
         validity_days: Option<u32>,
+        idempotency_key: Option<[u8; 32]>,
     ) -> Result<Issued, ApiError> {
         let profile = self.profile(profile_name)?;
         let approved = profile.evaluate(csr, validity_days)?;
@@ -159,7 +218,19 @@ impl Pki {
                 issued_at: now,
                 revoked: None,
             };
-            match self.cluster.propose(Command::IssueCert { cert: record }).await? {
+            match self
+                .cluster
+                .propose(Command::IssueCert {
+                    cert: record,
+                    idempotency_key,
+                })
+                .await?
+            {
+                CommandResult::Replayed { serial } => {
+                    // A concurrent retry with the same key won: answer with its certificate.
+                    self.cluster.linearizable().await?;
+                    return self.issued_from_store(&serial);
+                }
                 CommandResult::Applied => {
                     return Ok(Issued {
                         serial: spec.serial.to_hex(),

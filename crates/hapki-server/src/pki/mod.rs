@@ -103,7 +103,7 @@ impl Pki {
     /// Proposes a command and turns a refusal into an API error.
     pub async fn propose(&self, cmd: Command) -> Result<(), ApiError> {
         match self.cluster.propose(cmd).await? {
-            CommandResult::Applied => Ok(()),
+            CommandResult::Applied | CommandResult::Replayed { .. } => Ok(()),
             CommandResult::Rejected { code, message } => Err(rejected(code, message)),
         }
     }
