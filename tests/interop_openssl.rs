@@ -85,23 +85,6 @@ fn issue_with(node: &Node, name: &str, profile: &str, words: &[&str], extra: &[&
     out
 }
 
-/// GET over the plain-HTTP publication listener; returns (content type, body).
-fn http_get(node: &Node, url: &str) -> (String, Vec<u8>) {
-    let resp = node
-        .http_client()
-        .get(url)
-        .send()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    (ct, resp.bytes().expect("body").to_vec())
-}
-
 /// Percent-encodes everything but unreserved characters (RFC 3986), as RFC 6960 A.1 asks of base64.
 fn url_encode(s: &str) -> String {
     s.bytes()
@@ -372,7 +355,7 @@ fn ocsp_answers_good_then_revoked_over_post_and_get_with_and_without_nonce() {
         let der = std::fs::read(dir.join(&req)).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
         let url = format!("{}/ocsp/{}", node.http_url(), url_encode(&b64));
-        let (ct, body) = http_get(&node, &url);
+        let (ct, body) = node.get_ok(&url);
         assert_eq!(ct, "application/ocsp-response");
         let resp = format!("{cert}.resp.der");
         write(dir, &resp, &body);
@@ -405,7 +388,7 @@ fn the_crl_lists_the_revoked_serial_and_openssl_refuses_the_revoked_leaf() {
     node.issue("crl-b", "server", &["CN:b.example.com"]);
     let crl_url = format!("{}/v1/crl", node.http_url());
     let fetch = |name: &str| -> Vec<u8> {
-        let (ct, der) = http_get(&node, &crl_url);
+        let (ct, der) = node.get_ok(&crl_url);
         assert_eq!(ct, "application/pkix-crl");
         assert_eq!(der.first(), Some(&0x30), "/v1/crl is not DER");
         write(dir, &format!("{name}.der"), &der);
@@ -484,7 +467,7 @@ fn the_crl_lists_the_revoked_serial_and_openssl_refuses_the_revoked_leaf() {
         .find_map(|l| l.trim().strip_prefix("URI:"))
         .unwrap_or_else(|| panic!("no URI in {cdp}"));
     assert!(url.starts_with(&node.http_url()), "{url}");
-    assert_eq!(http_get(&node, url).1, der);
+    assert_eq!(node.get_ok(url).1, der);
 }
 
 #[test]
@@ -703,7 +686,7 @@ fn an_intermediate_signed_by_an_openssl_root_issues_leaves_openssl_accepts() {
     // The intermediate's delegated responder and CRL verify up to the openssl root.
     let out = ocsp_query(&node, "sub-only.pem", "root.pem", &leaf, &[]);
     assert!(out.contains(&format!("{leaf}: good")), "{out}");
-    let (_, crl) = http_get(&node, &format!("{}/v1/issuers/{id}/crl", node.http_url()));
+    let (_, crl) = node.get_ok(&format!("{}/v1/issuers/{id}/crl", node.http_url()));
     write(dir, "sub-crl.der", &crl);
     let out = ossl(
         dir,

@@ -161,16 +161,6 @@ fn first_cert_der(dir: &Path, pem: &Path, der: &str) {
     );
 }
 
-fn http_get(node: &Node, url: &str) -> Vec<u8> {
-    let resp = node
-        .http_client()
-        .get(url)
-        .send()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
-    resp.bytes().expect("body").to_vec()
-}
-
 #[test]
 fn pkilint_reports_the_errors_of_a_certificate_that_breaks_rfc_5280() {
     pkilint_bin();
@@ -269,7 +259,7 @@ fn issuers_of_other_key_types_sign_certificates_and_crls_that_pass_pkilint() {
         let root = format!("root-{key}.der");
         std::fs::write(
             dir.join(&root),
-            http_get(&node, &format!("{}/v1/issuers/{id}/ca.der", node.http_url())),
+            node.get_ok(&format!("{}/v1/issuers/{id}/ca.der", node.http_url())).1,
         )
         .unwrap();
         lint_cert(dir, &root);
@@ -299,7 +289,7 @@ fn issuers_of_other_key_types_sign_certificates_and_crls_that_pass_pkilint() {
         let crl = format!("crl-{key}.der");
         std::fs::write(
             dir.join(&crl),
-            http_get(&node, &format!("{}/v1/issuers/{id}/crl", node.http_url())),
+            node.get_ok(&format!("{}/v1/issuers/{id}/crl", node.http_url())).1,
         )
         .unwrap();
         let text = ossl(dir, &["crl", "-inform", "DER", "-in", &crl, "-noout", "-text"]);
@@ -317,7 +307,7 @@ fn crls_empty_and_with_revocations_pass_pkilint() {
     let a = node.issue("a", "server", &["CN:a.example.com"]);
     let b = node.issue("b", "client", &["--cn", "b"]);
 
-    std::fs::write(dir.join("empty.der"), http_get(&node, &url)).unwrap();
+    std::fs::write(dir.join("empty.der"), node.get_ok(&url).1).unwrap();
     let text = ossl(dir, &["crl", "-inform", "DER", "-in", "empty.der", "-noout", "-text"]);
     assert!(text.contains("No Revoked Certificates"), "{text}");
     lint_crl(dir, "empty.der");
@@ -327,7 +317,7 @@ fn crls_empty_and_with_revocations_pass_pkilint() {
     let serial_b = serial_of(dir, &b);
     node.ok(&["cert", "revoke", &serial_a, "--reason", "keyCompromise"]);
     node.ok(&["cert", "revoke", &serial_b]);
-    std::fs::write(dir.join("revoked.der"), http_get(&node, &url)).unwrap();
+    std::fs::write(dir.join("revoked.der"), node.get_ok(&url).1).unwrap();
     let text = ossl(dir, &["crl", "-inform", "DER", "-in", "revoked.der", "-noout", "-text"]);
     assert!(text.contains(&serial_a.to_ascii_uppercase()), "{text}");
     assert!(text.contains(&serial_b.to_ascii_uppercase()), "{text}");

@@ -214,6 +214,23 @@ impl Node {
             .expect("client")
     }
 
+    /// GETs `url` with [`Node::http_client`]; the status must be 2xx. Returns (content type, body).
+    pub fn get_ok(&self, url: &str) -> (String, Vec<u8>) {
+        let resp = self
+            .http_client()
+            .get(url)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (ct, resp.bytes().expect("body").to_vec())
+    }
+
     /// The state digest and certificate count from `hapki status`.
     pub fn digest(&self) -> (String, u64) {
         let v = self.json(&["status"]);
