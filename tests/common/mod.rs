@@ -129,7 +129,9 @@ impl Node {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("hapki server exited early ({status}):\n{}", self.log());
             }
-            data.join("admin-token").exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            data.join("admin-token").exists()
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && self.log().contains(" is ready")
         });
     }
 

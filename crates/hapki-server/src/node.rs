@@ -132,13 +132,15 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         None
     };
 
+    // The banner goes out before the listeners answer, so whoever sees the
+    // node healthy can also read what it printed.
+    banner(&cfg, &dir, node_id, first_token.as_deref());
     let router = api::router(pki.clone(), cfg.max_body_bytes);
     tokio::spawn(serve::serve_https(https, tls_config, router));
     if let Some(http) = http {
         tokio::spawn(serve::serve_http(http, api::publication_router(pki.clone())));
     }
     tokio::spawn(crl_loop(pki.clone(), Duration::from_secs(cfg.crl_check_secs.max(1))));
-    banner(&cfg, &dir, node_id, first_token.as_deref());
 
     shutdown_signal().await;
     println!("hapki: shutting down");
