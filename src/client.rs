@@ -16,6 +16,8 @@ pub struct ClientConfig {
     pub urls: Vec<String>,
     pub token: Option<String>,
     pub ca_cert: Option<PathBuf>,
+    /// More CA certificates (DER) to trust, e.g. the cluster's internal CA a joining node moves to.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 /// A failure, with the exit code it maps to.
@@ -68,11 +70,16 @@ impl Client {
                     .add(rustls_pki_types::CertificateDer::from(c))
                     .map_err(|e| ClientError::Usage(format!("--ca-cert {}: {e}", path.display())))?;
             }
-        } else if cfg.urls.iter().any(|u| u.starts_with("https://")) {
+        } else if cfg.extra_roots.is_empty() && cfg.urls.iter().any(|u| u.starts_with("https://")) {
             return Err(ClientError::Usage(
                 "no CA certificate to check the server with: pass --ca-cert <data-dir>/api-ca.pem or set HAPKI_CA_CERT"
                     .into(),
             ));
+        }
+        for der in &cfg.extra_roots {
+            roots
+                .add(rustls_pki_types::CertificateDer::from(der.clone()))
+                .map_err(|e| ClientError::Usage(format!("CA certificate: {e}")))?;
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)

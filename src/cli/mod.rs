@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::client::{Client, ClientConfig, ClientError};
+pub use crate::client::{Client, ClientConfig, ClientError};
 
 /// A failure with the exit code the process ends with.
 #[derive(Debug)]
@@ -143,6 +143,11 @@ impl Ctx {
     pub fn client(&self) -> Result<Client, Failure> {
         Ok(Client::new(self.client.clone())?)
     }
+
+    /// The client settings, to derive a client for another node from.
+    pub fn client_config(&self) -> &ClientConfig {
+        &self.client
+    }
 }
 
 fn load_ctx(cli: &Cli) -> Result<Ctx, Failure> {
@@ -183,6 +188,7 @@ fn load_ctx(cli: &Cli) -> Result<Ctx, Failure> {
                 .clone()
                 .or_else(|| env("HAPKI_CA_CERT").map(PathBuf::from))
                 .or(file.ca_cert),
+            extra_roots: Vec::new(),
         },
     })
 }

@@ -44,10 +44,24 @@ pub struct ServerArgs {
 
 pub async fn run(args: ServerArgs) -> CliResult {
     let filter = std::env::var("HAPKI_LOG").unwrap_or_else(|_| args.log.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| Failure::usage(e.to_string()))?)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| Failure::usage(e.to_string()))?;
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        use tracing_subscriber::Layer;
+        // hapki's own warnings and errors are also kept for `cluster summary`.
+        let recent = hapki_server::recent::RecentErrors.with_filter(tracing_subscriber::filter::filter_fn(|m| {
+            m.target().starts_with("hapki")
+        }));
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .with(recent)
+            .init();
+    }
     let mut cfg =
         match &args.config {
             Some(path) => {
@@ -62,6 +76,7 @@ pub async fn run(args: ServerArgs) -> CliResult {
         };
     if args.dev {
         cfg.init_root_ca = true;
+        cfg.dev = true;
     }
     if let Some(d) = args.data_dir {
         cfg.data_dir = d;

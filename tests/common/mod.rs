@@ -33,13 +33,18 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
-/// A running dev node.
+/// A running node: a dev node, a configured one, or a member of a [`Cluster`].
 pub struct Node {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub https: u16,
     pub http: u16,
+    /// The cluster channel's port (configured nodes only listen on it when asked).
+    pub channel: u16,
+    /// The admin token (empty on a node that is not clustered).
     pub token: String,
+    /// Extra environment for the server process.
+    env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -55,29 +60,83 @@ impl Node {
     }
 
     fn start_with(config: Option<&str>) -> Node {
+        let mut node = Self::launch(config);
+        if config.is_some() {
+            // A configured node starts `not clustered`; make it a one-node cluster.
+            let bootstrap = node.bootstrap_token();
+            let out = node.cli_with_token(&["cluster", "new"], Some(&bootstrap));
+            assert!(out.status.success(), "cluster new failed: {}", stderr(&out));
+        }
+        node.token = std::fs::read_to_string(node.data().join("admin-token"))
+            .expect("admin-token")
+            .trim()
+            .to_string();
+        node
+    }
+
+    /// Starts `hapki server --config node.toml` with a cluster channel and leaves it
+    /// `not clustered`.
+    pub fn start_fresh(extra: &str) -> Node {
+        Self::launch(Some(&format!("cluster_listen = \"127.0.0.1:{{channel}}\"\n{extra}")))
+    }
+
+    /// [`Node::start_fresh`] with extra environment for the server process.
+    pub fn start_fresh_with_env(extra: &str, env: &[(&str, &str)]) -> Node {
+        Self::launch_with_env(
+            Some(&format!("cluster_listen = \"127.0.0.1:{{channel}}\"\n{extra}")),
+            env,
+        )
+    }
+
+    fn launch(config: Option<&str>) -> Node {
+        Self::launch_with_env(config, &[])
+    }
+
+    fn launch_with_env(config: Option<&str>, env: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut node = Node {
             child: None,
             dir,
             https: free_port(),
             http: free_port(),
+            channel: free_port(),
             token: String::new(),
+            env: Vec::new(),
         };
+        node.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         if let Some(extra) = config {
             let toml = format!(
-                "data_dir = \"{}\"\nlisten = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n{extra}\n",
+                "data_dir = \"{}\"\nlisten = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n{}\n",
                 node.data().display(),
                 node.https,
-                node.http
+                node.http,
+                extra.replace("{channel}", &node.channel.to_string())
             );
             std::fs::write(node.dir.path().join("node.toml"), toml).expect("write node.toml");
         }
         node.spawn();
-        node.token = std::fs::read_to_string(node.data().join("admin-token"))
-            .expect("admin-token")
-            .trim()
-            .to_string();
         node
+    }
+
+    /// A fresh node's bootstrap token.
+    pub fn bootstrap_token(&self) -> String {
+        std::fs::read_to_string(self.data().join("bootstrap-token"))
+            .expect("bootstrap-token")
+            .trim()
+            .to_string()
+    }
+
+    /// This node's id, as the CLI shows it.
+    pub fn id(&self) -> String {
+        std::fs::read_to_string(self.data().join("node-id"))
+            .expect("node-id")
+            .trim()
+            .to_string()
+    }
+
+    /// `host:port` of the cluster channel.
+    pub fn channel_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.channel)
     }
 
     pub fn data(&self) -> PathBuf {
@@ -117,21 +176,24 @@ impl Node {
                 .args(["--http-listen", &format!("127.0.0.1:{}", self.http)]);
         }
         let child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(self.dir.path())
             .stdout(Stdio::from(log.try_clone().expect("clone log")))
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start hapki server");
         self.child = Some(child);
-        let data = self.data();
+        self.wait_ready();
+    }
+
+    /// Waits until the server printed its banner and accepts connections.
+    pub fn wait_ready(&mut self) {
         let port = self.https;
         wait_for("the node to serve", Duration::from_secs(60), || {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("hapki server exited early ({status}):\n{}", self.log());
             }
-            data.join("admin-token").exists()
-                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && self.log().contains(" is ready")
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && self.log().contains(" is ready")
         });
     }
 
@@ -259,6 +321,73 @@ impl Node {
             &out,
         ]);
         self.work().join(out)
+    }
+}
+
+/// Nodes formed into one cluster: the first with `cluster new`, the others with
+/// `cluster fulljoin` through a member, as an operator would.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// `n` nodes; `extra` goes into every node's configuration.
+    pub fn start(n: usize, extra: &str) -> Cluster {
+        let mut first = Node::start_fresh(extra);
+        let out = first.cli_with_token(&["cluster", "new"], Some(&first.bootstrap_token()));
+        assert!(out.status.success(), "cluster new failed: {}", stderr(&out));
+        first.token = std::fs::read_to_string(first.data().join("admin-token"))
+            .expect("admin-token")
+            .trim()
+            .to_string();
+        let mut cluster = Cluster { nodes: vec![first] };
+        for _ in 1..n {
+            let out = cluster.add(extra);
+            assert!(out.status.success(), "fulljoin failed: {}", stderr(&out));
+        }
+        cluster
+    }
+
+    /// Starts a fresh node and joins it through node 0; returns the CLI's output.
+    pub fn add(&mut self, extra: &str) -> Output {
+        let fresh = Node::start_fresh(extra);
+        self.join(fresh, 0)
+    }
+
+    /// Joins a fresh node through member `via` with `cluster fulljoin`; the node is kept
+    /// (and cleaned up) with the others whatever the outcome.
+    pub fn join(&mut self, mut fresh: Node, via: usize) -> Output {
+        let member = &self.nodes[via];
+        let out = member.cli(&[
+            "cluster",
+            "fulljoin",
+            "--member",
+            &member.url(),
+            "--newnode",
+            &fresh.url(),
+            "--newnode-token",
+            &fresh.bootstrap_token(),
+            "--newnode-ca-cert",
+            &fresh.api_ca().display().to_string(),
+            "--yes",
+        ]);
+        fresh.token = member.token.clone();
+        self.nodes.push(fresh);
+        out
+    }
+
+    /// Waits until every node reports the same digest at the same applied index; returns it.
+    pub fn converged(&self, timeout: Duration) -> String {
+        let mut last = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            last = self.nodes.iter().map(|n| n.digest()).collect::<Vec<_>>();
+            if last.windows(2).all(|w| w[0] == w[1]) {
+                return last[0].0.clone();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("the nodes did not converge within {timeout:?}: {last:?}");
     }
 }
 

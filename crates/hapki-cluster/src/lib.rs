@@ -6,13 +6,17 @@
 #![allow(clippy::result_large_err)]
 
 pub mod channel;
+mod contact;
 mod log_store;
+pub mod membership;
 mod node;
 mod proposer;
 mod state_machine;
 pub mod types;
 
+pub use contact::Contacts;
 pub use log_store::LogStore;
+pub use membership::{MembershipChange, MembershipOutcome, MAX_NODES};
 pub use node::{ClusterNode, Member, RaftSettings, RaftStatus};
 pub use state_machine::{Applied, StateMachine};
 pub use types::{NodeAddr, NodeId};
@@ -31,6 +35,9 @@ pub enum ProposeError {
     ShuttingDown,
     #[error("the leader cannot be reached: {0}")]
     LeaderUnreachable(String),
+    /// The leader refused the change; the message says why and what to do.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl ProposeError {

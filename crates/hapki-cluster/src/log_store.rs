@@ -184,3 +184,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         write().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
     }
 }
+
+/// Total size of the stored log entries after `index` (all of them when `None`).
+pub(crate) fn bytes_after(store: &Store, index: Option<u64>) -> Result<u64, redb::Error> {
+    let txn = store.db().begin_read()?;
+    let table = txn.open_table(RAFT_LOG)?;
+    let from = index.map(|i| i + 1).unwrap_or(0);
+    let mut total = 0u64;
+    for row in table.range(from..)? {
+        let (_, v) = row?;
+        total += v.value().len() as u64;
+    }
+    Ok(total)
+}

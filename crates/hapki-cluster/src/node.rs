@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::channel::{paths, ChannelNetwork};
 use crate::log_store::LogStore;
+use crate::membership::{MembershipChange, MembershipOutcome};
 use crate::proposer::Proposer;
 use crate::state_machine::{Applied, StateMachine};
 use crate::types::{NodeAddr, NodeId, Raft};
@@ -69,6 +70,7 @@ pub struct ClusterNode {
     proposer: Proposer,
     sm: StateMachine,
     network: ChannelNetwork,
+    store: Store,
 }
 
 impl ClusterNode {
@@ -94,9 +96,15 @@ impl ClusterNode {
         let sm = StateMachine::new(store.clone(), data_dir.join("snapshots"))
             .map_err(|e| ClusterError::Io(format!("snapshot directory: {e}")))?;
         let network = ChannelNetwork::default();
-        let raft = Raft::new(id, Arc::new(config), network.clone(), LogStore::new(store), sm.clone())
-            .await
-            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            id,
+            Arc::new(config),
+            network.clone(),
+            LogStore::new(store.clone()),
+            sm.clone(),
+        )
+        .await
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone());
         Ok(ClusterNode {
             id,
@@ -104,6 +112,7 @@ impl ClusterNode {
             proposer,
             sm,
             network,
+            store,
         })
     }
 
@@ -159,22 +168,29 @@ impl ClusterNode {
     /// Returns once this node's replica reflects every write committed before the call:
     /// the leader confirms its read index, and this node waits until it has applied it.
     pub async fn linearizable(&self) -> Result<(), ProposeError> {
-        let index = if self.status().is_leader {
-            self.raft
-                .ensure_linearizable()
-                .await
-                .map_err(ProposeError::from_read)?
-                .map(|l| l.index)
-                .unwrap_or(0)
-        } else {
-            self.forward::<(), u64>(paths::READ_INDEX, &()).await?
-        };
+        let index = self.read_index().await?;
         self.raft
             .wait(Some(Duration::from_secs(10)))
             .applied_index_at_least(Some(index), "read index")
             .await
             .map(|_| ())
             .map_err(|e| ProposeError::Raft(format!("waiting for the read index: {e}")))
+    }
+
+    /// The leader's commit index, confirmed by a quorum: every write acknowledged before the
+    /// call is at or below it.
+    pub async fn read_index(&self) -> Result<u64, ProposeError> {
+        if self.status().is_leader {
+            Ok(self
+                .raft
+                .ensure_linearizable()
+                .await
+                .map_err(ProposeError::from_read)?
+                .map(|l| l.index)
+                .unwrap_or(0))
+        } else {
+            self.forward::<(), u64>(paths::READ_INDEX, &()).await
+        }
     }
 
     /// Sends a request to the current leader over the cluster channel.
@@ -244,8 +260,42 @@ impl ClusterNode {
         crate::channel::ChannelState {
             raft: self.raft.clone(),
             proposer: self.proposer.clone(),
-            admitted: Default::default(),
+            store: self.store.clone(),
+            contacts: self.network.contacts.clone(),
         }
+    }
+
+    /// Changes the membership on the leader, forwarding the change when this node does not lead.
+    pub async fn change_membership(&self, change: MembershipChange) -> Result<MembershipOutcome, ProposeError> {
+        if self.status().is_leader {
+            return crate::membership::apply(&self.raft, change).await;
+        }
+        self.forward(paths::MEMBERSHIP, &change).await
+    }
+
+    /// Whether this node has been given a membership (it was initialized or joined).
+    pub async fn is_initialized(&self) -> Result<bool, ClusterError> {
+        self.raft
+            .is_initialized()
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))
+    }
+
+    /// On the leader: the last log index each node is known to hold.
+    pub fn replication(&self) -> Option<BTreeMap<NodeId, Option<u64>>> {
+        let m = self.raft.metrics().borrow().clone();
+        m.replication
+            .map(|r| r.into_iter().map(|(id, log)| (id, log.map(|l| l.index))).collect())
+    }
+
+    /// Bytes of the log entries after `index` that this node holds (what a peer at `index` lacks).
+    pub fn log_bytes_after(&self, index: Option<u64>) -> u64 {
+        crate::log_store::bytes_after(&self.store, index).unwrap_or(0)
+    }
+
+    /// The index of the latest snapshot this node holds, if any.
+    pub fn snapshot_index(&self) -> Option<u64> {
+        self.raft.metrics().borrow().snapshot.map(|l| l.index)
     }
 
     /// Applied commands, as they are applied.

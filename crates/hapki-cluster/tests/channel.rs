@@ -117,7 +117,7 @@ async fn start(ca: &Ca, id: u64) -> TestNode {
         cluster: listener.local_addr().unwrap().to_string(),
     };
     let state = node.channel_state();
-    tokio::spawn(async move { serve(listener, ident, state).await.unwrap() });
+    tokio::spawn(async move { serve(listener, ident, state, axum::Router::new()).await.unwrap() });
     TestNode {
         _dir: dir,
         node,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use hapki_store::Role;
 
 use crate::error::ApiError;
@@ -22,6 +23,7 @@ pub enum Action {
     ManageCa,
     ManageProfiles,
     ManageTokens,
+    ManageCluster,
 }
 
 impl Action {
@@ -37,13 +39,17 @@ impl Action {
             Action::ManageCa => "manage CAs",
             Action::ManageProfiles => "manage profiles",
             Action::ManageTokens => "manage tokens",
+            Action::ManageCluster => "manage the cluster",
         }
     }
 
     fn allowed(self, role: Role) -> bool {
         match role {
             Role::Admin => true,
-            Role::Agent => !matches!(self, Action::ManageCa | Action::ManageProfiles | Action::ManageTokens),
+            Role::Agent => !matches!(
+                self,
+                Action::ManageCa | Action::ManageProfiles | Action::ManageTokens | Action::ManageCluster
+            ),
             Role::Requester => matches!(self, Action::Issue | Action::ReadCert | Action::ReadStatus),
         }
     }
@@ -75,22 +81,31 @@ impl FromRequestParts<Arc<Pki>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, pki: &Arc<Pki>) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token: pass --token or set HAPKI_TOKEN"))?;
-        let value = header
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        let record = pki.authenticate(token.trim())?;
-        Ok(Caller {
-            token_id: record.id,
-            role: record.role,
-        })
+        authenticate(pki, &parts.headers)
     }
+}
+
+/// The bearer token of a request, if it has a well-formed one.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing bearer token: pass --token or set HAPKI_TOKEN"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))
+}
+
+/// The caller a request's bearer token names.
+pub fn authenticate(pki: &Pki, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let record = pki.authenticate(bearer(headers)?)?;
+    Ok(Caller {
+        token_id: record.id,
+        role: record.role,
+    })
 }
 
 #[cfg(test)]

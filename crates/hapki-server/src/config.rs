@@ -47,6 +47,9 @@ pub struct NodeConfig {
     /// Largest request body in bytes.
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: usize,
+    /// A development node (`--dev`): forms its one-node cluster by itself on first start.
+    #[serde(skip)]
+    pub dev: bool,
 }
 
 /// Raft timings, in milliseconds.

@@ -6,6 +6,7 @@
 //! node-id         this node's Raft id (node-local)
 //! unseal.key      the node's root of trust (node-local, 0600)
 //! kek.sealed      the cluster key-encryption key, sealed under unseal.key (node-local)
+//! bootstrap-token a fresh node's one-time token for `cluster new|csr|join` (0600)
 //! admin-token     the first admin token (0600)
 //! ca.pem          the default issuer's certificate and chain
 //! api-ca.pem      the CA the HTTPS listener's certificate chains to
@@ -36,6 +37,9 @@ impl DataDir {
     }
     pub fn sealed_kek(&self) -> PathBuf {
         self.root.join("kek.sealed")
+    }
+    pub fn bootstrap_token(&self) -> PathBuf {
+        self.root.join("bootstrap-token")
     }
     pub fn admin_token(&self) -> PathBuf {
         self.root.join("admin-token")

@@ -98,6 +98,7 @@ impl From<ProposeError> for ApiError {
                 "no_leader",
                 format!("the write could not be forwarded to the leader ({m}); retry, possibly on another node"),
             ),
+            ProposeError::Refused(m) => ApiError::conflict(m),
         }
     }
 }

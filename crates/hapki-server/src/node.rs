@@ -1,22 +1,16 @@
-//! Starting a node: listeners first (so a busy port fails fast), then the root
-//! of trust, the store and Raft, the cluster's first state, the internal CA and
-//! this node's TLS certificate, and on a dev node a root CA and admin token.
-
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+//! Starting a node: listeners first (so a busy port fails fast), then the store
+//! and Raft; then a node that has a cluster resumes it, a dev node forms one
+//! (root CA and admin token included), and a fresh configured node waits
+//! `not clustered` with a bootstrap token.
 
 use anyhow::Context;
-use hapki_cluster::{ClusterNode, NodeAddr, RaftSettings};
-use hapki_domain::pem::{encode, PemLabel};
-use hapki_domain::profile::builtin_profiles;
-use hapki_store::{Command, Role, Settings, Store};
+use hapki_cluster::{ClusterNode, RaftSettings};
+use hapki_store::Store;
 use tokio::net::TcpListener;
 
 use crate::config::NodeConfig;
-use crate::datadir::{write_public, write_secret, DataDir};
-use crate::pki::{crl_loop, Pki, RootRequest};
-use crate::trust::Keyring;
+use crate::datadir::{write_public, DataDir};
+use crate::lifecycle::Node;
 use crate::{api, rand, serve, tls};
 
 /// Runs a node until SIGINT or SIGTERM.
@@ -43,7 +37,6 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     dir.create()
         .with_context(|| format!("cannot create the data directory {}", dir.root.display()))?;
     let node_id = node_id(&dir)?;
-    let keyring = Keyring::open_or_create(&dir)?;
     let store = Store::open(&dir.db()).with_context(|| format!("cannot open {}", dir.db().display()))?;
     let settings = RaftSettings {
         heartbeat_ms: cfg.raft.heartbeat_ms,
@@ -53,105 +46,44 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         ..RaftSettings::default()
     };
     let cluster = ClusterNode::start(store.clone(), &dir.root, node_id, &settings).await?;
-    let node_name = cfg.node_name.clone().unwrap_or_else(hostname);
-    let addr = NodeAddr {
-        name: node_name.clone(),
-        api: cfg.listen.to_string(),
-        cluster: String::new(),
-    };
-    cluster.bootstrap_single(addr).await?;
-    cluster.wait_ready(Duration::from_secs(30)).await?;
-
-    let pki = Pki::new(store, cluster.clone(), keyring);
-    tokio::spawn(watch_applied(pki.clone(), dir.clone()));
-    if pki.reader()?.cluster_id()?.is_none() {
-        let settings = Settings {
-            publication_base_url: cfg.publication_base(),
-            ..Settings::default()
-        };
-        let cluster_id = hex::encode(rand::bytes::<8>());
-        pki.propose(Command::Bootstrap {
-            cluster_id,
-            profiles: builtin_profiles(),
-            settings,
-        })
-        .await?;
-    }
-
-    let internal = tls::internal_ca(&pki).await?;
-    write_public(
-        &dir.api_ca_pem(),
-        encode(PemLabel::Certificate, &internal.cert_der).as_bytes(),
+    let node = Node::new(
+        cfg.clone(),
+        dir.clone(),
+        node_id,
+        store.clone(),
+        cluster.clone(),
+        cluster_listener,
     )?;
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-        node_name.clone(),
-    ];
-    if !cfg.listen.ip().is_unspecified() {
-        names.push(cfg.listen.ip().to_string());
-    }
-    names.extend(cfg.tls_names.iter().cloned());
-    names.retain(|n| hapki_domain::name::San::parse(n).is_ok());
-    let (chain, key) = internal.node_certificate(&node_name, &names)?;
-    let tls_config = tls::server_config(chain, key)?;
-    if let (Some(listener), Some(advertised)) = (cluster_listener, cfg.cluster_address()) {
-        let host = advertised
-            .rsplit_once(':')
-            .map(|(h, _)| h.trim_matches(['[', ']']))
-            .unwrap_or("localhost");
-        let identity = internal.node_identity(&node_name, node_id, host)?;
-        cluster.network().set_identity(&identity).map_err(anyhow::Error::msg)?;
-        let state = cluster.channel_state();
-        tokio::spawn(async move {
-            if let Err(e) = hapki_cluster::channel::serve(listener, identity, state).await {
-                tracing::error!("the cluster channel stopped: {e}");
-            }
-        });
-    }
 
-    if cfg.init_root_ca && pki.reader()?.issuers()?.is_empty() {
-        let req = RootRequest {
-            common_name: "hapki Root CA".into(),
-            subject: Some("O=hapki".into()),
-            key_type: hapki_domain::key::KeyType::EcP256,
-            validity_days: 3650,
-            default: true,
-        };
-        let root = pki.init_root(&req).await?;
-        pki.refresh_crl(&root.id, 0).await?;
-        println!("Initialised root CA {} ({})", root.name, root.id);
-    }
-    write_ca_pem(&pki, &dir);
-    let first_token = if pki.reader()?.tokens()?.is_empty() {
-        let t = pki.create_token(Role::Admin, "initial admin", None).await?;
-        write_secret(&dir.admin_token(), format!("{}\n", t.token).as_bytes())?;
-        Some(t.token)
+    let mut first_token = None;
+    if cluster.is_initialized().await? {
+        node.resume().await?;
+    } else if cfg.dev {
+        first_token = Some(node.form_new().await?);
     } else {
-        None
-    };
+        node.prepare_bootstrap_token()?;
+    }
 
     // The banner goes out before the listeners answer, so whoever sees the
     // node healthy can also read what it printed.
-    banner(&cfg, &dir, node_id, first_token.as_deref());
-    let router = api::router(pki.clone(), cfg.max_body_bytes);
-    tokio::spawn(serve::serve_https(https, tls_config, router));
+    banner(&node, first_token.as_deref());
+    let tls_config = tls::server_config(node.cert_slot())?;
+    tokio::spawn(serve::serve_https(https, tls_config, api::https_app(node.clone())));
     if let Some(http) = http {
-        tokio::spawn(serve::serve_http(http, api::publication_router(pki.clone())));
+        tokio::spawn(serve::serve_http(http, api::http_app(node.clone())));
     }
-    tokio::spawn(crl_loop(pki.clone(), Duration::from_secs(cfg.crl_check_secs.max(1))));
 
     shutdown_signal().await;
     println!("hapki: shutting down");
     cluster.shutdown().await?;
-    pki.store.flush()?;
+    store.flush()?;
     Ok(())
 }
 
-fn banner(cfg: &NodeConfig, dir: &DataDir, node_id: u64, token: Option<&str>) {
-    let root = dir.root.display();
-    println!("hapki node {node_id:016x} is ready");
+fn banner(node: &Node, token: Option<&str>) {
+    let cfg = &node.cfg;
+    let root = node.dir.root.display();
+    println!("hapki node {:016x} is ready ({})", node.id, node.phase().label());
     println!("  API (HTTPS):      https://{}", cfg.listen);
     if let Some(h) = cfg.http_listen {
         println!("  CRL/OCSP (HTTP):  http://{h}");
@@ -160,6 +92,22 @@ fn banner(cfg: &NodeConfig, dir: &DataDir, node_id: u64, token: Option<&str>) {
         println!("  cluster channel:  {c} (mutual TLS)");
     }
     println!("  data directory:   {root}");
+    let client = format!(
+        "export HAPKI_URL=https://{} HAPKI_CA_CERT={root}/api-ca.pem",
+        cfg.listen
+    );
+    if node.pki().is_none() {
+        println!();
+        println!("This node is not clustered. Its bootstrap token is in {root}/bootstrap-token.");
+        println!("Start a new cluster here, or join an existing one:");
+        println!("  {client} HAPKI_TOKEN=$(cat {root}/bootstrap-token)");
+        println!("  hapki cluster new");
+        println!(
+            "  hapki cluster fulljoin --member https://MEMBER:8443 --newnode https://{} --newnode-token $(cat {root}/bootstrap-token)",
+            cfg.listen
+        );
+        return;
+    }
     if let Some(t) = token {
         println!();
         println!("Admin token (shown once, also written to {root}/admin-token):");
@@ -167,46 +115,9 @@ fn banner(cfg: &NodeConfig, dir: &DataDir, node_id: u64, token: Option<&str>) {
     }
     println!();
     println!("Use it from another terminal:");
-    println!(
-        "  export HAPKI_URL=https://{} HAPKI_CA_CERT={root}/api-ca.pem HAPKI_TOKEN=$(cat {root}/admin-token)",
-        cfg.listen
-    );
+    println!("  {client} HAPKI_TOKEN=$(cat {root}/admin-token)");
     println!("  hapki csr web CN:web.example.com subjectAltName:web.example.com");
     println!("  hapki cert issue --csr web.csr --profile server --out web.pem");
-}
-
-fn write_ca_pem(pki: &Pki, dir: &DataDir) {
-    match pki.issuer(None) {
-        Ok(issuer) => {
-            if let Err(e) = write_public(&dir.ca_pem(), issuer.chain_pem().concat().as_bytes()) {
-                tracing::warn!("cannot write {}: {e}", dir.ca_pem().display());
-            }
-        }
-        Err(e) => tracing::debug!("no ca.pem yet: {}", e.message),
-    }
-}
-
-/// Drops caches when their data changes and keeps `ca.pem` current.
-async fn watch_applied(pki: Arc<Pki>, dir: DataDir) {
-    let mut rx = pki.cluster.subscribe();
-    loop {
-        match rx.recv().await {
-            Ok(applied) => match applied.command.as_ref() {
-                Command::Bootstrap { .. }
-                | Command::AddIssuer { .. }
-                | Command::InstallIssuerCert { .. }
-                | Command::SetOcspSigner { .. }
-                | Command::SetDefaultIssuer { .. }
-                | Command::PutProfile { .. } => {
-                    pki.invalidate();
-                    write_ca_pem(&pki, &dir);
-                }
-                _ => {}
-            },
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => pki.invalidate(),
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-    }
 }
 
 fn node_id(dir: &DataDir) -> anyhow::Result<u64> {
@@ -216,14 +127,6 @@ fn node_id(dir: &DataDir) -> anyhow::Result<u64> {
     }
     let text = std::fs::read_to_string(&path)?;
     u64::from_str_radix(text.trim(), 16).with_context(|| format!("{} does not hold a node id", path.display()))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string(Path::new("/proc/sys/kernel/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "hapki".into())
 }
 
 async fn shutdown_signal() {

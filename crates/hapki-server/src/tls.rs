@@ -12,7 +12,10 @@ use hapki_domain::name::{name_from_der, San, SubjectSpec};
 use hapki_domain::profile::{ExtKeyUsage, KeyUsageBit};
 use hapki_domain::serial::Serial;
 use hapki_store::{Command, InternalCaRecord};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use crate::error::ApiError;
 use crate::pki::{now, Pki, BACKDATE_SECS};
@@ -66,12 +69,32 @@ pub async fn internal_ca(pki: &Pki) -> Result<InternalCa, ApiError> {
 }
 
 impl InternalCa {
-    /// Issues this node's TLS certificate for `names` (DNS names or IPs); returns (chain, key).
-    pub fn node_certificate(
+    /// A throwaway CA held only in memory, for the HTTPS certificate of a node that
+    /// is not clustered yet (clients trust it through `api-ca.pem` until the node
+    /// joins and the cluster's internal CA replaces it).
+    pub fn ephemeral(node_id: u64) -> Result<InternalCa, ApiError> {
+        let key = SigningKey::generate(KeyType::EcP256)?;
+        let now = now();
+        let subject =
+            SubjectSpec::parse(&format!("O=hapki, CN=hapki node {node_id:016x} (not clustered)"))?.to_name()?;
+        let spec = CertSpec::self_signed_ca(
+            Serial::from_random(rand::bytes()),
+            (now - BACKDATE_SECS, now + NODE_CERT_DAYS * 86_400),
+            subject,
+            key.spki(),
+            Some(0),
+        );
+        let cert_der = build_certificate(None, Some(&key), &spec)?;
+        Ok(InternalCa { cert_der, key })
+    }
+
+    /// Signs a node certificate (server and client authentication) for the key in `spki`.
+    pub fn sign_node(
         &self,
         node_name: &str,
-        names: &[String],
-    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ApiError> {
+        sans: Vec<San>,
+        spki: SubjectPublicKeyInfoOwned,
+    ) -> Result<Vec<u8>, ApiError> {
         let summary = summarize(&self.cert_der)?;
         let subject = name_from_der(&summary.subject_der)?;
         let view = IssuerView {
@@ -79,21 +102,13 @@ impl InternalCa {
             key_id: &summary.subject_key_id,
             key: &self.key,
         };
-        let key = SigningKey::generate(KeyType::EcP256)?;
-        let mut sans = Vec::new();
-        for n in names {
-            let san = San::parse(n)?;
-            if !sans.contains(&san) {
-                sans.push(san);
-            }
-        }
         let now = now();
         let spec = CertSpec {
             serial: Serial::from_random(rand::bytes()),
             not_before: now - BACKDATE_SECS,
             not_after: (now + NODE_CERT_DAYS * 86_400).min(summary.not_after),
             subject: SubjectSpec::parse(&format!("O=hapki, CN={node_name}"))?.to_name()?,
-            spki: key.spki(),
+            spki,
             sans,
             key_usage: vec![KeyUsageBit::DigitalSignature],
             ext_key_usage: vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
@@ -102,7 +117,24 @@ impl InternalCa {
             ocsp_no_check: false,
             publication: Publication::default(),
         };
-        let cert = build_certificate(Some(&view), None, &spec)?;
+        Ok(build_certificate(Some(&view), None, &spec)?)
+    }
+
+    /// Issues this node's TLS certificate for `names` (DNS names or IPs); returns (chain, key).
+    pub fn node_certificate(
+        &self,
+        node_name: &str,
+        names: &[String],
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ApiError> {
+        let key = SigningKey::generate(KeyType::EcP256)?;
+        let mut sans = Vec::new();
+        for n in names {
+            let san = San::parse(n)?;
+            if !sans.contains(&san) {
+                sans.push(san);
+            }
+        }
+        let cert = self.sign_node(node_name, sans, key.spki())?;
         let chain = vec![CertificateDer::from(cert), CertificateDer::from(self.cert_der.clone())];
         Ok((chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_pkcs8()?))))
     }
@@ -125,18 +157,49 @@ impl InternalCa {
     }
 }
 
-/// A rustls server configuration for the API (HTTP/2 and HTTP/1.1).
-pub fn server_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-) -> Result<Arc<rustls::ServerConfig>, ApiError> {
+/// The HTTPS listener's certificate, replaceable while the node runs: a fresh
+/// node serves one from its throwaway CA, and swaps in one from the cluster's
+/// internal CA when it forms or joins a cluster.
+#[derive(Debug)]
+pub struct CertSlot {
+    current: std::sync::RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertSlot {
+    pub fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<CertSlot>, ApiError> {
+        Ok(Arc::new(CertSlot {
+            current: std::sync::RwLock::new(certified(chain, key)?),
+        }))
+    }
+
+    /// Serves `chain` from the next handshake on.
+    pub fn replace(&self, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<(), ApiError> {
+        *self.current.write().expect("cert lock") = certified(chain, key)?;
+        Ok(())
+    }
+}
+
+fn certified(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<CertifiedKey>, ApiError> {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    CertifiedKey::from_der(chain, key, &provider)
+        .map(Arc::new)
+        .map_err(|e| ApiError::internal(format!("TLS certificate: {e}")))
+}
+
+impl ResolvesServerCert for CertSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().expect("cert lock").clone())
+    }
+}
+
+/// A rustls server configuration for the API (HTTP/2 and HTTP/1.1) serving the slot's certificate.
+pub fn server_config(slot: Arc<CertSlot>) -> Result<Arc<rustls::ServerConfig>, ApiError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ApiError::internal(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| ApiError::internal(format!("TLS certificate: {e}")))?;
+        .with_cert_resolver(slot);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

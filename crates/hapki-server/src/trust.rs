@@ -31,41 +31,67 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrustError {
+    let path = path.display().to_string();
+    move |source| TrustError::Io { path, source }
+}
+
+/// The node's unseal key, created on first use.
+fn unseal_key(dir: &DataDir) -> Result<[u8; 32], TrustError> {
+    let path = dir.unseal_key();
+    if !path.exists() {
+        write_secret(&path, &rand::bytes::<32>()).map_err(io(&path))?;
+    }
+    std::fs::read(&path)
+        .map_err(io(&path))?
+        .try_into()
+        .map_err(|_| TrustError::Invalid(format!("{} must hold exactly 32 bytes", path.display())))
+}
+
 impl Keyring {
     /// Opens the node's unseal key and KEK, creating both on a fresh data directory.
     pub fn open_or_create(dir: &DataDir) -> Result<Keyring, TrustError> {
-        let io = |path: &std::path::Path| {
-            let path = path.display().to_string();
-            move |source| TrustError::Io { path, source }
-        };
-        let unseal_path = dir.unseal_key();
-        if !unseal_path.exists() {
-            write_secret(&unseal_path, &rand::bytes::<32>()).map_err(io(&unseal_path))?;
+        if dir.sealed_kek().exists() {
+            Self::load(dir)
+        } else {
+            Self::install(dir, rand::bytes::<32>())
         }
-        let unseal: [u8; 32] = std::fs::read(&unseal_path)
-            .map_err(io(&unseal_path))?
-            .try_into()
-            .map_err(|_| TrustError::Invalid(format!("{} must hold exactly 32 bytes", unseal_path.display())))?;
+    }
+
+    /// Seals `kek` under this node's unseal key and keeps it: a new cluster's own, or the
+    /// one a joining node receives over the cluster channel.
+    pub fn install(dir: &DataDir, kek: [u8; 32]) -> Result<Keyring, TrustError> {
+        let unseal = unseal_key(dir)?;
+        let sealed = wrap::seal(&unseal, rand::bytes::<12>(), KEK_CONTEXT, &kek)
+            .map_err(|e| TrustError::Invalid(e.to_string()))?;
+        let bytes = bincode::serialize(&sealed).expect("wrapped keys serialize");
+        let path = dir.sealed_kek();
+        write_secret(&path, &bytes).map_err(io(&path))?;
+        Ok(Keyring { kek })
+    }
+
+    /// Opens the KEK sealed in the data directory.
+    pub fn load(dir: &DataDir) -> Result<Keyring, TrustError> {
+        let unseal = unseal_key(dir)?;
         let kek_path = dir.sealed_kek();
-        if !kek_path.exists() {
-            let sealed = wrap::seal(&unseal, rand::bytes::<12>(), KEK_CONTEXT, &rand::bytes::<32>())
-                .map_err(|e| TrustError::Invalid(e.to_string()))?;
-            let bytes = bincode::serialize(&sealed).expect("wrapped keys serialize");
-            write_secret(&kek_path, &bytes).map_err(io(&kek_path))?;
-        }
         let sealed: Wrapped = bincode::deserialize(&std::fs::read(&kek_path).map_err(io(&kek_path))?)
             .map_err(|_| TrustError::Invalid(format!("{} is damaged", kek_path.display())))?;
         let kek = wrap::open(&unseal, KEK_CONTEXT, &sealed).map_err(|_| {
             TrustError::Invalid(format!(
                 "{} cannot be opened with {}: the unseal key does not belong to this data directory",
                 kek_path.display(),
-                unseal_path.display()
+                dir.unseal_key().display()
             ))
         })?;
         let kek: [u8; 32] = kek
             .try_into()
             .map_err(|_| TrustError::Invalid("the sealed KEK has the wrong length".into()))?;
         Ok(Keyring { kek })
+    }
+
+    /// The KEK itself, to hand to a joining node over the mutual-TLS cluster channel only.
+    pub fn kek_for_joining_node(&self) -> [u8; 32] {
+        self.kek
     }
 
     /// Seals a secret under the KEK; `context` names its slot (e.g. `issuer-key:<id>`).

@@ -7,7 +7,8 @@ use redb::{ReadableTable, WriteTransaction};
 
 use crate::command::{Command, CommandResult, RejectCode};
 use crate::records::{
-    decode, encode, CertRecord, CrlRecord, IssuerRecord, OcspSignerRecord, Revocation, Settings, TokenRecord,
+    decode, encode, CertRecord, CrlRecord, IssuerRecord, NodeRecord, NodeStanding, OcspSignerRecord, Revocation,
+    Settings, TokenRecord,
 };
 use crate::tables::*;
 use crate::StoreError;
@@ -71,7 +72,45 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
                 .insert(b"settings".as_slice(), encode(settings).as_slice())?;
             Ok(CommandResult::Applied)
         }
+        Command::AdmitNode { node } => admit_node(txn, node),
+        Command::RemoveNode { id, at } => remove_node(txn, *id, *at),
     }
+}
+
+fn admit_node(txn: &WriteTransaction, node: &NodeRecord) -> Result<CommandResult, StoreError> {
+    let mut table = txn.open_table(SM_NODES)?;
+    if let Some(old) = table.get(node.id.to_be_bytes().as_slice())? {
+        let old: NodeRecord = decode(old.value())?;
+        if old.standing == NodeStanding::Removed {
+            return Ok(CommandResult::reject(
+                RejectCode::Conflict,
+                format!(
+                    "node {:016x} was removed from this cluster; reset it with `hapki cluster delete` to give it a new id",
+                    node.id
+                ),
+            ));
+        }
+    }
+    table.insert(node.id.to_be_bytes().as_slice(), encode(node).as_slice())?;
+    Ok(CommandResult::Applied)
+}
+
+fn remove_node(txn: &WriteTransaction, id: u64, at: u64) -> Result<CommandResult, StoreError> {
+    let mut table = txn.open_table(SM_NODES)?;
+    let mut record = match table.get(id.to_be_bytes().as_slice())? {
+        Some(v) => decode::<NodeRecord>(v.value())?,
+        None => NodeRecord {
+            id,
+            name: String::new(),
+            standing: NodeStanding::Admitted,
+            admitted_at: at,
+            removed_at: None,
+        },
+    };
+    record.standing = NodeStanding::Removed;
+    record.removed_at = Some(at);
+    table.insert(id.to_be_bytes().as_slice(), encode(&record).as_slice())?;
+    Ok(CommandResult::Applied)
 }
 
 fn bootstrap(

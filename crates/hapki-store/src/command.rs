@@ -7,7 +7,9 @@ use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
 use serde::{Deserialize, Serialize};
 
-use crate::records::{CertRecord, CrlRecord, InternalCaRecord, IssuerRecord, OcspSignerRecord, Settings, TokenRecord};
+use crate::records::{
+    CertRecord, CrlRecord, InternalCaRecord, IssuerRecord, NodeRecord, OcspSignerRecord, Settings, TokenRecord,
+};
 
 /// A change to the replicated state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +61,10 @@ pub enum Command {
     RevokeToken { id: String },
     /// Replaces the replicated settings.
     PutSettings { settings: Settings },
+    /// Records that a node's certificate was signed, so members let it call while it joins.
+    AdmitNode { node: NodeRecord },
+    /// Records that a node was removed; its certificates are refused from then on.
+    RemoveNode { id: u64, at: u64 },
 }
 
 impl Command {
@@ -78,6 +84,8 @@ impl Command {
             Command::CreateToken { .. } => "create_token",
             Command::RevokeToken { .. } => "revoke_token",
             Command::PutSettings { .. } => "put_settings",
+            Command::AdmitNode { .. } => "admit_node",
+            Command::RemoveNode { .. } => "remove_node",
         }
     }
 }

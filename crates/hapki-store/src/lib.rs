@@ -58,14 +58,9 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
-        txn.open_table(tables::SM_META)?;
-        txn.open_table(tables::SM_ISSUERS)?;
-        txn.open_table(tables::SM_CERTS)?;
-        txn.open_table(tables::SM_REVOKED)?;
-        txn.open_table(tables::SM_PROFILES)?;
-        txn.open_table(tables::SM_TOKENS)?;
-        txn.open_table(tables::SM_CRLS)?;
-        txn.open_table(tables::SM_IDEMPOTENCY)?;
+        for table in tables::SM_TABLES {
+            txn.open_table(table)?;
+        }
         txn.open_table(tables::RAFT_LOG)?;
         txn.open_table(tables::RAFT_META)?;
         txn.commit()?;

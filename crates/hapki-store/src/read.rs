@@ -6,7 +6,7 @@ use hapki_domain::profile::Profile;
 use hapki_domain::serial::Serial;
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::records::{decode, CertRecord, CrlRecord, IssuerRecord, Revocation, Settings, TokenRecord};
+use crate::records::{decode, CertRecord, CrlRecord, IssuerRecord, NodeRecord, Revocation, Settings, TokenRecord};
 use crate::tables::*;
 use crate::StoreError;
 
@@ -195,6 +195,19 @@ impl StateReader {
 
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         all_values(&self.txn, SM_TOKENS)
+    }
+
+    /// What the replicated state knows of a node (admitted or removed).
+    pub fn node(&self, id: u64) -> Result<Option<NodeRecord>, StoreError> {
+        let t = self.txn.open_table(SM_NODES)?;
+        t.get(id.to_be_bytes().as_slice())?
+            .map(|v| decode(v.value()))
+            .transpose()
+    }
+
+    /// Every node the cluster certified, in id order.
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        all_values(&self.txn, SM_NODES)
     }
 
     /// SHA-256 over every state-machine table, in a fixed order: equal on two

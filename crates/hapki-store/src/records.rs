@@ -122,6 +122,27 @@ pub struct TokenRecord {
     pub revoked: bool,
 }
 
+/// Where a node stands with the cluster, as far as the replicated state knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeStanding {
+    /// Its certificate was signed (`cluster nodes create`); it may call the cluster channel to join.
+    Admitted,
+    /// It was removed; its certificates are refused from then on.
+    Removed,
+}
+
+/// A node the cluster certified, and whether it was removed since.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: u64,
+    pub name: String,
+    pub standing: NodeStanding,
+    /// When the node certificate was signed.
+    pub admitted_at: u64,
+    /// When it was removed.
+    pub removed_at: Option<u64>,
+}
+
 /// The latest CRL of an issuer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrlRecord {
@@ -142,6 +163,8 @@ pub struct Settings {
     pub crl_validity_secs: u64,
     /// How long an OCSP response may be cached by relying parties.
     pub ocsp_validity_secs: u64,
+    /// How many voters the cluster keeps (3 or 5); nodes beyond it join as learners.
+    pub voters_target: u8,
 }
 
 impl Default for Settings {
@@ -150,6 +173,7 @@ impl Default for Settings {
             publication_base_url: "http://127.0.0.1:8080".into(),
             crl_validity_secs: 24 * 3600,
             ocsp_validity_secs: 3600,
+            voters_target: 3,
         }
     }
 }

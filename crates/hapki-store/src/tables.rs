@@ -26,6 +26,8 @@ pub const SM_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_to
 pub const SM_IDEMPOTENCY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_idempotency");
 /// Issuer id → latest [`crate::CrlRecord`].
 pub const SM_CRLS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crls");
+/// Node id (8 bytes, big-endian) → [`crate::NodeRecord`]: nodes admitted to join, and removed ones.
+pub const SM_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_nodes");
 
 /// Raft log: index → serialized entry.
 pub const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
@@ -36,7 +38,7 @@ pub const RAFT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_m
 pub type SmTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
 /// The state-machine tables, in the fixed order snapshots and digests use.
-pub const SM_TABLES: [SmTable; 7] = [
+pub const SM_TABLES: [SmTable; 9] = [
     SM_META,
     SM_ISSUERS,
     SM_CERTS,
@@ -44,4 +46,6 @@ pub const SM_TABLES: [SmTable; 7] = [
     SM_PROFILES,
     SM_TOKENS,
     SM_CRLS,
+    SM_IDEMPOTENCY,
+    SM_NODES,
 ];

@@ -16,12 +16,15 @@ use serde::Serialize;
 
 use super::paths;
 use super::tls::NodeIdentity;
+use crate::contact::Contacts;
 use crate::types::{NodeAddr, NodeId, TypeConfig};
 
 /// Creates connections to peers; shares one HTTP client (and its connection pool).
 #[derive(Clone, Default)]
 pub struct ChannelNetwork {
     client: Arc<RwLock<Option<reqwest::Client>>>,
+    /// When each peer last answered.
+    pub contacts: Contacts,
 }
 
 impl ChannelNetwork {
@@ -41,6 +44,59 @@ impl ChannelNetwork {
     pub fn http(&self) -> Option<reqwest::Client> {
         self.client.read().expect("client lock").clone()
     }
+
+    /// Calls a route of another node's channel (`cluster` is its `host:port`) with a JSON body;
+    /// a refusal comes back as its status and text.
+    pub async fn call_json<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        cluster: &str,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerError> {
+        let http = self
+            .http()
+            .ok_or_else(|| PeerError::Unreachable("this node has no cluster identity yet".into()))?;
+        let resp = http
+            .post(format!("https://{cluster}{path}"))
+            .timeout(timeout)
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| PeerError::Unreachable(format!("{cluster}: {}", error_chain(&e))))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(PeerError::Refused {
+                status: status.as_u16(),
+                message: text,
+            });
+        }
+        resp.json()
+            .await
+            .map_err(|e| PeerError::Unreachable(format!("{cluster}: undecodable answer: {e}")))
+    }
+}
+
+/// Why a call to another node's channel failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("refused ({status}): {message}")]
+    Refused { status: u16, message: String },
+}
+
+/// An error and its sources in one line (reqwest hides the cause of a failed connection).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// A connection to one peer.
@@ -111,6 +167,7 @@ impl PeerConnection {
         }
         let result: Result<Resp, E> =
             bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.network.contacts.touch(self.target);
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

@@ -7,8 +7,8 @@ mod client;
 mod server;
 mod tls;
 
-pub use client::ChannelNetwork;
-pub use server::{serve, ChannelState};
+pub use client::{ChannelNetwork, PeerError};
+pub use server::{serve, CallerNode, ChannelState};
 pub use tls::{node_id_from_cert, NodeIdentity, NODE_URI_PREFIX};
 
 /// Paths of the Raft RPCs on the cluster channel.
@@ -20,4 +20,6 @@ pub mod paths {
     pub const PROPOSE: &str = "/cluster/propose";
     /// A follower asks the leader for a read index (linearizable reads anywhere).
     pub const READ_INDEX: &str = "/cluster/read-index";
+    /// A member hands a membership change to the leader.
+    pub const MEMBERSHIP: &str = "/cluster/membership";
 }

@@ -2,8 +2,6 @@
 //! node id from its certificate, refuses callers that are not members (or
 //! joining), and hands Raft RPCs to openraft. Bodies are bincode.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -12,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use hapki_store::{NodeStanding, Store};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -23,6 +22,8 @@ use tower::ServiceExt;
 
 use super::paths;
 use super::tls::{node_id_from_cert, NodeIdentity};
+use crate::contact::Contacts;
+use crate::membership::{self, MembershipChange, MembershipOutcome};
 use crate::proposer::Proposer;
 use crate::types::{NodeId, Raft};
 use crate::ProposeError;
@@ -33,27 +34,53 @@ pub struct ChannelState {
     pub raft: Raft,
     /// The leader's batcher, for commands forwarded by followers.
     pub proposer: Proposer,
-    /// Nodes allowed to call besides current members (nodes in the middle of joining).
-    pub admitted: Arc<RwLock<BTreeSet<NodeId>>>,
+    /// The replica, for the nodes the cluster admitted or removed.
+    pub store: Store,
+    /// When each peer was last heard from.
+    pub contacts: Contacts,
 }
 
+/// The node id of the peer that made a request, from its certificate; routes
+/// added by [`serve`]'s caller read it as a request extension.
+#[derive(Clone, Copy, Debug)]
+pub struct CallerNode(pub NodeId);
+
 impl ChannelState {
-    /// A caller with a certificate of this cluster's CA may call when it is a member, when it is
-    /// being admitted, or when this node knows no membership yet (it is about to be told by a leader).
-    fn allowed(&self, caller: NodeId) -> bool {
-        if self.admitted.read().expect("admitted lock").contains(&caller) {
-            return true;
+    /// A caller with a certificate of this cluster's CA may call unless it was removed, when it is
+    /// a member or was admitted to join, or when this node knows no membership yet (it is joining
+    /// and about to hear from the leader).
+    fn allowed(&self, caller: NodeId) -> Result<(), String> {
+        let record = self
+            .store
+            .reader()
+            .and_then(|r| r.node(caller))
+            .map_err(|e| format!("cannot read the node list: {e}"))?;
+        match record.map(|r| r.standing) {
+            Some(NodeStanding::Removed) => return Err(format!("node {caller:016x} was removed from this cluster")),
+            Some(NodeStanding::Admitted) => return Ok(()),
+            None => {}
         }
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let mut nodes = membership.nodes().peekable();
-        let allowed = nodes.peek().is_none() || nodes.any(|(id, _)| *id == caller);
-        allowed
+        if nodes.peek().is_none() || nodes.any(|(id, _)| *id == caller) {
+            Ok(())
+        } else {
+            Err(format!("node {caller:016x} is not a member of this cluster"))
+        }
     }
 }
 
 /// Serves the cluster channel on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, identity: NodeIdentity, state: ChannelState) -> Result<(), String> {
+///
+/// `extra` adds routes of the caller's own (they find the calling node in a
+/// [`CallerNode`] extension).
+pub async fn serve(
+    listener: TcpListener,
+    identity: NodeIdentity,
+    state: ChannelState,
+    extra: Router,
+) -> Result<(), String> {
     let acceptor = TlsAcceptor::from(identity.server_config()?);
     let router = Router::new()
         .route(paths::APPEND, post(append))
@@ -61,8 +88,10 @@ pub async fn serve(listener: TcpListener, identity: NodeIdentity, state: Channel
         .route(paths::SNAPSHOT, post(snapshot))
         .route(paths::PROPOSE, post(propose))
         .route(paths::READ_INDEX, post(read_index))
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
-        .with_state(state.clone());
+        .route(paths::MEMBERSHIP, post(membership))
+        .with_state(state.clone())
+        .merge(extra)
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -100,17 +129,14 @@ pub async fn serve(listener: TcpListener, identity: NodeIdentity, state: Channel
                 let router = router.clone();
                 let state = state.clone();
                 async move {
-                    if !state.allowed(caller) {
-                        tracing::warn!("cluster channel: refused node {caller:016x} from {peer}: not a member");
-                        return Ok::<_, std::convert::Infallible>(
-                            (
-                                StatusCode::FORBIDDEN,
-                                format!("node {caller:016x} is not a member of this cluster"),
-                            )
-                                .into_response(),
-                        );
+                    if let Err(why) = state.allowed(caller) {
+                        tracing::warn!("cluster channel: refused {peer}: {why}");
+                        return Ok::<_, std::convert::Infallible>((StatusCode::FORBIDDEN, why).into_response());
                     }
-                    router.oneshot(req.map(axum::body::Body::new)).await
+                    state.contacts.touch(caller);
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut().insert(CallerNode(caller));
+                    router.oneshot(req).await
                 }
             });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())
@@ -171,5 +197,14 @@ async fn read_index(State(s): State<ChannelState>) -> Response {
         Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
         Err(e) => Err(ProposeError::from_read(e)),
     };
+    encode(&result)
+}
+
+async fn membership(State(s): State<ChannelState>, body: Bytes) -> Response {
+    let change: MembershipChange = match decode(&body) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let result: Result<MembershipOutcome, ProposeError> = membership::apply(&s.raft, change).await;
     encode(&result)
 }

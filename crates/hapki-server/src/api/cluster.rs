@@ -1,17 +1,26 @@
-//! Cluster views: `GET /v1/cluster/info` (this node, its members, and which
-//! settings are replicated and which are node-local) and `GET /v1/cluster/nodes`.
+//! `/v1/cluster/*`: the node's place in its cluster. Served by every node in
+//! every state: a fresh node answers `status`, `new`, `csr` and `join` (with its
+//! bootstrap token); a member answers the rest (with an API token).
+//!
+//! `GET status` (no token: load balancers and joining operators read it),
+//! `POST new | csr | join | delete`, `GET info`, `GET summary`,
+//! `GET|POST nodes`, `GET|DELETE nodes/{id}`.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
 use serde_json::json;
 
-use super::json;
-use super::sys::VERSION;
-use crate::auth::{Action, Caller};
+use super::{json, Json, VERSION};
+use crate::auth::{authenticate, bearer, Action, Caller};
 use crate::error::ApiError;
-use crate::pki::Pki;
+use crate::lifecycle::summary::{report, summary};
+use crate::lifecycle::{not_clustered, JoinRequest, Node, Phase};
 
 /// What every node holds, and what stays on each node (SPEC: data, replicated vs node-local).
 const REPLICATED: &[&str] = &[
@@ -20,9 +29,9 @@ const REPLICATED: &[&str] = &[
     "issued certificates and revocations",
     "CRLs",
     "API tokens and roles",
-    "cluster settings (publication URL, CRL and OCSP validity)",
+    "cluster settings (publication URL, CRL and OCSP validity, voters target)",
     "the internal CA (sealed key)",
-    "cluster membership",
+    "cluster membership, admitted and removed nodes",
 ];
 const NODE_LOCAL: &[&str] = &[
     "node id, node name",
@@ -33,9 +42,139 @@ const NODE_LOCAL: &[&str] = &[
     "Raft timings",
 ];
 
-fn nodes(pki: &Pki) -> Vec<serde_json::Value> {
-    let status = pki.cluster.status();
-    pki.cluster
+/// The routes, with the node as state.
+pub fn routes(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/v1/cluster/status", get(status))
+        .route("/v1/cluster/new", post(new))
+        .route("/v1/cluster/csr", post(csr))
+        .route("/v1/cluster/join", post(join))
+        .route("/v1/cluster/delete", post(delete))
+        .route("/v1/cluster/info", get(info))
+        .route("/v1/cluster/summary", get(cluster_summary))
+        .route("/v1/cluster/nodes", get(list).post(create_node))
+        .route("/v1/cluster/nodes/{id}", get(get_node).delete(delete_node))
+        .method_not_allowed_fallback(super::method_not_allowed)
+        .layer(DefaultBodyLimit::max(256 * 1024))
+        .with_state(node)
+}
+
+/// A member's caller, checked against `action`.
+fn member_caller(node: &Node, headers: &HeaderMap, action: Action) -> Result<Caller, ApiError> {
+    let pki = node.pki().ok_or_else(not_clustered)?;
+    let caller = authenticate(&pki, headers)?;
+    caller.may(action)?;
+    Ok(caller)
+}
+
+/// A fresh node's caller: the bootstrap token.
+fn bootstrap_caller(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
+    node.check_bootstrap_token(bearer(headers).ok())
+}
+
+fn node_id(text: &str) -> Result<u64, ApiError> {
+    u64::from_str_radix(text.trim(), 16).map_err(|_| {
+        ApiError::bad_request(format!(
+            "'{text}' is not a node id (16 hex digits, as `hapki cluster nodes list` shows)"
+        ))
+    })
+}
+
+/// `GET /v1/cluster/status`: where this node stands; no token needed.
+async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    let phase = node.phase();
+    let s = node.cluster.status();
+    let cluster_id = node.store.reader().ok().and_then(|r| r.cluster_id().ok().flatten());
+    json(json!({
+        "node_id": format!("{:016x}", node.id),
+        "name": node.name,
+        "status": phase.label(),
+        "phase": phase,
+        "history": node.history(),
+        "version": VERSION,
+        "cluster_id": if node.pki().is_some() { cluster_id } else { None },
+        "api": node.cfg.listen.to_string(),
+        "cluster": node.cfg.cluster_address(),
+        "leader": s.leader.map(|l| format!("{l:016x}")),
+        "applied_index": s.last_applied,
+    }))
+}
+
+/// `POST /v1/cluster/new` (bootstrap token).
+async fn new(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    bootstrap_caller(&node, &headers)?;
+    let token = node.form_new().await?;
+    let pki = node.pki().ok_or_else(not_clustered)?;
+    Ok((
+        StatusCode::CREATED,
+        json(json!({
+            "cluster_id": pki.reader()?.cluster_id()?,
+            "node_id": format!("{:016x}", node.id),
+            "admin_token": token,
+            "admin_token_file": node.dir.admin_token().display().to_string(),
+            "api_ca_file": node.dir.api_ca_pem().display().to_string(),
+        })),
+    ))
+}
+
+/// `POST /v1/cluster/csr` (bootstrap token).
+async fn csr(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    bootstrap_caller(&node, &headers)?;
+    let csr = node.node_csr()?;
+    Ok(json(
+        json!({ "node_id": format!("{:016x}", node.id), "name": node.name, "csr": csr }),
+    ))
+}
+
+/// `POST /v1/cluster/join` (bootstrap token): starts the join; `status` follows it.
+async fn join(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Json(req): Json<JoinRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    bootstrap_caller(&node, &headers)?;
+    node.start_join(req)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        json(json!({ "node_id": format!("{:016x}", node.id), "status": node.phase().label() })),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteRequest {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /v1/cluster/delete`: resets this node (admin token; the bootstrap token on a node
+/// whose join failed).
+async fn delete(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    if node.pki().is_some() {
+        member_caller(&node, &headers, Action::ManageCluster)?;
+    } else {
+        bootstrap_caller(&node, &headers)?;
+    }
+    let req: DeleteRequest = if body.is_empty() {
+        DeleteRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the JSON body does not fit: {e}")))?
+    };
+    node.delete(req.force).await?;
+    Ok(json(json!({
+        "node_id": format!("{:016x}", node.id),
+        "status": "resetting",
+        "next": "the node starts again as `not clustered` with a new id and a new bootstrap token",
+    })))
+}
+
+fn members_json(node: &Node) -> Vec<serde_json::Value> {
+    let status = node.cluster.status();
+    node.cluster
         .members()
         .into_iter()
         .map(|m| {
@@ -51,26 +190,100 @@ fn nodes(pki: &Pki) -> Vec<serde_json::Value> {
 }
 
 /// `GET /v1/cluster/info`.
-pub async fn info(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
-    caller.may(Action::ReadStatus)?;
-    let status = pki.cluster.status();
+async fn info(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    member_caller(&node, &headers, Action::ReadStatus)?;
+    let pki = node.pki().ok_or_else(not_clustered)?;
+    let status = node.cluster.status();
     let reader = pki.reader()?;
+    let settings = reader.settings()?;
     Ok(json(json!({
         "cluster_id": reader.cluster_id()?,
         "node_id": format!("{:016x}", status.id),
+        "status": node.phase().label(),
         "leader": status.leader.map(|l| format!("{l:016x}")),
         "term": status.term,
         "applied_index": status.last_applied,
         "digest": reader.digest()?,
         "version": VERSION,
-        "nodes": nodes(&pki),
+        "voters_target": settings.voters_target,
+        "nodes": members_json(&node),
         "replicated": REPLICATED,
         "node_local": NODE_LOCAL,
     })))
 }
 
 /// `GET /v1/cluster/nodes`.
-pub async fn list(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
-    caller.may(Action::ReadStatus)?;
-    Ok(json(json!({ "nodes": nodes(&pki) })))
+async fn list(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    member_caller(&node, &headers, Action::ReadStatus)?;
+    Ok(json(json!({ "nodes": members_json(&node) })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateNodeRequest {
+    csr: String,
+}
+
+/// `POST /v1/cluster/nodes`: signs a joining node's CSR.
+async fn create_node(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Json(req): Json<CreateNodeRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    member_caller(&node, &headers, Action::ManageCluster)?;
+    let signed = node.sign_node_csr(&req.csr).await?;
+    Ok((StatusCode::CREATED, json(signed)))
+}
+
+/// `GET /v1/cluster/nodes/{id}`: one member, as the summary shows it.
+async fn get_node(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    member_caller(&node, &headers, Action::ReadStatus)?;
+    let id = node_id(&id)?;
+    if id == node.id {
+        return Ok(json(
+            serde_json::to_value(report(&node)).map_err(|e| ApiError::internal(e.to_string()))?,
+        ));
+    }
+    let s = summary(&node).await;
+    let row = s
+        .nodes
+        .into_iter()
+        .find(|r| r.id == format!("{id:016x}"))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "node {id:016x} is not a member; `hapki cluster nodes list` shows the members"
+            ))
+        })?;
+    Ok(json(
+        serde_json::to_value(row).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
+/// `DELETE /v1/cluster/nodes/{id}`: removes another node.
+async fn delete_node(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    member_caller(&node, &headers, Action::ManageCluster)?;
+    let id = node_id(&id)?;
+    let outcome = node.remove_node(id).await?;
+    Ok(json(json!({
+        "removed": format!("{id:016x}"),
+        "promoted": outcome.promoted.map(|p| format!("{p:016x}")),
+        "next": "run `hapki cluster delete` on the removed node to reset it",
+    })))
+}
+
+/// `GET /v1/cluster/summary`.
+async fn cluster_summary(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    member_caller(&node, &headers, Action::ReadStatus)?;
+    if matches!(node.phase(), Phase::NotClustered) {
+        return Err(not_clustered());
+    }
+    Ok(json(summary(&node).await))
 }

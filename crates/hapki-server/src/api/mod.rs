@@ -25,15 +25,17 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::lifecycle::Node;
 use crate::pki::Pki;
+use tower::ServiceExt;
+
+pub use sys::{version, VERSION};
 
 /// The HTTPS API.
 pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
     Router::new()
         .route("/v1/sys/health", get(sys::health))
         .route("/v1/sys/status", get(sys::status))
-        .route("/v1/cluster/info", get(cluster::info))
-        .route("/v1/cluster/nodes", get(cluster::list))
         .route("/v1/certs", post(certs::issue).get(certs::list))
         .route("/v1/certs/generate", post(certs::generate))
         .route("/v1/certs/{serial}", get(certs::get))
@@ -55,6 +57,34 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(max_body, refuse_oversized))
         .with_state(pki)
+}
+
+/// What the HTTPS listener serves: `/v1/cluster/*` in every state, the rest once the
+/// node has a cluster (a fresh node answers 503 `not_clustered` to it).
+pub fn https_app(node: Arc<Node>) -> Router {
+    let full = node.clone();
+    cluster::routes(node).fallback_service(tower::service_fn(move |req: Request| {
+        let router = full.routers().map(|(https, _)| https.clone());
+        async move {
+            match router {
+                Some(r) => r.oneshot(req).await,
+                None => Ok(crate::lifecycle::not_clustered().into_response()),
+            }
+        }
+    }))
+}
+
+/// What the plain-HTTP listener serves: publication once the node has a cluster.
+pub fn http_app(node: Arc<Node>) -> Router {
+    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let router = node.routers().map(|(_, http)| http.clone());
+        async move {
+            match router {
+                Some(r) => r.oneshot(req).await,
+                None => Ok(crate::lifecycle::not_clustered().into_response()),
+            }
+        }
+    }))
 }
 
 /// Most bytes of an oversized body read and thrown away before answering 413.
@@ -114,7 +144,7 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; the API is described in docs/api.md")
 }
 
-async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+pub(crate) async fn method_not_allowed(method: axum::http::Method) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

@@ -26,7 +26,7 @@ use x509_cert::name::Name;
 pub use ca::{ImportRequest, IntermediateCsr, RootRequest, BACKDATE_SECS};
 pub use crl::{crl_loop, CrlScheduler};
 pub use issue::{GenerateRequest, IssueRequest, Issued};
-pub use tokens::NewToken;
+pub use tokens::{token_hash, NewToken};
 
 use crate::error::{rejected, ApiError};
 use crate::trust::Keyring;

@@ -1,0 +1,130 @@
+//! Admitting and removing nodes, on a member: `cluster nodes create` signs a
+//! joining node's CSR with the internal CA and records the node as admitted;
+//! `cluster nodes delete` takes a node out of the membership (promoting a
+//! learner when a voter leaves) and records it as removed, after which its
+//! certificates are refused on the channel.
+
+use hapki_cluster::channel::NODE_URI_PREFIX;
+use hapki_cluster::{MembershipChange, MembershipOutcome, MAX_NODES};
+use hapki_domain::csr::parse_and_verify;
+use hapki_domain::name::San;
+use hapki_domain::pem::{encode, PemLabel};
+use hapki_store::{Command, NodeRecord, NodeStanding};
+use serde::Serialize;
+
+use super::Node;
+use crate::error::ApiError;
+use crate::pki::now;
+use crate::tls;
+
+/// What `cluster nodes create` returns.
+#[derive(Debug, Serialize)]
+pub struct SignedNode {
+    pub node_id: String,
+    pub name: String,
+    /// The node certificate then the internal CA, PEM: the file `cluster join --cert` takes.
+    pub certificate: String,
+    pub cluster_id: String,
+    /// Cluster addresses of the members, any of which `cluster join --member` takes.
+    pub members: Vec<String>,
+}
+
+impl Node {
+    /// Signs a joining node's CSR.
+    pub async fn sign_node_csr(&self, csr_pem: &str) -> Result<SignedNode, ApiError> {
+        let pki = self.pki().ok_or_else(super::not_clustered)?;
+        let csr = parse_and_verify(csr_pem.as_bytes())?;
+        let mut id = None;
+        let mut sans = Vec::new();
+        for san in &csr.sans {
+            match san {
+                San::Uri(u) if u.starts_with(NODE_URI_PREFIX) => {
+                    let parsed = u64::from_str_radix(&u[NODE_URI_PREFIX.len()..], 16)
+                        .map_err(|_| ApiError::bad_request(format!("'{u}' does not name a node id")))?;
+                    if id.replace(parsed).is_some() {
+                        return Err(ApiError::bad_request("the CSR names more than one node id"));
+                    }
+                    sans.push(san.clone());
+                }
+                San::Dns(_) | San::Ip(_) => sans.push(san.clone()),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "a node CSR may name only its node id, DNS names and IPs, not {other:?}"
+                    )))
+                }
+            }
+        }
+        let id = id.ok_or_else(|| {
+            ApiError::bad_request(
+                "this is not a node CSR (it names no node id); make one with `hapki cluster csr` on the joining node",
+            )
+        })?;
+        let reader = pki.reader()?;
+        if matches!(reader.node(id)?, Some(r) if r.standing == NodeStanding::Removed) {
+            return Err(ApiError::conflict(format!(
+                "node {id:016x} was removed from this cluster; run `hapki cluster delete` on it to give it a new id, then a new CSR"
+            )));
+        }
+        let members = self.cluster.members();
+        if members.iter().any(|m| m.id == id) {
+            return Err(ApiError::conflict(format!("node {id:016x} is already a member")));
+        }
+        if members.len() >= MAX_NODES {
+            return Err(ApiError::conflict(format!(
+                "the cluster already has {} nodes, the most it may have; remove one with `hapki cluster nodes delete --id ID` first",
+                members.len()
+            )));
+        }
+        let name = csr
+            .common_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("{id:016x}"));
+        let internal = tls::internal_ca(&pki).await?;
+        let cert = internal.sign_node(&name, sans, csr.spki.clone())?;
+        pki.propose(Command::AdmitNode {
+            node: NodeRecord {
+                id,
+                name: name.clone(),
+                standing: NodeStanding::Admitted,
+                admitted_at: now(),
+                removed_at: None,
+            },
+        })
+        .await?;
+        tracing::info!("signed the certificate of node {id:016x} ({name})");
+        Ok(SignedNode {
+            node_id: format!("{id:016x}"),
+            name,
+            certificate: format!(
+                "{}{}",
+                encode(PemLabel::Certificate, &cert),
+                encode(PemLabel::Certificate, &internal.cert_der)
+            ),
+            cluster_id: reader.cluster_id()?.unwrap_or_default(),
+            members: members
+                .iter()
+                .map(|m| m.addr.cluster.clone())
+                .filter(|a| !a.is_empty())
+                .collect(),
+        })
+    }
+
+    /// Removes another node from the cluster.
+    pub async fn remove_node(&self, id: u64) -> Result<MembershipOutcome, ApiError> {
+        let pki = self.pki().ok_or_else(super::not_clustered)?;
+        if id == self.id {
+            return Err(ApiError::conflict(format!(
+                "a node cannot remove itself: run `hapki cluster nodes delete --id {id:016x}` against another member, then `hapki cluster delete` on this one"
+            )));
+        }
+        let voters_target = pki.reader()?.settings()?.voters_target;
+        let outcome = self
+            .cluster
+            .change_membership(MembershipChange::Remove { id, voters_target })
+            .await?;
+        pki.propose(Command::RemoveNode { id, at: now() }).await?;
+        tracing::info!("removed node {id:016x} from the cluster");
+        Ok(outcome)
+    }
+}

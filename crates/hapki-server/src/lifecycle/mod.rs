@@ -1,0 +1,429 @@
+//! A node's life in its cluster: `not clustered` on a fresh data directory,
+//! then a one-node cluster (`cluster new`) or a member (`cluster join`, through
+//! five phases), `ready`, and back to fresh on `cluster delete`. Owns the
+//! phase every node reports, the bootstrap token of a fresh node, the
+//! pending key of `cluster csr`, and turning the CA service on once the node
+//! has a cluster.
+
+mod admit;
+mod join;
+mod peer;
+mod rate;
+mod reset;
+pub mod summary;
+
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use hapki_cluster::{ClusterNode, NodeAddr};
+use hapki_domain::key::SigningKey;
+use hapki_domain::pem::{encode, PemLabel};
+use hapki_domain::profile::builtin_profiles;
+use hapki_store::{Command, Role, Settings, Store};
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::config::NodeConfig;
+use crate::datadir::{write_public, write_secret, DataDir};
+use crate::error::ApiError;
+use crate::pki::{crl_loop, Pki, RootRequest};
+use crate::tls::{self, CertSlot, InternalCa};
+use crate::trust::Keyring;
+use crate::{api, rand};
+
+pub use admit::SignedNode;
+pub use join::JoinRequest;
+pub use rate::ApplyRate;
+
+/// Where a node stands; every node reports it on `GET /v1/cluster/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Phase {
+    /// A fresh node: it serves only the cluster lifecycle until it forms or joins a cluster.
+    NotClustered,
+    /// Joining, at `step` of five; `done`/`total` measure the step where that means something.
+    Joining {
+        step: u8,
+        name: String,
+        detail: String,
+        done: Option<u64>,
+        total: Option<u64>,
+    },
+    Ready,
+    /// A join failed and was undone as far as it could be; `cluster delete` resets the node.
+    Killed {
+        reason: String,
+    },
+    /// A join failed in a way whose effect on the cluster is not known.
+    Unknown {
+        reason: String,
+    },
+}
+
+/// The join phases, in order.
+pub const JOIN_STEPS: [&str; 5] = ["creating", "bootstrapping", "initial sync", "catching up", "completing"];
+
+impl Phase {
+    /// How operators read it: `not clustered`, `joining: initial sync (3/5)`, `ready`, ...
+    pub fn label(&self) -> String {
+        match self {
+            Phase::NotClustered => "not clustered".into(),
+            Phase::Joining { step, name, .. } => format!("joining: {name} ({step}/5)"),
+            Phase::Ready => "ready".into(),
+            Phase::Killed { .. } => "killed".into(),
+            Phase::Unknown { .. } => "unknown".into(),
+        }
+    }
+
+    fn joining(step: u8) -> Phase {
+        Phase::Joining {
+            step,
+            name: JOIN_STEPS[usize::from(step - 1)].into(),
+            detail: String::new(),
+            done: None,
+            total: None,
+        }
+    }
+}
+
+/// A running node and its place in a cluster.
+pub struct Node {
+    pub cfg: NodeConfig,
+    pub dir: DataDir,
+    pub id: u64,
+    pub name: String,
+    pub store: Store,
+    pub cluster: ClusterNode,
+    cert: Arc<CertSlot>,
+    phase: RwLock<Phase>,
+    pki: OnceLock<Arc<Pki>>,
+    routers: OnceLock<(Router, Router)>,
+    /// SHA-256 of the bootstrap token while the node is not clustered.
+    bootstrap: RwLock<Option<[u8; 32]>>,
+    /// The key of `cluster csr`, kept in memory until the join uses it.
+    pending_key: Mutex<Option<SigningKey>>,
+    cluster_listener: Mutex<Option<TcpListener>>,
+    /// The phases this node went through since it started, with milliseconds since start.
+    history: Mutex<Vec<(u64, String)>>,
+    started: std::time::Instant,
+    /// One lifecycle operation (new, join, delete) at a time.
+    busy: Arc<tokio::sync::Mutex<()>>,
+    pub apply_rate: ApplyRate,
+}
+
+impl Node {
+    /// Builds the node around an opened store and Raft node; decides nothing yet.
+    pub fn new(
+        cfg: NodeConfig,
+        dir: DataDir,
+        id: u64,
+        store: Store,
+        cluster: ClusterNode,
+        cluster_listener: Option<TcpListener>,
+    ) -> Result<Arc<Node>, ApiError> {
+        let name = cfg.node_name.clone().unwrap_or_else(hostname);
+        let ephemeral = InternalCa::ephemeral(id)?;
+        let (chain, key) = ephemeral.node_certificate(&name, &api_names(&cfg, &name))?;
+        let node = Arc::new(Node {
+            cert: CertSlot::new(chain, key)?,
+            cfg,
+            dir,
+            id,
+            name,
+            store,
+            cluster,
+            phase: RwLock::new(Phase::NotClustered),
+            pki: OnceLock::new(),
+            routers: OnceLock::new(),
+            bootstrap: RwLock::new(None),
+            pending_key: Mutex::new(None),
+            cluster_listener: Mutex::new(cluster_listener),
+            history: Mutex::new(Vec::new()),
+            started: std::time::Instant::now(),
+            busy: Arc::new(tokio::sync::Mutex::new(())),
+            apply_rate: ApplyRate::default(),
+        });
+        tokio::spawn(rate::sample(node.clone()));
+        // Until the node has a cluster, clients trust its throwaway CA.
+        let path = node.dir.api_ca_pem();
+        write_public(&path, encode(PemLabel::Certificate, &ephemeral.cert_der).as_bytes()).map_err(file_err(&path))?;
+        Ok(node)
+    }
+
+    /// The HTTPS listener's certificate slot.
+    pub fn cert_slot(&self) -> Arc<CertSlot> {
+        self.cert.clone()
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase.read().expect("phase lock").clone()
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        tracing::info!("node {:016x}: {}", self.id, phase.label());
+        self.history
+            .lock()
+            .expect("history lock")
+            .push((self.started.elapsed().as_millis() as u64, phase.label()));
+        *self.phase.write().expect("phase lock") = phase;
+    }
+
+    /// The phases this node went through since it started, in order.
+    pub fn history(&self) -> Vec<serde_json::Value> {
+        self.history
+            .lock()
+            .expect("history lock")
+            .iter()
+            .map(|(ms, label)| serde_json::json!({ "after_ms": ms, "status": label }))
+            .collect()
+    }
+
+    /// The CA service, once the node has a cluster.
+    pub fn pki(&self) -> Option<Arc<Pki>> {
+        self.pki.get().cloned()
+    }
+
+    /// The full routers (HTTPS API, plain-HTTP publication), once the node has a cluster.
+    pub fn routers(&self) -> Option<&(Router, Router)> {
+        self.routers.get()
+    }
+
+    /// How other nodes and clients reach this node.
+    pub fn addr(&self) -> NodeAddr {
+        NodeAddr {
+            name: self.name.clone(),
+            api: self.cfg.listen.to_string(),
+            cluster: self.cfg.cluster_address().unwrap_or_default(),
+        }
+    }
+
+    /// Writes a fresh node's one-time bootstrap token (0600), or keeps the one it has.
+    pub fn prepare_bootstrap_token(&self) -> Result<(), ApiError> {
+        let path = self.dir.bootstrap_token();
+        let token = match std::fs::read_to_string(&path) {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => {
+                let t = format!("hbt_{}", hex::encode(rand::bytes::<24>()));
+                write_secret(&path, format!("{t}\n").as_bytes()).map_err(file_err(&path))?;
+                t
+            }
+        };
+        *self.bootstrap.write().expect("bootstrap lock") = Some(crate::pki::token_hash(&token));
+        Ok(())
+    }
+
+    /// Checks the bootstrap token of a node that is not clustered yet.
+    pub fn check_bootstrap_token(&self, presented: Option<&str>) -> Result<(), ApiError> {
+        let Some(expected) = *self.bootstrap.read().expect("bootstrap lock") else {
+            return Err(ApiError::conflict(
+                "this node is already part of a cluster; `hapki cluster info` shows which",
+            ));
+        };
+        let presented = presented.ok_or_else(|| {
+            ApiError::unauthorized(format!(
+                "this node is not clustered yet: pass its bootstrap token (--token $(cat {}))",
+                self.dir.bootstrap_token().display()
+            ))
+        })?;
+        let hash = crate::pki::token_hash(presented);
+        if aws_lc_rs::constant_time::verify_slices_are_equal(&hash, &expected).is_err() {
+            return Err(ApiError::unauthorized(format!(
+                "wrong bootstrap token; a fresh node's token is in {} on that node",
+                self.dir.bootstrap_token().display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts a node whose data directory already holds a cluster: opens the KEK and
+    /// turns the CA service on.
+    pub async fn resume(self: &Arc<Self>) -> anyhow::Result<()> {
+        let keyring = Keyring::load(&self.dir)?;
+        self.cluster.wait_ready(Duration::from_secs(30)).await.ok();
+        self.activate(keyring).await?;
+        Ok(())
+    }
+
+    /// `cluster new` (and a dev node's first start): a one-node cluster with this node
+    /// as its only voter, the cluster's first state, and an admin token.
+    pub async fn form_new(self: &Arc<Self>) -> Result<String, ApiError> {
+        let _busy = self.busy.try_lock().map_err(|_| busy())?;
+        if self.cluster.is_initialized().await.map_err(cluster_err)? {
+            return Err(ApiError::conflict(
+                "this node is already part of a cluster; `hapki cluster info` shows which",
+            ));
+        }
+        let keyring = Keyring::open_or_create(&self.dir).map_err(|e| ApiError::internal(e.to_string()))?;
+        self.cluster.bootstrap_single(self.addr()).await.map_err(cluster_err)?;
+        self.cluster
+            .wait_ready(Duration::from_secs(30))
+            .await
+            .map_err(cluster_err)?;
+        let settings = Settings {
+            publication_base_url: self.cfg.publication_base(),
+            ..Settings::default()
+        };
+        let bootstrap = Command::Bootstrap {
+            cluster_id: hex::encode(rand::bytes::<8>()),
+            profiles: builtin_profiles(),
+            settings,
+        };
+        if let hapki_store::CommandResult::Rejected { message, .. } = self.cluster.propose(bootstrap).await? {
+            return Err(ApiError::conflict(message));
+        }
+        let pki = self.activate(keyring).await?;
+        if self.cfg.init_root_ca && pki.reader()?.issuers()?.is_empty() {
+            let req = RootRequest {
+                common_name: "hapki Root CA".into(),
+                subject: Some("O=hapki".into()),
+                key_type: hapki_domain::key::KeyType::EcP256,
+                validity_days: 3650,
+                default: true,
+            };
+            let root = pki.init_root(&req).await?;
+            pki.refresh_crl(&root.id, 0).await?;
+            println!("Initialised root CA {} ({})", root.name, root.id);
+            write_ca_pem(&pki, &self.dir);
+        }
+        let token = pki.create_token(Role::Admin, "initial admin", None).await?;
+        let path = self.dir.admin_token();
+        write_secret(&path, format!("{}\n", token.token).as_bytes()).map_err(file_err(&path))?;
+        Ok(token.token)
+    }
+
+    /// Turns the CA service on over a replica that belongs to a cluster: the internal CA,
+    /// this node's certificates (HTTPS and cluster channel), and the full API.
+    async fn activate(self: &Arc<Self>, keyring: Keyring) -> Result<Arc<Pki>, ApiError> {
+        let pki = Pki::new(self.store.clone(), self.cluster.clone(), keyring);
+        tokio::spawn(watch_applied(pki.clone(), self.dir.clone()));
+        let internal = tls::internal_ca(&pki).await?;
+        let (chain, key) = internal.node_certificate(&self.name, &api_names(&self.cfg, &self.name))?;
+        self.cert.replace(chain, key)?;
+        let path = self.dir.api_ca_pem();
+        write_public(&path, encode(PemLabel::Certificate, &internal.cert_der).as_bytes()).map_err(file_err(&path))?;
+        if let Some(advertised) = self.cfg.cluster_address() {
+            let identity = internal.node_identity(&self.name, self.id, advertise_host(&advertised))?;
+            self.start_channel(identity)?;
+        }
+        write_ca_pem(&pki, &self.dir);
+        let _ = self.pki.set(pki.clone());
+        let _ = self.routers.set((
+            api::router(pki.clone(), self.cfg.max_body_bytes),
+            api::publication_router(pki.clone()),
+        ));
+        tokio::spawn(crl_loop(
+            pki.clone(),
+            Duration::from_secs(self.cfg.crl_check_secs.max(1)),
+        ));
+        *self.bootstrap.write().expect("bootstrap lock") = None;
+        let _ = std::fs::remove_file(self.dir.bootstrap_token());
+        self.set_phase(Phase::Ready);
+        Ok(pki)
+    }
+
+    /// Gives the cluster channel this node's identity and starts serving it (once).
+    fn start_channel(self: &Arc<Self>, identity: hapki_cluster::channel::NodeIdentity) -> Result<(), ApiError> {
+        self.cluster
+            .network()
+            .set_identity(&identity)
+            .map_err(ApiError::internal)?;
+        let Some(listener) = self.cluster_listener.lock().expect("listener lock").take() else {
+            return Ok(());
+        };
+        let state = self.cluster.channel_state();
+        let extra = peer::routes(self.clone());
+        tokio::spawn(async move {
+            if let Err(e) = hapki_cluster::channel::serve(listener, identity, state, extra).await {
+                tracing::error!("the cluster channel stopped: {e}");
+            }
+        });
+        Ok(())
+    }
+}
+
+pub(crate) fn not_clustered() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "not_clustered",
+        "this node is not clustered yet: make it a cluster with `hapki cluster new`, or join one with `hapki cluster join`",
+    )
+}
+
+fn file_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ApiError {
+    let path = path.display().to_string();
+    move |e| ApiError::internal(format!("cannot write {path}: {e}"))
+}
+
+fn busy() -> ApiError {
+    ApiError::conflict("another cluster operation is running on this node; wait for it (`hapki cluster status`)")
+}
+
+fn cluster_err(e: hapki_cluster::ClusterError) -> ApiError {
+    ApiError::unavailable(e.to_string())
+}
+
+/// The host part of `host:port`, without IPv6 brackets.
+fn advertise_host(addr: &str) -> &str {
+    addr.rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']))
+        .unwrap_or("localhost")
+}
+
+/// Names for the HTTPS certificate: loopback, the node name, the listen address, `tls_names`.
+fn api_names(cfg: &NodeConfig, node_name: &str) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+        node_name.to_string(),
+    ];
+    if !cfg.listen.ip().is_unspecified() {
+        names.push(cfg.listen.ip().to_string());
+    }
+    names.extend(cfg.tls_names.iter().cloned());
+    names.retain(|n| hapki_domain::name::San::parse(n).is_ok());
+    names
+}
+
+pub(crate) fn write_ca_pem(pki: &Pki, dir: &DataDir) {
+    match pki.issuer(None) {
+        Ok(issuer) => {
+            if let Err(e) = write_public(&dir.ca_pem(), issuer.chain_pem().concat().as_bytes()) {
+                tracing::warn!("cannot write {}: {e}", dir.ca_pem().display());
+            }
+        }
+        Err(e) => tracing::debug!("no ca.pem yet: {}", e.message),
+    }
+}
+
+/// Drops caches when their data changes and keeps `ca.pem` current.
+async fn watch_applied(pki: Arc<Pki>, dir: DataDir) {
+    let mut rx = pki.cluster.subscribe();
+    loop {
+        match rx.recv().await {
+            Ok(applied) => match applied.command.as_ref() {
+                Command::Bootstrap { .. }
+                | Command::AddIssuer { .. }
+                | Command::InstallIssuerCert { .. }
+                | Command::SetOcspSigner { .. }
+                | Command::SetDefaultIssuer { .. }
+                | Command::PutProfile { .. } => {
+                    pki.invalidate();
+                    write_ca_pem(&pki, &dir);
+                }
+                _ => {}
+            },
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => pki.invalidate(),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string(std::path::Path::new("/proc/sys/kernel/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "hapki".into())
+}

@@ -1,0 +1,169 @@
+//! What members answer other nodes on the cluster channel, beyond Raft: the
+//! steps of a join (hello with the KEK, add as learner, promote, abort) and
+//! each node's report for `cluster summary`. Every caller here presented a node
+//! certificate of this cluster and is not a removed node.
+
+use std::sync::Arc;
+
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use hapki_cluster::channel::CallerNode;
+use hapki_cluster::{MembershipChange, NodeAddr};
+use hapki_store::NodeStanding;
+use serde::{Deserialize, Serialize};
+
+use super::summary::{report, NodeReport};
+use super::Node;
+use crate::api::VERSION;
+
+/// Paths of the lifecycle routes on the cluster channel.
+pub mod paths {
+    pub const HELLO: &str = "/cluster/join/hello";
+    pub const ADD: &str = "/cluster/join/add";
+    pub const PROMOTE: &str = "/cluster/join/promote";
+    pub const ABORT: &str = "/cluster/join/abort";
+    pub const REPORT: &str = "/cluster/report";
+}
+
+/// A joining node introduces itself.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Hello {
+    pub addr: NodeAddr,
+    pub version: String,
+}
+
+/// What a joining node needs before it can take part: the cluster's id and KEK.
+#[derive(Serialize, Deserialize)]
+pub struct Welcome {
+    pub cluster_id: String,
+    /// The cluster KEK, hex; it travels only inside the mutual-TLS channel.
+    pub kek: String,
+    pub version: String,
+    pub voters_target: u8,
+}
+
+/// The routes, served next to Raft's on the channel.
+pub fn routes(node: Arc<Node>) -> Router {
+    Router::new()
+        .route(paths::HELLO, post(hello))
+        .route(paths::ADD, post(add))
+        .route(paths::PROMOTE, post(promote))
+        .route(paths::ABORT, post(abort))
+        .route(paths::REPORT, post(node_report))
+        .with_state(node)
+}
+
+fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, msg.into()).into_response()
+}
+
+/// The major version of a `major.minor.patch` string.
+pub fn major(version: &str) -> &str {
+    version.split('.').next().unwrap_or(version)
+}
+
+async fn hello(
+    State(node): State<Arc<Node>>,
+    Extension(CallerNode(caller)): Extension<CallerNode>,
+    Json(hello): Json<Hello>,
+) -> Response {
+    let Some(pki) = node.pki() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node is not a ready member; ask another",
+        );
+    };
+    if major(&hello.version) != major(VERSION) {
+        tracing::warn!(
+            "refused node {caller:016x} at join: its version {} and this cluster's {VERSION} differ in major version",
+            hello.version
+        );
+        return refuse(
+            StatusCode::CONFLICT,
+            format!(
+                "the joining node runs hapki {} and the cluster runs {VERSION}: major versions must match; install a {}.x release on the joining node",
+                hello.version,
+                major(VERSION)
+            ),
+        );
+    }
+    let reader = match pki.reader() {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.message),
+    };
+    let admitted = matches!(reader.node(caller), Ok(Some(r)) if r.standing == NodeStanding::Admitted);
+    if !admitted {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!("node {caller:016x} was not admitted; sign its CSR with `hapki cluster nodes create --csr FILE`"),
+        );
+    }
+    let settings = match reader.settings() {
+        Ok(s) => s,
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    tracing::info!("node {caller:016x} ({}) is joining", hello.addr);
+    Json(Welcome {
+        cluster_id: reader.cluster_id().ok().flatten().unwrap_or_default(),
+        kek: hex::encode(pki.keyring.kek_for_joining_node()),
+        version: VERSION.to_string(),
+        voters_target: settings.voters_target,
+    })
+    .into_response()
+}
+
+async fn change(node: &Node, change: MembershipChange) -> Response {
+    match node.cluster.change_membership(change).await {
+        Ok(outcome) => Json(outcome).into_response(),
+        Err(hapki_cluster::ProposeError::Refused(m)) => refuse(StatusCode::CONFLICT, m),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+fn voters_target(node: &Node) -> u8 {
+    node.pki()
+        .and_then(|p| p.reader().ok())
+        .and_then(|r| r.settings().ok())
+        .map(|s| s.voters_target)
+        .unwrap_or(3)
+}
+
+async fn add(
+    State(node): State<Arc<Node>>,
+    Extension(CallerNode(caller)): Extension<CallerNode>,
+    Json(addr): Json<NodeAddr>,
+) -> Response {
+    change(&node, MembershipChange::AddLearner { id: caller, addr }).await
+}
+
+async fn promote(State(node): State<Arc<Node>>, Extension(CallerNode(caller)): Extension<CallerNode>) -> Response {
+    let voters_target = voters_target(&node);
+    change(
+        &node,
+        MembershipChange::Promote {
+            id: caller,
+            voters_target,
+        },
+    )
+    .await
+}
+
+async fn abort(State(node): State<Arc<Node>>, Extension(CallerNode(caller)): Extension<CallerNode>) -> Response {
+    let voters_target = voters_target(&node);
+    tracing::warn!("node {caller:016x} gave up joining; removing it");
+    change(
+        &node,
+        MembershipChange::Remove {
+            id: caller,
+            voters_target,
+        },
+    )
+    .await
+}
+
+async fn node_report(State(node): State<Arc<Node>>) -> Json<NodeReport> {
+    Json(report(&node))
+}

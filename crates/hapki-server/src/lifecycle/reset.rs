@@ -1,0 +1,77 @@
+//! `cluster delete`: resets a node that is no longer a member (or whose cluster
+//! is gone) to a fresh one, so it can join again or start a new cluster. The
+//! node's files are removed and the process starts over in place, with a new
+//! node id, as `not clustered`.
+
+use std::os::unix::process::CommandExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Node;
+use crate::error::ApiError;
+
+impl Node {
+    /// Checks that this node may be reset and schedules the reset right after the answer is sent.
+    pub async fn delete(self: &Arc<Self>, force: bool) -> Result<(), ApiError> {
+        let guard = self.busy.clone().try_lock_owned().map_err(|_| super::busy())?;
+        let members = self.cluster.members();
+        let others = members.iter().any(|m| m.id != self.id);
+        let listed = members.iter().any(|m| m.id == self.id);
+        // Asking the leader tells whether the cluster still counts this node in: a removed
+        // node is refused on the channel, and one cut off gets no answer.
+        if others && listed && !force && self.cluster.read_index().await.is_ok() {
+            return Err(ApiError::conflict(format!(
+                "this node is still a member of a cluster with other nodes: remove it first with `hapki cluster nodes delete --id {:016x}` on another member (or pass --force if that cluster is gone)",
+                self.id
+            )));
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            node.reset().await;
+        });
+        Ok(())
+    }
+
+    /// Removes the node's files and starts the process over.
+    async fn reset(&self) {
+        println!(
+            "hapki: resetting node {:016x}: removing its data and starting over",
+            self.id
+        );
+        if let Err(e) = self.cluster.shutdown().await {
+            tracing::warn!("stopping Raft before the reset: {e}");
+        }
+        let root = &self.dir.root;
+        for name in [
+            "hapki.redb",
+            "node-id",
+            "unseal.key",
+            "kek.sealed",
+            "admin-token",
+            "bootstrap-token",
+            "ca.pem",
+            "api-ca.pem",
+        ] {
+            let path = root.join(name);
+            if path.exists() {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    eprintln!("hapki: cannot remove {}: {e}", path.display());
+                }
+            }
+        }
+        let snapshots = root.join("snapshots");
+        if snapshots.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&snapshots) {
+                eprintln!("hapki: cannot remove {}: {e}", snapshots.display());
+            }
+        }
+        let err = match std::env::current_exe() {
+            Ok(exe) => std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec(),
+            Err(e) => e,
+        };
+        eprintln!("hapki: the node was reset but cannot start again by itself ({err}); start it again");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,234 @@
+//! `cluster summary`: every member's own report (status, role, version,
+//! applied index, apply rate, digest, recent errors), the leader's view of each
+//! follower (matched index, lag in entries and bytes, last contact), and an
+//! overall verdict, `GOOD` or `BAD: <reason>`, with the time it was computed.
+
+use std::time::Duration;
+
+use hapki_cluster::NodeId;
+use serde::{Deserialize, Serialize};
+
+use super::peer::paths;
+use super::{Node, Phase};
+use crate::api::VERSION;
+use crate::recent::{recent_errors, RecentError};
+
+/// Lag, in entries, above which a follower makes the cluster `BAD`.
+pub const LAG_ALARM_ENTRIES: u64 = 10_000;
+/// Silence, in milliseconds, after which the leader counts a follower as out of contact.
+pub const CONTACT_ALARM_MS: u64 = 5_000;
+
+/// The leader's view of one follower.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FollowerView {
+    pub id: String,
+    pub matched: Option<u64>,
+    pub lag_entries: u64,
+    pub lag_bytes: u64,
+    pub last_contact_ms: Option<u64>,
+}
+
+/// What one node says about itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub role: String,
+    pub version: String,
+    pub api: String,
+    pub cluster: String,
+    pub term: u64,
+    pub leader: Option<String>,
+    pub applied_index: Option<u64>,
+    pub last_log_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub apply_rate: f64,
+    pub digest: Option<String>,
+    pub recent_errors: Vec<RecentError>,
+    /// Filled on the leader only.
+    pub followers: Vec<FollowerView>,
+}
+
+fn hex_id(id: NodeId) -> String {
+    format!("{id:016x}")
+}
+
+/// This node's report.
+pub fn report(node: &Node) -> NodeReport {
+    let status = node.cluster.status();
+    let members = node.cluster.members();
+    let me = members.iter().find(|m| m.id == node.id);
+    let role = match me {
+        _ if status.is_leader => "leader",
+        Some(m) if m.voter => "voter",
+        Some(_) => "learner",
+        None => "none",
+    };
+    let phase = node.phase();
+    let reason = match &phase {
+        Phase::Killed { reason } | Phase::Unknown { reason } => Some(reason.clone()),
+        Phase::Joining { detail, .. } if !detail.is_empty() => Some(detail.clone()),
+        _ => None,
+    };
+    let last = status.last_log_index;
+    let followers = node
+        .cluster
+        .replication()
+        .map(|r| {
+            r.into_iter()
+                .filter(|(id, _)| *id != node.id)
+                .map(|(id, matched)| FollowerView {
+                    id: hex_id(id),
+                    matched,
+                    lag_entries: last.unwrap_or(0).saturating_sub(matched.unwrap_or(0)),
+                    lag_bytes: node.cluster.log_bytes_after(matched),
+                    last_contact_ms: node.cluster.network().contacts.since(id).map(|d| d.as_millis() as u64),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    NodeReport {
+        id: hex_id(node.id),
+        name: node.name.clone(),
+        status: phase.label(),
+        reason,
+        role: role.into(),
+        version: VERSION.into(),
+        api: node.cfg.listen.to_string(),
+        cluster: node.cfg.cluster_address().unwrap_or_default(),
+        term: status.term,
+        leader: status.leader.map(hex_id),
+        applied_index: status.last_applied,
+        last_log_index: last,
+        snapshot_index: node.cluster.snapshot_index(),
+        apply_rate: (node.apply_rate.per_second() * 10.0).round() / 10.0,
+        digest: node.pki().and_then(|p| p.reader().ok()).and_then(|r| r.digest().ok()),
+        recent_errors: recent_errors(),
+        followers,
+    }
+}
+
+/// A member as the summary shows it: its report, or why there is none.
+#[derive(Clone, Debug, Serialize)]
+pub struct SummaryRow {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub status: String,
+    pub role: String,
+    pub version: Option<String>,
+    pub last_contact_ms: Option<u64>,
+    pub matched_index: Option<u64>,
+    pub lag_entries: Option<u64>,
+    pub lag_bytes: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub apply_rate: Option<f64>,
+    pub digest: Option<String>,
+    pub errors: Vec<RecentError>,
+    pub reason: Option<String>,
+}
+
+/// The whole cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub nodes: Vec<SummaryRow>,
+    pub overall: String,
+    pub computed_at: String,
+}
+
+/// Asks every member for its report and puts them together.
+pub async fn summary(node: &Node) -> Summary {
+    let members = node.cluster.members();
+    let mut reports = Vec::new();
+    for m in &members {
+        let r = if m.id == node.id {
+            Ok(report(node))
+        } else {
+            node.cluster
+                .network()
+                .call_json::<_, NodeReport>(&m.addr.cluster, paths::REPORT, &(), Duration::from_secs(3))
+                .await
+                .map_err(|e| e.to_string())
+        };
+        reports.push((m, r));
+    }
+    let leader_view: Vec<FollowerView> = reports
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .find(|r| r.role == "leader")
+        .map(|r| r.followers.clone())
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    if !reports.iter().any(|(_, r)| matches!(r, Ok(r) if r.role == "leader")) {
+        problems.push("no leader".to_string());
+    }
+    let mut rows = Vec::new();
+    for (m, r) in reports {
+        let id = hex_id(m.id);
+        let follower = leader_view.iter().find(|f| f.id == id);
+        let row = match r {
+            Ok(r) => {
+                if r.status != "ready" {
+                    problems.push(format!("node {} is {}", m.addr.name, r.status));
+                }
+                SummaryRow {
+                    id,
+                    name: r.name,
+                    address: m.addr.api.clone(),
+                    status: r.status,
+                    role: r.role,
+                    version: Some(r.version),
+                    last_contact_ms: follower.and_then(|f| f.last_contact_ms),
+                    matched_index: follower.map(|f| f.matched).unwrap_or(r.last_log_index),
+                    lag_entries: follower.map(|f| f.lag_entries).or(Some(0)),
+                    lag_bytes: follower.map(|f| f.lag_bytes).or(Some(0)),
+                    applied_index: r.applied_index,
+                    apply_rate: Some(r.apply_rate),
+                    digest: r.digest,
+                    errors: r.recent_errors,
+                    reason: r.reason,
+                }
+            }
+            Err(e) => {
+                problems.push(format!("node {} is down", m.addr.name));
+                SummaryRow {
+                    id,
+                    name: m.addr.name.clone(),
+                    address: m.addr.api.clone(),
+                    status: "down".into(),
+                    role: if m.voter { "voter" } else { "learner" }.into(),
+                    version: None,
+                    last_contact_ms: follower.and_then(|f| f.last_contact_ms),
+                    matched_index: follower.and_then(|f| f.matched),
+                    lag_entries: follower.map(|f| f.lag_entries),
+                    lag_bytes: follower.map(|f| f.lag_bytes),
+                    applied_index: None,
+                    apply_rate: None,
+                    digest: None,
+                    errors: Vec::new(),
+                    reason: Some(e),
+                }
+            }
+        };
+        if let Some(f) = follower {
+            if f.lag_entries > LAG_ALARM_ENTRIES {
+                problems.push(format!("node {} lags {} entries", row.name, f.lag_entries));
+            }
+            if f.last_contact_ms.is_none_or(|ms| ms > CONTACT_ALARM_MS) && row.status != "down" {
+                problems.push(format!("the leader has not heard from node {} lately", row.name));
+            }
+        }
+        rows.push(row);
+    }
+    Summary {
+        nodes: rows,
+        overall: if problems.is_empty() {
+            "GOOD".into()
+        } else {
+            format!("BAD: {}", problems.join("; "))
+        },
+        computed_at: hapki_domain::time::rfc3339(crate::pki::now()),
+    }
+}
