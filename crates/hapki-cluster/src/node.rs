@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use crate::channel::{paths, ChannelNetwork};
 use crate::log_store::LogStore;
 use crate::membership::{MembershipChange, MembershipOutcome};
-use crate::proposer::Proposer;
+use crate::proposer::{Committed, Proposer};
 use crate::state_machine::{Applied, StateMachine};
 use crate::types::{NodeAddr, NodeId, Raft};
 use crate::{ClusterError, ProposeError};
@@ -154,15 +154,27 @@ impl ClusterNode {
 
     /// Proposes a command: through this node's group-commit batcher when it leads,
     /// otherwise forwarded over the cluster channel to the leader, which answers.
+    ///
+    /// A forwarded command returns once this node has applied it too, so whoever wrote
+    /// through this node reads their write from it.
     pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
         if self.status().is_leader {
-            return self.proposer.propose(command).await;
+            return self.proposer.propose(command).await.map(|c| c.result);
         }
-        match self.forward(paths::PROPOSE, &command).await {
+        let committed: Committed = match self.forward(paths::PROPOSE, &command).await {
             // Leadership moved between our look and the leader's: one more try, wherever it is now.
-            Err(ProposeError::NotLeader { .. }) => self.forward(paths::PROPOSE, &command).await,
-            other => other,
+            Err(ProposeError::NotLeader { .. }) => self.forward(paths::PROPOSE, &command).await?,
+            other => other?,
+        };
+        if let Err(e) = self
+            .raft
+            .wait(Some(Duration::from_secs(10)))
+            .applied_index_at_least(Some(committed.index), "forwarded write")
+            .await
+        {
+            tracing::warn!("a forwarded write is committed but not yet applied here: {e}");
         }
+        Ok(committed.result)
     }
 
     /// Returns once this node's replica reflects every write committed before the call:

@@ -17,7 +17,14 @@ const IN_FLIGHT: usize = 4;
 
 struct Pending {
     command: Command,
-    reply: oneshot::Sender<Result<CommandResult, ProposeError>>,
+    reply: oneshot::Sender<Result<Committed, ProposeError>>,
+}
+
+/// A command's result and the index of the log entry that carried it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Committed {
+    pub result: CommandResult,
+    pub index: u64,
 }
 
 /// Hands commands to the batching task.
@@ -35,7 +42,7 @@ impl Proposer {
     }
 
     /// Proposes one command and waits until it is committed and applied.
-    pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
+    pub async fn propose(&self, command: Command) -> Result<Committed, ProposeError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Pending { command, reply })
@@ -65,9 +72,10 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
             drop(permit);
             match outcome {
                 Ok(resp) => {
+                    let index = resp.log_id.index;
                     for (reply, result) in replies.into_iter().zip(resp.data.results) {
                         // The caller may have gone away (timeout); its command is still applied.
-                        let _ = reply.send(Ok(result));
+                        let _ = reply.send(Ok(Committed { result, index }));
                     }
                 }
                 Err(e) => {

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hapki_cluster::channel::{serve, NodeIdentity, NODE_URI_PREFIX};
-use hapki_cluster::{ClusterNode, NodeAddr, RaftSettings};
+use hapki_cluster::{ClusterNode, MembershipChange, NodeAddr, RaftSettings, MAX_NODES};
 use hapki_domain::issue::{build_certificate, key_id, CertSpec, IssuerView, Publication};
 use hapki_domain::key::{KeyType, SigningKey};
 use hapki_domain::name::{San, SubjectSpec};
 use hapki_domain::profile::{ExtKeyUsage, KeyUsageBit};
 use hapki_domain::serial::Serial;
-use hapki_store::{Command, Role, Store, TokenRecord};
+use hapki_store::{Command, NodeRecord, NodeStanding, Role, Store, TokenRecord};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 struct Ca {
@@ -266,6 +266,88 @@ async fn three_nodes_replicate_over_mutual_tls() {
         late.store.reader().unwrap().digest().unwrap(),
         leader.store.reader().unwrap().digest().unwrap()
     );
+
+    // A node admitted through the replicated state (its certificate was signed to join) may
+    // call before it is a member; once recorded as removed it is refused again.
+    let vote = || async {
+        client
+            .post(format!("https://{}/raft/vote", leader.addr.cluster))
+            .body(vec![0u8])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let admit = Command::AdmitNode {
+        node: NodeRecord {
+            id: 77,
+            name: "n77".into(),
+            standing: NodeStanding::Admitted,
+            admitted_at: 0,
+            removed_at: None,
+        },
+    };
+    leader.node.propose(admit.clone()).await.unwrap();
+    assert_ne!(vote().await, 403, "an admitted node may call");
+    leader
+        .node
+        .propose(Command::RemoveNode { id: 77, at: 1 })
+        .await
+        .unwrap();
+    assert_eq!(vote().await, 403, "a removed node is refused");
+    let again = leader.node.propose(admit).await.unwrap();
+    assert!(
+        matches!(again, hapki_store::CommandResult::Rejected { .. }),
+        "a removed node id cannot be admitted again: {again:?}"
+    );
+
+    // Removing a voter promotes the learner in its place; removing the leader from a follower
+    // goes through the leader.
+    let follower = nodes.iter().find(|n| n.node.id != leader.node.id).unwrap();
+    let outcome = follower
+        .node
+        .change_membership(MembershipChange::Remove {
+            id: follower.node.id,
+            voters_target: 3,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.promoted,
+        Some(44),
+        "the learner takes the removed voter's place"
+    );
+    let members = leader.node.members();
+    assert_eq!(members.iter().filter(|m| m.voter).count(), 3, "{members:?}");
+    assert!(!members.iter().any(|m| m.id == follower.node.id));
+
+    // At most 20 nodes: learners that never answer fill the cluster, then the next is refused.
+    let mut id = 1000;
+    while leader.node.members().len() < MAX_NODES {
+        id += 1;
+        leader
+            .node
+            .change_membership(MembershipChange::AddLearner {
+                id,
+                addr: NodeAddr {
+                    name: format!("n{id}"),
+                    api: String::new(),
+                    cluster: "127.0.0.1:9".into(),
+                },
+            })
+            .await
+            .unwrap();
+    }
+    let refused = leader
+        .node
+        .change_membership(MembershipChange::AddLearner {
+            id: id + 1,
+            addr: NodeAddr::default(),
+        })
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("the most it may have"), "{refused}");
 
     for n in nodes.iter().chain(std::iter::once(&late)) {
         n.node.shutdown().await.unwrap();

@@ -188,7 +188,7 @@ async fn propose(State(s): State<ChannelState>, body: Bytes) -> Response {
         Err(r) => return r,
     };
     // Only the leader's own batcher proposes; a forwarded command is never forwarded again.
-    let result: Result<hapki_store::CommandResult, ProposeError> = s.proposer.propose(command).await;
+    let result: Result<crate::proposer::Committed, ProposeError> = s.proposer.propose(command).await;
     encode(&result)
 }
 
