@@ -90,7 +90,8 @@ fn three_nodes_formed_with_fulljoin_serve_any_request() {
     for (i, serial, _) in &certs {
         for (j, n) in [a, b, c].iter().enumerate() {
             if i != &j {
-                let v = n.json(&["cert", "get", serial]);
+                // A consistent read goes through the leader: it sees the write at once.
+                let v = n.json(&["cert", "get", serial, "--consistent"]);
                 assert_eq!(v["status"], "valid", "certificate from node {i} on node {j}: {v}");
             }
         }
@@ -140,6 +141,11 @@ fn a_node_joins_after_ten_thousand_certificates_and_a_stopped_node_catches_up() 
         Some("learner".into()),
         "a fourth node beyond the 3-voter target is a learner: {info}"
     );
+    let out = late.cli(&["cluster", "settings", "--voters-target", "4"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let v = late.json(&["cluster", "settings", "--voters-target", "5"]);
+    assert_eq!(v["promoted"], serde_json::json!([late.id()]), "{v}");
+    assert_eq!(v["voters_target"], 5);
     let digest = cluster.converged(Duration::from_secs(60));
     assert_eq!(late.digest(), (digest, 10_000));
 
@@ -264,6 +270,11 @@ fn joins_that_cannot_work_are_refused_and_leave_the_cluster_as_it_was() {
     assert_eq!(a.digest().1, before.1);
     let summary = a.json(&["cluster", "summary"]);
     assert_eq!(summary["overall"], "GOOD", "{summary}");
+
+    // The only member of a cluster is not reset without --force: that would destroy the cluster.
+    let out = a.cli(&["cluster", "delete", "--yes"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("only member"), "{}", stderr(&out));
 
     // A node not clustered answers only the cluster routes.
     let out = fresh.cli_with_token(&["cert", "list"], Some(&fresh.bootstrap_token()));

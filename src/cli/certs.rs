@@ -64,6 +64,9 @@ pub enum CertCommand {
         /// Write the certificate (PEM) here
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Read through the leader, so the answer reflects every write acknowledged before it
+        #[arg(long)]
+        consistent: bool,
     },
     /// List certificates
     List {
@@ -86,6 +89,9 @@ pub enum CertCommand {
         /// Continue after this serial
         #[arg(long)]
         after: Option<String>,
+        /// Read through the leader, so the answer reflects every write acknowledged before it
+        #[arg(long)]
+        consistent: bool,
     },
     /// Revoke a certificate
     Revoke {
@@ -174,8 +180,16 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             }
             Ok(())
         }
-        CertCommand::Get { serial, out } => {
-            let v = ctx.client()?.get(&format!("/v1/certs/{}", urlencode(&serial))).await?;
+        CertCommand::Get {
+            serial,
+            out,
+            consistent,
+        } => {
+            let query = if consistent { "?consistent=true" } else { "" };
+            let v = ctx
+                .client()?
+                .get(&format!("/v1/certs/{}{query}", urlencode(&serial)))
+                .await?;
             if let Some(path) = out {
                 write_file(&path, s(&v["certificate"]).as_bytes(), false, true)?;
             }
@@ -190,8 +204,12 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             issuer,
             limit,
             after,
+            consistent,
         } => {
             let mut q = vec![("limit".to_string(), limit.to_string())];
+            if consistent {
+                q.push(("consistent".to_string(), "true".to_string()));
+            }
             for (k, v) in [
                 ("status", status),
                 ("subject", subject),

@@ -28,6 +28,8 @@ pub enum ClusterCommand {
     Info,
     /// Every node's status, role, version, lag and errors, and an overall GOOD or BAD
     Summary,
+    /// Show the replicated cluster settings, or change the voters target
+    Settings(SettingsArgs),
     /// Cluster nodes
     #[command(subcommand)]
     Nodes(NodesCommand),
@@ -94,6 +96,13 @@ pub struct FulljoinArgs {
     /// Do not ask before deleting the fresh node's data
     #[arg(long)]
     yes: bool,
+}
+
+#[derive(Args)]
+pub struct SettingsArgs {
+    /// How many voters the cluster keeps: 3 or 5 (learners are promoted up to it)
+    #[arg(long)]
+    voters_target: Option<u8>,
 }
 
 #[derive(Args)]
@@ -220,6 +229,33 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
             }
         }
         ClusterCommand::Summary => summary(ctx).await?,
+        ClusterCommand::Settings(args) => {
+            let client = ctx.client()?;
+            let v = match args.voters_target {
+                Some(n) => {
+                    client
+                        .put("/v1/cluster/settings", &json!({ "voters_target": n }))
+                        .await?
+                }
+                None => client.get("/v1/cluster/settings").await?,
+            };
+            let promoted = v["promoted"]
+                .as_array()
+                .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "-".into());
+            record(
+                ctx.output,
+                &v,
+                vec![
+                    ("voters target", s(&v["voters_target"])),
+                    ("publication base URL", s(&v["publication_base_url"])),
+                    ("CRL validity (s)", s(&v["crl_validity_secs"])),
+                    ("OCSP validity (s)", s(&v["ocsp_validity_secs"])),
+                    ("promoted", promoted),
+                ],
+            );
+        }
         ClusterCommand::Nodes(NodesCommand::List) => {
             let v = ctx.client()?.get("/v1/cluster/nodes").await?;
             print(ctx.output, &v, &HEADERS, rows(&v));

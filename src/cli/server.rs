@@ -62,18 +62,15 @@ pub async fn run(args: ServerArgs) -> CliResult {
             .with(recent)
             .init();
     }
-    let mut cfg =
-        match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-                NodeConfig::from_toml(&text, &path.display().to_string()).map_err(Failure::usage)?
-            }
-            None if args.dev => NodeConfig::default(),
-            None => return Err(Failure::usage(
-                "pass --dev for a development node or --config node.toml for a real one (see docs/configuration.md)",
-            )),
-        };
+    let mut cfg = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+            NodeConfig::from_toml(&text, &path.display().to_string()).map_err(Failure::usage)?
+        }
+        // Without a file, every field comes from its flag or its default.
+        None => NodeConfig::default(),
+    };
     if args.dev {
         cfg.init_root_ca = true;
         cfg.dev = true;

@@ -115,7 +115,11 @@ fn banner(node: &Node, token: Option<&str>) {
     }
     println!();
     println!("Use it from another terminal:");
-    println!("  {client} HAPKI_TOKEN=$(cat {root}/admin-token)");
+    if node.dir.admin_token().exists() {
+        println!("  {client} HAPKI_TOKEN=$(cat {root}/admin-token)");
+    } else {
+        println!("  {client} HAPKI_TOKEN=<an admin token of the cluster>");
+    }
     println!("  hapki csr web CN:web.example.com subjectAltName:web.example.com");
     println!("  hapki cert issue --csr web.csr --profile server --out web.pem");
 }

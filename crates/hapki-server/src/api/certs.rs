@@ -133,9 +133,15 @@ pub async fn get(
     State(pki): State<Arc<Pki>>,
     caller: Caller,
     Path(serial): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ReadCert)?;
+    let q: ReadQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
     let serial = parse_serial(&serial)?;
+    if q.consistent {
+        pki.cluster.linearizable().await?;
+    }
     let cert = pki
         .reader()?
         .cert(&serial)?
@@ -146,6 +152,9 @@ pub async fn get(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Read through the leader: the answer reflects every write acknowledged before it.
+    #[serde(default)]
+    consistent: bool,
     status: Option<String>,
     subject: Option<String>,
     san: Option<String>,
@@ -153,6 +162,14 @@ struct ListQuery {
     issuer: Option<String>,
     limit: Option<usize>,
     after: Option<String>,
+}
+
+/// Query of a single read: `consistent=true` reads through the leader instead of the local replica.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadQuery {
+    #[serde(default)]
+    consistent: bool,
 }
 
 /// Parses `30d`, `12h`, `45m`, `90s` or plain seconds.
@@ -180,6 +197,9 @@ pub async fn list(
     caller.may(Action::ListCerts)?;
     let q: ListQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+    if q.consistent {
+        pki.cluster.linearizable().await?;
+    }
     let now = now();
     let status = match q.status.as_deref() {
         None | Some("all") => None,

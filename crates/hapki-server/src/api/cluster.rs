@@ -52,6 +52,7 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route("/v1/cluster/delete", post(delete))
         .route("/v1/cluster/info", get(info))
         .route("/v1/cluster/summary", get(cluster_summary))
+        .route("/v1/cluster/settings", get(settings).put(put_settings))
         .route("/v1/cluster/nodes", get(list).post(create_node))
         .route("/v1/cluster/nodes/{id}", get(get_node).delete(delete_node))
         .method_not_allowed_fallback(super::method_not_allowed)
@@ -277,6 +278,42 @@ async fn delete_node(
         "promoted": outcome.promoted.map(|p| format!("{p:016x}")),
         "next": "run `hapki cluster delete` on the removed node to reset it",
     })))
+}
+
+fn settings_json(node: &Node) -> Result<serde_json::Value, ApiError> {
+    let pki = node.pki().ok_or_else(not_clustered)?;
+    let s = pki.reader()?.settings()?;
+    Ok(json!({
+        "voters_target": s.voters_target,
+        "publication_base_url": s.publication_base_url,
+        "crl_validity_secs": s.crl_validity_secs,
+        "ocsp_validity_secs": s.ocsp_validity_secs,
+    }))
+}
+
+/// `GET /v1/cluster/settings`: the replicated settings.
+async fn settings(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    member_caller(&node, &headers, Action::ReadStatus)?;
+    Ok(json(settings_json(&node)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsRequest {
+    voters_target: u8,
+}
+
+/// `PUT /v1/cluster/settings`: changes the voters target and promotes learners up to it.
+async fn put_settings(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Json(req): Json<SettingsRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    member_caller(&node, &headers, Action::ManageCluster)?;
+    let promoted = node.set_voters_target(req.voters_target).await?;
+    let mut v = settings_json(&node)?;
+    v["promoted"] = json!(promoted.iter().map(|p| format!("{p:016x}")).collect::<Vec<_>>());
+    Ok(json(v))
 }
 
 /// `GET /v1/cluster/summary`.

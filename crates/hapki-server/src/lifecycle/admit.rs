@@ -110,6 +110,34 @@ impl Node {
         })
     }
 
+    /// Sets how many voters the cluster keeps (3 or 5) and promotes learners up to it.
+    /// Lowering it keeps the voters there are; new nodes join as learners until it fits.
+    pub async fn set_voters_target(&self, target: u8) -> Result<Vec<u64>, ApiError> {
+        let pki = self.pki().ok_or_else(super::not_clustered)?;
+        if ![3, 5].contains(&target) {
+            return Err(ApiError::bad_request(format!(
+                "voters_target must be 3 or 5 (got {target})"
+            )));
+        }
+        let mut settings = pki.reader()?.settings()?;
+        settings.voters_target = target;
+        pki.propose(Command::PutSettings { settings }).await?;
+        let mut promoted = Vec::new();
+        for learner in self.cluster.members().into_iter().filter(|m| !m.voter) {
+            let outcome = self
+                .cluster
+                .change_membership(MembershipChange::Promote {
+                    id: learner.id,
+                    voters_target: target,
+                })
+                .await?;
+            if outcome.voter {
+                promoted.push(learner.id);
+            }
+        }
+        Ok(promoted)
+    }
+
     /// Removes another node from the cluster.
     pub async fn remove_node(&self, id: u64) -> Result<MembershipOutcome, ApiError> {
         let pki = self.pki().ok_or_else(super::not_clustered)?;

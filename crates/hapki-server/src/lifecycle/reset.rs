@@ -14,16 +14,10 @@ impl Node {
     /// Checks that this node may be reset and schedules the reset right after the answer is sent.
     pub async fn delete(self: &Arc<Self>, force: bool) -> Result<(), ApiError> {
         let guard = self.busy.clone().try_lock_owned().map_err(|_| super::busy())?;
-        let members = self.cluster.members();
-        let others = members.iter().any(|m| m.id != self.id);
-        let listed = members.iter().any(|m| m.id == self.id);
-        // Asking the leader tells whether the cluster still counts this node in: a removed
-        // node is refused on the channel, and one cut off gets no answer.
-        if others && listed && !force && self.cluster.read_index().await.is_ok() {
-            return Err(ApiError::conflict(format!(
-                "this node is still a member of a cluster with other nodes: remove it first with `hapki cluster nodes delete --id {:016x}` on another member (or pass --force if that cluster is gone)",
-                self.id
-            )));
+        if self.pki().is_some() && !force {
+            self.may_reset()
+                .await
+                .map_err(|why| ApiError::conflict(format!("{why} (pass --force to reset it anyway)")))?;
         }
         let node = self.clone();
         tokio::spawn(async move {
@@ -32,6 +26,32 @@ impl Node {
             node.reset().await;
         });
         Ok(())
+    }
+
+    /// Whether a clustered node may be reset without `--force`: only once the cluster removed it.
+    async fn may_reset(&self) -> Result<(), String> {
+        let members = self.cluster.members();
+        if !members.iter().any(|m| m.id == self.id) {
+            return Ok(());
+        }
+        if members.len() == 1 {
+            return Err(
+                "this node is its cluster's only member: resetting it destroys the cluster, its CAs and certificates"
+                    .into(),
+            );
+        }
+        // Asking the leader tells whether the cluster still counts this node in: a removed
+        // node is refused on the channel.
+        match self.cluster.read_index().await {
+            Ok(_) => Err(format!(
+                "this node is still a member of a cluster with other nodes: remove it first with `hapki cluster nodes delete --id {:016x}` on another member",
+                self.id
+            )),
+            Err(hapki_cluster::ProposeError::LeaderUnreachable(m)) if m.contains("was removed") => Ok(()),
+            Err(e) => Err(format!(
+                "cannot confirm with the cluster's leader that this node was removed ({e}); if that cluster is gone for good"
+            )),
+        }
     }
 
     /// Removes the node's files and starts the process over.
