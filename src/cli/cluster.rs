@@ -287,7 +287,10 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
             }
         }
         ClusterCommand::Nodes(NodesCommand::Get(args)) => {
-            let v = ctx.client()?.get(&format!("/v1/cluster/nodes/{}", args.id)).await?;
+            let v = ctx
+                .client()?
+                .get(&format!("/v1/cluster/nodes/{}", node_id(&args.id)?))
+                .await?;
             record(
                 ctx.output,
                 &v,
@@ -304,7 +307,10 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
             );
         }
         ClusterCommand::Nodes(NodesCommand::Delete(args)) => {
-            let v = ctx.client()?.delete(&format!("/v1/cluster/nodes/{}", args.id)).await?;
+            let v = ctx
+                .client()?
+                .delete(&format!("/v1/cluster/nodes/{}", node_id(&args.id)?))
+                .await?;
             record(
                 ctx.output,
                 &v,
@@ -334,6 +340,17 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// A node id as `cluster nodes list` shows it (hex digits), checked before it goes into a URL.
+fn node_id(id: &str) -> Result<&str, Failure> {
+    let id = id.trim();
+    if id.is_empty() || id.len() > 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failure::usage(format!(
+            "'{id}' is not a node id: 16 hex digits, as `hapki cluster nodes list` shows"
+        )));
+    }
+    Ok(id)
 }
 
 fn first(v: &Value, keys: &[&str]) -> String {

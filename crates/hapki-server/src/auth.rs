@@ -68,9 +68,14 @@ impl Caller {
         if action.allowed(self.role) {
             Ok(())
         } else {
+            let role = self.role.name();
+            let article = if role.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
             Err(ApiError::forbidden(format!(
-                "a {} token may not {}; use a token with a role that may (`hapki token create --role ...`)",
-                self.role.name(),
+                "{article} {role} token may not {}; use a token with a role that may (`hapki token create --role ...`)",
                 action.describe()
             )))
         }

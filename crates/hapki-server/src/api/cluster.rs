@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json, Json, VERSION};
+use super::{json, parse_json, RawBody, VERSION};
 use crate::auth::{authenticate, bearer, Action, Caller};
 use crate::error::ApiError;
 use crate::lifecycle::summary::{report, summary};
@@ -56,7 +56,6 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route("/v1/cluster/nodes", get(list).post(create_node))
         .route("/v1/cluster/nodes/{id}", get(get_node).delete(delete_node))
         .method_not_allowed_fallback(super::method_not_allowed)
-        .layer(DefaultBodyLimit::max(256 * 1024))
         .with_state(node)
 }
 
@@ -131,9 +130,10 @@ async fn csr(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl I
 async fn join(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
-    Json(req): Json<JoinRequest>,
+    RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     bootstrap_caller(&node, &headers)?;
+    let req: JoinRequest = parse_json(&headers, &body)?;
     node.start_join(req)?;
     Ok((
         StatusCode::ACCEPTED,
@@ -153,7 +153,7 @@ struct DeleteRequest {
 async fn delete(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     if node.pki().is_some() {
         member_caller(&node, &headers, Action::ManageCluster)?;
@@ -163,7 +163,7 @@ async fn delete(
     let req: DeleteRequest = if body.is_empty() {
         DeleteRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the JSON body does not fit: {e}")))?
+        parse_json(&headers, &body)?
     };
     node.delete(req.force).await?;
     Ok(json(json!({
@@ -229,9 +229,10 @@ struct CreateNodeRequest {
 async fn create_node(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
-    Json(req): Json<CreateNodeRequest>,
+    RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     member_caller(&node, &headers, Action::ManageCluster)?;
+    let req: CreateNodeRequest = parse_json(&headers, &body)?;
     let signed = node.sign_node_csr(&req.csr).await?;
     Ok((StatusCode::CREATED, json(signed)))
 }
@@ -307,9 +308,10 @@ struct SettingsRequest {
 async fn put_settings(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
-    Json(req): Json<SettingsRequest>,
+    RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     member_caller(&node, &headers, Action::ManageCluster)?;
+    let req: SettingsRequest = parse_json(&headers, &body)?;
     let promoted = node.set_voters_target(req.voters_target).await?;
     let mut v = settings_json(&node)?;
     v["promoted"] = json!(promoted.iter().map(|p| format!("{p:016x}")).collect::<Vec<_>>());

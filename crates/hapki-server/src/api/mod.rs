@@ -63,15 +63,19 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
 /// node has a cluster (a fresh node answers 503 `not_clustered` to it).
 pub fn https_app(node: Arc<Node>) -> Router {
     let full = node.clone();
-    cluster::routes(node).fallback_service(tower::service_fn(move |req: Request| {
-        let router = full.routers().map(|(https, _)| https.clone());
-        async move {
-            match router {
-                Some(r) => r.oneshot(req).await,
-                None => Ok(crate::lifecycle::not_clustered().into_response()),
+    let max_body = node.cfg.max_body_bytes;
+    cluster::routes(node)
+        .fallback_service(tower::service_fn(move |req: Request| {
+            let router = full.routers().map(|(https, _)| https.clone());
+            async move {
+                match router {
+                    Some(r) => r.oneshot(req).await,
+                    None => Ok(crate::lifecycle::not_clustered().into_response()),
+                }
             }
-        }
-    }))
+        }))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(max_body, refuse_oversized))
 }
 
 /// What the plain-HTTP listener serves: publication once the node has a cluster.
@@ -182,6 +186,47 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         }
         other => ApiError::bad_request(other.body_text()),
     }
+}
+
+/// A request body read whole within the body limit; an oversized one is the JSON 413.
+/// Handlers that must check the caller before looking at the body take this, then
+/// [`parse_json`].
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => Ok(RawBody(b)),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
+            Err(r) => Err(ApiError::bad_request(r.body_text())),
+        }
+    }
+}
+
+/// Parses a body read by [`RawBody`] as JSON, refusing it as the [`Json`] extractor would.
+pub fn parse_json<T: DeserializeOwned>(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    if !json_type {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::bad_request(format!("the JSON body does not fit: {e}")),
+        _ => ApiError::bad_request(format!("the body is not valid JSON: {e}")),
+    })
 }
 
 /// Serializes a value as a JSON response.

@@ -146,7 +146,15 @@ impl Node {
                 "a node cannot remove itself: run `hapki cluster nodes delete --id {id:016x}` against another member, then `hapki cluster delete` on this one"
             )));
         }
-        let voters_target = pki.reader()?.settings()?.voters_target;
+        let reader = pki.reader()?;
+        let voters_target = reader.settings()?.voters_target;
+        let admitted = matches!(reader.node(id)?, Some(r) if r.standing == NodeStanding::Admitted);
+        if admitted && !self.cluster.members().iter().any(|m| m.id == id) {
+            // Certified but never joined: withdraw the admission, so its certificate cannot join.
+            pki.propose(Command::RemoveNode { id, at: now() }).await?;
+            tracing::info!("withdrew the admission of node {id:016x}, which never joined");
+            return Ok(MembershipOutcome::default());
+        }
         let outcome = self
             .cluster
             .change_membership(MembershipChange::Remove { id, voters_target })

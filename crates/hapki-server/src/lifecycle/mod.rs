@@ -221,17 +221,15 @@ impl Node {
             ));
         };
         let presented = presented.ok_or_else(|| {
-            ApiError::unauthorized(format!(
-                "this node is not clustered yet: pass its bootstrap token (--token $(cat {}))",
-                self.dir.bootstrap_token().display()
-            ))
+            ApiError::unauthorized(
+                "this node is not clustered yet: pass its bootstrap token (the file bootstrap-token in its data directory)",
+            )
         })?;
         let hash = crate::pki::token_hash(presented);
         if aws_lc_rs::constant_time::verify_slices_are_equal(&hash, &expected).is_err() {
-            return Err(ApiError::unauthorized(format!(
-                "wrong bootstrap token; a fresh node's token is in {} on that node",
-                self.dir.bootstrap_token().display()
-            )));
+            return Err(ApiError::unauthorized(
+                "wrong bootstrap token; a fresh node's token is in the file bootstrap-token in its data directory",
+            ));
         }
         Ok(())
     }
