@@ -117,7 +117,7 @@ fn three_nodes_formed_with_fulljoin_serve_any_request() {
 #[test]
 fn a_node_joins_after_ten_thousand_certificates_and_a_stopped_node_catches_up() {
     // Snapshots every 2,000 entries, so the late node's initial sync is a snapshot install.
-    let extra = "[raft]\nsnapshot_every = 2000";
+    let extra = "contact_alarm_secs = 2\n[raft]\nsnapshot_every = 2000";
     let mut cluster = Cluster::start(3, extra);
     let a = &cluster.nodes[0];
     a.ok(&["ca", "init", "--cn", "Cluster Root"]);
@@ -151,6 +151,18 @@ fn a_node_joins_after_ten_thousand_certificates_and_a_stopped_node_catches_up() 
 
     // Stop a voter, issue 1,000 more, start it again: it catches up by itself.
     cluster.nodes[2].kill9();
+    let stopped = cluster.nodes[2].id();
+    // The leader raises an alarm once the stopped node has been silent too long, and the
+    // summary turns BAD.
+    wait_for("the leader's alarm", Duration::from_secs(20), || {
+        cluster
+            .nodes
+            .iter()
+            .any(|n| n.log().contains(&format!("alarm: no contact with node {stopped}")))
+    });
+    let summary = cluster.nodes[0].json(&["cluster", "summary"]);
+    assert!(summary["overall"].as_str().unwrap().starts_with("BAD: "), "{summary}");
+    assert!(summary["overall"].as_str().unwrap().contains("is down"), "{summary}");
     let out = cluster.nodes[1].cli(&["bench", "issue", "--requests", "1000", "--concurrency", "8"]);
     assert!(out.status.success(), "{}", stderr(&out));
     cluster.nodes[2].restart();

@@ -44,6 +44,10 @@ pub struct NodeConfig {
     /// How often CRLs are checked for renewal, in seconds.
     #[serde(default = "default_crl_check")]
     pub crl_check_secs: u64,
+    /// Seconds without contact after which the leader raises an alarm about a member
+    /// (a log line, and `BAD` in `cluster summary`).
+    #[serde(default = "default_contact_alarm")]
+    pub contact_alarm_secs: u64,
     /// Largest request body in bytes.
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: usize,
@@ -88,6 +92,9 @@ fn default_http_listen() -> Option<SocketAddr> {
 }
 fn default_crl_check() -> u64 {
     60
+}
+fn default_contact_alarm() -> u64 {
+    10
 }
 fn default_body_limit() -> usize {
     1024 * 1024

@@ -15,8 +15,6 @@ use crate::recent::{recent_errors, RecentError};
 
 /// Lag, in entries, above which a follower makes the cluster `BAD`.
 pub const LAG_ALARM_ENTRIES: u64 = 10_000;
-/// Silence, in milliseconds, after which the leader counts a follower as out of contact.
-pub const CONTACT_ALARM_MS: u64 = 5_000;
 
 /// The leader's view of one follower.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -216,8 +214,12 @@ pub async fn summary(node: &Node) -> Summary {
             if f.lag_entries > LAG_ALARM_ENTRIES {
                 problems.push(format!("node {} lags {} entries", row.name, f.lag_entries));
             }
-            if f.last_contact_ms.is_none_or(|ms| ms > CONTACT_ALARM_MS) && row.status != "down" {
-                problems.push(format!("the leader has not heard from node {} lately", row.name));
+            let alarm_ms = node.cfg.contact_alarm_secs * 1000;
+            if f.last_contact_ms.is_none_or(|ms| ms > alarm_ms) && row.status != "down" {
+                problems.push(format!(
+                    "the leader has not heard from node {} for over {} s",
+                    row.name, node.cfg.contact_alarm_secs
+                ));
             }
         }
         rows.push(row);
