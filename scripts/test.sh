@@ -12,11 +12,13 @@ python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+# The load balancer in tests/ha.rs (deploy/haproxy.cfg).
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    # The tests start their own nginx and postgres on free ports: keep the packages'
-    # services from starting (and taking ports 80 and 5432) while they install.
+    # The tests start their own nginx, postgres and haproxy on free ports: keep the
+    # packages' services from starting (and taking ports) while they install.
     policy=/usr/sbin/policy-rc.d
     added_policy=""
     if [ ! -e "$policy" ]; then

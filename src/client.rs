@@ -18,6 +18,8 @@ pub struct ClientConfig {
     pub ca_cert: Option<PathBuf>,
     /// More CA certificates (DER) to trust, e.g. the cluster's internal CA a joining node moves to.
     pub extra_roots: Vec<Vec<u8>>,
+    /// How long to keep trying the URLs while they fail with connection errors or 503s.
+    pub retry: Duration,
 }
 
 /// A failure, with the exit code it maps to.
@@ -108,45 +110,61 @@ impl Client {
                 .expect("the system CSPRNG does not fail");
             hex::encode(bytes)
         });
-        for base in &self.cfg.urls {
-            let url = format!("{}{path}", base.trim_end_matches('/'));
-            let mut req = self.http.request(method.clone(), &url);
-            if let Some(t) = &self.cfg.token {
-                req = req.bearer_auth(t);
-            }
-            if let Some(k) = &idempotency_key {
-                req = req.header("Idempotency-Key", k);
-            }
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    last = format!("{url}: {}", error_chain(&e));
+        // Connection errors and 503s move on to the next URL; when every URL failed that way
+        // the list is tried again until the retry budget is spent (a failover takes a moment).
+        let deadline = std::time::Instant::now() + self.cfg.retry;
+        let mut round = 0u32;
+        loop {
+            let mut transient = false;
+            for base in &self.cfg.urls {
+                let url = format!("{}{path}", base.trim_end_matches('/'));
+                let mut req = self.http.request(method.clone(), &url);
+                if let Some(t) = &self.cfg.token {
+                    req = req.bearer_auth(t);
+                }
+                if let Some(k) = &idempotency_key {
+                    req = req.header("Idempotency-Key", k);
+                }
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                let resp = match req.send().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        last = format!("{url}: {}", error_chain(&e));
+                        transient = true;
+                        continue;
+                    }
+                };
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    // A node that is not clustered will not become one by waiting.
+                    transient |= !text.contains("\"not_clustered\"");
+                    last = format!("{url}: 503 {text}");
                     continue;
                 }
-            };
-            let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
-            if status == StatusCode::SERVICE_UNAVAILABLE {
-                last = format!("{url}: 503 {text}");
-                continue;
+                let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                if status.is_success() {
+                    return Ok(value);
+                }
+                let code = value["error"]["code"].as_str().unwrap_or("error").to_string();
+                let message = value["error"]["message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| value.to_string());
+                return Err(ClientError::Api {
+                    status: status.as_u16(),
+                    code,
+                    message,
+                });
             }
-            let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-            if status.is_success() {
-                return Ok(value);
+            round += 1;
+            let pause = Duration::from_millis(200 * u64::from(round.min(5)));
+            if !transient || std::time::Instant::now() + pause > deadline {
+                break;
             }
-            let code = value["error"]["code"].as_str().unwrap_or("error").to_string();
-            let message = value["error"]["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| value.to_string());
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                code,
-                message,
-            });
+            tokio::time::sleep(pause).await;
         }
         Err(ClientError::Unreachable {
             urls: self.cfg.urls.join(","),

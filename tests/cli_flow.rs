@@ -217,6 +217,7 @@ fn client_settings_come_from_the_config_file_and_a_failover_list() {
         .args(["--url", &dead, "ca", "list"])
         .current_dir(node.work())
         .env("HOME", node.work())
+        .env("HAPKI_RETRY_SECS", "1")
         .output()
         .unwrap();
     assert_eq!(unreachable.status.code(), Some(6), "{}", stderr(&unreachable));

@@ -296,7 +296,6 @@ fn a_fresh_node_takes_only_its_bootstrap_token_and_well_formed_joins() {
     for (method, path, token) in [
         (Method::GET, "/v1/certs", Some(boot.as_str())),
         (Method::GET, "/v1/sys/status", None),
-        (Method::GET, "/v1/sys/health", None),
         (Method::GET, "/v1/ca", Some(admin.as_str())),
         (Method::GET, "/v1/cluster/info", Some(admin.as_str())),
         (Method::GET, "/v1/cluster/nodes", Some(boot.as_str())),
@@ -312,6 +311,12 @@ fn a_fresh_node_takes_only_its_bootstrap_token_and_well_formed_joins() {
             "not clustered yet",
         );
     }
+    // Health answers for load balancers: 503, not ready, and why.
+    let resp = api.req(Method::GET, "/v1/sys/health", None).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let health: Value = resp.json().unwrap();
+    assert_eq!(health["status"], "not_ready", "{health}");
+    assert_eq!(health["phase"], "not clustered", "{health}");
     api.refused(
         "a node that is not clustered signs no node CSR",
         api.post(

@@ -517,6 +517,7 @@ async fn fulljoin(ctx: &Ctx, args: FulljoinArgs) -> CliResult {
         token: Some(args.newnode_token.clone()),
         ca_cert: args.newnode_ca_cert.clone(),
         extra_roots: Vec::new(),
+        retry: ctx.client_config().retry,
     };
     let newnode = Client::new(newnode_cfg.clone())?;
     let status = newnode.get("/v1/cluster/status").await?;

@@ -128,6 +128,7 @@ enum BenchCommand {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     url: Option<String>,
+    retry_secs: Option<f64>,
     token: Option<String>,
     ca_cert: Option<PathBuf>,
     output: Option<String>,
@@ -174,6 +175,15 @@ fn load_ctx(cli: &Cli) -> Result<Ctx, Failure> {
             Some(other) => return Err(Failure::usage(format!("output '{other}' is not table or json"))),
         },
     };
+    let retry_secs = match env("HAPKI_RETRY_SECS").or(file.retry_secs.map(|r| r.to_string())) {
+        None => std::time::Duration::from_secs(10),
+        Some(v) => std::time::Duration::from_secs_f64(
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 3600.0)
+                .ok_or_else(|| Failure::usage(format!("retry seconds '{v}' is not a number of seconds (0-3600)")))?,
+        ),
+    };
     Ok(Ctx {
         output,
         client: ClientConfig {
@@ -189,6 +199,7 @@ fn load_ctx(cli: &Cli) -> Result<Ctx, Failure> {
                 .or_else(|| env("HAPKI_CA_CERT").map(PathBuf::from))
                 .or(file.ca_cert),
             extra_roots: Vec::new(),
+            retry: retry_secs,
         },
     })
 }

@@ -38,6 +38,9 @@ pub enum ProposeError {
     /// The leader refused the change; the message says why and what to do.
     #[error("{0}")]
     Refused(String),
+    /// This node is cut off from a majority: it serves reads, not writes.
+    #[error("{0}")]
+    NoQuorum(String),
 }
 
 impl ProposeError {

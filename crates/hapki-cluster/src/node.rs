@@ -19,6 +19,9 @@ use crate::state_machine::{Applied, StateMachine};
 use crate::types::{NodeAddr, NodeId, Raft};
 use crate::{ClusterError, ProposeError};
 
+/// Longest wait for a write to commit before the caller is told to retry.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Raft timings and snapshot policy; the defaults suit a LAN.
 #[derive(Clone, Debug)]
 pub struct RaftSettings {
@@ -29,6 +32,14 @@ pub struct RaftSettings {
     pub snapshot_every: u64,
     /// Entries kept in the log below the snapshot, so a briefly absent node needs no snapshot.
     pub keep_below_snapshot: u64,
+}
+
+impl RaftSettings {
+    /// How recent contact must be to count: a leader holds a quorum when a majority of voters
+    /// answered it within this window; a follower when it heard from the leader within it.
+    pub fn quorum_window(&self) -> Duration {
+        Duration::from_millis((self.election_timeout_max_ms * 2).max(1000))
+    }
 }
 
 impl Default for RaftSettings {
@@ -66,6 +77,7 @@ pub struct Member {
 #[derive(Clone)]
 pub struct ClusterNode {
     pub id: NodeId,
+    quorum_window: Duration,
     raft: Raft,
     proposer: Proposer,
     sm: StateMachine,
@@ -108,6 +120,7 @@ impl ClusterNode {
         let proposer = Proposer::start(raft.clone());
         Ok(ClusterNode {
             id,
+            quorum_window: settings.quorum_window(),
             raft,
             proposer,
             sm,
@@ -158,8 +171,20 @@ impl ClusterNode {
     /// A forwarded command returns once this node has applied it too, so whoever wrote
     /// through this node reads their write from it.
     pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
+        if !self.has_quorum() {
+            return Err(ProposeError::NoQuorum(
+                "this node cannot reach a majority of the cluster; retry on another node".into(),
+            ));
+        }
         if self.status().is_leader {
-            return self.proposer.propose(command).await.map(|c| c.result);
+            // A leader that loses its majority mid-write would wait for it indefinitely.
+            return match tokio::time::timeout(COMMIT_TIMEOUT, self.proposer.propose(command)).await {
+                Ok(r) => r.map(|c| c.result),
+                Err(_) => Err(ProposeError::NoQuorum(format!(
+                    "the write was not committed within {} s (the cluster may have lost its majority); it may still be applied, so retry with the same Idempotency-Key",
+                    COMMIT_TIMEOUT.as_secs()
+                ))),
+            };
         }
         let committed: Committed = match self.forward(paths::PROPOSE, &command).await {
             // Leadership moved between our look and the leader's: one more try, wherever it is now.
@@ -245,6 +270,26 @@ impl ClusterNode {
             .map_err(|e| ProposeError::LeaderUnreachable(format!("undecodable answer: {e}")))?
     }
 
+    /// Calls a JSON route of the leader's cluster channel (routes the server adds next to Raft's).
+    pub async fn call_leader_json<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, ProposeError> {
+        let (leader, addr) = self.wait_for_leader(Duration::from_secs(5)).await?;
+        if leader == self.id {
+            return Err(ProposeError::NotLeader {
+                leader: Some(self.id),
+                leader_api: None,
+            });
+        }
+        self.network
+            .call_json(&addr.cluster, path, req, timeout)
+            .await
+            .map_err(|e| ProposeError::LeaderUnreachable(format!("{}: {e}", addr.cluster)))
+    }
+
     /// The current leader and its address, waiting up to `timeout` for one to be known.
     async fn wait_for_leader(&self, timeout: Duration) -> Result<(NodeId, NodeAddr), ProposeError> {
         let mut metrics = self.raft.metrics();
@@ -313,6 +358,22 @@ impl ClusterNode {
     /// Applied commands, as they are applied.
     pub fn subscribe(&self) -> broadcast::Receiver<Applied> {
         self.sm.subscribe()
+    }
+
+    /// Whether this node is in contact with a quorum: as leader, a majority of voters (itself
+    /// included) answered it within the quorum window; otherwise it heard from a leader within it.
+    pub fn has_quorum(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        let recent =
+            |id: &NodeId| *id == self.id || self.network.contacts.since(*id).is_some_and(|d| d < self.quorum_window);
+        match m.current_leader {
+            Some(leader) if leader == self.id => {
+                let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+                voters.iter().filter(|v| recent(v)).count() * 2 > voters.len()
+            }
+            Some(leader) => recent(&leader),
+            None => false,
+        }
     }
 
     /// This node's view of the cluster.

@@ -44,6 +44,10 @@ pub struct NodeConfig {
     /// How often CRLs are checked for renewal, in seconds.
     #[serde(default = "default_crl_check")]
     pub crl_check_secs: u64,
+    /// Memory for the store's page cache, in MiB: what the node keeps of its store in
+    /// memory, whatever the store's size.
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: usize,
     /// Seconds without contact after which the leader raises an alarm about a member
     /// (a log line, and `BAD` in `cluster summary`).
     #[serde(default = "default_contact_alarm")]
@@ -92,6 +96,9 @@ fn default_http_listen() -> Option<SocketAddr> {
 }
 fn default_crl_check() -> u64 {
     60
+}
+fn default_cache_mib() -> usize {
+    16
 }
 fn default_contact_alarm() -> u64 {
     10

@@ -99,6 +99,7 @@ impl From<ProposeError> for ApiError {
                 format!("the write could not be forwarded to the leader ({m}); retry, possibly on another node"),
             ),
             ProposeError::Refused(m) => ApiError::conflict(m),
+            ProposeError::NoQuorum(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", m),
         }
     }
 }

@@ -37,7 +37,8 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     dir.create()
         .with_context(|| format!("cannot create the data directory {}", dir.root.display()))?;
     let node_id = node_id(&dir)?;
-    let store = Store::open(&dir.db()).with_context(|| format!("cannot open {}", dir.db().display()))?;
+    let store = Store::open_with_cache(&dir.db(), cfg.cache_mib.max(1) * 1024 * 1024)
+        .with_context(|| format!("cannot open {}", dir.db().display()))?;
     let settings = RaftSettings {
         heartbeat_ms: cfg.raft.heartbeat_ms,
         election_timeout_min_ms: cfg.raft.election_timeout_min_ms,

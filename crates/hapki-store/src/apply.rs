@@ -56,13 +56,19 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         Command::SetDefaultIssuer { id } => set_default_issuer(txn, id),
         Command::PutProfile { profile, create } => put_profile(txn, profile, *create),
         Command::IssueCert { cert, idempotency_key } => issue_cert(txn, cert, idempotency_key.as_ref()),
-        Command::Revoke { serial, reason, at } => revoke(
+        Command::Revoke {
+            serial,
+            reason,
+            at,
+            idempotency_key,
+        } => revoke(
             txn,
             &serial.0,
             Revocation {
                 at: *at,
                 reason: *reason,
             },
+            idempotency_key.as_ref(),
         ),
         Command::PublishCrl { crl } => publish_crl(txn, crl),
         Command::CreateToken { token } => create_token(txn, token),
@@ -278,7 +284,25 @@ fn issue_cert(
     Ok(CommandResult::Applied)
 }
 
-fn revoke(txn: &WriteTransaction, serial: &[u8; 20], revocation: Revocation) -> Result<CommandResult, StoreError> {
+fn revoke(
+    txn: &WriteTransaction,
+    serial: &[u8; 20],
+    revocation: Revocation,
+    idempotency_key: Option<&[u8; 32]>,
+) -> Result<CommandResult, StoreError> {
+    if let Some(key) = idempotency_key {
+        if let Some(first) = txn.open_table(SM_IDEMPOTENCY)?.get(key.as_slice())? {
+            if first.value() == serial.as_slice() {
+                return Ok(CommandResult::Replayed {
+                    serial: hapki_domain::serial::Serial(*serial),
+                });
+            }
+            return Ok(CommandResult::reject(
+                RejectCode::Conflict,
+                "this idempotency key was used for another request; use a new key for each request",
+            ));
+        }
+    }
     let mut certs = txn.open_table(SM_CERTS)?;
     let Some(bytes) = certs.get(serial.as_slice())?.map(|v| v.value().to_vec()) else {
         return Ok(CommandResult::reject(
@@ -299,6 +323,10 @@ fn revoke(txn: &WriteTransaction, serial: &[u8; 20], revocation: Revocation) -> 
         revoked_key(&cert.issuer_id, serial).as_slice(),
         encode(&revocation).as_slice(),
     )?;
+    if let Some(key) = idempotency_key {
+        txn.open_table(SM_IDEMPOTENCY)?
+            .insert(key.as_slice(), serial.as_slice())?;
+    }
     Ok(CommandResult::Applied)
 }
 

@@ -47,11 +47,13 @@ pub enum Command {
         cert: CertRecord,
         idempotency_key: Option<[u8; 32]>,
     },
-    /// Revokes a certificate; refused if unknown or already revoked.
+    /// Revokes a certificate; refused if unknown or already revoked. With an idempotency key
+    /// that revoked this certificate before, nothing changes and the serial is returned.
     Revoke {
         serial: Serial,
         reason: RevocationReason,
         at: u64,
+        idempotency_key: Option<[u8; 32]>,
     },
     /// Publishes a CRL; refused unless its number is above the current one.
     PublishCrl { crl: CrlRecord },

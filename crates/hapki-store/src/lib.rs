@@ -20,6 +20,9 @@ pub use read::{CertFilter, CertStatus, StateReader};
 pub use records::*;
 pub use snapshot::{export_state, import_state};
 
+/// The page cache of a store opened with [`Store::open`].
+pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Failures of the storage itself (disk, corruption); never a business refusal.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -54,9 +57,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens or creates the database and its tables.
+    /// Opens or creates the database and its tables, with the default page cache.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens or creates the database with a page cache of `cache_bytes`: what the node keeps of
+    /// its store in memory, whatever the store's size.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
+        let db = redb::Builder::new().set_cache_size(cache_bytes).create(path)?;
         let txn = db.begin_write()?;
         for table in tables::SM_TABLES {
             txn.open_table(table)?;

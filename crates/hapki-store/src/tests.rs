@@ -78,6 +78,7 @@ fn history() -> Vec<Command> {
         serial: Serial::from_u64(3),
         reason: RevocationReason::KeyCompromise,
         at: 50,
+        idempotency_key: None,
     });
     cmds
 }
@@ -129,11 +130,13 @@ fn refusals_change_nothing() {
                 serial: Serial::from_u64(3),
                 reason: RevocationReason::Superseded,
                 at: 60,
+                idempotency_key: None,
             },
             Command::Revoke {
                 serial: Serial::from_u64(777),
                 reason: RevocationReason::Superseded,
                 at: 60,
+                idempotency_key: None,
             },
             Command::AddIssuer {
                 issuer: issuer("aa"),

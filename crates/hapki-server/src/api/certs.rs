@@ -250,11 +250,13 @@ pub struct RevokeBody {
 pub async fn revoke(
     State(pki): State<Arc<Pki>>,
     caller: Caller,
+    headers: HeaderMap,
     Path(serial): Path<String>,
     Json(body): Json<RevokeBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::Revoke)?;
     let serial = parse_serial(&serial)?;
     let reason: RevocationReason = body.reason.as_deref().unwrap_or("unspecified").parse()?;
-    Ok(json(pki.revoke(&serial, reason).await?))
+    let key = idempotency_key(&headers, &caller)?;
+    Ok(json(pki.revoke(&serial, reason, key).await?))
 }

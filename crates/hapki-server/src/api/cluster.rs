@@ -45,6 +45,7 @@ const NODE_LOCAL: &[&str] = &[
 /// The routes, with the node as state.
 pub fn routes(node: Arc<Node>) -> Router {
     Router::new()
+        .route("/v1/sys/health", get(super::sys::health))
         .route("/v1/cluster/status", get(status))
         .route("/v1/cluster/new", post(new))
         .route("/v1/cluster/csr", post(csr))

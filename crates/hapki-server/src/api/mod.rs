@@ -34,7 +34,6 @@ pub use sys::{version, VERSION};
 /// The HTTPS API.
 pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
     Router::new()
-        .route("/v1/sys/health", get(sys::health))
         .route("/v1/sys/status", get(sys::status))
         .route("/v1/certs", post(certs::issue).get(certs::list))
         .route("/v1/certs/generate", post(certs::generate))
@@ -80,15 +79,19 @@ pub fn https_app(node: Arc<Node>) -> Router {
 
 /// What the plain-HTTP listener serves: publication once the node has a cluster.
 pub fn http_app(node: Arc<Node>) -> Router {
-    Router::new().fallback_service(tower::service_fn(move |req: Request| {
-        let router = node.routers().map(|(_, http)| http.clone());
-        async move {
-            match router {
-                Some(r) => r.oneshot(req).await,
-                None => Ok(crate::lifecycle::not_clustered().into_response()),
+    let full = node.clone();
+    Router::new()
+        .route("/v1/sys/health", get(sys::health))
+        .with_state(node)
+        .fallback_service(tower::service_fn(move |req: Request| {
+            let router = full.routers().map(|(_, http)| http.clone());
+            async move {
+                match router {
+                    Some(r) => r.oneshot(req).await,
+                    None => Ok(crate::lifecycle::not_clustered().into_response()),
+                }
             }
-        }
-    }))
+        }))
 }
 
 /// Most bytes of an oversized body read and thrown away before answering 413.
@@ -136,7 +139,6 @@ fn too_large() -> ApiError {
 /// The plain-HTTP publication listener: CA certificates, CRLs, OCSP and health only.
 pub fn publication_router(pki: Arc<Pki>) -> Router {
     Router::new()
-        .route("/v1/sys/health", get(sys::health))
         .merge(publish::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

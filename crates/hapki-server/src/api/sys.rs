@@ -40,17 +40,72 @@ fn node_view(pki: &Pki) -> serde_json::Value {
     })
 }
 
-/// `GET /v1/sys/health`: 200 when the node serves reads and writes, 503 otherwise.
-pub async fn health(State(pki): State<Arc<Pki>>) -> impl IntoResponse {
-    let mut body = node_view(&pki);
-    let ready = pki.cluster.status().leader.is_some();
-    body["status"] = json!(if ready { "ok" } else { "no_leader" });
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+/// Query flags of `GET /v1/sys/health`, for load balancers that need other codes.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthQuery {
+    /// Code when the node serves reads and writes [200].
+    okcode: Option<u16>,
+    /// Code when the node serves reads but cannot reach a quorum for writes [429].
+    noquorumcode: Option<u16>,
+    /// Code when the node does not serve (not clustered, joining, killed) [503].
+    notreadycode: Option<u16>,
+}
+
+/// `GET /v1/sys/health` (no token): 200 when the node serves reads and writes, 429 when it
+/// serves reads but cannot reach a quorum, 503 when it is not ready; the body says why.
+pub async fn health(
+    State(node): State<Arc<crate::lifecycle::Node>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let q: HealthQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| {
+        ApiError::bad_request(format!(
+            "bad query: {e}; health takes okcode, noquorumcode, notreadycode"
+        ))
+    })?;
+    let code = |given: Option<u16>, default: StatusCode| -> Result<StatusCode, ApiError> {
+        match given {
+            None => Ok(default),
+            Some(c) => StatusCode::from_u16(c)
+                .ok()
+                .filter(|s| (200..600).contains(&s.as_u16()))
+                .ok_or_else(|| ApiError::bad_request(format!("{c} is not an HTTP status code (200-599)"))),
+        }
     };
-    (code, json(body))
+    let s = node.cluster.status();
+    let phase = node.phase();
+    let (status, reason, http) = if phase != crate::lifecycle::Phase::Ready {
+        (
+            "not_ready",
+            format!("the node is {}", phase.label()),
+            code(q.notreadycode, StatusCode::SERVICE_UNAVAILABLE)?,
+        )
+    } else if !node.cluster.has_quorum() {
+        (
+            "no_quorum",
+            "the node serves reads but cannot reach a majority of the cluster for writes".to_string(),
+            code(q.noquorumcode, StatusCode::TOO_MANY_REQUESTS)?,
+        )
+    } else {
+        (
+            "ok",
+            "the node serves reads and writes".to_string(),
+            code(q.okcode, StatusCode::OK)?,
+        )
+    };
+    let body = json!({
+        "status": status,
+        "reason": reason,
+        "phase": phase.label(),
+        "node_id": format!("{:016x}", s.id),
+        "leader": s.leader.map(|l| format!("{l:016x}")),
+        "is_leader": s.is_leader,
+        "term": s.term,
+        "applied_index": s.last_applied,
+        "last_log_index": s.last_log_index,
+        "version": VERSION,
+    });
+    Ok((http, json(body)))
 }
 
 /// `GET /v1/sys/status`: health plus the state digest and counts.

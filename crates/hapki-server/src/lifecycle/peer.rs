@@ -53,6 +53,7 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route(paths::PROMOTE, post(promote))
         .route(paths::ABORT, post(abort))
         .route(paths::REPORT, post(node_report))
+        .route(crate::pki::CRL_PATH, post(build_crl))
         .with_state(node)
 }
 
@@ -166,4 +167,21 @@ async fn abort(State(node): State<Arc<Node>>, Extension(CallerNode(caller)): Ext
 
 async fn node_report(State(node): State<Arc<Node>>) -> Json<NodeReport> {
     Json(report(&node))
+}
+
+/// The CRL owner builds a CRL for a follower that took a revocation.
+async fn build_crl(State(node): State<Arc<Node>>, Json(req): Json<crate::pki::CrlRequest>) -> Response {
+    let Some(pki) = node.pki() else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "this node is not a ready member");
+    };
+    if !node.cluster.status().is_leader {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node is no longer the leader; retry",
+        );
+    }
+    match pki.refresh_crl(&req.issuer_id, req.needed_index).await {
+        Ok(number) => Json(number).into_response(),
+        Err(e) => refuse(e.status, e.message),
+    }
 }

@@ -1,7 +1,9 @@
 //! Revocation and CRLs. A revocation is committed through the log, then the
 //! issuer's CRL is rebuilt from the replica and published with the next number.
-//! Concurrent revocations share one rebuild: a CRL built from a state that
-//! already holds a revocation is not built again for it.
+//! Only the leader builds CRLs (it is the CRL owner, and ownership moves with
+//! leadership): a follower that took a revocation asks the leader for a CRL that
+//! holds it. Concurrent revocations share one rebuild: a CRL built from a state
+//! that already holds a revocation is not built again for it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +17,16 @@ use serde::Serialize;
 
 use super::{now, Pki};
 use crate::error::{rejected, ApiError};
+
+/// The leader's channel route that builds a CRL for a follower.
+pub const CRL_PATH: &str = "/cluster/crl";
+
+/// A follower asks the CRL owner (the leader) for a CRL of `issuer_id` built from at least `needed_index`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct CrlRequest {
+    pub issuer_id: String,
+    pub needed_index: u64,
+}
 
 /// Which state index each issuer's latest CRL was built from.
 #[derive(Default)]
@@ -32,28 +44,67 @@ pub struct Revoked {
 }
 
 impl Pki {
-    /// Revokes a certificate and publishes a CRL that lists it.
-    pub async fn revoke(&self, serial: &Serial, reason: RevocationReason) -> Result<Revoked, ApiError> {
-        let cert = self
-            .reader()?
+    /// Revokes a certificate and publishes a CRL that lists it. A retry with the idempotency
+    /// key of a revocation that went through answers as the first did.
+    pub async fn revoke(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        idempotency_key: Option<[u8; 32]>,
+    ) -> Result<Revoked, ApiError> {
+        let reader = self.reader()?;
+        let cert = reader
             .cert(serial)?
             .ok_or_else(|| ApiError::not_found(format!("no certificate with serial {serial}")))?;
+        let replay = match idempotency_key {
+            Some(key) => reader.idempotent_serial(&key)?.is_some_and(|s| s == *serial),
+            None => false,
+        };
+        drop(reader);
         if let Some(r) = cert.revoked {
-            return Err(ApiError::conflict(format!(
-                "certificate {serial} is already revoked ({}, at {})",
-                r.reason,
-                hapki_domain::time::rfc3339(r.at)
-            )));
+            if !replay {
+                return Err(ApiError::conflict(format!(
+                    "certificate {serial} is already revoked ({}, at {})",
+                    r.reason,
+                    hapki_domain::time::rfc3339(r.at)
+                )));
+            }
+            return self.revoked_answer(serial, &cert.issuer_id, r.reason, r.at).await;
         }
         let at = now();
-        self.propose(Command::Revoke {
-            serial: *serial,
-            reason,
-            at,
-        })
-        .await?;
+        match self
+            .cluster
+            .propose(Command::Revoke {
+                serial: *serial,
+                reason,
+                at,
+                idempotency_key,
+            })
+            .await?
+        {
+            CommandResult::Applied => self.revoked_answer(serial, &cert.issuer_id, reason, at).await,
+            CommandResult::Replayed { .. } => {
+                let r = self
+                    .reader()?
+                    .cert(serial)?
+                    .and_then(|c| c.revoked)
+                    .ok_or_else(|| ApiError::internal("a replayed revocation is not recorded"))?;
+                self.revoked_answer(serial, &cert.issuer_id, r.reason, r.at).await
+            }
+            CommandResult::Rejected { code, message } => Err(rejected(code, message)),
+        }
+    }
+
+    /// The answer to a revocation, once a CRL that lists it is published.
+    async fn revoked_answer(
+        &self,
+        serial: &Serial,
+        issuer_id: &str,
+        reason: RevocationReason,
+        at: u64,
+    ) -> Result<Revoked, ApiError> {
         let applied = self.cluster.status().last_applied.unwrap_or(0);
-        let crl_number = self.refresh_crl(&cert.issuer_id, applied).await?;
+        let crl_number = self.refresh_crl(issuer_id, applied).await?;
         Ok(Revoked {
             serial: serial.to_hex(),
             reason: reason.to_string(),
@@ -64,6 +115,16 @@ impl Pki {
 
     /// Makes sure the issuer's CRL reflects the state at `needed_index` or later; returns its number.
     pub async fn refresh_crl(&self, issuer_id: &str, needed_index: u64) -> Result<u64, ApiError> {
+        if !self.cluster.status().is_leader {
+            let req = CrlRequest {
+                issuer_id: issuer_id.to_string(),
+                needed_index,
+            };
+            return Ok(self
+                .cluster
+                .call_leader_json::<_, u64>(CRL_PATH, &req, Duration::from_secs(30))
+                .await?);
+        }
         let mut built_from = self.crl.built_from.lock().await;
         if built_from.get(issuer_id).is_some_and(|b| *b >= needed_index) {
             if let Some(c) = self.reader()?.crl(issuer_id)? {

@@ -24,7 +24,7 @@ use hapki_store::{Command, CommandResult, IssuerRecord, StateReader, Store};
 use x509_cert::name::Name;
 
 pub use ca::{ImportRequest, IntermediateCsr, RootRequest, BACKDATE_SECS};
-pub use crl::{crl_loop, CrlScheduler};
+pub use crl::{crl_loop, CrlRequest, CrlScheduler, CRL_PATH};
 pub use issue::{GenerateRequest, IssueRequest, Issued};
 pub use tokens::{token_hash, NewToken};
 
