@@ -333,7 +333,14 @@ pub struct Cluster {
 impl Cluster {
     /// `n` nodes; `extra` goes into every node's configuration.
     pub fn start(n: usize, extra: &str) -> Cluster {
-        let mut first = Node::start_fresh(extra);
+        Self::start_each(n, |_| extra.to_string(), |_, _| {})
+    }
+
+    /// `n` nodes; node `i` gets `extra(i)` in its configuration, and `started(i, node)` is
+    /// called once it runs, before it forms or joins the cluster.
+    pub fn start_each(n: usize, extra: impl Fn(usize) -> String, started: impl Fn(usize, &Node)) -> Cluster {
+        let mut first = Node::start_fresh(&extra(0));
+        started(0, &first);
         let out = first.cli_with_token(&["cluster", "new"], Some(&first.bootstrap_token()));
         assert!(out.status.success(), "cluster new failed: {}", stderr(&out));
         first.token = std::fs::read_to_string(first.data().join("admin-token"))
@@ -341,8 +348,10 @@ impl Cluster {
             .trim()
             .to_string();
         let mut cluster = Cluster { nodes: vec![first] };
-        for _ in 1..n {
-            let out = cluster.add(extra);
+        for i in 1..n {
+            let fresh = Node::start_fresh(&extra(i));
+            started(i, &fresh);
+            let out = cluster.join(fresh, 0);
             assert!(out.status.success(), "fulljoin failed: {}", stderr(&out));
         }
         cluster
@@ -457,4 +466,81 @@ pub fn openssl_self_signed(
     assert!(ok, "openssl {args:?} failed: {out}");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
     (cert, key)
+}
+
+/// A TCP proxy in front of a node's cluster channel that can cut the link: while
+/// cut, open connections are shut and new ones are closed at once. Nodes advertise
+/// the proxy's address, so every peer reaches the node through it.
+pub struct FaultProxy {
+    pub port: u16,
+    target: Arc<std::sync::Mutex<Option<String>>>,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl FaultProxy {
+    /// Listens on a free port; forwards nowhere until [`FaultProxy::set_target`].
+    pub fn start() -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let proxy = FaultProxy {
+            port,
+            target: Arc::new(std::sync::Mutex::new(None)),
+            cut: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            open: Arc::new(std::sync::Mutex::new(Vec::new())),
+        };
+        let (target, cut, open) = (proxy.target.clone(), proxy.cut.clone(), proxy.open.clone());
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                let dest = target.lock().unwrap().clone();
+                if cut.load(std::sync::atomic::Ordering::SeqCst) || dest.is_none() {
+                    let _ = inbound.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(outbound) = std::net::TcpStream::connect(dest.unwrap()) else {
+                    continue;
+                };
+                let mut registry = open.lock().unwrap();
+                registry.retain(|s| s.peer_addr().is_ok());
+                for s in [&inbound, &outbound] {
+                    if let Ok(c) = s.try_clone() {
+                        registry.push(c);
+                    }
+                }
+                drop(registry);
+                for (mut from, mut to) in [
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                    (outbound, inbound),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        proxy
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn set_target(&self, target: String) {
+        *self.target.lock().unwrap() = Some(target);
+    }
+
+    /// Cuts the link: nothing reaches the node through the proxy until [`FaultProxy::heal`].
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
