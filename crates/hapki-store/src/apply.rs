@@ -292,7 +292,13 @@ fn revoke(
 ) -> Result<CommandResult, StoreError> {
     if let Some(key) = idempotency_key {
         if let Some(first) = txn.open_table(SM_IDEMPOTENCY)?.get(key.as_slice())? {
-            if first.value() == serial.as_slice() {
+            // A replay only if that key revoked this very certificate (a key that issued it
+            // is another request).
+            let revoked = match txn.open_table(SM_CERTS)?.get(serial.as_slice())? {
+                Some(c) => decode::<CertRecord>(c.value())?.revoked.is_some(),
+                None => false,
+            };
+            if first.value() == serial.as_slice() && revoked {
                 return Ok(CommandResult::Replayed {
                     serial: hapki_domain::serial::Serial(*serial),
                 });

@@ -317,3 +317,61 @@ fn an_idempotency_key_records_one_certificate_and_replays_its_serial() {
         Some(Serial::from_u64(500))
     );
 }
+
+#[test]
+fn a_revocation_replays_with_its_key_and_a_key_that_issued_is_another_request() {
+    let (_d, s) = store();
+    run(&s, &history());
+    let issue_key = Some([8u8; 32]);
+    let revoke_key = Some([9u8; 32]);
+    let revoke = |key| Command::Revoke {
+        serial: Serial::from_u64(600),
+        reason: RevocationReason::Superseded,
+        at: 70,
+        idempotency_key: key,
+    };
+    let r = run(
+        &s,
+        &[
+            Command::IssueCert {
+                cert: cert(600, "aa"),
+                idempotency_key: issue_key,
+            },
+            // The key that issued the certificate is not a revocation of it.
+            revoke(issue_key),
+            revoke(revoke_key),
+            revoke(revoke_key),
+            revoke(None),
+        ],
+    );
+    assert_eq!(r[0], CommandResult::Applied);
+    assert!(
+        matches!(
+            r[1],
+            CommandResult::Rejected {
+                code: RejectCode::Conflict,
+                ..
+            }
+        ),
+        "{:?}",
+        r[1]
+    );
+    assert_eq!(r[2], CommandResult::Applied);
+    assert_eq!(
+        r[3],
+        CommandResult::Replayed {
+            serial: Serial::from_u64(600)
+        }
+    );
+    assert!(
+        matches!(
+            r[4],
+            CommandResult::Rejected {
+                code: RejectCode::Conflict,
+                ..
+            }
+        ),
+        "{:?}",
+        r[4]
+    );
+}
