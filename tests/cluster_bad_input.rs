@@ -1004,7 +1004,7 @@ fn a_member_refuses_bad_node_csrs_node_ids_and_settings() {
         settings(a, json!({})),
         400,
         "invalid_request",
-        "missing field `voters_target`",
+        "nothing to change",
     );
     api.refused(
         "settings with an agent token",

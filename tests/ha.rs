@@ -329,3 +329,94 @@ fn haproxy_balances_over_the_cluster_and_a_client_retrying_gets_exactly_one_cert
         .unwrap();
     assert!(crl.status().is_success());
 }
+
+#[test]
+fn sequential_serials_come_from_ranges_no_two_nodes_share() {
+    let mut cluster = Cluster::start(3, "");
+    let a = &cluster.nodes[0];
+    a.ok(&["ca", "init", "--cn", "Sequential Root"]);
+    let v = a.json(&[
+        "cluster",
+        "settings",
+        "--serial-mode",
+        "sequential",
+        "--serial-range",
+        "10",
+    ]);
+    assert_eq!(v["serial_mode"], "sequential", "{v}");
+    let out = a.cli(&["cluster", "settings", "--serial-mode", "counting"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    a.ok(&["csr", "load", "CN:load.example.com"]);
+    let csr = a.work().join("load.csr").display().to_string();
+
+    // Every node issues concurrently; each leases ranges of 10 as it goes.
+    let issue_all = |cluster: &Cluster, per_node: usize| -> Vec<(usize, u64)> {
+        let handles: Vec<_> = cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let (url, ca, token, work, csr) = (
+                    n.url(),
+                    n.api_ca(),
+                    n.token.clone(),
+                    n.work().to_path_buf(),
+                    csr.clone(),
+                );
+                std::thread::spawn(move || {
+                    (0..per_node)
+                        .map(|_| {
+                            let out = Command::new(HAPKI)
+                                .args([
+                                    "--output",
+                                    "json",
+                                    "cert",
+                                    "issue",
+                                    "--csr",
+                                    &csr,
+                                    "--profile",
+                                    "server",
+                                ])
+                                .current_dir(&work)
+                                .env("HOME", &work)
+                                .env("HAPKI_URL", &url)
+                                .env("HAPKI_CA_CERT", &ca)
+                                .env("HAPKI_TOKEN", &token)
+                                .output()
+                                .unwrap();
+                            assert!(out.status.success(), "{}", stderr(&out));
+                            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                            (i, u64::from_str_radix(v["serial"].as_str().unwrap(), 16).unwrap())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    };
+    let mut serials = issue_all(&cluster, 25);
+    // A restarted node starts on a fresh range rather than reuse the one it had.
+    cluster.nodes[1].restart();
+    cluster.converged(Duration::from_secs(20));
+    serials.extend(issue_all(&cluster, 5));
+
+    let unique: std::collections::BTreeSet<u64> = serials.iter().map(|(_, s)| *s).collect();
+    assert_eq!(unique.len(), serials.len(), "a serial was issued twice: {serials:?}");
+    assert!(serials.iter().all(|(_, s)| *s >= 0x1000), "{serials:?}");
+    // Ranges of 10 belong to one node each.
+    let mut owner = std::collections::BTreeMap::new();
+    for (node, s) in &serials {
+        let range = (s - 0x1000) / 10;
+        let first = *owner.entry(range).or_insert(*node);
+        assert_eq!(
+            first, *node,
+            "range {range} was used by nodes {first} and {node}: {serials:?}"
+        );
+    }
+    // Each node's numbers only increase.
+    for node in 0..3 {
+        let mine: Vec<u64> = serials.iter().filter(|(n, _)| *n == node).map(|(_, s)| *s).collect();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "node {node}: {mine:?}");
+    }
+    cluster.converged(Duration::from_secs(20));
+}

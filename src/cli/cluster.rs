@@ -28,7 +28,7 @@ pub enum ClusterCommand {
     Info,
     /// Every node's status, role, version, lag and errors, and an overall GOOD or BAD
     Summary,
-    /// Show the replicated cluster settings, or change the voters target
+    /// Show the replicated cluster settings, or change the voters target or serial mode
     Settings(SettingsArgs),
     /// Cluster nodes
     #[command(subcommand)]
@@ -103,6 +103,12 @@ pub struct SettingsArgs {
     /// How many voters the cluster keeps: 3 or 5 (learners are promoted up to it)
     #[arg(long)]
     voters_target: Option<u8>,
+    /// random (126 random bits) or sequential (ranges leased to each node through the log)
+    #[arg(long)]
+    serial_mode: Option<String>,
+    /// In sequential mode, how many serials a node leases at a time
+    #[arg(long)]
+    serial_range: Option<u64>,
 }
 
 #[derive(Args)]
@@ -231,13 +237,20 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
         ClusterCommand::Summary => summary(ctx).await?,
         ClusterCommand::Settings(args) => {
             let client = ctx.client()?;
-            let v = match args.voters_target {
-                Some(n) => {
-                    client
-                        .put("/v1/cluster/settings", &json!({ "voters_target": n }))
-                        .await?
-                }
-                None => client.get("/v1/cluster/settings").await?,
+            let mut change = serde_json::Map::new();
+            if let Some(n) = args.voters_target {
+                change.insert("voters_target".into(), json!(n));
+            }
+            if let Some(m) = args.serial_mode {
+                change.insert("serial_mode".into(), json!(m));
+            }
+            if let Some(r) = args.serial_range {
+                change.insert("serial_range".into(), json!(r));
+            }
+            let v = if change.is_empty() {
+                client.get("/v1/cluster/settings").await?
+            } else {
+                client.put("/v1/cluster/settings", &Value::Object(change)).await?
             };
             let promoted = v["promoted"]
                 .as_array()
@@ -249,6 +262,8 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                 &v,
                 vec![
                     ("voters target", s(&v["voters_target"])),
+                    ("serial mode", s(&v["serial_mode"])),
+                    ("serial range", s(&v["serial_range"])),
                     ("publication base URL", s(&v["publication_base_url"])),
                     ("CRL validity (s)", s(&v["crl_validity_secs"])),
                     ("OCSP validity (s)", s(&v["ocsp_validity_secs"])),

@@ -8,7 +8,7 @@ use redb::{ReadableTable, WriteTransaction};
 use crate::command::{Command, CommandResult, RejectCode};
 use crate::records::{
     decode, encode, CertRecord, CrlRecord, IssuerRecord, NodeRecord, NodeStanding, OcspSignerRecord, Revocation,
-    Settings, TokenRecord,
+    SerialLease, Settings, TokenRecord,
 };
 use crate::tables::*;
 use crate::StoreError;
@@ -80,7 +80,39 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         }
         Command::AdmitNode { node } => admit_node(txn, node),
         Command::RemoveNode { id, at } => remove_node(txn, *id, *at),
+        Command::LeaseSerials { node, size } => lease_serials(txn, *node, *size),
     }
+}
+
+/// The first sequential serial: small numbers look like test data.
+const FIRST_SEQUENTIAL_SERIAL: u64 = 0x1000;
+
+fn lease_serials(txn: &WriteTransaction, node: u64, size: u64) -> Result<CommandResult, StoreError> {
+    if size == 0 || size > 1_000_000 {
+        return Ok(CommandResult::reject(
+            RejectCode::Invalid,
+            "a serial range holds 1 to 1,000,000 serials",
+        ));
+    }
+    let mut meta = txn.open_table(SM_META)?;
+    let start = match meta.get(b"next_serial".as_slice())? {
+        Some(v) => u64::from_be_bytes(
+            v.value()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("next_serial".into()))?,
+        ),
+        None => FIRST_SEQUENTIAL_SERIAL,
+    };
+    let Some(end) = start.checked_add(size).filter(|e| *e < 1 << 62) else {
+        return Ok(CommandResult::reject(
+            RejectCode::Invalid,
+            "sequential serials are used up",
+        ));
+    };
+    meta.insert(b"next_serial".as_slice(), end.to_be_bytes().as_slice())?;
+    let key = format!("serial_lease:{node:016x}");
+    meta.insert(key.as_bytes(), encode(&SerialLease { start, end }).as_slice())?;
+    Ok(CommandResult::Applied)
 }
 
 fn admit_node(txn: &WriteTransaction, node: &NodeRecord) -> Result<CommandResult, StoreError> {

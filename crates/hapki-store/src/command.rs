@@ -67,6 +67,9 @@ pub enum Command {
     AdmitNode { node: NodeRecord },
     /// Records that a node was removed; its certificates are refused from then on.
     RemoveNode { id: u64, at: u64 },
+    /// Leases the next `size` sequential serials to `node`; its latest lease is readable
+    /// from the replica once applied. Ranges never overlap: they come from one counter.
+    LeaseSerials { node: u64, size: u64 },
 }
 
 impl Command {
@@ -88,6 +91,7 @@ impl Command {
             Command::PutSettings { .. } => "put_settings",
             Command::AdmitNode { .. } => "admit_node",
             Command::RemoveNode { .. } => "remove_node",
+            Command::LeaseSerials { .. } => "lease_serials",
         }
     }
 }

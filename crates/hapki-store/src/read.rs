@@ -6,7 +6,9 @@ use hapki_domain::profile::Profile;
 use hapki_domain::serial::Serial;
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::records::{decode, CertRecord, CrlRecord, IssuerRecord, NodeRecord, Revocation, Settings, TokenRecord};
+use crate::records::{
+    decode, CertRecord, CrlRecord, IssuerRecord, NodeRecord, Revocation, SerialLease, Settings, TokenRecord,
+};
 use crate::tables::*;
 use crate::StoreError;
 
@@ -195,6 +197,13 @@ impl StateReader {
 
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         all_values(&self.txn, SM_TOKENS)
+    }
+
+    /// The latest range of sequential serials leased to `node`.
+    pub fn serial_lease(&self, node: u64) -> Result<Option<SerialLease>, StoreError> {
+        self.meta(&format!("serial_lease:{node:016x}"))?
+            .map(|b| decode(&b))
+            .transpose()
     }
 
     /// What the replicated state knows of a node (admitted or removed).

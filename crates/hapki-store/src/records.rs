@@ -165,6 +165,35 @@ pub struct Settings {
     pub ocsp_validity_secs: u64,
     /// How many voters the cluster keeps (3 or 5); nodes beyond it join as learners.
     pub voters_target: u8,
+    /// How serial numbers are chosen.
+    pub serial_mode: SerialMode,
+    /// In sequential mode, how many serials a node leases at a time.
+    pub serial_range: u64,
+}
+
+/// How serial numbers are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SerialMode {
+    /// 126 random bits per certificate (the default).
+    Random,
+    /// Increasing numbers from ranges each node leases through the log.
+    Sequential,
+}
+
+impl SerialMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            SerialMode::Random => "random",
+            SerialMode::Sequential => "sequential",
+        }
+    }
+}
+
+/// A range of serials `[start, end)` leased to one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SerialLease {
+    pub start: u64,
+    pub end: u64,
 }
 
 impl Default for Settings {
@@ -174,6 +203,8 @@ impl Default for Settings {
             crl_validity_secs: 24 * 3600,
             ocsp_validity_secs: 3600,
             voters_target: 3,
+            serial_mode: SerialMode::Random,
+            serial_range: 1000,
         }
     }
 }

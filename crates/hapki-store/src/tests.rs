@@ -375,3 +375,28 @@ fn a_revocation_replays_with_its_key_and_a_key_that_issued_is_another_request() 
         r[4]
     );
 }
+
+#[test]
+fn serial_leases_never_overlap() {
+    let (_d, s) = store();
+    run(&s, &history());
+    let mut leases = Vec::new();
+    for (node, size) in [(1u64, 10u64), (2, 10), (1, 25), (3, 1)] {
+        let r = run(&s, &[Command::LeaseSerials { node, size }]);
+        assert_eq!(r[0], CommandResult::Applied);
+        let lease = s.reader().unwrap().serial_lease(node).unwrap().unwrap();
+        assert_eq!(lease.end - lease.start, size);
+        leases.push(lease);
+    }
+    for w in leases.windows(2) {
+        assert_eq!(w[0].end, w[1].start, "ranges follow each other: {leases:?}");
+    }
+    let r = run(&s, &[Command::LeaseSerials { node: 1, size: 0 }]);
+    assert!(matches!(
+        r[0],
+        CommandResult::Rejected {
+            code: RejectCode::Invalid,
+            ..
+        }
+    ));
+}

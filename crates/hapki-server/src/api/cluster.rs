@@ -20,7 +20,7 @@ use super::{json, parse_json, RawBody, VERSION};
 use crate::auth::{authenticate, bearer, Action, Caller};
 use crate::error::ApiError;
 use crate::lifecycle::summary::{report, summary};
-use crate::lifecycle::{not_clustered, JoinRequest, Node, Phase};
+use crate::lifecycle::{not_clustered, JoinRequest, Node, Phase, SettingsChange};
 
 /// What every node holds, and what stays on each node (SPEC: data, replicated vs node-local).
 const REPLICATED: &[&str] = &[
@@ -287,6 +287,8 @@ fn settings_json(node: &Node) -> Result<serde_json::Value, ApiError> {
     let s = pki.reader()?.settings()?;
     Ok(json!({
         "voters_target": s.voters_target,
+        "serial_mode": s.serial_mode.name(),
+        "serial_range": s.serial_range,
         "publication_base_url": s.publication_base_url,
         "crl_validity_secs": s.crl_validity_secs,
         "ocsp_validity_secs": s.ocsp_validity_secs,
@@ -299,21 +301,16 @@ async fn settings(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<i
     Ok(json(settings_json(&node)?))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SettingsRequest {
-    voters_target: u8,
-}
-
-/// `PUT /v1/cluster/settings`: changes the voters target and promotes learners up to it.
+/// `PUT /v1/cluster/settings`: changes the voters target (promoting learners up to it) and
+/// the serial mode and range.
 async fn put_settings(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     member_caller(&node, &headers, Action::ManageCluster)?;
-    let req: SettingsRequest = parse_json(&headers, &body)?;
-    let promoted = node.set_voters_target(req.voters_target).await?;
+    let req: SettingsChange = parse_json(&headers, &body)?;
+    let promoted = node.update_settings(&req).await?;
     let mut v = settings_json(&node)?;
     v["promoted"] = json!(promoted.iter().map(|p| format!("{p:016x}")).collect::<Vec<_>>());
     Ok(json(v))

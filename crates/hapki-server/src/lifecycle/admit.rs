@@ -9,13 +9,22 @@ use hapki_cluster::{MembershipChange, MembershipOutcome, MAX_NODES};
 use hapki_domain::csr::parse_and_verify;
 use hapki_domain::name::San;
 use hapki_domain::pem::{encode, PemLabel};
-use hapki_store::{Command, NodeRecord, NodeStanding};
+use hapki_store::{Command, NodeRecord, NodeStanding, SerialMode};
 use serde::Serialize;
 
 use super::Node;
 use crate::error::ApiError;
 use crate::pki::now;
 use crate::tls;
+
+/// `PUT /v1/cluster/settings`: the replicated settings to change.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsChange {
+    pub voters_target: Option<u8>,
+    pub serial_mode: Option<String>,
+    pub serial_range: Option<u64>,
+}
 
 /// What `cluster nodes create` returns.
 #[derive(Debug, Serialize)]
@@ -110,29 +119,58 @@ impl Node {
         })
     }
 
-    /// Sets how many voters the cluster keeps (3 or 5) and promotes learners up to it.
-    /// Lowering it keeps the voters there are; new nodes join as learners until it fits.
-    pub async fn set_voters_target(&self, target: u8) -> Result<Vec<u64>, ApiError> {
+    /// Changes the replicated settings given; a new voters target (3 or 5) promotes
+    /// learners up to it (lowering it keeps the voters there are). Returns the promoted nodes.
+    pub async fn update_settings(&self, change: &SettingsChange) -> Result<Vec<u64>, ApiError> {
         let pki = self.pki().ok_or_else(super::not_clustered)?;
-        if ![3, 5].contains(&target) {
-            return Err(ApiError::bad_request(format!(
-                "voters_target must be 3 or 5 (got {target})"
-            )));
+        if change.voters_target.is_none() && change.serial_mode.is_none() && change.serial_range.is_none() {
+            return Err(ApiError::bad_request(
+                "nothing to change: give voters_target, serial_mode or serial_range",
+            ));
         }
         let mut settings = pki.reader()?.settings()?;
-        settings.voters_target = target;
+        if let Some(target) = change.voters_target {
+            if ![3, 5].contains(&target) {
+                return Err(ApiError::bad_request(format!(
+                    "voters_target must be 3 or 5 (got {target})"
+                )));
+            }
+            settings.voters_target = target;
+        }
+        if let Some(mode) = &change.serial_mode {
+            settings.serial_mode = match mode.as_str() {
+                "random" => SerialMode::Random,
+                "sequential" => SerialMode::Sequential,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "serial_mode must be random or sequential (got '{other}')"
+                    )))
+                }
+            };
+        }
+        if let Some(range) = change.serial_range {
+            if !(10..=1_000_000).contains(&range) {
+                return Err(ApiError::bad_request(format!(
+                    "serial_range must be between 10 and 1000000 (got {range})"
+                )));
+            }
+            settings.serial_range = range;
+        }
+        let target = settings.voters_target;
         pki.propose(Command::PutSettings { settings }).await?;
         let mut promoted = Vec::new();
-        for learner in self.cluster.members().into_iter().filter(|m| !m.voter) {
-            let outcome = self
-                .cluster
-                .change_membership(MembershipChange::Promote {
-                    id: learner.id,
-                    voters_target: target,
-                })
-                .await?;
-            if outcome.voter {
-                promoted.push(learner.id);
+        if change.voters_target.is_some() {
+            for learner in self.cluster.members().into_iter().filter(|m| !m.voter) {
+                let outcome = self
+                    .cluster
+                    .change_membership(MembershipChange::Promote {
+                        id: learner.id,
+                        voters_target: target,
+                    })
+                    .await?;
+                if outcome.voter {
+                    promoted.push(learner.id);
+                }
             }
         }
         Ok(promoted)

@@ -32,7 +32,7 @@ use crate::tls::{self, CertSlot, InternalCa};
 use crate::trust::Keyring;
 use crate::{api, rand};
 
-pub use admit::SignedNode;
+pub use admit::{SettingsChange, SignedNode};
 pub use join::JoinRequest;
 pub use rate::ApplyRate;
 

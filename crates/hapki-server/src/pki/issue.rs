@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use super::ca::{publication, BACKDATE_SECS};
 use super::{now, Pki};
 use crate::error::{rejected, ApiError};
-use crate::rand;
 
 /// Draws of a new serial before giving up (a collision of 126 random bits is not expected at all).
 const SERIAL_ATTEMPTS: usize = 3;
@@ -175,7 +174,8 @@ impl Pki {
         let profile = self.profile(profile_name)?;
         let approved = profile.evaluate(csr, validity_days)?;
         let issuer = self.issuer(issuer_id)?;
-        let base = self.reader()?.settings()?.publication_base_url;
+        let settings = self.reader()?.settings()?;
+        let base = settings.publication_base_url.clone();
         let now = now();
         if issuer.record.not_after <= now {
             return Err(ApiError::conflict(format!(
@@ -188,7 +188,7 @@ impl Pki {
             SubjectSpecOrRaw::Built(spec) => spec.to_name()?,
         };
         let mut spec = CertSpec {
-            serial: Serial::from_random(rand::bytes()),
+            serial: self.next_serial(&settings).await?,
             not_before: now - BACKDATE_SECS,
             // Never beyond the issuer's own validity.
             not_after: (now + approved.validity_secs).min(issuer.record.not_after),
@@ -248,7 +248,7 @@ impl Pki {
                     code: RejectCode::Conflict,
                     ..
                 } => {
-                    spec.serial = Serial::from_random(rand::bytes());
+                    spec.serial = self.next_serial(&settings).await?;
                 }
                 CommandResult::Rejected { code, message } => return Err(rejected(code, message)),
             }

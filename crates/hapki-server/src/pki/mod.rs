@@ -6,6 +6,7 @@ mod ca;
 mod crl;
 mod issue;
 mod ocsp;
+mod serials;
 mod tokens;
 
 use std::collections::HashMap;
@@ -81,6 +82,7 @@ pub struct Pki {
     caches: RwLock<Caches>,
     generation: AtomicU64,
     pub crl: CrlScheduler,
+    serials: serials::SerialAllocator,
 }
 
 impl Pki {
@@ -92,6 +94,7 @@ impl Pki {
             caches: RwLock::new(Caches::default()),
             generation: AtomicU64::new(0),
             crl: CrlScheduler::default(),
+            serials: serials::SerialAllocator::default(),
         })
     }
 
