@@ -97,12 +97,28 @@ fn three_nodes_formed_with_fulljoin_serve_any_request() {
         }
     }
 
-    // A revocation on one node shows in OCSP on every node.
+    // A revocation on one node shows in OCSP on every node, and in the CRL the answer names,
+    // which the leader built (the CRL owner) and every node serves.
     let (_, serial, cert) = &certs[0];
-    c.ok(&["cert", "revoke", serial, "--reason", "keyCompromise"]);
+    let leader = a.json(&["cluster", "info"])["leader"].as_str().unwrap().to_string();
+    let taker = [b, c].into_iter().find(|n| n.id() != leader).unwrap();
+    let revoked = taker.json(&["cert", "revoke", serial, "--reason", "keyCompromise"]);
+    let number = revoked["crl_number"].as_u64().expect("crl number");
     for n in [a, b, c] {
         wait_for("the revocation on every node", Duration::from_secs(10), || {
             ocsp_status(n, &a.ca_pem(), cert).contains(": revoked")
+        });
+        let crl = n.work().join("latest.crl.pem");
+        wait_for("the CRL on every node", Duration::from_secs(10), || {
+            let (_, pem) = n.get_ok(&format!("{}/v1/crl.pem", n.http_url()));
+            std::fs::write(&crl, pem).unwrap();
+            let (ok, text) = openssl(n.work(), &["crl", "-noout", "-text", "-in", "latest.crl.pem"]);
+            let crl_number = text
+                .lines()
+                .skip_while(|l| !l.contains("CRL Number"))
+                .nth(1)
+                .and_then(|l| l.trim().parse::<u64>().ok());
+            ok && text.to_lowercase().contains(&serial.to_lowercase()) && crl_number >= Some(number)
         });
     }
 
