@@ -29,7 +29,8 @@ const REPLICATED: &[&str] = &[
     "issued certificates and revocations",
     "CRLs",
     "API tokens and roles",
-    "cluster settings (publication URL, CRL and OCSP validity, voters target)",
+    "cluster settings (publication URL, CRL and OCSP validity, voters target, serial mode and range)",
+    "sequential serial leases",
     "the internal CA (sealed key)",
     "cluster membership, admitted and removed nodes",
 ];
@@ -40,6 +41,7 @@ const NODE_LOCAL: &[&str] = &[
     "data directory and log settings",
     "root of trust: unseal.key and the sealed KEK",
     "Raft timings",
+    "how far the node has got in its current serial range (in memory)",
 ];
 
 /// The routes, with the node as state.
