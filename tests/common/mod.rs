@@ -396,7 +396,24 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("the nodes did not converge within {timeout:?}: {last:?}");
+        let logs: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let log = n.log();
+                let tail: Vec<&str> = log.lines().rev().take(25).collect();
+                format!(
+                    "--- {} ({}):\n{}",
+                    n.url(),
+                    n.id(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect();
+        panic!(
+            "the nodes did not converge within {timeout:?}: {last:?}\n{}",
+            logs.join("\n")
+        );
     }
 }
 

@@ -32,6 +32,9 @@ impl ChannelNetwork {
     pub fn set_identity(&self, identity: &NodeIdentity) -> Result<(), String> {
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(identity.client_config()?)
+            .http2_prior_knowledge()
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .http2_keep_alive_timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()

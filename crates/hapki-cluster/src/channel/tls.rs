@@ -52,13 +52,17 @@ impl NodeIdentity {
     }
 
     /// Client side: the server must chain to the internal CA; we present our node certificate.
+    /// HTTP/2 only: an RPC that openraft abandons at its deadline resets one stream and the
+    /// connection lives on, so a slow peer is not also made to redo TLS handshakes.
     pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
-        rustls::ClientConfig::builder_with_provider(Self::provider())
+        let mut config = rustls::ClientConfig::builder_with_provider(Self::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_root_certificates(self.roots()?)
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| format!("node certificate: {e}"))
+            .map_err(|e| format!("node certificate: {e}"))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
     }
 }
 
