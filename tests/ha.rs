@@ -39,6 +39,29 @@ fn health(node: &Node, query: &str) -> (u16, serde_json::Value) {
     (status, resp.json().unwrap_or_default())
 }
 
+/// `hapki cert issue` of `csr` against `urls` as a client would; `retry_secs` sets the CLI's
+/// retry budget (its default when `None`).
+fn issue_with_cli(
+    work: &std::path::Path,
+    urls: &str,
+    ca: &std::path::Path,
+    token: &str,
+    csr: &str,
+    retry_secs: Option<&str>,
+) -> std::process::Output {
+    let mut cmd = Command::new(HAPKI);
+    cmd.args(["--output", "json", "cert", "issue", "--csr", csr, "--profile", "server"])
+        .current_dir(work)
+        .env("HOME", work)
+        .env("HAPKI_URL", urls)
+        .env("HAPKI_CA_CERT", ca)
+        .env("HAPKI_TOKEN", token);
+    if let Some(r) = retry_secs {
+        cmd.env("HAPKI_RETRY_SECS", r);
+    }
+    cmd.output().expect("run hapki")
+}
+
 /// Issues with the CLI against `urls` (a failover list) until stopped; records every
 /// outcome with its time.
 struct Issuer {
@@ -57,25 +80,7 @@ impl Issuer {
             let (stop, outcomes) = (stop.clone(), outcomes.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    let out = Command::new(HAPKI)
-                        .args([
-                            "--output",
-                            "json",
-                            "cert",
-                            "issue",
-                            "--csr",
-                            &csr,
-                            "--profile",
-                            "server",
-                        ])
-                        .current_dir(&work)
-                        .env("HOME", &work)
-                        .env("HAPKI_URL", &urls)
-                        .env("HAPKI_CA_CERT", &ca)
-                        .env("HAPKI_TOKEN", &token)
-                        .env("HAPKI_RETRY_SECS", &retry)
-                        .output()
-                        .expect("run hapki");
+                    let out = issue_with_cli(&work, &urls, &ca, &token, &csr, Some(&retry));
                     let serial = serde_json::from_slice::<serde_json::Value>(&out.stdout)
                         .ok()
                         .and_then(|v| v["serial"].as_str().map(str::to_string))
@@ -366,24 +371,7 @@ fn sequential_serials_come_from_ranges_no_two_nodes_share() {
                 std::thread::spawn(move || {
                     (0..per_node)
                         .map(|_| {
-                            let out = Command::new(HAPKI)
-                                .args([
-                                    "--output",
-                                    "json",
-                                    "cert",
-                                    "issue",
-                                    "--csr",
-                                    &csr,
-                                    "--profile",
-                                    "server",
-                                ])
-                                .current_dir(&work)
-                                .env("HOME", &work)
-                                .env("HAPKI_URL", &url)
-                                .env("HAPKI_CA_CERT", &ca)
-                                .env("HAPKI_TOKEN", &token)
-                                .output()
-                                .unwrap();
+                            let out = issue_with_cli(&work, &url, &ca, &token, &csr, None);
                             assert!(out.status.success(), "{}", stderr(&out));
                             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
                             (i, u64::from_str_radix(v["serial"].as_str().unwrap(), 16).unwrap())

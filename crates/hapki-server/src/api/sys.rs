@@ -27,8 +27,8 @@ pub fn version() -> String {
     VERSION.to_string()
 }
 
-fn node_view(pki: &Pki) -> serde_json::Value {
-    let s = pki.cluster.status();
+fn node_view(cluster: &hapki_cluster::ClusterNode) -> serde_json::Value {
+    let s = cluster.status();
     json!({
         "node_id": format!("{:016x}", s.id),
         "leader": s.leader.map(|l| format!("{l:016x}")),
@@ -72,7 +72,6 @@ pub async fn health(
                 .ok_or_else(|| ApiError::bad_request(format!("{c} is not an HTTP status code (200-599)"))),
         }
     };
-    let s = node.cluster.status();
     let phase = node.phase();
     let (status, reason, http) = if phase != crate::lifecycle::Phase::Ready {
         (
@@ -93,18 +92,10 @@ pub async fn health(
             code(q.okcode, StatusCode::OK)?,
         )
     };
-    let body = json!({
-        "status": status,
-        "reason": reason,
-        "phase": phase.label(),
-        "node_id": format!("{:016x}", s.id),
-        "leader": s.leader.map(|l| format!("{l:016x}")),
-        "is_leader": s.is_leader,
-        "term": s.term,
-        "applied_index": s.last_applied,
-        "last_log_index": s.last_log_index,
-        "version": VERSION,
-    });
+    let mut body = node_view(&node.cluster);
+    body["status"] = json!(status);
+    body["reason"] = json!(reason);
+    body["phase"] = json!(phase.label());
     Ok((http, json(body)))
 }
 
@@ -112,7 +103,7 @@ pub async fn health(
 pub async fn status(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ReadStatus)?;
     let reader = pki.reader()?;
-    let mut body = node_view(&pki);
+    let mut body = node_view(&pki.cluster);
     body["digest"] = json!(reader.digest()?);
     body["certificates"] = json!(reader.cert_count()?);
     body["issuers"] = json!(reader.issuers()?.len());
