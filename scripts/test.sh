@@ -10,6 +10,8 @@ command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # Relying parties in tests/interop_relying_parties.rs.
 command -v curl >/dev/null || need_apt+=(curl)
+# A JDK: tests/interop_relying_parties.rs runs a Java program from source.
+command -v javac >/dev/null || need_apt+=(default-jdk-headless)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 # The load balancer in tests/ha.rs (deploy/haproxy.cfg).

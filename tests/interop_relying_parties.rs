@@ -3,9 +3,10 @@
 //! and `curl --cert-status`), PostgreSQL authenticates its clients by hapki
 //! certificates (mutual TLS, `cert` authentication, a CRL from hapki), and
 //! Python's `ssl` module runs both ends of a mutual-TLS connection with hapki
-//! certificates and the CRL named in them.
+//! certificates and the CRL named in them, and the JDK's PKIX validator checks
+//! revocation through hapki's OCSP responder and CRL.
 //!
-//! nginx, PostgreSQL, curl and python3 come from Debian (`scripts/test.sh`
+//! nginx, PostgreSQL, curl, python3 and a JDK come from Debian (`scripts/test.sh`
 //! installs them). Every server these tests start is a child process in a
 //! temporary directory on free loopback ports, stopped in `Drop` even when a
 //! test fails.
@@ -885,4 +886,95 @@ fn python_ssl_runs_mutual_tls_on_hapki_certificates_and_honours_the_crl() {
     let r = tls_pair(work, &ca, server, (&bob, &work.join("bob.key")), host, Some(&cdp));
     assert_eq!(r["server"]["peer_subject"]["commonName"], "bob", "{r}");
     assert_eq!(r["client"]["read"], "hello bob\n", "{r}");
+}
+
+/// A Java program (run from source by `java`, JDK 11+) that validates a chain
+/// with the JDK's own PKIX validator against one trust anchor, checking the end
+/// entity's revocation through OCSP (the AIA URL) or the CRL (the CDP URL) with
+/// no fallback, as a Java client with revocation checking enabled does. Prints
+/// `valid` or `invalid <REASON>: <message>`.
+const PKIX_JAVA: &str = r#"
+import java.io.FileInputStream;
+import java.io.InputStream;
+import java.security.cert.*;
+import java.util.*;
+
+public class Pkix {
+    public static void main(String[] args) throws Exception {
+        String mode = args[2];
+        if (mode.equals("crl")) System.setProperty("com.sun.security.enableCRLDP", "true");
+        CertificateFactory cf = CertificateFactory.getInstance("X.509");
+        X509Certificate root;
+        try (InputStream in = new FileInputStream(args[0])) {
+            root = (X509Certificate) cf.generateCertificate(in);
+        }
+        List<X509Certificate> chain = new ArrayList<>();
+        try (InputStream in = new FileInputStream(args[1])) {
+            for (Certificate c : cf.generateCertificates(in)) chain.add((X509Certificate) c);
+        }
+        chain.removeIf(c -> c.equals(root));
+        CertPathValidator validator = CertPathValidator.getInstance("PKIX");
+        PKIXRevocationChecker checker = (PKIXRevocationChecker) validator.getRevocationChecker();
+        EnumSet<PKIXRevocationChecker.Option> options = EnumSet.of(
+            PKIXRevocationChecker.Option.NO_FALLBACK, PKIXRevocationChecker.Option.ONLY_END_ENTITY);
+        if (mode.equals("crl")) options.add(PKIXRevocationChecker.Option.PREFER_CRLS);
+        checker.setOptions(options);
+        PKIXParameters params = new PKIXParameters(Set.of(new TrustAnchor(root, null)));
+        params.addCertPathChecker(checker);
+        try {
+            validator.validate(cf.generateCertPath(chain), params);
+            System.out.println("valid");
+        } catch (CertPathValidatorException e) {
+            System.out.println("invalid " + e.getReason() + ": " + e.getMessage());
+        }
+    }
+}
+"#;
+
+/// Runs `Pkix.java` in `dir` on `chain` against `root` with `mode` `ocsp` or `crl`.
+fn java_pkix(dir: &Path, root: &Path, chain: &Path, mode: &str) -> String {
+    let source = dir.join("Pkix.java");
+    if !source.exists() {
+        std::fs::write(&source, PKIX_JAVA).expect("write Pkix.java");
+    }
+    let out = Command::new(tool("java", "default-jdk-headless"))
+        .arg(&source)
+        .args([root, chain])
+        .arg(mode)
+        .current_dir(dir)
+        .env("no_proxy", "*")
+        .output()
+        .expect("run java");
+    assert!(out.status.success(), "java failed:\n{}{}", stdout(&out), stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+/// The JDK's PKIX validator (what a Java TLS client with revocation checking
+/// uses) accepts a hapki chain, asks hapki's OCSP responder named in the
+/// certificate (Java sends small requests as GET) and accepts its delegated
+/// responder, and reads the CRL from the distribution point: a good certificate
+/// validates both ways; once revoked, both ways refuse it with the reason hapki
+/// recorded, while a sibling that is not revoked still validates.
+#[test]
+fn java_pkix_checks_revocation_through_hapki_ocsp_and_crl() {
+    let node = Node::start();
+    let work = node.work();
+    let ca = node.ca_pem();
+    let leaf = node.issue(
+        "javasrv",
+        "server",
+        &["--cn", "java.hapki.test", "--san", "java.hapki.test"],
+    );
+    let sibling = node.issue("javasib", "client", &["--cn", "sibling"]);
+
+    for mode in ["ocsp", "crl"] {
+        assert_eq!(java_pkix(work, &ca, &leaf, mode), "valid", "{mode}");
+    }
+    revoke(&node, &leaf, "keyCompromise");
+    for mode in ["ocsp", "crl"] {
+        let verdict = java_pkix(work, &ca, &leaf, mode);
+        assert!(verdict.starts_with("invalid REVOKED:"), "{mode}: {verdict}");
+        assert!(verdict.contains("KEY_COMPROMISE"), "{mode}: {verdict}");
+        assert_eq!(java_pkix(work, &ca, &sibling, mode), "valid", "{mode}");
+    }
 }
