@@ -13,18 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-5}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 300); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; exit 1; }
-
-cargo build --release -q
-hapki=$PWD/target/release/hapki
+source bench/lib.sh
 declare -a url pid dir args
 start_node() { # index
     "$hapki" "${args[$1]}" --data-dir "${dir[$1]}" ${args_rest[$1]} >>"$work/node$1.log" 2>&1 &

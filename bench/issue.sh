@@ -12,24 +12,11 @@ cd "$(dirname "$0")/.."
 
 REQUESTS=${REQUESTS:-5000}
 CONCURRENCY=${CONCURRENCY:-"1 16 32"}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/lib.sh
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 200); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; exit 1; }
-
-echo "== machine"
-nproc; grep -m1 'model name' /proc/cpuinfo || true
+machine
 echo "== openssl speed -seconds 3 ecdsap256"
 openssl speed -seconds 3 ecdsap256 2>/dev/null | tail -n 2
-
-cargo build --release -q
-hapki=target/release/hapki
 
 echo "== hapki $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 hp=$(free_port); hh=$(free_port)
