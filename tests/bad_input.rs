@@ -6,129 +6,17 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use common::refusals::{der_pem, hapki_csr, pem_der, Api};
 use common::{openssl, serial_of, stderr, Node};
-use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-use serde_json::{json, Value};
-
-/// Sends requests to one node and checks refusals, counting the cases.
-struct Api<'a> {
-    node: &'a Node,
-    client: Client,
-    cases: RefCell<Vec<String>>,
-}
-
-impl<'a> Api<'a> {
-    fn new(node: &'a Node) -> Self {
-        Api {
-            node,
-            client: node.http_client(),
-            cases: RefCell::new(Vec::new()),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.node.url())
-    }
-
-    /// A request with the admin token.
-    fn admin(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
-        self.client
-            .request(method, self.url(path))
-            .header(AUTHORIZATION, format!("Bearer {}", self.node.token))
-    }
-
-    fn get(&self, path: &str) -> RequestBuilder {
-        self.admin(reqwest::Method::GET, path)
-    }
-
-    fn post(&self, path: &str, body: &Value) -> RequestBuilder {
-        self.admin(reqwest::Method::POST, path).json(body)
-    }
-
-    /// A request that must succeed with `status`; returns its JSON body.
-    fn ok(&self, req: RequestBuilder, status: u16) -> Value {
-        let resp = req.send().expect("send");
-        let got = resp.status().as_u16();
-        let text = resp.text().expect("body");
-        assert_eq!(got, status, "expected success {status}, got {got}: {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    }
-
-    /// Sends `req` and checks the refusal: status, JSON error shape, code, and a
-    /// message that contains `needle`. Returns the message.
-    fn refused(&self, case: &str, req: RequestBuilder, status: u16, code: &str, needle: &str) -> String {
-        let resp = req.send().unwrap_or_else(|e| panic!("{case}: request failed: {e:?}"));
-        let msg = check_error(case, resp, status, code, needle);
-        self.cases.borrow_mut().push(format!("{case}: {status} {code}: {msg}"));
-        msg
-    }
-}
-
-/// Checks one error response (see [`Api::refused`]).
-fn check_error(case: &str, resp: Response, status: u16, code: &str, needle: &str) -> String {
-    assert!(
-        (400..500).contains(&status),
-        "{case}: only client errors are expected here"
-    );
-    let got = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let text = resp.text().expect("body");
-    assert_eq!(got, status, "{case}: wrong status; body: {text}");
-    assert!(
-        ct.starts_with("application/json"),
-        "{case}: error is not JSON (Content-Type '{ct}'): {text}"
-    );
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{case}: body is not JSON ({e}): {text}"));
-    let obj = v.as_object().unwrap_or_else(|| panic!("{case}: not an object: {text}"));
-    assert_eq!(obj.len(), 1, "{case}: only `error` expected: {text}");
-    let err = &v["error"];
-    assert_eq!(err["code"].as_str(), Some(code), "{case}: wrong code: {text}");
-    let msg = err["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{case}: no message: {text}"));
-    assert!(
-        msg.trim().len() >= 10 && msg.contains(' '),
-        "{case}: message is not a sentence: {msg:?}"
-    );
-    assert!(msg.contains(needle), "{case}: message {msg:?} lacks {needle:?}");
-    msg.to_string()
-}
+use serde_json::json;
 
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
-}
-
-/// PEM → DER for a single block.
-fn pem_der(pem: &str) -> Vec<u8> {
-    let b64: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .expect("PEM base64")
-}
-
-fn der_pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).expect("ascii"))
-        .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
 /// Runs openssl and requires success.
@@ -136,14 +24,6 @@ fn openssl_ok(dir: &Path, args: &[&str]) -> String {
     let (ok, out) = openssl(dir, args);
     assert!(ok, "openssl {args:?} failed: {out}");
     out
-}
-
-/// Makes a CSR with `hapki csr` and returns its PEM.
-fn hapki_csr(node: &Node, name: &str, args: &[&str]) -> String {
-    let mut all = vec!["csr", name];
-    all.extend_from_slice(args);
-    node.ok(&all);
-    read(node.work(), &format!("{name}.csr"))
 }
 
 #[test]

@@ -10,14 +10,12 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine;
+use common::refusals::{der_pem, hapki_csr, pem_blocks, pem_der, Api};
 use common::{stderr, wait_for, Node};
-use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::AUTHORIZATION;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -26,170 +24,8 @@ const WRONG_BOOTSTRAP: &str = "hbt_000000000000000000000000000000000000000000000
 /// A node id (16 hex digits) that names no node.
 const UNKNOWN_ID: &str = "0123456789abcdef";
 
-/// Sends requests to one node and checks refusals, counting the cases.
-struct Api<'a> {
-    node: &'a Node,
-    client: Client,
-    cases: RefCell<Vec<String>>,
-}
-
-impl<'a> Api<'a> {
-    /// A client that trusts the node's current `api-ca.pem` (it changes when the node
-    /// forms or joins a cluster: make a new `Api` then).
-    fn new(node: &'a Node) -> Self {
-        Api {
-            node,
-            client: node.http_client(),
-            cases: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// A request to `path` with `token` as bearer token, or none.
-    fn req(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let req = self.client.request(method, format!("{}{path}", self.node.url()));
-        match token {
-            Some(t) => req.header(AUTHORIZATION, format!("Bearer {t}")),
-            None => req,
-        }
-    }
-
-    /// A POST of `body` as JSON.
-    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> RequestBuilder {
-        self.req(Method::POST, path, token).json(body)
-    }
-
-    /// A POST of `body` as JSON on a connection of its own, so an oversized body never
-    /// shares a connection with the requests that follow.
-    fn post_alone(&self, path: &str, token: Option<&str>, body: &Value) -> RequestBuilder {
-        let req = self
-            .node
-            .http_client()
-            .post(format!("{}{path}", self.node.url()))
-            .json(body);
-        match token {
-            Some(t) => req.header(AUTHORIZATION, format!("Bearer {t}")),
-            None => req,
-        }
-    }
-
-    /// A POST of raw bytes declared as JSON.
-    fn post_raw(&self, path: &str, token: Option<&str>, body: impl Into<reqwest::blocking::Body>) -> RequestBuilder {
-        self.req(Method::POST, path, token)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-    }
-
-    /// A request that must succeed with `status`; returns its JSON body.
-    fn ok(&self, req: RequestBuilder, status: u16) -> Value {
-        let resp = req.send().expect("send");
-        let got = resp.status().as_u16();
-        let text = resp.text().expect("body");
-        assert_eq!(got, status, "expected success {status}, got {got}: {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    }
-
-    /// Sends `req` and checks the refusal: status, JSON error shape, code, and a message
-    /// that contains `needle`. Returns the message.
-    fn refused(&self, case: &str, req: RequestBuilder, status: u16, code: &str, needle: &str) -> String {
-        let resp = req.send().unwrap_or_else(|e| panic!("{case}: request failed: {e:?}"));
-        let msg = check_error(case, resp, status, code, needle);
-        self.cases.borrow_mut().push(format!("{case}: {status} {code}: {msg}"));
-        msg
-    }
-
-    /// Runs the CLI with `token` and checks the refusal: exit code and a message on stderr.
-    fn cli_refused(&self, case: &str, args: &[&str], token: Option<&str>, exit: i32, needle: &str) {
-        let out = self.node.cli_with_token(args, token);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(exit), "{case}: hapki {args:?}: {err}");
-        assert!(err.contains(needle), "{case}: stderr lacks {needle:?}: {err}");
-        self.cases
-            .borrow_mut()
-            .push(format!("{case}: exit {exit}: {}", err.trim()));
-    }
-
-    fn report(&self) -> usize {
-        let cases = self.cases.borrow();
-        eprintln!("{} cases:\n  {}", cases.len(), cases.join("\n  "));
-        cases.len()
-    }
-}
-
-/// Checks one error response (see [`Api::refused`]).
-fn check_error(case: &str, resp: Response, status: u16, code: &str, needle: &str) -> String {
-    assert!(
-        (400..500).contains(&status) || status == 503,
-        "{case}: only refusals are expected here"
-    );
-    let got = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let text = resp.text().expect("body");
-    assert_eq!(got, status, "{case}: wrong status; body: {text}");
-    assert!(
-        ct.starts_with("application/json"),
-        "{case}: error is not JSON (Content-Type '{ct}'): {text}"
-    );
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{case}: body is not JSON ({e}): {text}"));
-    let obj = v.as_object().unwrap_or_else(|| panic!("{case}: not an object: {text}"));
-    assert_eq!(obj.len(), 1, "{case}: only `error` expected: {text}");
-    let err = &v["error"];
-    assert_eq!(err["code"].as_str(), Some(code), "{case}: wrong code: {text}");
-    let msg = err["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{case}: no message: {text}"));
-    assert!(
-        msg.trim().len() >= 10 && msg.contains(' '),
-        "{case}: message is not a sentence: {msg:?}"
-    );
-    assert!(msg.contains(needle), "{case}: message {msg:?} lacks {needle:?}");
-    msg.to_string()
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// The base64 inside the PEM blocks of `pem`, one entry per block.
-fn pem_blocks(pem: &str) -> Vec<String> {
-    pem.split("-----BEGIN ")
-        .skip(1)
-        .map(|b| {
-            let body = b.split_once("-----").expect("PEM header").1;
-            let body = body.split("-----END ").next().expect("PEM footer");
-            body.chars().filter(|c| !c.is_whitespace()).collect()
-        })
-        .collect()
-}
-
-/// PEM → DER for a single block.
-fn pem_der(pem: &str) -> Vec<u8> {
-    let b64 = pem_blocks(pem).into_iter().next().expect("a PEM block");
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .expect("PEM base64")
-}
-
-fn der_pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).expect("ascii"))
-        .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
-}
-
-/// Makes a CSR with `hapki csr` in the node's work directory and returns its PEM.
-fn hapki_csr(node: &Node, name: &str, args: &[&str]) -> String {
-    let mut all = vec!["csr", name];
-    all.extend_from_slice(args);
-    node.ok(&all);
-    read(&node.work().join(format!("{name}.csr")))
 }
 
 /// Forms a one-node cluster from a fresh node with `POST /v1/cluster/new`; a second
@@ -197,7 +33,7 @@ fn hapki_csr(node: &Node, name: &str, args: &[&str]) -> String {
 fn form_cluster(node: &Node) -> String {
     let bootstrap = node.bootstrap_token();
     let api = Api::new(node);
-    let formed = api.ok(api.post("/v1/cluster/new", Some(&bootstrap), &json!({})), 201);
+    let formed = api.ok(api.post_as("/v1/cluster/new", Some(&bootstrap), &json!({})), 201);
     assert_eq!(formed["node_id"], node.id().as_str(), "{formed}");
     let token = formed["admin_token"].as_str().expect("admin_token").to_string();
     assert!(token.starts_with("hapki_"), "{formed}");
@@ -211,14 +47,14 @@ fn form_cluster(node: &Node) -> String {
     let api = Api::new(node);
     api.refused(
         "cluster new twice, with the spent bootstrap token",
-        api.post("/v1/cluster/new", Some(&bootstrap), &json!({})),
+        api.post_as("/v1/cluster/new", Some(&bootstrap), &json!({})),
         409,
         "conflict",
         "already part of a cluster",
     );
     api.refused(
         "cluster new twice, with the admin token",
-        api.post("/v1/cluster/new", Some(&token), &json!({})),
+        api.post_as("/v1/cluster/new", Some(&token), &json!({})),
         409,
         "conflict",
         "already part of a cluster",
@@ -261,21 +97,21 @@ fn a_fresh_node_takes_only_its_bootstrap_token_and_well_formed_joins() {
     ] {
         api.refused(
             &format!("{route} without a token"),
-            api.post(route, None, &body),
+            api.post_as(route, None, &body),
             401,
             "unauthorized",
             "pass its bootstrap token",
         );
         api.refused(
             &format!("{route} with a wrong bootstrap token"),
-            api.post(route, Some(WRONG_BOOTSTRAP), &body),
+            api.post_as(route, Some(WRONG_BOOTSTRAP), &body),
             401,
             "unauthorized",
             "bootstrap-token",
         );
         api.refused(
             &format!("{route} with another cluster's admin token"),
-            api.post(route, Some(&admin), &body),
+            api.post_as(route, Some(&admin), &body),
             401,
             "unauthorized",
             "wrong bootstrap token",
@@ -319,7 +155,7 @@ fn a_fresh_node_takes_only_its_bootstrap_token_and_well_formed_joins() {
     assert_eq!(health["phase"], "not clustered", "{health}");
     api.refused(
         "a node that is not clustered signs no node CSR",
-        api.post(
+        api.post_as(
             "/v1/cluster/nodes",
             Some(&admin),
             &json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----\n-----END CERTIFICATE REQUEST-----\n"}),
@@ -368,7 +204,7 @@ fn a_fresh_node_takes_only_its_bootstrap_token_and_well_formed_joins() {
     );
     api.refused(
         "join with an unknown field",
-        api.post(
+        api.post_as(
             "/v1/cluster/join",
             Some(&boot),
             &json!({"member": member.channel_addr(), "certificate": "x", "force": true}),
@@ -379,7 +215,7 @@ fn a_fresh_node_takes_only_its_bootstrap_token_and_well_formed_joins() {
     );
     api.refused(
         "join without a certificate",
-        api.post(
+        api.post_as(
             "/v1/cluster/join",
             Some(&boot),
             &json!({"member": member.channel_addr()}),
@@ -390,7 +226,7 @@ fn a_fresh_node_takes_only_its_bootstrap_token_and_well_formed_joins() {
     );
     api.refused(
         "join with a port number as member",
-        api.post(
+        api.post_as(
             "/v1/cluster/join",
             Some(&boot),
             &json!({"member": member.channel, "certificate": "x"}),
@@ -423,7 +259,7 @@ fn a_fresh_node_takes_only_its_bootstrap_token_and_well_formed_joins() {
     let member_ca = read(&member.api_ca());
     api.refused(
         "join before cluster csr",
-        api.post(
+        api.post_as(
             "/v1/cluster/join",
             Some(&boot),
             &json!({"member": member.channel_addr(), "certificate": member_ca}),
@@ -511,7 +347,7 @@ fn a_fresh_node_takes_only_its_bootstrap_token_and_well_formed_joins() {
     );
 
     let join = |certificate: &str, member_addr: &str| {
-        api.post(
+        api.post_as(
             "/v1/cluster/join",
             Some(&boot),
             &json!({"member": member_addr, "certificate": certificate}),
@@ -638,14 +474,14 @@ fn a_fresh_node_takes_only_its_bootstrap_token_and_well_formed_joins() {
     ] {
         api.refused(
             &format!("{route} on a member, with the spent bootstrap token"),
-            api.post(route, Some(&boot), &body),
+            api.post_as(route, Some(&boot), &body),
             409,
             "conflict",
             "already part of a cluster",
         );
         api.refused(
             &format!("{route} on a member, without a token"),
-            api.post(route, None, &body),
+            api.post_as(route, None, &body),
             409,
             "conflict",
             "already part of a cluster",
@@ -665,7 +501,7 @@ fn a_fresh_node_takes_only_its_bootstrap_token_and_well_formed_joins() {
 fn api_signed(member: &Node, csr: &str) -> String {
     let api = Api::new(member);
     let v = api.ok(
-        api.post("/v1/cluster/nodes", Some(&member.token), &json!({"csr": csr})),
+        api.post_as("/v1/cluster/nodes", Some(&member.token), &json!({"csr": csr})),
         201,
     );
     v["certificate"].as_str().expect("certificate").to_string()
@@ -747,7 +583,7 @@ fn a_member_refuses_bad_node_csrs_node_ids_and_settings() {
 
     let before = member.digest();
     let api = Api::new(member);
-    let nodes = |token: Option<&str>, csr: &str| api.post("/v1/cluster/nodes", token, &json!({"csr": csr}));
+    let nodes = |token: Option<&str>, csr: &str| api.post_as("/v1/cluster/nodes", token, &json!({"csr": csr}));
 
     // --- POST /v1/cluster/nodes: who may sign, and what. ---
     api.refused(
@@ -851,14 +687,14 @@ fn a_member_refuses_bad_node_csrs_node_ids_and_settings() {
     );
     api.refused(
         "sign with an unknown field",
-        api.post("/v1/cluster/nodes", a, &json!({"csr": plain_csr, "name": "x"})),
+        api.post_as("/v1/cluster/nodes", a, &json!({"csr": plain_csr, "name": "x"})),
         400,
         "invalid_request",
         "unknown field `name`",
     );
     api.refused(
         "sign without a CSR",
-        api.post("/v1/cluster/nodes", a, &json!({})),
+        api.post_as("/v1/cluster/nodes", a, &json!({})),
         400,
         "invalid_request",
         "missing field `csr`",
@@ -919,7 +755,7 @@ fn a_member_refuses_bad_node_csrs_node_ids_and_settings() {
     );
     api.refused(
         "sign again the CSR of a node whose admission was withdrawn",
-        api.post("/v1/cluster/nodes", a, &json!({ "csr": admitted_csr })),
+        api.post_as("/v1/cluster/nodes", a, &json!({ "csr": admitted_csr })),
         409,
         "conflict",
         "was removed",
@@ -1029,7 +865,7 @@ fn a_member_refuses_bad_node_csrs_node_ids_and_settings() {
     );
     api.refused(
         "POST on settings",
-        api.post("/v1/cluster/settings", a, &json!({"voters_target": 5})),
+        api.post_as("/v1/cluster/settings", a, &json!({"voters_target": 5})),
         405,
         "method_not_allowed",
         "does not take POST",
@@ -1045,35 +881,35 @@ fn a_member_refuses_bad_node_csrs_node_ids_and_settings() {
     );
     api.refused(
         "reset with force as a string",
-        api.post("/v1/cluster/delete", a, &json!({"force": "yes"})),
+        api.post_as("/v1/cluster/delete", a, &json!({"force": "yes"})),
         400,
         "invalid_request",
         "invalid type: string",
     );
     api.refused(
         "reset with a misspelt field",
-        api.post("/v1/cluster/delete", a, &json!({"forse": true})),
+        api.post_as("/v1/cluster/delete", a, &json!({"forse": true})),
         400,
         "invalid_request",
         "unknown field `forse`",
     );
     api.refused(
         "reset with an agent token",
-        api.post("/v1/cluster/delete", Some(&agent), &json!({"force": true})),
+        api.post_as("/v1/cluster/delete", Some(&agent), &json!({"force": true})),
         403,
         "forbidden",
         "may not manage the cluster",
     );
     api.refused(
         "reset without a token",
-        api.post("/v1/cluster/delete", None, &json!({"force": true})),
+        api.post_as("/v1/cluster/delete", None, &json!({"force": true})),
         401,
         "unauthorized",
         "missing bearer token",
     );
     api.refused(
         "reset the only member",
-        api.post("/v1/cluster/delete", a, &json!({})),
+        api.post_as("/v1/cluster/delete", a, &json!({})),
         409,
         "conflict",
         "only member",
@@ -1204,7 +1040,7 @@ fn a_large_body_to_the_cluster_routes_is_answered_413() {
     // The other routes read and drop the rest of an oversized body before answering.
     api.refused(
         "10 MB body to /v1/certs",
-        api.post(
+        api.post_as(
             "/v1/certs",
             Some(&node.token),
             &json!({"csr": huge, "profile": "server"}),
@@ -1216,7 +1052,7 @@ fn a_large_body_to_the_cluster_routes_is_answered_413() {
     for attempt in 1..=3 {
         api.refused(
             &format!("10 MB body to /v1/cluster/nodes, attempt {attempt}"),
-            api.post("/v1/cluster/nodes", Some(&node.token), &json!({"csr": huge})),
+            api.post_as("/v1/cluster/nodes", Some(&node.token), &json!({"csr": huge})),
             413,
             "too_large",
             "too large",
