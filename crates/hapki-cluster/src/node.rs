@@ -236,13 +236,7 @@ impl ClusterNode {
         path: &str,
         req: &Req,
     ) -> Result<Resp, ProposeError> {
-        let (leader, addr) = self.wait_for_leader(Duration::from_secs(5)).await?;
-        if leader == self.id {
-            return Err(ProposeError::NotLeader {
-                leader: Some(self.id),
-                leader_api: None,
-            });
-        }
+        let addr = self.remote_leader().await?;
         let http = self
             .network
             .http()
@@ -277,13 +271,7 @@ impl ClusterNode {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, ProposeError> {
-        let (leader, addr) = self.wait_for_leader(Duration::from_secs(5)).await?;
-        if leader == self.id {
-            return Err(ProposeError::NotLeader {
-                leader: Some(self.id),
-                leader_api: None,
-            });
-        }
+        let addr = self.remote_leader().await?;
         self.network
             .call_json(&addr.cluster, path, req, timeout)
             .await
@@ -291,6 +279,19 @@ impl ClusterNode {
     }
 
     /// The current leader and its address, waiting up to `timeout` for one to be known.
+    /// The addresses of the current leader when it is another node; `NotLeader`
+    /// naming this node when it leads.
+    async fn remote_leader(&self) -> Result<NodeAddr, ProposeError> {
+        let (leader, addr) = self.wait_for_leader(Duration::from_secs(5)).await?;
+        if leader == self.id {
+            return Err(ProposeError::NotLeader {
+                leader: Some(self.id),
+                leader_api: None,
+            });
+        }
+        Ok(addr)
+    }
+
     async fn wait_for_leader(&self, timeout: Duration) -> Result<(NodeId, NodeAddr), ProposeError> {
         let mut metrics = self.raft.metrics();
         let deadline = tokio::time::Instant::now() + timeout;
