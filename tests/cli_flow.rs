@@ -296,3 +296,85 @@ fn a_retry_with_the_same_idempotency_key_returns_the_first_certificate() {
     assert_eq!(replay.status().as_u16(), 409);
     assert!(replay.text().unwrap().contains("not kept"));
 }
+
+/// An output file that exists (without `--force`) or sits in a missing directory is
+/// refused before the request: nothing is issued, no key is generated and lost, and
+/// no empty file is left behind. With `--force` the file is replaced.
+#[test]
+fn output_files_are_checked_before_anything_is_issued() {
+    let node = Node::start();
+    let work = node.work();
+    node.ok(&["csr", "out", "--cn", "out.example.com", "--san", "out.example.com"]);
+    std::fs::write(work.join("taken.pem"), "keep me").unwrap();
+    std::fs::write(work.join("taken.key"), "keep me").unwrap();
+    let (digest, count) = node.digest();
+
+    let refused = |args: &[&str], needle: &str| {
+        let out = node.cli(args);
+        assert_eq!(out.status.code(), Some(2), "hapki {args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "hapki {args:?}: {}", stderr(&out));
+    };
+    let issue = ["cert", "issue", "--csr", "out.csr", "--profile", "server", "--out"];
+    refused(
+        &[&issue[..], &["taken.pem"]].concat(),
+        "taken.pem exists; remove it or pass --force",
+    );
+    refused(
+        &[&issue[..], &["no/such/dir/x.pem"]].concat(),
+        "cannot write no/such/dir/x.pem",
+    );
+    let generate = [
+        "cert",
+        "generate",
+        "--cn",
+        "gen.example.com",
+        "--profile",
+        "server",
+        "--out",
+    ];
+    refused(&[&generate[..], &["taken"]].concat(), "taken.key exists");
+    refused(
+        &[&generate[..], &["no/such/dir/gen"]].concat(),
+        "cannot write no/such/dir/gen.key",
+    );
+    let p12 = [
+        "cert",
+        "generate",
+        "--cn",
+        "gen.example.com",
+        "--profile",
+        "server",
+        "--format",
+        "pkcs12",
+    ];
+    std::fs::write(work.join("p.p12"), "keep me").unwrap();
+    refused(&[&p12[..], &["--out", "p"]].concat(), "p.p12 exists");
+    refused(
+        &["ca", "init", "--intermediate", "--cn", "Sub", "--csr-out", "taken.pem"],
+        "taken.pem exists",
+    );
+
+    assert_eq!(node.digest(), (digest, count), "a refused output changed the store");
+    assert_eq!(std::fs::read_to_string(work.join("taken.pem")).unwrap(), "keep me");
+    assert_eq!(std::fs::read_to_string(work.join("taken.key")).unwrap(), "keep me");
+
+    // A request the server refuses leaves no empty file behind.
+    let out = node.cli(&[
+        "cert",
+        "issue",
+        "--csr",
+        "out.csr",
+        "--profile",
+        "nope",
+        "--out",
+        "nope.pem",
+    ]);
+    assert!(!out.status.success());
+    assert!(!work.join("nope.pem").exists(), "an empty output file was left");
+
+    // --force replaces the file with the certificate.
+    node.ok(&[&issue[..], &["taken.pem", "--force"]].concat());
+    let pem = std::fs::read_to_string(work.join("taken.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert_eq!(node.digest().1, count + 1);
+}

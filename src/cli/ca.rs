@@ -6,8 +6,9 @@ use base64::Engine;
 use clap::Subcommand;
 use serde_json::json;
 
+use super::outfile::OutFile;
 use super::output::{print, record, s, t};
-use super::{read_file, write_file, CliResult, Ctx, Failure};
+use super::{read_file, CliResult, Ctx, Failure};
 
 #[derive(Subcommand)]
 pub enum CaCommand {
@@ -80,8 +81,16 @@ pub async fn run(ctx: &Ctx, cmd: CaCommand) -> CliResult {
         } => {
             let body = json!({"common_name": cn, "subject": subject, "key_type": key, "validity_days": days, "default": default});
             if intermediate {
+                let csr_file = OutFile::claim(&csr_out, false, false)?;
                 let v = client.post("/v1/ca/intermediate", &body).await?;
-                write_file(&csr_out, s(&v["csr"]).as_bytes(), false, false)?;
+                csr_file.write(
+                    s(&v["csr"]).as_bytes(),
+                    &format!(
+                        "intermediate {} waits for a certificate whose CSR was not saved: \
+                         run `hapki ca init --intermediate` again",
+                        s(&v["id"])
+                    ),
+                )?;
                 record(
                     ctx.output,
                     &v,

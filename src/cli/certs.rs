@@ -6,6 +6,7 @@ use base64::Engine;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
+use super::outfile::OutFile;
 use super::output::{print, record, s, t};
 use super::{local, read_file, write_file, CliResult, Ctx, Failure};
 
@@ -125,11 +126,17 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
                     .map_err(|_| Failure::usage(format!("{} is neither PEM nor DER", csr.display())))?
             };
             let body = json!({"csr": pem, "profile": profile, "issuer": issuer, "validity_days": validity_days});
+            let out = out.map(|path| OutFile::claim(&path, false, force)).transpose()?;
             let v = ctx.client()?.post("/v1/certs", &body).await?;
             let full = format!("{}{}", s(&v["certificate"]), chain(&v));
             match out {
-                Some(path) => {
-                    write_file(&path, full.as_bytes(), false, force)?;
+                Some(file) => {
+                    let path = file.path().to_path_buf();
+                    let serial = s(&v["serial"]);
+                    file.write(
+                        full.as_bytes(),
+                        &format!("certificate {serial} was issued: fetch it with `hapki cert get {serial} --out FILE`"),
+                    )?;
                     issued_summary(ctx, &v, Some(&path));
                 }
                 None if ctx.output == super::Output::Json => issued_summary(ctx, &v, None),
@@ -154,28 +161,45 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
                 "common_name": cn, "sans": san, "profile": profile, "key_type": key, "issuer": issuer,
                 "validity_days": validity_days, "format": format, "password": password,
             });
-            let v = ctx.client()?.post("/v1/certs/generate", &body).await?;
+            // Every file is claimed first: the key exists only in the answer.
             let base = out.display().to_string();
-            if format == "pkcs12" {
-                let p12 = base64::engine::general_purpose::STANDARD
-                    .decode(s(&v["pkcs12"]))
-                    .map_err(|_| Failure::other("the server sent a damaged PKCS#12 file"))?;
-                let path = PathBuf::from(format!("{base}.p12"));
-                write_file(&path, &p12, true, force)?;
-                issued_summary(ctx, &v, Some(&path));
+            let files = if format == "pkcs12" {
+                (
+                    OutFile::claim(&PathBuf::from(format!("{base}.p12")), true, force)?,
+                    None,
+                )
             } else {
-                let key_path = PathBuf::from(format!("{base}.key"));
-                let cert_path = PathBuf::from(format!("{base}.pem"));
-                write_file(&key_path, s(&v["private_key"]).as_bytes(), true, force)?;
-                write_file(
-                    &cert_path,
-                    format!("{}{}", s(&v["certificate"]), chain(&v)).as_bytes(),
-                    false,
-                    force,
-                )?;
-                issued_summary(ctx, &v, Some(&cert_path));
-                if ctx.output == super::Output::Table {
-                    println!("key         {}", key_path.display());
+                let key = OutFile::claim(&PathBuf::from(format!("{base}.key")), true, force)?;
+                let cert = OutFile::claim(&PathBuf::from(format!("{base}.pem")), false, force)?;
+                (key, Some(cert))
+            };
+            let v = ctx.client()?.post("/v1/certs/generate", &body).await?;
+            let serial = s(&v["serial"]);
+            let key_lost = format!(
+                "the private key of certificate {serial} is lost: revoke it with \
+                 `hapki cert revoke {serial} --reason superseded` and generate again"
+            );
+            match files {
+                (p12_file, None) => {
+                    let p12 = base64::engine::general_purpose::STANDARD
+                        .decode(s(&v["pkcs12"]))
+                        .map_err(|_| Failure::other(format!("the server sent a damaged PKCS#12 file; {key_lost}")))?;
+                    let path = p12_file.path().to_path_buf();
+                    p12_file.write(&p12, &key_lost)?;
+                    issued_summary(ctx, &v, Some(&path));
+                }
+                (key_file, Some(cert_file)) => {
+                    let key_path = key_file.path().to_path_buf();
+                    let cert_path = cert_file.path().to_path_buf();
+                    key_file.write(s(&v["private_key"]).as_bytes(), &key_lost)?;
+                    cert_file.write(
+                        format!("{}{}", s(&v["certificate"]), chain(&v)).as_bytes(),
+                        &format!("fetch the certificate with `hapki cert get {serial} --out FILE`"),
+                    )?;
+                    issued_summary(ctx, &v, Some(&cert_path));
+                    if ctx.output == super::Output::Table {
+                        println!("key         {}", key_path.display());
+                    }
                 }
             }
             Ok(())

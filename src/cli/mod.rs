@@ -7,6 +7,7 @@ mod certs;
 mod cluster;
 mod local;
 mod misc;
+mod outfile;
 mod output;
 mod server;
 
@@ -224,23 +225,7 @@ pub async fn run(cli: Cli) -> CliResult {
 
 /// Writes a file, refusing to replace one unless `force`.
 pub fn write_file(path: &std::path::Path, data: &[u8], secret: bool, force: bool) -> CliResult {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).mode(if secret { 0o600 } else { 0o644 });
-    if force {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
-    let mut f = opts.open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => {
-            Failure::usage(format!("{} exists; remove it or pass --force", path.display()))
-        }
-        _ => Failure::other(format!("cannot write {}: {e}", path.display())),
-    })?;
-    f.write_all(data)
-        .map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))
+    outfile::OutFile::claim(path, secret, force)?.write(data, "")
 }
 
 /// Reads a file with an error that names it.

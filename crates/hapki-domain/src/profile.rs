@@ -94,6 +94,17 @@ fn max_names() -> usize {
     100
 }
 
+impl SanPolicy {
+    /// No subject alternative names at all (CA and OCSP responder certificates).
+    pub fn none() -> Self {
+        SanPolicy {
+            allow_dns: false,
+            allow_ip: false,
+            ..SanPolicy::default()
+        }
+    }
+}
+
 impl Default for SanPolicy {
     fn default() -> Self {
         SanPolicy {
@@ -436,7 +447,7 @@ pub fn builtin_profiles() -> Vec<Profile> {
                 "ocsp-signing",
                 "Delegated OCSP responder",
                 vec![OcspSigning],
-                SanPolicy::default(),
+                SanPolicy::none(),
             )
         },
         Profile {
@@ -449,7 +460,7 @@ pub fn builtin_profiles() -> Vec<Profile> {
                 "sub-ca",
                 "Subordinate CA that issues end-entity certificates",
                 vec![],
-                SanPolicy::default(),
+                SanPolicy::none(),
             )
         },
     ]
@@ -488,6 +499,21 @@ mod tests {
         assert!(profile("server")
             .evaluate(&csr(KeyType::EcP256, "not a host", &[]), None)
             .is_err());
+    }
+
+    #[test]
+    fn ca_and_ocsp_responder_profiles_take_no_names() {
+        for name in ["sub-ca", "ocsp-signing"] {
+            let p = profile(name);
+            assert!(p.evaluate(&csr(KeyType::EcP256, "Issuing CA", &[]), None).is_ok());
+            for san in ["a.example.com", "192.0.2.1"] {
+                let err = p
+                    .evaluate(&csr(KeyType::EcP256, "Issuing CA", &[san]), None)
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(&format!("profile '{name}' does not allow")), "{err}");
+            }
+        }
     }
 
     #[test]
