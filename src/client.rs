@@ -131,8 +131,17 @@ impl Client {
                 let resp = match req.send().await {
                     Ok(r) => r,
                     Err(e) => {
-                        last = format!("{url}: {}", error_chain(&e));
-                        transient = true;
+                        let chain = error_chain(&e);
+                        if chain.contains("invalid peer certificate") {
+                            // Waiting will not make the certificate trusted.
+                            last = format!(
+                                "{url}: {chain}; the node's certificate does not chain to the CA given with \
+                                 --ca-cert or HAPKI_CA_CERT: pass that node's <data-dir>/api-ca.pem"
+                            );
+                        } else {
+                            last = format!("{url}: {chain}");
+                            transient = true;
+                        }
                         continue;
                     }
                 };

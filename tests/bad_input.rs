@@ -621,7 +621,7 @@ fn bad_requests_are_refused_clearly_and_change_nothing() {
         plain.get(format!("{}/v1/certs", node.http_url())),
         404,
         "not_found",
-        "no such endpoint",
+        "the API is served over HTTPS",
     );
     let resp = plain
         .post(format!("{}/ocsp", node.http_url()))
@@ -836,4 +836,35 @@ fn missing_wrong_expired_revoked_and_weak_tokens_are_refused() {
     let cases = api.cases.borrow();
     eprintln!("{} cases:\n  {}", cases.len(), cases.join("\n  "));
     assert_eq!(cases.len(), 10);
+}
+
+/// curl (HTTP/2 over TLS, as it speaks to the HTTPS API by default) gets the JSON
+/// refusal of a request refused before its body is read: no token, no JSON
+/// content type. The node reads the rest of the body before answering, so the
+/// client is never left with a reset stream instead of the answer.
+#[test]
+fn curl_over_http2_gets_refusals_made_before_the_body_is_read() {
+    let node = Node::start();
+    let curl = |extra: &[&str]| -> (String, String) {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--http2", "--cacert"])
+            .arg(node.api_ca())
+            .args(["-X", "POST", "-d", r#"{"csr":"x","profile":"server"}"#])
+            .args(["-w", "\n%{http_code} %{http_version}"])
+            .args(extra)
+            .arg(format!("{}/v1/certs", node.url()))
+            .output()
+            .expect("run curl (install the Debian package curl; ./scripts/test.sh does)");
+        assert!(out.status.success(), "curl failed: {}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, status) = text.rsplit_once('\n').expect("status line");
+        (body.to_string(), status.to_string())
+    };
+    let (body, status) = curl(&["-H", "Content-Type: application/json"]);
+    assert_eq!(status, "401 2", "{body}");
+    assert!(body.contains(r#""code":"unauthorized""#), "{body}");
+    let bearer = format!("Authorization: Bearer {}", node.token);
+    let (body, status) = curl(&["-H", &bearer]);
+    assert_eq!(status, "415 2", "{body}");
+    assert!(body.contains(r#""code":"unsupported_media_type""#), "{body}");
 }

@@ -776,3 +776,54 @@ fn a_ca_imported_from_an_openssl_pkcs12_file_issues_leaves_openssl_accepts() {
     let listed = node.json(&["cert", "list", "--issuer", &id]);
     assert_eq!(listed["certs"].as_array().map(Vec::len), Some(1), "{listed}");
 }
+
+/// OCSP answers to GET carry the caching headers of RFC 5019 §6.2 (Last-Modified
+/// = thisUpdate, Expires = nextUpdate, max-age up to nextUpdate, an ETag), so an
+/// HTTP cache in front of the responder may keep them; an answer that echoes a
+/// nonce is for one request only and carries none of them.
+#[test]
+fn ocsp_get_answers_carry_caching_headers_unless_they_echo_a_nonce() {
+    let node = Node::start();
+    let dir = node.work();
+    let ca = path(&node.ca_pem()).to_string();
+    node.issue("cached", "server", &["CN:cached.example.com"]);
+    let client = node.http_client();
+    let get = |nonce: &[&str]| {
+        let mut args = vec!["ocsp", "-issuer", &ca, "-cert", "cached.pem", "-reqout", "cached.req"];
+        args.extend_from_slice(nonce);
+        ossl(dir, &args);
+        let der = std::fs::read(dir.join("cached.req")).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let resp = client
+            .get(format!("{}/ocsp/{}", node.http_url(), url_encode(&b64)))
+            .send()
+            .expect("OCSP GET");
+        assert_eq!(resp.status().as_u16(), 200);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().expect("ASCII header").to_string())
+        };
+        (
+            header("cache-control"),
+            header("last-modified"),
+            header("expires"),
+            header("etag"),
+        )
+    };
+
+    let (cache, modified, expires, etag) = get(&["-no_nonce"]);
+    let cache = cache.expect("Cache-Control");
+    assert!(cache.starts_with("max-age=3600, public"), "{cache}");
+    assert!(cache.contains("must-revalidate"), "{cache}");
+    let modified = httpdate::parse_http_date(&modified.expect("Last-Modified")).expect("HTTP date");
+    let expires = httpdate::parse_http_date(&expires.expect("Expires")).expect("HTTP date");
+    assert_eq!(expires.duration_since(modified).unwrap().as_secs(), 3600);
+    let etag = etag.expect("ETag");
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && etag.len() > 10,
+        "{etag}"
+    );
+
+    assert_eq!(get(&[]), (None, None, None, None), "a nonce answer is not for caches");
+}

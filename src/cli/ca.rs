@@ -86,8 +86,7 @@ pub async fn run(ctx: &Ctx, cmd: CaCommand) -> CliResult {
                 csr_file.write(
                     s(&v["csr"]).as_bytes(),
                     &format!(
-                        "intermediate {} waits for a certificate whose CSR was not saved: \
-                         run `hapki ca init --intermediate` again",
+                        "intermediate {} waits for a certificate: its CSR is in `hapki ca list --output json`",
                         s(&v["id"])
                     ),
                 )?;

@@ -87,11 +87,31 @@ pub fn csr(ctx: &Ctx, args: CsrArgs) -> CliResult {
             ("csr", csr_path.display().to_string()),
             (
                 "next",
-                format!("hapki cert issue --csr {} --profile server", csr_path.display()),
+                format!(
+                    "hapki cert issue --csr {} --profile {}",
+                    csr_path.display(),
+                    likely_profile(&words)
+                ),
             ),
         ],
     );
     Ok(())
+}
+
+/// The built-in profile a CSR most likely wants, for the hint after `hapki csr`:
+/// `db-client` for the CN `postgres`, `server` for host names, `client` otherwise.
+fn likely_profile(words: &Words) -> &'static str {
+    let cn = words
+        .subject
+        .0
+        .iter()
+        .find(|(a, _)| *a == hapki_domain::name::Attr::Cn)
+        .map(|(_, v)| v.as_str());
+    match cn {
+        Some("postgres") if words.sans.is_empty() => "db-client",
+        _ if !words.sans.is_empty() || cn.is_some_and(|c| c.contains('.')) => "server",
+        _ => "client",
+    }
 }
 
 #[derive(Args)]
@@ -127,6 +147,7 @@ pub fn bundle(args: BundleArgs) -> CliResult {
 /// `hapki cert show FILE`.
 pub fn show(ctx: &Ctx, file: &std::path::Path) -> CliResult {
     let certs = certificates(&read_file(file)?).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+    let mut shown = Vec::new();
     for (i, der) in certs.iter().enumerate() {
         let s = summarize(der).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
         let fingerprint = hex::encode(hapki_domain::issue::sha256(der));
@@ -136,7 +157,11 @@ pub fn show(ctx: &Ctx, file: &std::path::Path) -> CliResult {
             "not_before": s.not_before, "not_after": s.not_after, "sans": sans,
             "key": s.key, "ca": s.is_ca, "sha256_fingerprint": fingerprint,
         });
-        if i > 0 && ctx.output == super::Output::Table {
+        if ctx.output == super::Output::Json {
+            shown.push(out);
+            continue;
+        }
+        if i > 0 {
             println!();
         }
         record(
@@ -154,6 +179,10 @@ pub fn show(ctx: &Ctx, file: &std::path::Path) -> CliResult {
                 ("SHA-256", fingerprint),
             ],
         );
+    }
+    if ctx.output == super::Output::Json {
+        // One JSON document for the whole file, leaf first.
+        record(ctx.output, &json!({ "certificates": shown }), Vec::new());
     }
     Ok(())
 }

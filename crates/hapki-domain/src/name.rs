@@ -291,8 +291,14 @@ impl CsrArgs {
                 ))
             })?;
             if k.eq_ignore_ascii_case("subjectAltName") || k.eq_ignore_ascii_case("SAN") {
+                let before = out.sans.len();
                 for s in v.split(',').filter(|s| !s.trim().is_empty()) {
                     out.sans.push(San::parse(s)?);
+                }
+                if out.sans.len() == before {
+                    return Err(DomainError::invalid(format!(
+                        "'{word}' names no alternative name; expected e.g. {k}:a.example.com,b.example.com"
+                    )));
                 }
             } else {
                 out.subject.0.push((k.parse()?, v.to_string()));
@@ -329,6 +335,10 @@ mod tests {
     fn bad_words_and_names_are_refused() {
         assert!(CsrArgs::parse(&["nonsense".into()]).is_err());
         assert!(CsrArgs::parse(&["XX:foo".into()]).is_err());
+        for empty in ["subjectAltName:", "SAN: , "] {
+            let err = CsrArgs::parse(&[empty.into()]).unwrap_err().to_string();
+            assert!(err.contains("names no alternative name"), "{err}");
+        }
         assert!(San::parse("bad_name-.example.com").is_err());
         assert!(San::parse("IP:300.1.1.1").is_err());
         assert!(SubjectSpec::parse("C=usa").unwrap().to_name().is_err());

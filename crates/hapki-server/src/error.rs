@@ -58,8 +58,15 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(code = self.code, "{}", self.message);
+        match self.status {
+            // A node that has no cluster yet says so to every request: not worth a log line.
+            StatusCode::SERVICE_UNAVAILABLE if self.code == "not_clustered" => {
+                tracing::debug!(code = self.code, "{}", self.message)
+            }
+            // The node cannot serve this now (no quorum, no leader, joining): a state, not a fault.
+            StatusCode::SERVICE_UNAVAILABLE => tracing::warn!(code = self.code, "{}", self.message),
+            s if s.is_server_error() => tracing::error!(code = self.code, "{}", self.message),
+            _ => {}
         }
         let body = json!({"error": {"code": self.code, "message": self.message}});
         (self.status, axum::Json(body)).into_response()

@@ -23,7 +23,8 @@ pub struct IssuerView {
     pub key_type: String,
     pub status: &'static str,
     pub default: bool,
-    pub not_after: u64,
+    /// None while an intermediate awaits its certificate.
+    pub not_after: Option<u64>,
     pub crl_number: Option<u64>,
     pub certificate: Option<String>,
     pub chain: Vec<String>,
@@ -34,6 +35,7 @@ fn view(pki: &Pki, i: IssuerRecord, default: Option<&str>) -> Result<IssuerView,
     let crl_number = pki.reader()?.crl(&i.id)?.map(|c| c.number);
     Ok(IssuerView {
         default: default == Some(i.id.as_str()),
+        not_after: i.is_active().then_some(i.not_after),
         status: if i.is_active() {
             "active"
         } else {
@@ -45,7 +47,6 @@ fn view(pki: &Pki, i: IssuerRecord, default: Option<&str>) -> Result<IssuerView,
         id: i.id,
         name: i.name,
         key_type: i.key_type,
-        not_after: i.not_after,
         crl_number,
     })
 }

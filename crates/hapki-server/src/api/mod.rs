@@ -5,6 +5,7 @@
 mod ca;
 mod certs;
 mod cluster;
+mod linger;
 mod profiles;
 mod publish;
 mod sys;
@@ -75,6 +76,7 @@ pub fn https_app(node: Arc<Node>) -> Router {
         }))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(max_body, refuse_oversized))
+        .layer(axum::middleware::from_fn_with_state(max_body, linger::finish_body))
 }
 
 /// What the plain-HTTP listener serves: publication once the node has a cluster.
@@ -140,7 +142,7 @@ fn too_large() -> ApiError {
 pub fn publication_router(pki: Arc<Pki>) -> Router {
     Router::new()
         .merge(publish::routes())
-        .fallback(not_found)
+        .fallback(not_published)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(pki)
@@ -148,6 +150,14 @@ pub fn publication_router(pki: Arc<Pki>) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; the API is described in docs/api.md")
+}
+
+/// The plain-HTTP listener's answer to anything it does not publish.
+async fn not_published() -> ApiError {
+    ApiError::not_found(
+        "this plain-HTTP listener publishes only CA certificates, CRLs, OCSP and health; \
+         the API is served over HTTPS on the node's --listen address",
+    )
 }
 
 pub(crate) async fn method_not_allowed(method: axum::http::Method) -> ApiError {

@@ -15,7 +15,7 @@ use base64::Engine;
 use hapki_domain::pem::{encode, PemLabel};
 
 use crate::error::ApiError;
-use crate::pki::Pki;
+use crate::pki::{OcspAnswer, Pki};
 
 pub fn routes() -> Router<Arc<Pki>> {
     Router::new()
@@ -89,6 +89,34 @@ fn ocsp_response(der: Vec<u8>) -> Response {
     bytes("application/ocsp-response", der)
 }
 
+/// An OCSP answer to a GET, with the caching headers of RFC 5019 §6.2 when it
+/// carries no nonce, so HTTP caches and CDNs in front of the responder keep it
+/// until its nextUpdate.
+fn ocsp_get_response(answer: OcspAnswer) -> Response {
+    let Some(fresh) = answer.cacheable else {
+        return ocsp_response(answer.der);
+    };
+    let etag = format!("\"{}\"", hex::encode(&hapki_domain::issue::sha256(&answer.der)[..16]));
+    let mut resp = ocsp_response(answer.der);
+    let at = |t: u64| httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t));
+    let max_age = fresh.next_update.saturating_sub(fresh.this_update);
+    let headers = resp.headers_mut();
+    for (name, value) in [
+        (header::LAST_MODIFIED, at(fresh.this_update)),
+        (header::EXPIRES, at(fresh.next_update)),
+        (
+            header::CACHE_CONTROL,
+            format!("max-age={max_age}, public, no-transform, must-revalidate"),
+        ),
+        (header::ETAG, etag),
+    ] {
+        if let Ok(v) = header::HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+    resp
+}
+
 async fn ocsp_post(State(pki): State<Arc<Pki>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     // A body over the size limit is no OCSP request: answer in OCSP, like any other malformed one.
     let Ok(body) = body else {
@@ -101,14 +129,14 @@ async fn ocsp_post(State(pki): State<Arc<Pki>>, headers: HeaderMap, body: Result
     if !ct.is_empty() && !ct.starts_with("application/ocsp-request") {
         tracing::debug!("OCSP POST with content type {ct}");
     }
-    ocsp_response(pki.ocsp(&body))
+    ocsp_response(pki.ocsp(&body).der)
 }
 
 async fn ocsp_get(State(pki): State<Arc<Pki>>, Path(request): Path<String>) -> Response {
     // The path is percent-decoded by the router; what remains is base64 (RFC 6960 appendix A.1).
     let b64: String = request.chars().filter(|c| !c.is_whitespace()).collect();
     match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
-        Ok(der) => ocsp_response(pki.ocsp(&der)),
+        Ok(der) => ocsp_get_response(pki.ocsp(&der)),
         Err(_) => ocsp_response(hapki_domain::ocsp::refusal(hapki_domain::ocsp::OcspRefusal::Malformed)),
     }
 }

@@ -27,6 +27,7 @@ use x509_cert::name::Name;
 pub use ca::{ImportRequest, IntermediateCsr, RootRequest, BACKDATE_SECS};
 pub use crl::{crl_loop, CrlRequest, CrlScheduler, CRL_PATH};
 pub use issue::{GenerateRequest, IssueRequest, Issued};
+pub use ocsp::{Freshness, OcspAnswer};
 pub use tokens::{token_hash, NewToken};
 
 use crate::error::{rejected, ApiError};

@@ -6,16 +6,32 @@ use hapki_domain::ocsp::{parse_request, refusal, requested_serial, OcspRefusal, 
 
 use super::{now, Pki};
 
+/// An OCSP response and, when caches may keep it, the moments it is valid between.
+pub struct OcspAnswer {
+    pub der: Vec<u8>,
+    pub cacheable: Option<Freshness>,
+}
+
+/// thisUpdate and nextUpdate of a response that carries no nonce (RFC 5019 §6.2).
+#[derive(Clone, Copy, Debug)]
+pub struct Freshness {
+    pub this_update: u64,
+    pub next_update: u64,
+}
+
 impl Pki {
     /// Answers a DER OCSP request with a DER OCSP response (never an HTTP error).
-    pub fn ocsp(&self, request: &[u8]) -> Vec<u8> {
+    pub fn ocsp(&self, request: &[u8]) -> OcspAnswer {
         match self.ocsp_inner(request) {
-            Ok(der) => der,
-            Err(r) => refusal(r),
+            Ok(answer) => answer,
+            Err(r) => OcspAnswer {
+                der: refusal(r),
+                cacheable: None,
+            },
         }
     }
 
-    fn ocsp_inner(&self, request: &[u8]) -> Result<Vec<u8>, OcspRefusal> {
+    fn ocsp_inner(&self, request: &[u8]) -> Result<OcspAnswer, OcspRefusal> {
         let req = parse_request(request)?;
         let internal = |e: crate::error::ApiError| {
             tracing::error!("OCSP: {}", e.message);
@@ -48,11 +64,17 @@ impl Pki {
         }
         let validity = reader.settings().map_err(|e| internal(e.into()))?.ocsp_validity_secs;
         let now = now();
-        responder
+        let der = responder
             .respond(&answers, req.nonce.as_deref(), now, now + validity)
             .map_err(|e| {
                 tracing::error!("OCSP signing failed: {e}");
                 OcspRefusal::InternalError
-            })
+            })?;
+        // A response that echoes a nonce answers one request only.
+        let cacheable = req.nonce.is_none().then_some(Freshness {
+            this_update: now,
+            next_update: now + validity,
+        });
+        Ok(OcspAnswer { der, cacheable })
     }
 }
