@@ -3,9 +3,9 @@
 //! recorded through the log. A serial that collides is drawn again.
 
 use hapki_domain::csr::{parse_and_verify, VerifiedCsr};
-use hapki_domain::issue::{build_certificate, summarize, CertSpec};
+use hapki_domain::issue::{build_certificate, CertSpec};
 use hapki_domain::key::{KeyType, SigningKey};
-use hapki_domain::name::{common_name, San, SubjectSpec};
+use hapki_domain::name::{common_name, display_name, San, SubjectSpec};
 use hapki_domain::pem::{encode, PemLabel};
 use hapki_domain::profile::SubjectSpecOrRaw;
 use hapki_domain::serial::Serial;
@@ -202,17 +202,21 @@ impl Pki {
             ocsp_no_check: profile.ocsp_no_check,
             publication: publication(&base, &issuer.record.id),
         };
+        // What the store indexes comes from the spec the certificate was built from:
+        // no need to parse the certificate again.
+        let subject_text = display_name(&spec.subject);
+        let common_name = common_name(&spec.subject);
+        let sans: Vec<String> = spec.sans.iter().map(|s| s.to_string()).collect();
         for _ in 0..SERIAL_ATTEMPTS {
             let der = build_certificate(Some(&issuer.view()), None, &spec)?;
-            let summary = summarize(&der)?;
             let record = CertRecord {
                 serial: spec.serial,
                 issuer_id: issuer.record.id.clone(),
                 profile: profile.name.clone(),
                 der: der.clone(),
-                subject: summary.subject.clone(),
-                common_name: summary.common_name.clone(),
-                sans: summary.sans.iter().map(|s| s.to_string()).collect(),
+                subject: subject_text.clone(),
+                common_name: common_name.clone(),
+                sans: sans.clone(),
                 not_before: spec.not_before,
                 not_after: spec.not_after,
                 issued_at: now,
@@ -236,7 +240,7 @@ impl Pki {
                         serial: spec.serial.to_hex(),
                         issuer_id: issuer.record.id.clone(),
                         profile: profile.name.clone(),
-                        subject: summary.subject,
+                        subject: subject_text,
                         not_before: spec.not_before,
                         not_after: spec.not_after,
                         certificate: encode(PemLabel::Certificate, &der),
