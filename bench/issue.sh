@@ -13,6 +13,10 @@ cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-5000}
 CONCURRENCY=${CONCURRENCY:-"1 16 32"}
 source bench/lib.sh
+# CPU time (user + system, clock ticks) a server process has used so far, and the
+# microseconds it used per request since `t0` ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_us_per_request() { echo "($(cpu_ticks "$1") - $2) * 1000000 / $(getconf CLK_TCK) / $REQUESTS" | bc; }
 
 machine
 echo "== openssl speed -seconds 3 ecdsap256"
@@ -26,7 +30,9 @@ wait_http "https://127.0.0.1:$hp/v1/sys/health"
 while [ ! -s "$work/hapki/admin-token" ]; do sleep 0.1; done
 export HAPKI_URL="https://127.0.0.1:$hp" HAPKI_CA_CERT="$work/hapki/api-ca.pem" HAPKI_TOKEN="$(cat "$work/hapki/admin-token")"
 for c in $CONCURRENCY; do
+    t0=$(cpu_ticks "${pids[0]}")
     "$hapki" bench issue --concurrency "$c" --requests "$REQUESTS" --output json | tee -a "$work/results.jsonl"
+    echo "hapki $c $(cpu_us_per_request "${pids[0]}" "$t0")" >>"$work/cpu.txt"
 done
 echo "hapki RSS after the run: $(ps -o rss= -p "${pids[0]}") KiB"
 
@@ -68,22 +74,29 @@ HCL
         crl_distribution_points="$BAO_ADDR/v1/pki/crl" ocsp_servers="$BAO_ADDR/v1/pki/ocsp" >/dev/null
     "$bao" write pki/roles/server allow_any_name=true key_type=any ttl=8760h >/dev/null
     for c in $CONCURRENCY; do
+        t0=$(cpu_ticks "${pids[1]}")
         "$hapki" bench issue --target openbao --openbao-url "$BAO_ADDR" --openbao-token "$BAO_TOKEN" \
             --concurrency "$c" --requests "$REQUESTS" --output json | tee -a "$work/results.jsonl"
+        echo "openbao $c $(cpu_us_per_request "${pids[1]}" "$t0")" >>"$work/cpu.txt"
     done
     echo "OpenBao RSS after the run: $(ps -o rss= -p "${pids[1]}") KiB"
 fi
 
-echo "== summary (certs/s, p50 ms, p99 ms)"
-python3 - "$work/results.jsonl" <<'PY'
+echo "== summary (certs/s, p50 ms, p99 ms, server CPU µs per certificate)"
+python3 - "$work/results.jsonl" "$work/cpu.txt" <<'PY'
 import json, sys
+cpu = {}
+for line in open(sys.argv[2]):
+    target, conc, us = line.split()
+    cpu[(target, int(conc))] = int(us)
 text = open(sys.argv[1]).read()
 dec, i, rows = json.JSONDecoder(), 0, []
 while i < len(text):
     while i < len(text) and text[i].isspace(): i += 1
     if i >= len(text): break
     obj, i = dec.raw_decode(text, i); rows.append(obj)
-print(f"{'target':8} {'conc':>5} {'certs/s':>9} {'p50':>8} {'p99':>8} {'failed':>6}")
+print(f"{'target':8} {'conc':>5} {'certs/s':>9} {'p50':>8} {'p99':>8} {'failed':>6} {'cpu µs':>7}")
 for r in rows:
-    print(f"{r['target']:8} {r['concurrency']:>5} {r['certs_per_sec']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['failed']:>6}")
+    us = cpu.get((r['target'], r['concurrency']), '-')
+    print(f"{r['target']:8} {r['concurrency']:>5} {r['certs_per_sec']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['failed']:>6} {us:>7}")
 PY
