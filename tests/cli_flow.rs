@@ -337,16 +337,8 @@ fn output_files_are_checked_before_anything_is_issued() {
         &[&generate[..], &["no/such/dir/gen"]].concat(),
         "cannot write no/such/dir/gen.key",
     );
-    let p12 = [
-        "cert",
-        "generate",
-        "--cn",
-        "gen.example.com",
-        "--profile",
-        "server",
-        "--format",
-        "pkcs12",
-    ];
+    // The same request as a PKCS#12 file: everything before --out, then the format.
+    let p12 = [&generate[..generate.len() - 1], &["--format", "pkcs12"]].concat();
     std::fs::write(work.join("p.p12"), "keep me").unwrap();
     refused(&[&p12[..], &["--out", "p"]].concat(), "p.p12 exists");
     refused(
