@@ -3,6 +3,7 @@
 //! content type is wrong; the client is then still sending, and over HTTP/2 the
 //! server resets the stream as it answers, which some clients (curl 7.88)
 //! report as a framing error instead of showing the answer.
+//! [`discard`] also serves the 413 answer to an oversized body.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -62,15 +63,25 @@ pub async fn finish_body(State(max_body): State<usize>, req: Request, next: Next
     if status.is_success() || status == StatusCode::PAYLOAD_TOO_LARGE {
         return resp;
     }
+    let rest = match body.lock() {
+        Ok(mut b) => std::mem::take(&mut *b),
+        Err(_) => return resp,
+    };
+    discard(rest, max_body as u64, LINGER).await;
+    resp
+}
+
+/// Reads and throws away what a client still sends of `body`: at most `max_bytes`,
+/// for at most `within`.
+pub async fn discard(mut body: Body, max_bytes: u64, within: Duration) {
     let drain = async {
-        let mut read = 0usize;
-        while let Some(Ok(frame)) = std::future::poll_fn(|cx| poll_shared(&body, cx)).await {
-            read += frame.data_ref().map_or(0, |d| d.len());
-            if read > max_body {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > max_bytes {
                 break;
             }
         }
     };
-    let _ = tokio::time::timeout(LINGER, drain).await;
-    resp
+    let _ = tokio::time::timeout(within, drain).await;
 }

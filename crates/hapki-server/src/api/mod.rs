@@ -11,11 +11,9 @@ mod publish;
 mod sys;
 mod tokens;
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::HttpBody;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, StatusCode};
@@ -118,11 +116,7 @@ async fn refuse_oversized(State(max_body): State<usize>, req: Request, next: Nex
     match declared {
         Some(len) if len > max_body as u64 => {
             if len <= DRAIN_MAX_BYTES && !waits {
-                let mut body = req.into_body();
-                let drain = async {
-                    while let Some(Ok(_)) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {}
-                };
-                let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+                linger::discard(req.into_body(), DRAIN_MAX_BYTES, DRAIN_TIMEOUT).await;
             }
             too_large().into_response()
         }
