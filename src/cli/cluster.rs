@@ -87,9 +87,12 @@ pub struct FulljoinArgs {
     /// URL of the fresh node's API
     #[arg(long)]
     newnode: String,
-    /// The fresh node's bootstrap token (`<data-dir>/bootstrap-token` on it)
+    /// The fresh node's bootstrap token (`<data-dir>/bootstrap-token` on it); prefer --newnode-token-file
+    #[arg(long, required_unless_present = "newnode_token_file", conflicts_with = "newnode_token_file")]
+    newnode_token: Option<String>,
+    /// File holding the fresh node's bootstrap token (a copy of `<data-dir>/bootstrap-token` on it)
     #[arg(long)]
-    newnode_token: String,
+    newnode_token_file: Option<PathBuf>,
     /// The fresh node's `<data-dir>/api-ca.pem`
     #[arg(long)]
     newnode_ca_cert: Option<PathBuf>,
@@ -529,7 +532,11 @@ async fn fulljoin(ctx: &Ctx, args: FulljoinArgs) -> CliResult {
     let member = Client::new(member_cfg)?;
     let newnode_cfg = ClientConfig {
         urls: vec![args.newnode.clone()],
-        token: Some(args.newnode_token.clone()),
+        token: Some(match (&args.newnode_token, &args.newnode_token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(path)) => super::secret_file(path)?,
+            (None, None) => return Err(Failure::usage("pass --newnode-token-file (or --newnode-token)")),
+        }),
         ca_cert: args.newnode_ca_cert.clone(),
         extra_roots: Vec::new(),
         retry: ctx.client_config().retry,

@@ -38,11 +38,27 @@ pub enum TokenCommand {
         /// Lifetime, e.g. 30d or 12h; no expiry when absent
         #[arg(long)]
         ttl: Option<String>,
+        /// Profiles the token may issue with, comma-separated; any its role allows when absent
+        #[arg(long, value_delimiter = ',')]
+        profiles: Vec<String>,
+        /// Issuer ids the token may issue from, comma-separated; any when absent
+        #[arg(long, value_delimiter = ',')]
+        issuers: Vec<String>,
     },
     /// List tokens (never their secrets)
     List,
     /// Revoke a token by id
     Revoke { id: String },
+}
+
+/// A token's limit for a table: the names, or `any` when it has none.
+fn list_or_any(v: &Value) -> String {
+    let names: Vec<String> = v.as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+    if names.is_empty() {
+        "any".into()
+    } else {
+        names.join(",")
+    }
 }
 
 fn profile_file(file: &std::path::Path) -> Result<Value, Failure> {
@@ -98,10 +114,15 @@ pub async fn run_profile(ctx: &Ctx, cmd: ProfileCommand) -> CliResult {
 pub async fn run_token(ctx: &Ctx, cmd: TokenCommand) -> CliResult {
     let client = ctx.client()?;
     match cmd {
-        TokenCommand::Create { role, name, ttl } => {
-            let v = client
-                .post("/v1/tokens", &json!({"role": role, "name": name, "ttl": ttl}))
-                .await?;
+        TokenCommand::Create {
+            role,
+            name,
+            ttl,
+            profiles,
+            issuers,
+        } => {
+            let body = json!({"role": role, "name": name, "ttl": ttl, "profiles": profiles, "issuers": issuers});
+            let v = client.post("/v1/tokens", &body).await?;
             record(
                 ctx.output,
                 &v,
@@ -110,6 +131,8 @@ pub async fn run_token(ctx: &Ctx, cmd: TokenCommand) -> CliResult {
                     ("id", s(&v["id"])),
                     ("role", s(&v["role"])),
                     ("expires", t(&v["expires_at"])),
+                    ("profiles", list_or_any(&v["profiles"])),
+                    ("issuers", list_or_any(&v["issuers"])),
                 ],
             );
         }
@@ -125,13 +148,15 @@ pub async fn run_token(ctx: &Ctx, cmd: TokenCommand) -> CliResult {
                                 s(&x["role"]),
                                 s(&x["name"]),
                                 t(&x["expires_at"]),
+                                list_or_any(&x["profiles"]),
+                                list_or_any(&x["issuers"]),
                                 s(&x["revoked"]),
                             ]
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            print(ctx.output, &v, &["id", "role", "name", "expires", "revoked"], rows);
+            print(ctx.output, &v, &["id", "role", "name", "expires", "profiles", "issuers", "revoked"], rows);
         }
         TokenCommand::Revoke { id } => {
             let v = client

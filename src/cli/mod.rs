@@ -73,9 +73,12 @@ pub struct Cli {
     /// Node URL, or a comma-separated failover list tried in order [env: HAPKI_URL]
     #[arg(long, global = true)]
     url: Option<String>,
-    /// Bearer token [env: HAPKI_TOKEN]
+    /// Bearer token; visible to other local users on the command line, so prefer --token-file [env: HAPKI_TOKEN]
     #[arg(long, global = true)]
     token: Option<String>,
+    /// File holding the bearer token (e.g. <data-dir>/admin-token) [env: HAPKI_TOKEN_FILE]
+    #[arg(long, global = true, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
     /// CA certificate that the node's HTTPS certificate chains to (<data-dir>/api-ca.pem) [env: HAPKI_CA_CERT]
     #[arg(long, global = true)]
     ca_cert: Option<PathBuf>,
@@ -193,7 +196,10 @@ fn load_ctx(cli: &Cli) -> Result<Ctx, Failure> {
                 .map(|u| u.trim().to_string())
                 .filter(|u| !u.is_empty())
                 .collect(),
-            token: cli.token.clone().or_else(|| env("HAPKI_TOKEN")).or(file.token),
+            token: match cli.token_file.clone().or_else(|| env("HAPKI_TOKEN_FILE").map(PathBuf::from)) {
+                Some(path) if cli.token.is_none() => Some(secret_file(&path)?),
+                _ => cli.token.clone().or_else(|| env("HAPKI_TOKEN")).or(file.token),
+            },
             ca_cert: cli
                 .ca_cert
                 .clone()
@@ -231,4 +237,15 @@ pub fn write_file(path: &std::path::Path, data: &[u8], secret: bool, force: bool
 /// Reads a file with an error that names it.
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// A secret kept in a file (a token, a password): its first line, without the line ending.
+pub fn secret_file(path: &std::path::Path) -> Result<String, Failure> {
+    let text = String::from_utf8(read_file(path)?)
+        .map_err(|_| Failure::usage(format!("{} does not hold text", path.display())))?;
+    let secret = text.lines().next().unwrap_or("").trim_end_matches('\r').to_string();
+    if secret.is_empty() {
+        return Err(Failure::usage(format!("{} is empty", path.display())));
+    }
+    Ok(secret)
 }

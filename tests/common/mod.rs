@@ -563,3 +563,29 @@ impl FaultProxy {
         self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+impl Node {
+    /// The server process's id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// A rustls client configuration that trusts this node's API CA, for raw TLS
+    /// clients (the one [`Node::http_client`] uses, without ALPN).
+    pub fn tls_client_config(&self) -> Arc<rustls::ClientConfig> {
+        let pem = std::fs::read(self.api_ca()).expect("api-ca.pem");
+        let mut roots = rustls::RootCertStore::empty();
+        for der in hapki_pem_certs(&pem) {
+            roots
+                .add(rustls_pki_types::CertificateDer::from(der))
+                .expect("add root");
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(tls)
+    }
+}

@@ -10,6 +10,7 @@ mod contact;
 mod log_store;
 pub mod membership;
 mod node;
+pub mod origin;
 mod proposer;
 mod state_machine;
 pub mod types;
@@ -18,6 +19,7 @@ pub use contact::Contacts;
 pub use log_store::LogStore;
 pub use membership::{MembershipChange, MembershipOutcome, MAX_NODES};
 pub use node::{ClusterNode, Member, RaftSettings, RaftStatus};
+pub use origin::{Authorizer, Origin};
 pub use state_machine::{Applied, StateMachine};
 pub use types::{NodeAddr, NodeId};
 
@@ -41,6 +43,9 @@ pub enum ProposeError {
     /// This node is cut off from a majority: it serves reads, not writes.
     #[error("{0}")]
     NoQuorum(String),
+    /// The leader refused a forwarded write: its origin may not make it.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl ProposeError {

@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use crate::channel::{paths, ChannelNetwork};
 use crate::log_store::LogStore;
 use crate::membership::{MembershipChange, MembershipOutcome};
+use crate::origin::{ForwardedChange, ForwardedCommand, Guard, Origin};
 use crate::proposer::{Committed, Proposer};
 use crate::state_machine::{Applied, StateMachine};
 use crate::types::{NodeAddr, NodeId, Raft};
@@ -83,6 +84,7 @@ pub struct ClusterNode {
     sm: StateMachine,
     network: ChannelNetwork,
     store: Store,
+    guard: Guard,
 }
 
 impl ClusterNode {
@@ -126,7 +128,14 @@ impl ClusterNode {
             sm,
             network,
             store,
+            guard: Guard::default(),
         })
+    }
+
+    /// Installs what decides, on this node as leader, whether a write another member
+    /// forwards may be proposed. Until it is installed, forwarded writes are refused.
+    pub fn install_authorizer(&self, authorizer: Arc<dyn crate::origin::Authorizer>) {
+        self.guard.install(authorizer);
     }
 
     /// Makes this node a one-member cluster if it is not part of one yet.
@@ -169,8 +178,10 @@ impl ClusterNode {
     /// otherwise forwarded over the cluster channel to the leader, which answers.
     ///
     /// A forwarded command returns once this node has applied it too, so whoever wrote
-    /// through this node reads their write from it.
-    pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
+    /// through this node reads their write from it. A forwarded command carries `origin`,
+    /// which the leader checks again before it proposes; on the leader itself the caller
+    /// has checked it.
+    pub async fn propose(&self, origin: &Origin, command: Command) -> Result<CommandResult, ProposeError> {
         if !self.has_quorum() {
             return Err(ProposeError::NoQuorum(
                 "this node cannot reach a majority of the cluster; retry on another node".into(),
@@ -186,9 +197,13 @@ impl ClusterNode {
                 ))),
             };
         }
-        let committed: Committed = match self.forward(paths::PROPOSE, &command).await {
+        let forwarded = ForwardedCommand {
+            origin: origin.clone(),
+            command,
+        };
+        let committed: Committed = match self.forward(paths::PROPOSE, &forwarded).await {
             // Leadership moved between our look and the leader's: one more try, wherever it is now.
-            Err(ProposeError::NotLeader { .. }) => self.forward(paths::PROPOSE, &command).await?,
+            Err(ProposeError::NotLeader { .. }) => self.forward(paths::PROPOSE, &forwarded).await?,
             other => other?,
         };
         if let Err(e) = self
@@ -320,15 +335,25 @@ impl ClusterNode {
             proposer: self.proposer.clone(),
             store: self.store.clone(),
             contacts: self.network.contacts.clone(),
+            guard: self.guard.clone(),
         }
     }
 
-    /// Changes the membership on the leader, forwarding the change when this node does not lead.
-    pub async fn change_membership(&self, change: MembershipChange) -> Result<MembershipOutcome, ProposeError> {
+    /// Changes the membership on the leader, forwarding the change (with its origin, which the
+    /// leader checks) when this node does not lead.
+    pub async fn change_membership(
+        &self,
+        origin: &Origin,
+        change: MembershipChange,
+    ) -> Result<MembershipOutcome, ProposeError> {
         if self.status().is_leader {
             return crate::membership::apply(&self.raft, change).await;
         }
-        self.forward(paths::MEMBERSHIP, &change).await
+        let forwarded = ForwardedChange {
+            origin: origin.clone(),
+            change,
+        };
+        self.forward(paths::MEMBERSHIP, &forwarded).await
     }
 
     /// Whether this node has been given a membership (it was initialized or joined).

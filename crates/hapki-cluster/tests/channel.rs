@@ -2,14 +2,18 @@
 //! channel on loopback: a write on the leader reaches every replica with the
 //! same digest, a write or linearizable read on a follower goes through the
 //! leader, and a node certificate from
-//! another cluster's CA is refused in the TLS handshake.
+//! another cluster's CA is refused in the TLS handshake. The channel accepts a
+//! node only with the key the replicated node list records for it, and a
+//! forwarded write only when the leader's authorizer accepts its origin.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hapki_cluster::channel::{serve, NodeIdentity, NODE_URI_PREFIX};
-use hapki_cluster::{ClusterNode, MembershipChange, NodeAddr, RaftSettings, MAX_NODES};
+use hapki_cluster::channel::{channel_key_of, serve, NodeIdentity, NODE_URI_PREFIX};
+use hapki_cluster::{
+    Authorizer, ClusterNode, MembershipChange, NodeAddr, NodeId, Origin, ProposeError, RaftSettings, MAX_NODES,
+};
 use hapki_domain::issue::{build_certificate, key_id, CertSpec, IssuerView, Publication};
 use hapki_domain::key::{KeyType, SigningKey};
 use hapki_domain::name::{San, SubjectSpec};
@@ -47,6 +51,7 @@ fn spec(key: &SigningKey, cn: &str, ca: bool, sans: Vec<San>) -> CertSpec {
         },
         ca,
         path_len: None,
+        name_constraints: None,
         ocsp_no_check: false,
         publication: Publication::default(),
     }
@@ -94,9 +99,55 @@ struct TestNode {
     addr: NodeAddr,
 }
 
-async fn start(ca: &Ca, id: u64) -> TestNode {
+/// Accepts client writes made with the token `good`, and serial leases from nodes.
+struct TestAuthorizer;
+
+impl Authorizer for TestAuthorizer {
+    fn command(&self, _from: NodeId, origin: &Origin, command: &Command) -> Result<(), String> {
+        match (origin, command) {
+            (Origin::Client { token }, _) if token == "good" => Ok(()),
+            (Origin::Client { .. }, _) => Err("the token is not valid".into()),
+            (Origin::Node, Command::LeaseSerials { .. }) => Ok(()),
+            (Origin::Node, other) => Err(format!("a node may not propose {}", other.kind())),
+        }
+    }
+    fn membership(&self, _from: NodeId, origin: &Origin, _change: &MembershipChange) -> Result<(), String> {
+        match origin {
+            Origin::Client { token } if token == "good" => Ok(()),
+            _ => Err("only a good client changes the membership".into()),
+        }
+    }
+}
+
+fn good() -> Origin {
+    Origin::Client { token: "good".into() }
+}
+
+/// The node list every test node starts with: each id with the key of its identity.
+fn admissions(identities: &[(u64, &NodeIdentity)]) -> Vec<Command> {
+    identities
+        .iter()
+        .map(|(id, ident)| Command::AdmitNode {
+            node: NodeRecord {
+                id: *id,
+                name: format!("n{id}"),
+                standing: NodeStanding::Admitted,
+                admitted_at: 0,
+                removed_at: None,
+                channel_key: channel_key_of(ident.chain[0].as_ref()),
+            },
+        })
+        .collect()
+}
+
+async fn start(ident: NodeIdentity, id: u64, admitted: &[Command]) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("hapki.redb")).unwrap();
+    let txn = store.begin_apply().unwrap();
+    for cmd in admitted {
+        hapki_store::apply(&txn, cmd).unwrap();
+    }
+    txn.commit().unwrap();
     let settings = RaftSettings {
         heartbeat_ms: 50,
         election_timeout_min_ms: 200,
@@ -108,7 +159,7 @@ async fn start(ca: &Ca, id: u64) -> TestNode {
     let node = ClusterNode::start(store.clone(), dir.path(), id, &settings)
         .await
         .unwrap();
-    let ident = identity(ca, id);
+    node.install_authorizer(Arc::new(TestAuthorizer));
     node.network().set_identity(&ident).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = NodeAddr {
@@ -136,6 +187,8 @@ fn token(i: u8) -> Command {
             created_at: 0,
             expires_at: None,
             revoked: false,
+            profiles: Vec::new(),
+            issuers: Vec::new(),
         },
     }
 }
@@ -156,7 +209,14 @@ async fn three_nodes_replicate_over_mutual_tls() {
         .with_test_writer()
         .try_init();
     let ca = new_ca("test internal CA");
-    let nodes = [start(&ca, 11).await, start(&ca, 22).await, start(&ca, 33).await];
+    let ids = [11u64, 22, 33, 44];
+    let idents: Vec<NodeIdentity> = ids.iter().map(|id| identity(&ca, *id)).collect();
+    let admitted = admissions(&ids.iter().copied().zip(idents.iter()).collect::<Vec<_>>());
+    let nodes = [
+        start(idents[0].clone(), 11, &admitted).await,
+        start(idents[1].clone(), 22, &admitted).await,
+        start(idents[2].clone(), 33, &admitted).await,
+    ];
     let members: BTreeMap<u64, NodeAddr> = [
         (11, nodes[0].addr.clone()),
         (22, nodes[1].addr.clone()),
@@ -171,22 +231,45 @@ async fn three_nodes_replicate_over_mutual_tls() {
 
     for i in 0..50 {
         assert_eq!(
-            leader.node.propose(token(i)).await.unwrap(),
+            leader.node.propose(&good(), token(i)).await.unwrap(),
             hapki_store::CommandResult::Applied
         );
     }
     // A write sent to a follower is forwarded to the leader and answered by the follower.
     assert_eq!(
-        follower.node.propose(token(99)).await.unwrap(),
+        follower.node.propose(&good(), token(99)).await.unwrap(),
         hapki_store::CommandResult::Applied
     );
-    match follower.node.propose(token(99)).await.unwrap() {
+    // The leader checks a forwarded write's origin again: a forged token, or a member writing
+    // on its own what only clients write, is refused and nothing is applied.
+    for origin in [Origin::Client { token: "forged".into() }, Origin::Node] {
+        match follower.node.propose(&origin, token(98)).await {
+            Err(ProposeError::Forbidden(why)) => assert!(!why.is_empty()),
+            other => panic!("a forwarded write from {origin:?} must be refused, got {other:?}"),
+        }
+    }
+    let forged = follower
+        .node
+        .change_membership(
+            &Origin::Client { token: "forged".into() },
+            MembershipChange::Remove {
+                id: leader.node.id,
+                voters_target: 3,
+            },
+        )
+        .await;
+    assert!(
+        matches!(forged, Err(ProposeError::Forbidden(_))),
+        "a forged membership change must be refused: {forged:?}"
+    );
+    match follower.node.propose(&good(), token(99)).await.unwrap() {
         hapki_store::CommandResult::Rejected { code, .. } => assert_eq!(code, hapki_store::RejectCode::Conflict),
         other => panic!("a duplicate forwarded command must be refused by the state machine, got {other:?}"),
     }
     // A linearizable read on a follower sees the write it just made.
     follower.node.linearizable().await.unwrap();
     assert_eq!(follower.store.reader().unwrap().tokens().unwrap().len(), 51);
+    assert!(leader.node.members().iter().any(|m| m.id == leader.node.id));
     let target = leader.node.status().last_applied;
     wait_until("replication", || {
         nodes.iter().all(|n| n.node.status().last_applied >= target)
@@ -211,6 +294,20 @@ async fn three_nodes_replicate_over_mutual_tls() {
         .send()
         .await;
     assert!(err.is_err(), "a certificate from another CA must be refused");
+    // A certificate of our CA for a member, but with another key than the one recorded for it:
+    // refused per request, whatever the internal CA signed.
+    let impostor = identity(&ca, 22);
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(impostor.client_config().unwrap())
+        .build()
+        .unwrap();
+    let resp = client
+        .post(format!("https://{}/raft/vote", leader.addr.cluster))
+        .body(vec![0u8])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403, "a member's id with another key must be refused");
     // A certificate of our CA for a node that is not a member (e.g. a removed one): refused per request.
     let stranger = identity(&ca, 77);
     let client = reqwest::Client::builder()
@@ -230,14 +327,14 @@ async fn three_nodes_replicate_over_mutual_tls() {
     let mut writes = tokio::task::JoinSet::new();
     for i in 100..=250u8 {
         let node = leader.node.clone();
-        writes.spawn(async move { node.propose(token(i)).await.unwrap() });
+        writes.spawn(async move { node.propose(&good(), token(i)).await.unwrap() });
     }
     while writes.join_next().await.is_some() {}
     for i in 0..80u8 {
         // One entry each, so that the log is longer than what is kept below a snapshot.
         leader
             .node
-            .propose(Command::RevokeToken { id: format!("t{i}") })
+            .propose(&good(), Command::RevokeToken { id: format!("t{i}") })
             .await
             .unwrap();
     }
@@ -246,7 +343,7 @@ async fn three_nodes_replicate_over_mutual_tls() {
         leader.node.raft().metrics().borrow().purged.is_some()
     })
     .await;
-    let late = start(&ca, 44).await;
+    let late = start(idents[3].clone(), 44, &admitted).await;
     leader
         .node
         .raft()
@@ -286,17 +383,18 @@ async fn three_nodes_replicate_over_mutual_tls() {
             standing: NodeStanding::Admitted,
             admitted_at: 0,
             removed_at: None,
+            channel_key: channel_key_of(stranger.chain[0].as_ref()),
         },
     };
-    leader.node.propose(admit.clone()).await.unwrap();
+    leader.node.propose(&good(), admit.clone()).await.unwrap();
     assert_ne!(vote().await, 403, "an admitted node may call");
     leader
         .node
-        .propose(Command::RemoveNode { id: 77, at: 1 })
+        .propose(&good(), Command::RemoveNode { id: 77, at: 1 })
         .await
         .unwrap();
     assert_eq!(vote().await, 403, "a removed node is refused");
-    let again = leader.node.propose(admit).await.unwrap();
+    let again = leader.node.propose(&good(), admit).await.unwrap();
     assert!(
         matches!(again, hapki_store::CommandResult::Rejected { .. }),
         "a removed node id cannot be admitted again: {again:?}"
@@ -307,10 +405,13 @@ async fn three_nodes_replicate_over_mutual_tls() {
     let follower = nodes.iter().find(|n| n.node.id != leader.node.id).unwrap();
     let outcome = follower
         .node
-        .change_membership(MembershipChange::Remove {
-            id: follower.node.id,
-            voters_target: 3,
-        })
+        .change_membership(
+            &good(),
+            MembershipChange::Remove {
+                id: follower.node.id,
+                voters_target: 3,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -328,23 +429,29 @@ async fn three_nodes_replicate_over_mutual_tls() {
         id += 1;
         leader
             .node
-            .change_membership(MembershipChange::AddLearner {
+            .change_membership(
+                &good(),
+                MembershipChange::AddLearner {
                 id,
                 addr: NodeAddr {
                     name: format!("n{id}"),
                     api: String::new(),
                     cluster: "127.0.0.1:9".into(),
                 },
-            })
+            },
+            )
             .await
             .unwrap();
     }
     let refused = leader
         .node
-        .change_membership(MembershipChange::AddLearner {
-            id: id + 1,
-            addr: NodeAddr::default(),
-        })
+        .change_membership(
+            &good(),
+            MembershipChange::AddLearner {
+                id: id + 1,
+                addr: NodeAddr::default(),
+            },
+        )
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("the most it may have"), "{refused}");

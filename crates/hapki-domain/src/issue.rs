@@ -7,11 +7,12 @@ use der::asn1::{Ia5String, OctetString};
 use der::{Decode, Encode};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::certificate::{Certificate, TbsCertificate, Version};
+use x509_cert::ext::pkix::constraints::name::GeneralSubtree;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints,
-    ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
+    ExtendedKeyUsage, KeyUsage, KeyUsages, NameConstraints, SubjectAltName, SubjectKeyIdentifier,
 };
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::Name;
@@ -19,6 +20,7 @@ use x509_cert::time::Validity;
 
 use crate::key::SigningKey;
 use crate::name::San;
+use crate::policy::Cidr;
 use crate::profile::{ExtKeyUsage, KeyUsageBit};
 use crate::serial::Serial;
 use crate::time::{x509_time, UnixTime};
@@ -39,6 +41,15 @@ pub struct IssuerView<'a> {
     pub key: &'a SigningKey,
 }
 
+/// The names a CA certificate lets its holder issue for: the permittedSubtrees of a
+/// critical nameConstraints extension (RFC 5280 §4.2.1.10). A DNS domain permits itself
+/// and every name below it; an IP block permits the addresses in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PermittedNames {
+    pub dns: Vec<String>,
+    pub ip: Vec<Cidr>,
+}
+
 /// Everything that goes into a certificate besides the issuer.
 #[derive(Clone, Debug)]
 pub struct CertSpec {
@@ -52,6 +63,8 @@ pub struct CertSpec {
     pub ext_key_usage: Vec<ExtKeyUsage>,
     pub ca: bool,
     pub path_len: Option<u8>,
+    /// CA certificates only: the nameConstraints to carry.
+    pub name_constraints: Option<PermittedNames>,
     pub ocsp_no_check: bool,
     pub publication: Publication,
 }
@@ -81,6 +94,7 @@ impl CertSpec {
             ext_key_usage: vec![],
             ca: true,
             path_len,
+            name_constraints: None,
             ocsp_no_check: false,
             publication: Publication::default(),
         }
@@ -172,6 +186,15 @@ fn extensions(
             .collect::<Result<Vec<_>, _>>()?;
         exts.push(SubjectAltName(names).to_extension(subject, &exts)?);
     }
+    if let Some(permitted) = &spec.name_constraints {
+        if !spec.ca {
+            return Err(DomainError::invalid(
+                "name constraints belong in CA certificates only (RFC 5280 §4.2.1.10)",
+            ));
+        }
+        // Critical, as RFC 5280 requires of conforming CAs.
+        exts.push(name_constraints(permitted)?.to_extension(subject, &exts)?);
+    }
     if !self_signed {
         if let Some(url) = &spec.publication.crl_url {
             let dp = DistributionPoint {
@@ -206,6 +229,34 @@ fn extensions(
         });
     }
     Ok(exts)
+}
+
+fn name_constraints(permitted: &PermittedNames) -> Result<NameConstraints, DomainError> {
+    let subtree = |base| GeneralSubtree {
+        base,
+        minimum: 0,
+        maximum: None,
+    };
+    let mut subtrees = Vec::new();
+    for d in &permitted.dns {
+        let name = Ia5String::new(d.as_str())
+            .map_err(|_| DomainError::invalid(format!("permitted DNS domain '{d}' is not ASCII")))?;
+        subtrees.push(subtree(GeneralName::DnsName(name)));
+    }
+    for block in &permitted.ip {
+        subtrees.push(subtree(GeneralName::IpAddress(OctetString::new(
+            block.to_constraint_bytes(),
+        )?)));
+    }
+    if subtrees.is_empty() {
+        return Err(DomainError::invalid(
+            "a nameConstraints extension needs at least one permitted name",
+        ));
+    }
+    Ok(NameConstraints {
+        permitted_subtrees: Some(subtrees),
+        excluded_subtrees: None,
+    })
 }
 
 fn uri(url: &str) -> Result<GeneralName, DomainError> {
@@ -344,6 +395,7 @@ mod tests {
             ext_key_usage: if ca { vec![] } else { vec![ExtKeyUsage::ServerAuth] },
             ca,
             path_len: None,
+            name_constraints: None,
             ocsp_no_check: false,
             publication: Publication {
                 crl_url: Some("http://127.0.0.1:8080/v1/crl".into()),
@@ -373,5 +425,120 @@ mod tests {
         assert_eq!(s.not_after, 1_800_000_000);
         assert!(!s.is_ca);
         assert_eq!(s.issuer, root_sum.subject);
+    }
+
+    /// A sub-CA certificate from the built-in `sub-ca` profile with `permitted` set, signed by a root.
+    fn sub_ca_cert(permitted_dns: &[&str], permitted_ip: &[&str]) -> Vec<u8> {
+        use crate::csr::{build_csr, parse_and_verify};
+        use crate::profile::{builtin_profiles, SubjectSpecOrRaw};
+        let mut profile = builtin_profiles().into_iter().find(|p| p.name == "sub-ca").unwrap();
+        profile.permitted_dns = permitted_dns.iter().map(|s| s.to_string()).collect();
+        profile.permitted_ip = permitted_ip.iter().map(|s| s.to_string()).collect();
+        profile.validate().unwrap();
+        let root_key = SigningKey::generate(KeyType::EcP256).unwrap();
+        let root =
+            summarize(&build_certificate(None, Some(&root_key), &spec(&root_key, "Root", true)).unwrap()).unwrap();
+        let sub_key = SigningKey::generate(KeyType::EcP256).unwrap();
+        let subject = SubjectSpec::parse("O=Example, CN=Issuing CA")
+            .unwrap()
+            .to_name()
+            .unwrap();
+        let csr = parse_and_verify(&build_csr(&sub_key, &subject, &[]).unwrap()).unwrap();
+        let approved = profile.evaluate(&csr, None).unwrap();
+        let SubjectSpecOrRaw::FromRequest(subject) = approved.subject else {
+            panic!("sub-ca keeps the request's subject");
+        };
+        let cert_spec = CertSpec {
+            subject,
+            spki: csr.spki.clone(),
+            sans: approved.sans,
+            key_usage: approved.key_usage,
+            path_len: profile.path_len,
+            name_constraints: approved.name_constraints,
+            ..spec(&sub_key, "unused", true)
+        };
+        let root_name = Name::from_der(&root.subject_der).unwrap();
+        let view = IssuerView {
+            subject: &root_name,
+            key_id: &root.subject_key_id,
+            key: &root_key,
+        };
+        build_certificate(Some(&view), None, &cert_spec).unwrap()
+    }
+
+    fn name_constraints_ext(der: &[u8]) -> Option<Extension> {
+        let cert = Certificate::from_der(der).unwrap();
+        cert.tbs_certificate
+            .extensions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_NAME_CONSTRAINTS)
+    }
+
+    #[test]
+    fn a_sub_ca_with_permitted_names_carries_critical_name_constraints() {
+        let der = sub_ca_cert(&["example.com"], &["10.0.0.0/8"]);
+        let ext = name_constraints_ext(&der).expect("a nameConstraints extension");
+        assert!(ext.critical);
+        let nc = NameConstraints::from_der(ext.extn_value.as_bytes()).unwrap();
+        assert_eq!(nc.excluded_subtrees, None);
+        let bases: Vec<GeneralName> = nc.permitted_subtrees.unwrap().into_iter().map(|s| s.base).collect();
+        assert_eq!(
+            bases,
+            vec![
+                GeneralName::DnsName(Ia5String::new("example.com").unwrap()),
+                GeneralName::IpAddress(OctetString::new(vec![10, 0, 0, 0, 255, 0, 0, 0]).unwrap()),
+            ]
+        );
+
+        // openssl reads it the same way, when it is installed.
+        let Ok(mut child) = std::process::Command::new("openssl")
+            .args(["x509", "-inform", "DER", "-noout", "-text"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("openssl is not on PATH; skipping its view of the certificate");
+            return;
+        };
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&der).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("X509v3 Name Constraints: critical"), "{text}");
+        assert!(text.contains("Permitted:"), "{text}");
+        assert!(text.contains("DNS:example.com"), "{text}");
+        assert!(text.contains("IP:10.0.0.0/255.0.0.0"), "{text}");
+    }
+
+    #[test]
+    fn a_sub_ca_without_permitted_names_has_no_name_constraints() {
+        assert!(name_constraints_ext(&sub_ca_cert(&[], &[])).is_none());
+        let ipv6_only = sub_ca_cert(&[], &["2001:db8::/32"]);
+        assert!(name_constraints_ext(&ipv6_only).is_some());
+    }
+
+    #[test]
+    fn name_constraints_are_refused_on_a_leaf_and_when_empty() {
+        let key = SigningKey::generate(KeyType::EcP256).unwrap();
+        let permitted = PermittedNames {
+            dns: vec!["example.com".into()],
+            ip: vec![],
+        };
+        let leaf = CertSpec {
+            name_constraints: Some(permitted),
+            ..spec(&key, "a.example.com", false)
+        };
+        let err = build_certificate(None, Some(&key), &leaf).unwrap_err().to_string();
+        assert!(err.contains("CA certificates only"), "{err}");
+        let empty = CertSpec {
+            name_constraints: Some(PermittedNames {
+                dns: vec![],
+                ip: vec![],
+            }),
+            ..spec(&key, "CA", true)
+        };
+        assert!(build_certificate(None, Some(&key), &empty).is_err());
     }
 }

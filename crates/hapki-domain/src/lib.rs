@@ -13,6 +13,7 @@ pub mod ocsp;
 pub mod oids;
 pub mod pem;
 pub mod pkcs12;
+pub mod policy;
 pub mod profile;
 pub mod revocation;
 pub mod serial;

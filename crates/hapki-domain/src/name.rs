@@ -137,8 +137,10 @@ pub fn validate_dns_name(name: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
-/// A subject attribute that users may set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A subject attribute that users may set. In JSON (a profile's `allowed_subject_attrs`)
+/// it is its label: `"CN"`, `"O"`, `"OU"`, `"C"`, `"ST"` or `"L"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Attr {
     C,
     St,
@@ -159,7 +161,15 @@ impl Attr {
             Attr::Cn => "2.5.4.3",
         })
     }
-    fn label(self) -> &'static str {
+    /// The attribute whose type is `oid`, if hapki knows it.
+    pub fn from_oid(oid: ObjectIdentifier) -> Option<Attr> {
+        [Attr::C, Attr::St, Attr::L, Attr::O, Attr::Ou, Attr::Cn]
+            .into_iter()
+            .find(|a| a.oid() == oid)
+    }
+
+    /// The short label: `CN`, `O`, `OU`, `C`, `ST`, `L`.
+    pub fn label(self) -> &'static str {
         match self {
             Attr::C => "C",
             Attr::St => "ST",
@@ -187,6 +197,25 @@ impl FromStr for Attr {
                 )))
             }
         })
+    }
+}
+
+impl TryFrom<String> for Attr {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Attr> for String {
+    fn from(a: Attr) -> String {
+        a.label().to_string()
+    }
+}
+
+impl fmt::Display for Attr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
     }
 }
 
@@ -249,7 +278,8 @@ pub fn common_name(name: &Name) -> Option<String> {
         .and_then(|atv| attr_text(&atv.value))
 }
 
-fn attr_text(value: &Any) -> Option<String> {
+/// The text of an attribute value, if it is a string type hapki reads.
+pub(crate) fn attr_text(value: &Any) -> Option<String> {
     match value.tag() {
         Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
             String::from_utf8(value.value().to_vec()).ok()
@@ -342,6 +372,22 @@ mod tests {
         assert!(San::parse("bad_name-.example.com").is_err());
         assert!(San::parse("IP:300.1.1.1").is_err());
         assert!(SubjectSpec::parse("C=usa").unwrap().to_name().is_err());
+    }
+
+    #[test]
+    fn attributes_read_from_oids_and_json() {
+        for a in [Attr::C, Attr::St, Attr::L, Attr::O, Attr::Ou, Attr::Cn] {
+            assert_eq!(Attr::from_oid(a.oid()), Some(a));
+            assert_eq!(a.label().parse::<Attr>().unwrap(), a);
+        }
+        assert_eq!(Attr::from_oid(ObjectIdentifier::new_unwrap("2.5.4.5")), None);
+        // Serde goes through the label (case-insensitive in, upper case out).
+        use serde::de::value::{Error, StrDeserializer};
+        let de = |s| Attr::deserialize(StrDeserializer::<Error>::new(s));
+        assert_eq!(de("ou").unwrap(), Attr::Ou);
+        assert_eq!(String::from(Attr::St), "ST");
+        let err = de("DC").unwrap_err().to_string();
+        assert!(err.contains("unknown subject attribute 'DC'"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,9 @@ use crate::{oids, DomainError};
 /// Largest OCSP request read.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
+/// Longest nonce accepted (RFC 8954 §2.1: `Nonce ::= OCTET STRING(SIZE(1..32))`).
+pub const MAX_NONCE_BYTES: usize = 32;
+
 /// Hashes that identify an issuer in a CertID, for SHA-1 and SHA-256.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuerHashes {
@@ -59,6 +62,8 @@ impl IssuerHashes {
 #[derive(Clone, Debug)]
 pub struct ParsedRequest {
     pub cert_ids: Vec<CertId>,
+    /// The nonce extension's value as received (the DER OCTET STRING holding 1 to 32
+    /// nonce octets), to be echoed unchanged.
     pub nonce: Option<Vec<u8>>,
 }
 
@@ -81,16 +86,30 @@ pub fn parse_request(der_bytes: &[u8]) -> Result<ParsedRequest, OcspRefusal> {
     if tbs.request_list.is_empty() || tbs.request_list.len() > 64 {
         return Err(OcspRefusal::Malformed);
     }
-    let nonce = tbs
+    let nonce = match tbs
         .request_extensions
         .iter()
         .flatten()
         .find(|e| e.extn_id == oids::OCSP_NONCE)
-        .map(|e| e.extn_value.as_bytes().to_vec());
+    {
+        Some(ext) => Some(checked_nonce(ext.extn_value.as_bytes())?),
+        None => None,
+    };
     Ok(ParsedRequest {
         cert_ids: tbs.request_list.into_iter().map(|r| r.req_cert).collect(),
         nonce,
     })
+}
+
+/// The nonce extension's value if it is an OCTET STRING of 1 to 32 octets. RFC 8954 §2.1:
+/// a responder MUST reject a nonce of 0 or more than 32 octets with malformedRequest, so
+/// that a client cannot make it sign and echo arbitrary data.
+fn checked_nonce(extn_value: &[u8]) -> Result<Vec<u8>, OcspRefusal> {
+    let nonce = OctetString::from_der(extn_value).map_err(|_| OcspRefusal::Malformed)?;
+    if nonce.as_bytes().is_empty() || nonce.as_bytes().len() > MAX_NONCE_BYTES {
+        return Err(OcspRefusal::Malformed);
+    }
+    Ok(extn_value.to_vec())
 }
 
 /// The status of one certificate, as the store knows it.
@@ -218,5 +237,65 @@ pub fn cert_id(hashes: &IssuerHashes, serial: Serial) -> CertId {
         issuer_name_hash: OctetString::new(hashes.sha1_name.clone()).expect("20 bytes"),
         issuer_key_hash: OctetString::new(hashes.sha1_key.clone()).expect("20 bytes"),
         serial_number: serial.to_x509(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_cert::ext::Extension;
+    use x509_ocsp::{Request, TbsRequest};
+
+    /// A DER request for one certificate; `nonce` is the nonce extension's raw value.
+    fn request(nonce: Option<Vec<u8>>) -> Vec<u8> {
+        let hashes = IssuerHashes::new(b"issuer", b"key");
+        let req = OcspRequest {
+            tbs_request: TbsRequest {
+                version: Version::V1,
+                requestor_name: None,
+                request_list: vec![Request {
+                    req_cert: cert_id(&hashes, Serial::from_u64(7)),
+                    single_request_extensions: None,
+                }],
+                request_extensions: nonce.map(|value| {
+                    vec![Extension {
+                        extn_id: oids::OCSP_NONCE,
+                        critical: false,
+                        extn_value: OctetString::new(value).unwrap(),
+                    }]
+                }),
+            },
+            optional_signature: None,
+        };
+        req.to_der().unwrap()
+    }
+
+    /// The nonce value as RFC 8954 encodes it: an OCTET STRING of `len` octets.
+    fn nonce_of(len: usize) -> Vec<u8> {
+        OctetString::new(vec![0xa5; len]).unwrap().to_der().unwrap()
+    }
+
+    #[test]
+    fn nonces_of_one_to_32_octets_are_echoed_as_received() {
+        for len in [1, 16, 32] {
+            let parsed = parse_request(&request(Some(nonce_of(len)))).unwrap();
+            assert_eq!(parsed.nonce, Some(nonce_of(len)), "{len} octets");
+        }
+        assert_eq!(parse_request(&request(None)).unwrap().nonce, None);
+    }
+
+    #[test]
+    fn empty_oversized_and_unwrapped_nonces_are_malformed_requests() {
+        for len in [0, 33, 12_000] {
+            let err = parse_request(&request(Some(nonce_of(len)))).unwrap_err();
+            assert_eq!(err, OcspRefusal::Malformed, "{len} octets");
+        }
+        // Not an OCTET STRING at all, empty or not.
+        for raw in [vec![], vec![0xa5; 16]] {
+            assert_eq!(parse_request(&request(Some(raw))).unwrap_err(), OcspRefusal::Malformed);
+        }
+        let answer = OcspResponse::from_der(&refusal(OcspRefusal::Malformed)).unwrap();
+        assert_eq!(answer.response_status, OcspResponseStatus::MalformedRequest);
+        assert!(answer.response_bytes.is_none());
     }
 }

@@ -1,12 +1,16 @@
 //! Certificate profiles: what a request may ask for (key, names, validity) and
 //! what the issued certificate says (key usage, EKU, CA flag). Profiles are data,
-//! stored in the replicated state; the built-in set mirrors SPEC §6.
+//! stored in the replicated state; the built-in set mirrors SPEC §6. The rules for
+//! names (subject attributes, SANs and their allow lists) live in [`crate::policy`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::csr::VerifiedCsr;
+use crate::issue::PermittedNames;
 use crate::key::PublicKeyKind;
-use crate::name::{validate_dns_name, Attr, San, SubjectSpec};
+use crate::name::{Attr, San, SubjectSpec};
+pub use crate::policy::SanPolicy;
+use crate::policy::{check_subject, validate_domain, Cidr};
 use crate::DomainError;
 
 /// Key usage bits a profile can grant.
@@ -58,69 +62,6 @@ impl Default for KeyPolicy {
     }
 }
 
-/// Rules for subject alternative names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SanPolicy {
-    /// At least one SAN (or a CN that is copied into the SANs) must be present.
-    #[serde(default)]
-    pub required: bool,
-    #[serde(default = "yes")]
-    pub allow_dns: bool,
-    #[serde(default = "yes")]
-    pub allow_ip: bool,
-    #[serde(default)]
-    pub allow_email: bool,
-    #[serde(default)]
-    pub allow_uri: bool,
-    /// DNS names must equal one of these or be below one; empty means any name.
-    #[serde(default)]
-    pub allowed_domains: Vec<String>,
-    /// `*.example.com` names.
-    #[serde(default)]
-    pub allow_wildcards: bool,
-    /// The CN is a host name: it must pass the DNS rules and is added to the SANs.
-    #[serde(default)]
-    pub cn_is_dns: bool,
-    /// Most names in one certificate.
-    #[serde(default = "max_names")]
-    pub max_names: usize,
-}
-
-fn yes() -> bool {
-    true
-}
-fn max_names() -> usize {
-    100
-}
-
-impl SanPolicy {
-    /// No subject alternative names at all (CA and OCSP responder certificates).
-    pub fn none() -> Self {
-        SanPolicy {
-            allow_dns: false,
-            allow_ip: false,
-            ..SanPolicy::default()
-        }
-    }
-}
-
-impl Default for SanPolicy {
-    fn default() -> Self {
-        SanPolicy {
-            required: false,
-            allow_dns: true,
-            allow_ip: true,
-            allow_email: false,
-            allow_uri: false,
-            allowed_domains: Vec::new(),
-            allow_wildcards: false,
-            cn_is_dns: false,
-            max_names: max_names(),
-        }
-    }
-}
-
 /// A certificate profile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +87,11 @@ pub struct Profile {
     /// other attributes of the request's subject are dropped.
     #[serde(default)]
     pub subject_template: Option<String>,
+    /// The attributes a request's subject may carry (`["CN", "O"]`); others are refused.
+    /// Not used when the profile builds the subject (`subject_template` or `fixed_cn`).
+    /// A subject never has more than one CN.
+    #[serde(default = "cn_only")]
+    pub allowed_subject_attrs: Vec<Attr>,
     /// Issues CA certificates (basicConstraints cA=TRUE).
     #[serde(default)]
     pub ca: bool,
@@ -154,6 +100,17 @@ pub struct Profile {
     /// Adds id-pkix-ocsp-nocheck (for OCSP signing certificates).
     #[serde(default)]
     pub ocsp_no_check: bool,
+    /// CA profiles only: the DNS domains the issued CA may issue for (a critical
+    /// nameConstraints extension, permittedSubtrees; `example.com` includes every name below it).
+    #[serde(default)]
+    pub permitted_dns: Vec<String>,
+    /// CA profiles only: the IP ranges (CIDR) the issued CA may issue for, as permittedSubtrees.
+    #[serde(default)]
+    pub permitted_ip: Vec<String>,
+}
+
+fn cn_only() -> Vec<Attr> {
+    vec![Attr::Cn]
 }
 
 /// What policy approved: the subject and names to issue for, and the validity.
@@ -163,6 +120,8 @@ pub struct Approved {
     pub sans: Vec<San>,
     pub validity_secs: u64,
     pub key_usage: Vec<KeyUsageBit>,
+    /// The nameConstraints of a CA certificate, from `permitted_dns` and `permitted_ip`.
+    pub name_constraints: Option<PermittedNames>,
 }
 
 /// The subject of an approved request: the CSR's own DER name, or one built from the profile.
@@ -209,8 +168,25 @@ impl Profile {
         if let Some(t) = &self.subject_template {
             SubjectSpec::parse(t)?;
         }
-        for d in &self.san.allowed_domains {
-            validate_dns_name(d)?;
+        if let Err(m) = self.san.validate() {
+            return bad(m);
+        }
+        if !self.ca && (!self.permitted_dns.is_empty() || !self.permitted_ip.is_empty()) {
+            return bad(
+                "permitted_dns and permitted_ip are name constraints for CA certificates; \
+                 they need ca = true"
+                    .into(),
+            );
+        }
+        for d in &self.permitted_dns {
+            if let Err(e) = validate_domain(d) {
+                return bad(format!("permitted_dns: {e}"));
+            }
+        }
+        for c in &self.permitted_ip {
+            if let Err(e) = Cidr::parse(c) {
+                return bad(format!("permitted_ip: {e}"));
+            }
         }
         Ok(())
     }
@@ -226,8 +202,15 @@ impl Profile {
                 self.name, self.max_validity_days
             )));
         }
+        let builds_subject = self.subject_template.is_some() || self.fixed_cn.is_some();
+        check_subject(&self.name, &self.allowed_subject_attrs, &csr.subject, builds_subject)?;
         let cn = self.check_cn(csr.common_name.as_deref())?;
         let mut sans = csr.sans.clone();
+        if let (false, Some(cn), None) = (self.san.cn_is_dns, &cn, &self.fixed_cn) {
+            // A CN not copied into the SANs must still fit the allow lists (a fixed CN is the
+            // operator's own choice).
+            self.san.check_common_name(&self.name, cn)?;
+        }
         if self.san.cn_is_dns {
             if let Some(cn) = &cn {
                 let as_san = San::parse(cn).map_err(|_| {
@@ -241,7 +224,7 @@ impl Profile {
                 }
             }
         }
-        self.check_sans(&sans)?;
+        self.san.check(&self.name, &sans)?;
         let subject = match (&self.subject_template, &self.fixed_cn) {
             (None, None) => SubjectSpecOrRaw::FromRequest(csr.subject.clone()),
             (template, _) => {
@@ -266,7 +249,23 @@ impl Profile {
             sans,
             validity_secs: u64::from(days) * 86_400,
             key_usage: self.key_usage_for(csr.key),
+            name_constraints: self.name_constraints()?,
         })
+    }
+
+    /// The nameConstraints a CA certificate of this profile carries, if any.
+    fn name_constraints(&self) -> Result<Option<PermittedNames>, DomainError> {
+        if !self.ca || (self.permitted_dns.is_empty() && self.permitted_ip.is_empty()) {
+            return Ok(None);
+        }
+        Ok(Some(PermittedNames {
+            dns: self.permitted_dns.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            ip: self
+                .permitted_ip
+                .iter()
+                .map(|c| Cidr::parse(c))
+                .collect::<Result<_, _>>()?,
+        }))
     }
 
     /// Key usage bits that fit the key: keyEncipherment only for RSA, keyAgreement only for EC.
@@ -320,57 +319,6 @@ impl Profile {
             (None, asked) => Ok(asked.map(str::to_string)),
         }
     }
-
-    fn check_sans(&self, sans: &[San]) -> Result<(), DomainError> {
-        let p = &self.san;
-        if p.required && sans.is_empty() {
-            return Err(DomainError::policy(format!(
-                "profile '{}' needs at least one subject alternative name (e.g. --san host.example.com)",
-                self.name
-            )));
-        }
-        if sans.len() > p.max_names {
-            return Err(DomainError::policy(format!(
-                "profile '{}' allows at most {} names; the request has {}",
-                self.name,
-                p.max_names,
-                sans.len()
-            )));
-        }
-        for san in sans {
-            let refuse = |why: &str| {
-                Err(DomainError::policy(format!(
-                    "profile '{}' does not allow {san}: {why}",
-                    self.name
-                )))
-            };
-            match san {
-                San::Dns(_) if !p.allow_dns => return refuse("DNS names are not allowed"),
-                San::Ip(_) if !p.allow_ip => return refuse("IP addresses are not allowed"),
-                San::Email(_) if !p.allow_email => return refuse("email addresses are not allowed"),
-                San::Uri(_) if !p.allow_uri => return refuse("URIs are not allowed"),
-                San::Dns(d) => {
-                    if d.starts_with("*.") && !p.allow_wildcards {
-                        return refuse("wildcard names are not allowed");
-                    }
-                    if !p.allowed_domains.is_empty() && !p.allowed_domains.iter().any(|dom| in_domain(d, dom)) {
-                        return refuse(&format!(
-                            "the name is outside the allowed domains ({})",
-                            p.allowed_domains.join(", ")
-                        ));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-}
-
-fn in_domain(name: &str, domain: &str) -> bool {
-    let name = name.strip_prefix("*.").unwrap_or(name);
-    let domain = domain.to_ascii_lowercase();
-    name == domain || name.ends_with(&format!(".{domain}"))
 }
 
 /// The profiles every new cluster starts with.
@@ -393,9 +341,12 @@ pub fn builtin_profiles() -> Vec<Profile> {
         san,
         fixed_cn: None,
         subject_template: None,
+        allowed_subject_attrs: cn_only(),
         ca: false,
         path_len: None,
         ocsp_no_check: false,
+        permitted_dns: vec![],
+        permitted_ip: vec![],
     };
     vec![
         leaf(
@@ -456,6 +407,8 @@ pub fn builtin_profiles() -> Vec<Profile> {
             key_usage: vec![DigitalSignature, KeyCertSign, CrlSign],
             ca: true,
             path_len: Some(0),
+            // A CA's subject usually names its organisation: `O=Example, CN=Issuing CA 1`.
+            allowed_subject_attrs: vec![Attr::C, Attr::St, Attr::L, Attr::O, Attr::Ou, Attr::Cn],
             ..leaf(
                 "sub-ca",
                 "Subordinate CA that issues end-entity certificates",

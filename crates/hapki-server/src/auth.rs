@@ -1,5 +1,8 @@
-//! Who is calling and what they may do. A bearer token names a role; each
-//! handler states the action it performs and the role is checked against it.
+//! Who is calling and what they may do. A bearer token names a role and may be
+//! limited to named profiles and issuers; each handler states the action it
+//! performs and the role is checked against it. What a caller may do with a
+//! given profile, issuer or certificate is decided in the service layer
+//! (`pki::authz`).
 
 use std::sync::Arc;
 
@@ -50,7 +53,8 @@ impl Action {
                 self,
                 Action::ManageCa | Action::ManageProfiles | Action::ManageTokens | Action::ManageCluster
             ),
-            Role::Requester => matches!(self, Action::Issue | Action::ReadCert | Action::ReadStatus),
+            // A requester issues and reads back what it issued (checked per certificate).
+            Role::Requester => matches!(self, Action::Issue | Action::ReadCert),
         }
     }
 }
@@ -60,9 +64,44 @@ impl Action {
 pub struct Caller {
     pub token_id: String,
     pub role: Role,
+    /// Profiles the token may issue with; empty means any its role allows.
+    pub profiles: Vec<String>,
+    /// Issuers the token may issue from; empty means any.
+    pub issuers: Vec<String>,
+    /// The bearer token as presented: a write forwarded to the leader carries it, and the
+    /// leader checks it again.
+    credential: Credential,
+}
+
+/// A bearer token held in memory; never printed.
+#[derive(Clone)]
+struct Credential(String);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Caller {
+    /// The caller of a request that presented `token`, whose record is `record`.
+    pub fn new(token: &str, record: hapki_store::TokenRecord) -> Caller {
+        Caller {
+            token_id: record.id,
+            role: record.role,
+            profiles: record.profiles,
+            issuers: record.issuers,
+            credential: Credential(token.to_string()),
+        }
+    }
+
+    /// On whose behalf a write this caller causes is made, for the leader to check again.
+    pub fn origin(&self) -> hapki_cluster::Origin {
+        hapki_cluster::Origin::Client {
+            token: self.credential.0.clone(),
+        }
+    }
+
     /// Fails with 403 unless the caller's role allows `action`.
     pub fn may(&self, action: Action) -> Result<(), ApiError> {
         if action.allowed(self.role) {
@@ -106,11 +145,9 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 
 /// The caller a request's bearer token names.
 pub fn authenticate(pki: &Pki, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let record = pki.authenticate(bearer(headers)?)?;
-    Ok(Caller {
-        token_id: record.id,
-        role: record.role,
-    })
+    let token = bearer(headers)?;
+    let record = pki.authenticate(token)?;
+    Ok(Caller::new(token, record))
 }
 
 #[cfg(test)]
@@ -125,5 +162,7 @@ mod tests {
         assert!(!Action::Revoke.allowed(Role::Requester));
         assert!(Action::Issue.allowed(Role::Requester));
         assert!(!Action::ListCerts.allowed(Role::Requester));
+        assert!(!Action::ReadStatus.allowed(Role::Requester));
+        assert!(!Action::Revoke.allowed(Role::Requester));
     }
 }

@@ -3,8 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::serve::listener::CHANNEL_MAX_CONNECTIONS;
+use crate::serve::Limits;
 
 /// Everything a node needs to start. Every field is documented in docs/configuration.md.
 #[derive(Clone, Debug, Deserialize)]
@@ -13,6 +17,10 @@ pub struct NodeConfig {
     /// Where the node keeps its database, keys and snapshots.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// The node's unseal key (its root of trust), when not `<data_dir>/unseal.key`: keep it
+    /// on another mount so that a copy of the data directory alone opens nothing.
+    #[serde(default)]
+    pub unseal_key_file: Option<PathBuf>,
     /// HTTPS API address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
@@ -55,6 +63,9 @@ pub struct NodeConfig {
     /// Largest request body in bytes.
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: usize,
+    /// Caps on connections and deadlines for the HTTPS API and plain-HTTP listeners.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// A development node (`--dev`): forms its one-node cluster by itself on first start.
     #[serde(skip)]
     pub dev: bool,
@@ -85,6 +96,104 @@ impl Default for RaftConfig {
     }
 }
 
+/// The `[limits]` of the HTTPS API and plain-HTTP listeners: how many connections each
+/// keeps open, and how long a client may take, so that slow or idle clients cannot hold
+/// the node's file descriptors. The cluster channel has limits of its own.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Open connections on the HTTPS API; by default a share of the open-file limit
+    /// ([`default_max_connections`]).
+    #[serde(default)]
+    pub max_connections_https: Option<usize>,
+    /// Open connections on the plain-HTTP listener; by default as for the HTTPS API.
+    #[serde(default)]
+    pub max_connections_http: Option<usize>,
+    /// Seconds a client has to send a request's headers.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request in progress.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Seconds a request may take to be answered.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections_https: None,
+            max_connections_http: None,
+            header_timeout_secs: default_header_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            request_timeout_secs: default_request_timeout(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The limits of the HTTPS API and of the plain-HTTP listener, in a process that may
+    /// keep `open_files` descriptors open.
+    pub fn listeners(&self, open_files: u64) -> (Limits, Limits) {
+        let with_cap = |cap: Option<usize>| Limits {
+            max_connections: cap.unwrap_or_else(|| default_max_connections(open_files)),
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+        };
+        (
+            with_cap(self.max_connections_https),
+            with_cap(self.max_connections_http),
+        )
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let caps = [
+            ("max_connections_https", self.max_connections_https),
+            ("max_connections_http", self.max_connections_http),
+        ];
+        for (field, cap) in caps {
+            if cap == Some(0) {
+                return Err(format!("limits.{field} must be at least 1"));
+            }
+        }
+        let secs = [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+        ];
+        for (field, value) in secs {
+            if value == 0 || value > MAX_TIMEOUT_SECS {
+                return Err(format!("limits.{field} must be between 1 and {MAX_TIMEOUT_SECS}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The default cap on each of the HTTPS API and plain-HTTP listeners: a quarter of the
+/// open-file limit (at least 128) is left to the store, Raft and outgoing connections,
+/// the cluster channel's own cap is set aside, and the two listeners share the rest,
+/// each between 32 and 16,384.
+pub fn default_max_connections(open_files: u64) -> usize {
+    let kept = (open_files / 4).max(128) + CHANNEL_MAX_CONNECTIONS as u64;
+    let share = open_files.saturating_sub(kept) / 2;
+    usize::try_from(share).unwrap_or(usize::MAX).clamp(32, 16_384)
+}
+
+/// The longest deadline `[limits]` takes: a day.
+const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
+
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_request_timeout() -> u64 {
+    60
+}
 fn default_data_dir() -> PathBuf {
     PathBuf::from("hapki-data")
 }
@@ -145,6 +254,7 @@ impl NodeConfig {
         if self.max_body_bytes < 16 * 1024 {
             return Err("max_body_bytes must be at least 16384".into());
         }
+        self.limits.validate()?;
         if let Some(a) = &self.advertise {
             if self.cluster_listen.is_none() {
                 return Err("advertise needs cluster_listen".into());
@@ -193,5 +303,31 @@ mod tests {
         assert!(err.contains("election_timeout_min_ms"), "{err}");
         let err = NodeConfig::from_toml("public_url = \"ftp://x\"", "node.toml").unwrap_err();
         assert!(err.contains("public_url"), "{err}");
+        let err = NodeConfig::from_toml("[limits]\nheader_timeout_secs = 0", "node.toml").unwrap_err();
+        assert!(err.contains("limits.header_timeout_secs"), "{err}");
+        let err = NodeConfig::from_toml("[limits]\nmax_connections_http = 0", "node.toml").unwrap_err();
+        assert!(err.contains("limits.max_connections_http"), "{err}");
+        let err = NodeConfig::from_toml("[limits]\nidle_secs = 5", "node.toml").unwrap_err();
+        assert!(err.contains("idle_secs"), "{err}");
+    }
+
+    #[test]
+    fn listener_limits_come_from_the_config_or_the_open_file_limit() {
+        let c = NodeConfig::from_toml("[limits]\nmax_connections_http = 500\nidle_timeout_secs = 5", "t").unwrap();
+        let (https, http) = c.limits.listeners(20_000);
+        assert_eq!((https.max_connections, http.max_connections), (7_372, 500));
+        assert_eq!(http.idle_timeout, Duration::from_secs(5));
+        assert_eq!(https.header_timeout, Duration::from_secs(10));
+        assert_eq!(https.request_timeout, Duration::from_secs(60));
+        // The listeners' shares, the channel's cap and the headroom fit in the limit.
+        for open_files in [1_024u64, 4_096, 20_000, 65_536] {
+            let cap = default_max_connections(open_files) as u64;
+            assert!(
+                2 * cap + CHANNEL_MAX_CONNECTIONS as u64 + open_files / 4 <= open_files,
+                "{open_files}"
+            );
+        }
+        assert_eq!(default_max_connections(1 << 20), 16_384);
+        assert_eq!(default_max_connections(256), 32);
     }
 }

@@ -4,8 +4,11 @@
 //! hapki.redb      state machine and Raft log
 //! snapshots/      Raft snapshots
 //! node-id         this node's Raft id (node-local)
-//! unseal.key      the node's root of trust (node-local, 0600)
+//! unseal.key      the node's root of trust (node-local, 0600); `unseal_key_file` may put it
+//!                 elsewhere, e.g. on another mount, so that a copy of this directory opens nothing
 //! kek.sealed      the cluster key-encryption key, sealed under unseal.key (node-local)
+//! channel.key.sealed  this node's cluster-channel key, sealed under unseal.key (node-local)
+//! channel.pem     this node's cluster-channel certificate, then the internal CA
 //! bootstrap-token a fresh node's one-time token for `cluster new|csr|join` (0600)
 //! admin-token     the first admin token (0600)
 //! ca.pem          the default issuer's certificate and chain
@@ -20,11 +23,18 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub struct DataDir {
     pub root: PathBuf,
+    /// Where the unseal key is, when not in the directory itself.
+    unseal_key: Option<PathBuf>,
 }
 
 impl DataDir {
     pub fn new(root: PathBuf) -> Self {
-        DataDir { root }
+        DataDir { root, unseal_key: None }
+    }
+    /// The same directory with its unseal key kept at `path` (e.g. on a separate mount).
+    pub fn with_unseal_key(mut self, path: Option<PathBuf>) -> Self {
+        self.unseal_key = path;
+        self
     }
     pub fn db(&self) -> PathBuf {
         self.root.join("hapki.redb")
@@ -33,7 +43,13 @@ impl DataDir {
         self.root.join("node-id")
     }
     pub fn unseal_key(&self) -> PathBuf {
-        self.root.join("unseal.key")
+        self.unseal_key.clone().unwrap_or_else(|| self.root.join("unseal.key"))
+    }
+    pub fn channel_key(&self) -> PathBuf {
+        self.root.join("channel.key.sealed")
+    }
+    pub fn channel_cert(&self) -> PathBuf {
+        self.root.join("channel.pem")
     }
     pub fn sealed_kek(&self) -> PathBuf {
         self.root.join("kek.sealed")

@@ -107,6 +107,7 @@ impl From<ProposeError> for ApiError {
             ),
             ProposeError::Refused(m) => ApiError::conflict(m),
             ProposeError::NoQuorum(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", m),
+            ProposeError::Forbidden(m) => ApiError::forbidden(format!("the leader refused the write: {m}")),
         }
     }
 }

@@ -15,6 +15,14 @@ use crate::{api, rand, serve, tls};
 
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
+    let open_files = raise_open_file_limit();
+    let (https_limits, http_limits) = cfg.limits.listeners(open_files);
+    tracing::info!(
+        "connection caps: HTTPS API {}, plain HTTP {}, cluster channel {}",
+        https_limits.max_connections,
+        http_limits.max_connections,
+        serve::listener::CHANNEL_MAX_CONNECTIONS
+    );
     let https = TcpListener::bind(cfg.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (HTTPS API); choose another with --listen",
@@ -33,7 +41,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         })?),
         None => None,
     };
-    let dir = DataDir::new(cfg.data_dir.clone());
+    let dir = DataDir::new(cfg.data_dir.clone()).with_unseal_key(cfg.unseal_key_file.clone());
     dir.create()
         .with_context(|| format!("cannot create the data directory {}", dir.root.display()))?;
     let node_id = node_id(&dir)?;
@@ -69,9 +77,14 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     // node healthy can also read what it printed.
     banner(&node, first_token.as_deref());
     let tls_config = tls::server_config(node.cert_slot())?;
-    tokio::spawn(serve::serve_https(https, tls_config, api::https_app(node.clone())));
+    tokio::spawn(serve::serve_https(
+        https,
+        tls_config,
+        api::https_app(node.clone()),
+        https_limits,
+    ));
     if let Some(http) = http {
-        tokio::spawn(serve::serve_http(http, api::http_app(node.clone())));
+        tokio::spawn(serve::serve_http(http, api::http_app(node.clone()), http_limits));
     }
 
     shutdown_signal().await;
@@ -123,6 +136,52 @@ fn banner(node: &Node, token: Option<&str>) {
     }
     println!("  hapki csr web CN:web.example.com subjectAltName:web.example.com");
     println!("  hapki cert issue --csr web.csr --profile server --out web.pem");
+}
+
+/// Raises the soft limit on open files to the hard one where the system allows, and
+/// returns the soft limit in force: the listeners' default caps are shares of it.
+fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given, which lives on this stack.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        let e = std::io::Error::last_os_error();
+        tracing::warn!("cannot read the open-file limit ({e}); sizing the connection caps for 1024");
+        return 1024;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::info!(
+                "raised the open-file limit from {} to {}",
+                limit.rlim_cur,
+                raised.rlim_cur
+            );
+            limit.rlim_cur = raised.rlim_cur;
+        } else {
+            let e = std::io::Error::last_os_error();
+            tracing::warn!(
+                "cannot raise the open-file limit from {} to its maximum {} ({e})",
+                limit.rlim_cur,
+                limit.rlim_max
+            );
+        }
+    } else {
+        tracing::info!("the open-file limit is {}", limit.rlim_cur);
+    }
+    if limit.rlim_cur < 1024 {
+        tracing::warn!(
+            "the open-file limit is {}: few connections fit; raise it (ulimit -n, LimitNOFILE=)",
+            limit.rlim_cur
+        );
+    }
+    limit.rlim_cur
 }
 
 fn node_id(dir: &DataDir) -> anyhow::Result<u64> {

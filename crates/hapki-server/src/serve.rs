@@ -1,33 +1,38 @@
 //! Serving the routers: HTTPS with rustls (each handshake in its own task, with
-//! a deadline) and plain HTTP for publication.
+//! a deadline) and plain HTTP for publication, each listener within its own
+//! [`Limits`]: a cap on open connections and deadlines for headers, idleness
+//! and answers, so that a flood or a slow client on one listener leaves the
+//! others answering.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::error::ApiError;
+
+#[path = "../../hapki-cluster/src/channel/server/listener.rs"]
+pub mod listener;
+
+pub use listener::Limits;
+use listener::{serve_connection, Listener};
+
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `router` over TLS on `listener` until the task is dropped.
-pub async fn serve_https(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Router) {
+/// Serves `router` over TLS on `listener` within `limits` until the task is dropped.
+pub async fn serve_https(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Router, limits: Limits) {
     let acceptor = TlsAcceptor::from(tls);
+    let mut listener = Listener::new(listener, "HTTPS API", limits.max_connections);
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (tcp, peer, permit) = listener.accept().await;
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let _ = tcp.set_nodelay(true);
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -40,20 +45,38 @@ pub async fn serve_https(listener: TcpListener, tls: Arc<rustls::ServerConfig>, 
                     return;
                 }
             };
-            let service = TowerToHyperService::new(router);
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
+            if let Err(e) = serve_connection(tls, router, &limits, too_slow).await {
                 tracing::debug!("connection from {peer} ended: {e}");
             }
         });
     }
 }
 
-/// Serves `router` over plain HTTP on `listener`.
-pub async fn serve_http(listener: TcpListener, router: Router) {
-    if let Err(e) = axum::serve(listener, router).await {
-        tracing::error!("the plain-HTTP listener stopped: {e}");
+/// Serves `router` over plain HTTP on `listener` within `limits` until the task is dropped.
+pub async fn serve_http(listener: TcpListener, router: Router, limits: Limits) {
+    let mut listener = Listener::new(listener, "plain-HTTP listener", limits.max_connections);
+    loop {
+        let (tcp, peer, permit) = listener.accept().await;
+        let router = router.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = tcp.set_nodelay(true);
+            if let Err(e) = serve_connection(tcp, router, &limits, too_slow).await {
+                tracing::debug!("plain-HTTP connection from {peer} ended: {e}");
+            }
+        });
     }
+}
+
+/// The answer to a request still unanswered after the request timeout.
+fn too_slow(timeout: Duration) -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        format!(
+            "the request did not finish within {} s (request_timeout_secs); a write may still take effect",
+            timeout.as_secs()
+        ),
+    )
+    .into_response()
 }

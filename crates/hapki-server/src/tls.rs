@@ -1,11 +1,13 @@
 //! TLS for the HTTPS API. The cluster's internal CA (replicated, key sealed
 //! under the KEK, never offered as an issuer) signs each node's server
 //! certificate at start-up; that key lives only in memory. Clients trust the
-//! internal CA through `<data-dir>/api-ca.pem`.
+//! internal CA through `<data-dir>/api-ca.pem`. It also signs the certificates
+//! of the nodes' cluster-channel keys, which the channel trusts only for the
+//! key recorded for each node.
 
 use std::sync::Arc;
 
-use hapki_cluster::channel::{NodeIdentity, NODE_URI_PREFIX};
+use hapki_cluster::channel::NODE_URI_PREFIX;
 use hapki_domain::issue::{build_certificate, summarize, CertSpec, IssuerView, Publication};
 use hapki_domain::key::{KeyType, SigningKey};
 use hapki_domain::name::{name_from_der, San, SubjectSpec};
@@ -51,7 +53,7 @@ pub async fn internal_ca(pki: &Pki) -> Result<InternalCa, ApiError> {
             wrapped_key: pki.keyring.seal("internal-ca-key", &key.to_pkcs8()?),
         };
         // Another start may have raced us to it; either way one internal CA exists afterwards.
-        if let Err(e) = pki.propose(Command::SetInternalCa { ca: record }).await {
+        if let Err(e) = pki.propose(&hapki_cluster::Origin::Node, Command::SetInternalCa { ca: record }).await {
             if e.code != "conflict" {
                 return Err(e);
             }
@@ -114,6 +116,7 @@ impl InternalCa {
             ext_key_usage: vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
             ca: false,
             path_len: None,
+            name_constraints: None,
             ocsp_no_check: false,
             publication: Publication::default(),
         };
@@ -141,19 +144,23 @@ impl InternalCa {
 }
 
 impl InternalCa {
-    /// This node's identity on the cluster channel: a certificate naming the node id
+    /// A cluster-channel certificate for this node's channel key `spki`: it names the node id
     /// (`urn:hapki:node:<id>`) and the host other nodes dial.
-    pub fn node_identity(&self, node_name: &str, node_id: u64, host: &str) -> Result<NodeIdentity, ApiError> {
-        let mut names = vec!["localhost".to_string(), format!("URI:{NODE_URI_PREFIX}{node_id:016x}")];
-        if San::parse(host).is_ok() {
-            names.push(host.to_string());
+    pub fn channel_certificate(
+        &self,
+        node_name: &str,
+        node_id: u64,
+        host: &str,
+        spki: SubjectPublicKeyInfoOwned,
+    ) -> Result<Vec<u8>, ApiError> {
+        let mut sans = vec![
+            San::parse("localhost")?,
+            San::Uri(format!("{NODE_URI_PREFIX}{node_id:016x}")),
+        ];
+        if let Ok(h) = San::parse(host) {
+            sans.push(h);
         }
-        let (chain, key) = self.node_certificate(node_name, &names)?;
-        Ok(NodeIdentity {
-            chain,
-            key: Arc::new(key),
-            ca: CertificateDer::from(self.cert_der.clone()),
-        })
+        self.sign_node(node_name, sans, spki)
     }
 }
 

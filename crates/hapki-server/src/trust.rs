@@ -36,10 +36,17 @@ fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrustError {
     move |source| TrustError::Io { path, source }
 }
 
-/// The node's unseal key, created on first use.
-fn unseal_key(dir: &DataDir) -> Result<[u8; 32], TrustError> {
+/// The node's unseal key; created when `create` and there is none yet (a node that has
+/// sealed nothing). A missing key of a node that sealed things is an error, never a new key.
+fn unseal_key(dir: &DataDir, create: bool) -> Result<[u8; 32], TrustError> {
     let path = dir.unseal_key();
     if !path.exists() {
+        if !create {
+            return Err(TrustError::Invalid(format!(
+                "the unseal key {} is missing: mount or restore it (unseal_key_file in node.toml says where it is)",
+                path.display()
+            )));
+        }
         write_secret(&path, &rand::bytes::<32>()).map_err(io(&path))?;
     }
     std::fs::read(&path)
@@ -61,7 +68,7 @@ impl Keyring {
     /// Seals `kek` under this node's unseal key and keeps it: a new cluster's own, or the
     /// one a joining node receives over the cluster channel.
     pub fn install(dir: &DataDir, kek: [u8; 32]) -> Result<Keyring, TrustError> {
-        let unseal = unseal_key(dir)?;
+        let unseal = unseal_key(dir, true)?;
         let sealed = wrap::seal(&unseal, rand::bytes::<12>(), KEK_CONTEXT, &kek)
             .map_err(|e| TrustError::Invalid(e.to_string()))?;
         let bytes = bincode::serialize(&sealed).expect("wrapped keys serialize");
@@ -72,7 +79,7 @@ impl Keyring {
 
     /// Opens the KEK sealed in the data directory.
     pub fn load(dir: &DataDir) -> Result<Keyring, TrustError> {
-        let unseal = unseal_key(dir)?;
+        let unseal = unseal_key(dir, false)?;
         let kek_path = dir.sealed_kek();
         let sealed: Wrapped = bincode::deserialize(&std::fs::read(&kek_path).map_err(io(&kek_path))?)
             .map_err(|_| TrustError::Invalid(format!("{} is damaged", kek_path.display())))?;
@@ -105,6 +112,35 @@ impl Keyring {
     }
 }
 
+/// Seals a node-local secret (the node's cluster-channel key) under the unseal key itself
+/// and writes it to `path` (0600): it is never replicated, so it needs no KEK.
+pub fn seal_local(dir: &DataDir, context: &str, plaintext: &[u8], path: &std::path::Path) -> Result<(), TrustError> {
+    let unseal = unseal_key(dir, true)?;
+    let sealed = wrap::seal(&unseal, rand::bytes::<12>(), context, plaintext)
+        .map_err(|e| TrustError::Invalid(e.to_string()))?;
+    let bytes = bincode::serialize(&sealed).expect("wrapped keys serialize");
+    write_secret(path, &bytes).map_err(io(path))
+}
+
+/// Opens what [`seal_local`] wrote to `path`; `None` when there is no such file.
+pub fn open_local(dir: &DataDir, context: &str, path: &std::path::Path) -> Result<Option<Vec<u8>>, TrustError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let unseal = unseal_key(dir, false)?;
+    let sealed: Wrapped =
+        bincode::deserialize(&bytes).map_err(|_| TrustError::Invalid(format!("{} is damaged", path.display())))?;
+    wrap::open(&unseal, context, &sealed).map(Some).map_err(|_| {
+        TrustError::Invalid(format!(
+            "{} cannot be opened with {}: the unseal key does not belong to this data directory",
+            path.display(),
+            dir.unseal_key().display()
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +156,22 @@ mod tests {
         std::fs::write(dir.unseal_key(), [0u8; 32]).unwrap();
         let err = Keyring::open_or_create(&dir).unwrap_err().to_string();
         assert!(err.contains("does not belong"), "{err}");
+    }
+
+    #[test]
+    fn the_unseal_key_may_live_outside_the_data_directory() {
+        let data = tempfile::tempdir().unwrap();
+        let mount = tempfile::tempdir().unwrap();
+        let key = mount.path().join("unseal.key");
+        let dir = DataDir::new(data.path().to_path_buf()).with_unseal_key(Some(key.clone()));
+        let sealed = Keyring::open_or_create(&dir).unwrap().seal("issuer-key:x", b"pkcs8");
+        assert!(key.exists() && !data.path().join("unseal.key").exists());
+        // A copy of the data directory alone opens nothing, and makes no new key.
+        let copy = DataDir::new(data.path().to_path_buf());
+        let err = Keyring::load(&copy).unwrap_err().to_string();
+        assert!(err.contains("is missing"), "{err}");
+        assert!(!data.path().join("unseal.key").exists());
+        let back = Keyring::load(&dir).unwrap();
+        assert_eq!(back.open("issuer-key:x", &sealed).unwrap(), b"pkcs8");
     }
 }

@@ -143,6 +143,7 @@ fn remove_node(txn: &WriteTransaction, id: u64, at: u64) -> Result<CommandResult
             standing: NodeStanding::Admitted,
             admitted_at: at,
             removed_at: None,
+            channel_key: None,
         },
     };
     record.standing = NodeStanding::Removed;

@@ -32,6 +32,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The data was written in a layout this build does not read.
+    #[error("{0}")]
+    Format(String),
 }
 
 macro_rules! from_redb {
@@ -73,7 +76,24 @@ impl Store {
         txn.open_table(tables::RAFT_LOG)?;
         txn.open_table(tables::RAFT_META)?;
         txn.commit()?;
-        Ok(Store { db: Arc::new(db) })
+        let store = Store { db: Arc::new(db) };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Refuses a database whose state machine was written in another layout: reading it
+    /// as this one would misread every record.
+    fn check_schema(&self) -> Result<(), StoreError> {
+        match self.reader()?.schema_version()? {
+            None => Ok(()),
+            Some(v) if v == tables::SCHEMA_VERSION => Ok(()),
+            Some(v) => Err(StoreError::Format(format!(
+                "this data directory holds schema version {v}, and this build reads version {}; \
+                 it was written by an earlier development build, whose records this one cannot read: \
+                 start that build on it, or start this one on a new data directory",
+                tables::SCHEMA_VERSION
+            ))),
+        }
     }
 
     /// The underlying database, for the Raft log store.

@@ -53,6 +53,17 @@ impl StateReader {
         Ok(t.get(key.as_bytes())?.map(|v| v.value().to_vec()))
     }
 
+    /// The layout version the state machine was written in, once bootstrapped.
+    pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
+        self.meta("schema_version")?
+            .map(|b| {
+                <[u8; 4]>::try_from(b.as_slice())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("schema_version is not 4 bytes".into()))
+            })
+            .transpose()
+    }
+
     /// The cluster id, once bootstrapped.
     pub fn cluster_id(&self) -> Result<Option<String>, StoreError> {
         Ok(self

@@ -73,6 +73,8 @@ pub struct CertRecord {
     pub not_after: u64,
     pub issued_at: u64,
     pub revoked: Option<Revocation>,
+    /// Id of the token whose request issued it (a requester reads only its own).
+    pub requested_by: Option<String>,
 }
 
 /// Roles a token can carry.
@@ -120,6 +122,10 @@ pub struct TokenRecord {
     pub created_at: u64,
     pub expires_at: Option<u64>,
     pub revoked: bool,
+    /// Profiles the token may issue with; empty means any its role allows.
+    pub profiles: Vec<String>,
+    /// Issuers the token may issue from; empty means any.
+    pub issuers: Vec<String>,
 }
 
 /// Where a node stands with the cluster, as far as the replicated state knows.
@@ -141,6 +147,9 @@ pub struct NodeRecord {
     pub admitted_at: u64,
     /// When it was removed.
     pub removed_at: Option<u64>,
+    /// SHA-256 of the public key (SPKI DER) the node presents on the cluster channel:
+    /// the channel accepts this node only with this key.
+    pub channel_key: Option<[u8; 32]>,
 }
 
 /// The latest CRL of an issuer.

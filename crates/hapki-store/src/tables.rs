@@ -8,7 +8,9 @@
 use redb::TableDefinition;
 
 /// Version of the layout below; bumped with a migration command when it changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2: tokens carry profile and issuer limits, certificates the token that asked
+/// for them, node records the key each node presents on the cluster channel.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Replicated settings and counters: `schema_version`, `cluster_id`, `default_issuer`, `settings`.
 pub const SM_META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_meta");

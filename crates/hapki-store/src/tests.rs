@@ -53,6 +53,7 @@ fn cert(serial: u64, issuer_id: &str) -> CertRecord {
         not_after: 1000 + serial,
         issued_at: 0,
         revoked: None,
+        requested_by: None,
     }
 }
 

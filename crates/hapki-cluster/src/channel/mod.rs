@@ -1,7 +1,8 @@
 //! The cluster channel: node-to-node traffic (Raft RPCs, snapshot chunks) over
 //! mutual TLS. Both sides present node certificates issued by the cluster's
 //! internal CA; a certificate from another CA is refused in the handshake, and a
-//! node that is not a member is refused per request.
+//! node that is not a member, was removed, or presents another key than the one
+//! recorded for its id is refused per request.
 
 mod client;
 mod server;
@@ -9,7 +10,7 @@ mod tls;
 
 pub use client::{ChannelNetwork, PeerError};
 pub use server::{serve, CallerNode, ChannelState};
-pub use tls::{node_id_from_cert, NodeIdentity, NODE_URI_PREFIX};
+pub use tls::{channel_key_of, node_id_from_cert, spki_key, NodeIdentity, NODE_URI_PREFIX};
 
 /// Paths of the Raft RPCs on the cluster channel.
 pub mod paths {

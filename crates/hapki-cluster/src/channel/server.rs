@@ -1,32 +1,47 @@
 //! The channel's server: accepts mutual-TLS connections, learns the caller's
 //! node id from its certificate, refuses callers that are not members (or
-//! joining), and hands Raft RPCs to openraft. Bodies are bincode.
+//! joining) and callers whose key is not the one recorded for their id, and
+//! hands Raft RPCs to openraft. A forwarded write is proposed only after the
+//! node's authorizer accepts its origin. Bodies are bincode.
 
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use hapki_store::{NodeStanding, Store};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use self::listener::{serve_connection, Limits, Listener, CHANNEL_MAX_CONNECTIONS};
 use super::paths;
-use super::tls::{node_id_from_cert, NodeIdentity};
+use super::tls::{channel_key_of, node_id_from_cert, NodeIdentity};
 use crate::contact::Contacts;
-use crate::membership::{self, MembershipChange, MembershipOutcome};
+use crate::membership::{self, MembershipOutcome};
+use crate::origin::{ForwardedChange, ForwardedCommand, Guard};
 use crate::proposer::Proposer;
 use crate::types::{NodeId, Raft};
 use crate::ProposeError;
+
+mod listener;
+
+/// The channel's limits. The header deadline is the API's default; the idle one outlasts
+/// the 60 s for which the channel's client keeps an idle connection (client.rs), so this
+/// server never closes one the client is about to reuse; a request gets ten minutes, as
+/// RPCs carry snapshot chunks of up to the 64 MiB body limit and proposals that wait for
+/// a commit.
+const LIMITS: Limits = Limits {
+    max_connections: CHANNEL_MAX_CONNECTIONS,
+    header_timeout: Duration::from_secs(10),
+    idle_timeout: Duration::from_secs(120),
+    request_timeout: Duration::from_secs(600),
+};
 
 /// What the channel server needs.
 #[derive(Clone)]
@@ -38,6 +53,8 @@ pub struct ChannelState {
     pub store: Store,
     /// When each peer was last heard from.
     pub contacts: Contacts,
+    /// Decides whether a forwarded write may be proposed.
+    pub guard: Guard,
 }
 
 /// The node id of the peer that made a request, from its certificate; routes
@@ -46,32 +63,40 @@ pub struct ChannelState {
 pub struct CallerNode(pub NodeId);
 
 impl ChannelState {
-    /// A caller with a certificate of this cluster's CA may call unless it was removed, when it is
-    /// a member or was admitted to join, or when this node knows no membership yet (it is joining
-    /// and about to hear from the leader).
-    fn allowed(&self, caller: NodeId) -> Result<(), String> {
+    /// A caller with a certificate of this cluster's CA may call when the replicated node list
+    /// records it, not removed, with the key it presents (`channel_key`, the SHA-256 of its
+    /// SPKI). While this node knows no membership yet (it is joining and about to hear from
+    /// the leader) it has no list to check against and accepts the internal CA's word.
+    fn allowed(&self, caller: NodeId, channel_key: &[u8; 32]) -> Result<(), String> {
         let record = self
             .store
             .reader()
             .and_then(|r| r.node(caller))
             .map_err(|e| format!("cannot read the node list: {e}"))?;
-        match record.map(|r| r.standing) {
-            Some(NodeStanding::Removed) => return Err(format!("node {caller:016x} was removed from this cluster")),
-            Some(NodeStanding::Admitted) => return Ok(()),
-            None => {}
-        }
-        let metrics = self.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership();
-        let mut nodes = membership.nodes().peekable();
-        if nodes.peek().is_none() || nodes.any(|(id, _)| *id == caller) {
-            Ok(())
-        } else {
-            Err(format!("node {caller:016x} is not a member of this cluster"))
+        match record {
+            Some(r) if r.standing == NodeStanding::Removed => {
+                Err(format!("node {caller:016x} was removed from this cluster"))
+            }
+            Some(r) => match r.channel_key {
+                Some(k) if k == *channel_key => Ok(()),
+                Some(_) => Err(format!(
+                    "node {caller:016x} presented a key other than the one recorded for it when it was admitted"
+                )),
+                None => Err(format!("no channel key is recorded for node {caller:016x}")),
+            },
+            None => {
+                let metrics = self.raft.metrics().borrow().clone();
+                if metrics.membership_config.membership().nodes().next().is_none() {
+                    Ok(())
+                } else {
+                    Err(format!("node {caller:016x} is not a member of this cluster"))
+                }
+            }
         }
     }
 }
 
-/// Serves the cluster channel on `listener` until the task is dropped.
+/// Serves the cluster channel on `listener` within [`LIMITS`] until the task is dropped.
 ///
 /// `extra` adds routes of the caller's own (they find the calling node in a
 /// [`CallerNode`] extension).
@@ -92,17 +117,12 @@ pub async fn serve(
         .with_state(state.clone())
         .merge(extra)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
+    let mut listener = Listener::new(listener, "cluster channel", LIMITS.max_connections);
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("cluster channel: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (tcp, peer, permit) = listener.accept().await;
         let (acceptor, router, state) = (acceptor.clone(), router.clone(), state.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let _ = tcp.set_nodelay(true);
             let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -115,13 +135,10 @@ pub async fn serve(
                     return;
                 }
             };
-            let caller = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| node_id_from_cert(c.as_ref()));
-            let Some(caller) = caller else {
+            let presented = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+            let caller = presented.and_then(|c| node_id_from_cert(c.as_ref()));
+            let key = presented.and_then(|c| channel_key_of(c.as_ref()));
+            let (Some(caller), Some(key)) = (caller, key) else {
                 tracing::warn!("cluster channel: refused {peer}: its certificate names no node");
                 return;
             };
@@ -129,7 +146,7 @@ pub async fn serve(
                 let router = router.clone();
                 let state = state.clone();
                 async move {
-                    if let Err(why) = state.allowed(caller) {
+                    if let Err(why) = state.allowed(caller, &key) {
                         tracing::warn!("cluster channel: refused {peer}: {why}");
                         return Ok::<_, std::convert::Infallible>((StatusCode::FORBIDDEN, why).into_response());
                     }
@@ -139,14 +156,17 @@ pub async fn serve(
                     router.oneshot(req).await
                 }
             });
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-                .await
-            {
+            if let Err(e) = serve_connection(tls, service, &LIMITS, too_slow).await {
                 tracing::debug!("cluster channel: connection from {peer} ended: {e}");
             }
         });
     }
+}
+
+/// The answer to a request still unanswered after [`LIMITS`]' request timeout.
+fn too_slow(timeout: Duration) -> Response {
+    let why = format!("the request did not finish within {} s", timeout.as_secs());
+    (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
@@ -182,13 +202,24 @@ async fn snapshot(State(s): State<ChannelState>, body: Bytes) -> Response {
     }
 }
 
-async fn propose(State(s): State<ChannelState>, body: Bytes) -> Response {
-    let command: hapki_store::Command = match decode(&body) {
+async fn propose(
+    State(s): State<ChannelState>,
+    Extension(CallerNode(from)): Extension<CallerNode>,
+    body: Bytes,
+) -> Response {
+    let forwarded: ForwardedCommand = match decode(&body) {
         Ok(c) => c,
         Err(r) => return r,
     };
+    if let Err(why) = s.guard.command(from, &forwarded.origin, &forwarded.command) {
+        tracing::warn!(
+            "cluster channel: refused a forwarded {} from node {from:016x}: {why}",
+            forwarded.command.kind()
+        );
+        return encode(&Err::<crate::proposer::Committed, _>(ProposeError::Forbidden(why)));
+    }
     // Only the leader's own batcher proposes; a forwarded command is never forwarded again.
-    let result: Result<crate::proposer::Committed, ProposeError> = s.proposer.propose(command).await;
+    let result: Result<crate::proposer::Committed, ProposeError> = s.proposer.propose(forwarded.command).await;
     encode(&result)
 }
 
@@ -200,11 +231,19 @@ async fn read_index(State(s): State<ChannelState>) -> Response {
     encode(&result)
 }
 
-async fn membership(State(s): State<ChannelState>, body: Bytes) -> Response {
-    let change: MembershipChange = match decode(&body) {
+async fn membership(
+    State(s): State<ChannelState>,
+    Extension(CallerNode(from)): Extension<CallerNode>,
+    body: Bytes,
+) -> Response {
+    let forwarded: ForwardedChange = match decode(&body) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let result: Result<MembershipOutcome, ProposeError> = membership::apply(&s.raft, change).await;
+    if let Err(why) = s.guard.membership(from, &forwarded.origin, &forwarded.change) {
+        tracing::warn!("cluster channel: refused a forwarded membership change from node {from:016x}: {why}");
+        return encode(&Err::<MembershipOutcome, _>(ProposeError::Forbidden(why)));
+    }
+    let result: Result<MembershipOutcome, ProposeError> = membership::apply(&s.raft, forwarded.change).await;
     encode(&result)
 }

@@ -66,6 +66,22 @@ impl NodeIdentity {
     }
 }
 
+/// The key a peer presents, as the node list records it: SHA-256 of the certificate's
+/// SubjectPublicKeyInfo (DER).
+pub fn channel_key_of(cert_der: &[u8]) -> Option<[u8; 32]> {
+    use der::Encode;
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().ok()?;
+    Some(spki_key(&spki))
+}
+
+/// The channel key of a SubjectPublicKeyInfo (DER): its SHA-256.
+pub fn spki_key(spki_der: &[u8]) -> [u8; 32] {
+    hapki_domain::issue::sha256(spki_der)
+        .try_into()
+        .expect("SHA-256 is 32 bytes")
+}
+
 /// The node id a node certificate names, if any.
 pub fn node_id_from_cert(der: &[u8]) -> Option<NodeId> {
     let cert = x509_cert::Certificate::from_der(der).ok()?;

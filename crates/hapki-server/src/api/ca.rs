@@ -79,7 +79,7 @@ pub async fn init_root(
     Json(req): Json<RootRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageCa)?;
-    let record = pki.init_root(&req).await?;
+    let record = pki.init_root(&caller.origin(), &req).await?;
     created(&pki, record).await
 }
 
@@ -90,7 +90,7 @@ pub async fn init_intermediate(
     Json(req): Json<RootRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageCa)?;
-    Ok((StatusCode::CREATED, json(pki.init_intermediate(&req).await?)))
+    Ok((StatusCode::CREATED, json(pki.init_intermediate(&caller.origin(), &req).await?)))
 }
 
 #[derive(Deserialize)]
@@ -108,7 +108,7 @@ pub async fn install_cert(
     Json(body): Json<InstallBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageCa)?;
-    let record = pki.install_cert(&id, &body.certificate).await?;
+    let record = pki.install_cert(&caller.origin(), &id, &body.certificate).await?;
     created(&pki, record).await
 }
 
@@ -119,7 +119,7 @@ pub async fn import(
     Json(req): Json<ImportRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageCa)?;
-    let record = pki.import_pkcs12(&req).await?;
+    let record = pki.import_pkcs12(&caller.origin(), &req).await?;
     created(&pki, record).await
 }
 
@@ -130,7 +130,7 @@ pub async fn set_default(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageCa)?;
-    pki.propose(Command::SetDefaultIssuer { id: id.clone() }).await?;
+    pki.propose(&caller.origin(), Command::SetDefaultIssuer { id: id.clone() }).await?;
     Ok(json(serde_json::json!({ "default": id })))
 }
 

@@ -86,8 +86,7 @@ pub async fn issue(
     headers: HeaderMap,
     Json(req): Json<IssueRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.may(Action::Issue)?;
-    let issued = pki.issue(&req, idempotency_key(&headers, &caller)?).await?;
+    let issued = pki.issue(&caller, &req, idempotency_key(&headers, &caller)?).await?;
     Ok((StatusCode::CREATED, json(issued)))
 }
 
@@ -108,7 +107,7 @@ pub async fn generate(
     if pkcs12 && body.password.as_deref().unwrap_or("").is_empty() {
         return Err(ApiError::bad_request("a PKCS#12 file needs a password (--password)"));
     }
-    let (issued, key) = pki.generate(&body, idempotency).await?;
+    let (issued, key) = pki.generate(&caller, &body, idempotency).await?;
     let mut out = serde_json::to_value(&issued).map_err(|e| ApiError::internal(e.to_string()))?;
     if pkcs12 {
         let mut chain = vec![issued.der.clone()];
@@ -116,7 +115,14 @@ pub async fn generate(
         chain.push(issuer.record.cert_der.clone());
         chain.extend(issuer.record.chain_der.iter().cloned());
         let name = issued.subject.clone();
-        let p12 = hapki_domain::pkcs12::write(&name, &key, &chain, body.password.as_deref().unwrap_or(""))?;
+        let password = body.password.clone().unwrap_or_default();
+        let p12 = pki
+            .work
+            .keygen
+            .run(&caller.token_id, move || {
+                hapki_domain::pkcs12::write(&name, &key, &chain, &password)
+            })
+            .await??;
         out["pkcs12"] = base64::engine::general_purpose::STANDARD.encode(p12).into();
     } else {
         out["private_key"] = encode(PemLabel::PrivateKey, &key).into();
@@ -146,6 +152,7 @@ pub async fn get(
         .reader()?
         .cert(&serial)?
         .ok_or_else(|| ApiError::not_found(format!("no certificate with serial {serial}")))?;
+    pki.authorize_read(&caller, &cert)?;
     Ok(json(CertView::new(cert, true, now())))
 }
 
@@ -254,9 +261,8 @@ pub async fn revoke(
     Path(serial): Path<String>,
     Json(body): Json<RevokeBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.may(Action::Revoke)?;
     let serial = parse_serial(&serial)?;
     let reason: RevocationReason = body.reason.as_deref().unwrap_or("unspecified").parse()?;
     let key = idempotency_key(&headers, &caller)?;
-    Ok(json(pki.revoke(&serial, reason, key).await?))
+    Ok(json(pki.revoke(&caller, &serial, reason, key).await?))
 }

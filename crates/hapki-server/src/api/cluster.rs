@@ -234,9 +234,9 @@ async fn create_node(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    member_caller(&node, &headers, Action::ManageCluster)?;
+    let caller = member_caller(&node, &headers, Action::ManageCluster)?;
     let req: CreateNodeRequest = parse_json(&headers, &body)?;
-    let signed = node.sign_node_csr(&req.csr).await?;
+    let signed = node.sign_node_csr(&caller.origin(), &req.csr).await?;
     Ok((StatusCode::CREATED, json(signed)))
 }
 
@@ -274,9 +274,9 @@ async fn delete_node(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    member_caller(&node, &headers, Action::ManageCluster)?;
+    let caller = member_caller(&node, &headers, Action::ManageCluster)?;
     let id = node_id(&id)?;
-    let outcome = node.remove_node(id).await?;
+    let outcome = node.remove_node(&caller.origin(), id).await?;
     Ok(json(json!({
         "removed": format!("{id:016x}"),
         "promoted": outcome.promoted.map(|p| format!("{p:016x}")),
@@ -310,9 +310,9 @@ async fn put_settings(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    member_caller(&node, &headers, Action::ManageCluster)?;
+    let caller = member_caller(&node, &headers, Action::ManageCluster)?;
     let req: SettingsChange = parse_json(&headers, &body)?;
-    let promoted = node.update_settings(&req).await?;
+    let promoted = node.update_settings(&caller.origin(), &req).await?;
     let mut v = settings_json(&node)?;
     v["promoted"] = json!(promoted.iter().map(|p| format!("{p:016x}")).collect::<Vec<_>>());
     Ok(json(v))

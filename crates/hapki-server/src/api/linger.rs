@@ -3,7 +3,8 @@
 //! content type is wrong; the client is then still sending, and over HTTP/2 the
 //! server resets the stream as it answers, which some clients (curl 7.88)
 //! report as a framing error instead of showing the answer.
-//! [`discard`] also serves the 413 answer to an oversized body.
+//! [`discard`] also serves the 413 answer to an oversized body. Either way a
+//! refused client is read for at most the body limit and [`LINGER`].
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -67,21 +68,45 @@ pub async fn finish_body(State(max_body): State<usize>, req: Request, next: Next
         Ok(mut b) => std::mem::take(&mut *b),
         Err(_) => return resp,
     };
-    discard(rest, max_body as u64, LINGER).await;
+    discard(rest, max_body as u64).await;
     resp
 }
 
-/// Reads and throws away what a client still sends of `body`: at most `max_bytes`,
-/// for at most `within`.
-pub async fn discard(mut body: Body, max_bytes: u64, within: Duration) {
+/// Reads and throws away what a client still sends of `body`: at most `max_bytes` (the
+/// body limit), for at most [`LINGER`], so that a refused client costs the node no more
+/// than an accepted one. A client still sending past `max_bytes` is left unread, not cut
+/// off, until [`LINGER`] is over: blocked in its write, it reads the answer meanwhile,
+/// where a reset connection would show it a broken pipe instead.
+pub async fn discard(mut body: Body, max_bytes: u64) {
+    let deadline = tokio::time::Instant::now() + LINGER;
     let drain = async {
         let mut read = 0u64;
         while let Some(Ok(frame)) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
             read += frame.data_ref().map_or(0, |d| d.len() as u64);
             if read > max_bytes {
-                break;
+                return Drained::OverLimit;
             }
         }
+        Drained::Ended
     };
-    let _ = tokio::time::timeout(within, drain).await;
+    match tokio::time::timeout_at(deadline, drain).await {
+        Ok(Drained::Ended) => {}
+        Ok(Drained::OverLimit) => {
+            // Holding the body keeps the connection open (hyper reads no more of it);
+            // dropping it at the deadline closes the connection.
+            tokio::spawn(async move {
+                tokio::time::sleep_until(deadline).await;
+                drop(body);
+            });
+        }
+        Err(_) => tracing::debug!("stopped reading a refused body after {LINGER:?}"),
+    }
+}
+
+/// How reading a refused body ended.
+enum Drained {
+    /// The client sent it all (or the connection failed).
+    Ended,
+    /// The client sent more than the body limit.
+    OverLimit,
 }

@@ -12,7 +12,6 @@ mod sys;
 mod tokens;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
@@ -94,15 +93,12 @@ pub fn http_app(node: Arc<Node>) -> Router {
         }))
 }
 
-/// Most bytes of an oversized body read and thrown away before answering 413.
-const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
-/// Longest time spent reading an oversized body before answering 413.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Answers 413 to a body whose declared length is over the limit, after reading
-/// (and discarding) what the client is still sending: a server that answers and
-/// closes while the client writes makes the client see a broken pipe, not the 413.
-/// A client that waits for `100 Continue` has sent nothing yet and is answered at once.
+/// (and discarding) what the client is still sending, as [`linger::discard`] bounds it
+/// (the body limit, 2 s): a server that answers and closes while the client writes
+/// makes the client see a broken pipe, not the 413; a client that sends more than that
+/// is not worth more of the node's time. A client that waits for `100 Continue` has
+/// sent nothing yet and is answered at once.
 async fn refuse_oversized(State(max_body): State<usize>, req: Request, next: Next) -> Response {
     let declared = req
         .headers()
@@ -115,8 +111,8 @@ async fn refuse_oversized(State(max_body): State<usize>, req: Request, next: Nex
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     match declared {
         Some(len) if len > max_body as u64 => {
-            if len <= DRAIN_MAX_BYTES && !waits {
-                linger::discard(req.into_body(), DRAIN_MAX_BYTES, DRAIN_TIMEOUT).await;
+            if !waits {
+                linger::discard(req.into_body(), max_body as u64).await;
             }
             too_large().into_response()
         }

@@ -38,7 +38,7 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageProfiles)?;
     profile.validate()?;
-    pki.propose(Command::PutProfile {
+    pki.propose(&caller.origin(), Command::PutProfile {
         profile: profile.clone(),
         create: true,
     })
@@ -61,7 +61,7 @@ pub async fn update(
         )));
     }
     profile.validate()?;
-    pki.propose(Command::PutProfile {
+    pki.propose(&caller.origin(), Command::PutProfile {
         profile: profile.clone(),
         create: false,
     })

@@ -12,7 +12,7 @@ use super::certs::parse_duration;
 use super::{json, Json};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
-use crate::pki::Pki;
+use crate::pki::{Pki, TokenGrant};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +23,12 @@ pub struct CreateBody {
     /// `30d`, `12h`, seconds; no expiry when absent.
     #[serde(default)]
     ttl: Option<String>,
+    /// Profiles the token may issue with; any its role allows when empty.
+    #[serde(default)]
+    profiles: Vec<String>,
+    /// Issuers the token may issue from; any when empty.
+    #[serde(default)]
+    issuers: Vec<String>,
 }
 
 /// `POST /v1/tokens`.
@@ -33,13 +39,16 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageTokens)?;
     let role: Role = body.role.parse().map_err(ApiError::bad_request)?;
-    let ttl = body.ttl.as_deref().map(parse_duration).transpose()?;
-    if ttl == Some(0) {
-        return Err(ApiError::bad_request("ttl must be more than zero"));
-    }
+    let grant = TokenGrant {
+        role,
+        name: body.name,
+        ttl_secs: body.ttl.as_deref().map(parse_duration).transpose()?,
+        profiles: body.profiles,
+        issuers: body.issuers,
+    };
     Ok((
         StatusCode::CREATED,
-        json(pki.create_token(role, &body.name, ttl).await?),
+        json(pki.create_token(&caller.origin(), &grant).await?),
     ))
 }
 
@@ -51,6 +60,8 @@ struct TokenView {
     created_at: u64,
     expires_at: Option<u64>,
     revoked: bool,
+    profiles: Vec<String>,
+    issuers: Vec<String>,
 }
 
 /// `GET /v1/tokens`.
@@ -67,6 +78,8 @@ pub async fn list(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl In
             created_at: t.created_at,
             expires_at: t.expires_at,
             revoked: t.revoked,
+            profiles: t.profiles,
+            issuers: t.issuers,
         })
         .collect();
     Ok(json(serde_json::json!({ "tokens": tokens })))
@@ -79,6 +92,6 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageTokens)?;
-    pki.propose(Command::RevokeToken { id: id.clone() }).await?;
+    pki.propose(&caller.origin(), Command::RevokeToken { id: id.clone() }).await?;
     Ok(json(serde_json::json!({ "revoked": id })))
 }

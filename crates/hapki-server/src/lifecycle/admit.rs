@@ -4,7 +4,9 @@
 //! learner when a voter leaves) and records it as removed, after which its
 //! certificates are refused on the channel.
 
-use hapki_cluster::channel::NODE_URI_PREFIX;
+use der::Encode;
+use hapki_cluster::channel::{spki_key, NODE_URI_PREFIX};
+use hapki_cluster::Origin;
 use hapki_cluster::{MembershipChange, MembershipOutcome, MAX_NODES};
 use hapki_domain::csr::parse_and_verify;
 use hapki_domain::name::San;
@@ -40,7 +42,7 @@ pub struct SignedNode {
 
 impl Node {
     /// Signs a joining node's CSR.
-    pub async fn sign_node_csr(&self, csr_pem: &str) -> Result<SignedNode, ApiError> {
+    pub async fn sign_node_csr(&self, origin: &Origin, csr_pem: &str) -> Result<SignedNode, ApiError> {
         let pki = self.pki().ok_or_else(super::not_clustered)?;
         let csr = parse_and_verify(csr_pem.as_bytes())?;
         let mut id = None;
@@ -91,13 +93,19 @@ impl Node {
             .unwrap_or_else(|| format!("{id:016x}"));
         let internal = tls::internal_ca(&pki).await?;
         let cert = internal.sign_node(&name, sans, csr.spki.clone())?;
-        pki.propose(Command::AdmitNode {
+        let spki = csr
+            .spki
+            .to_der()
+            .map_err(|e| ApiError::internal(format!("encoding the node key: {e}")))?;
+        pki.propose(origin, Command::AdmitNode {
             node: NodeRecord {
                 id,
                 name: name.clone(),
                 standing: NodeStanding::Admitted,
                 admitted_at: now(),
                 removed_at: None,
+                // The channel accepts this node only with the key of this CSR.
+                channel_key: Some(spki_key(&spki)),
             },
         })
         .await?;
@@ -121,7 +129,7 @@ impl Node {
 
     /// Changes the replicated settings given; a new voters target (3 or 5) promotes
     /// learners up to it (lowering it keeps the voters there are). Returns the promoted nodes.
-    pub async fn update_settings(&self, change: &SettingsChange) -> Result<Vec<u64>, ApiError> {
+    pub async fn update_settings(&self, origin: &Origin, change: &SettingsChange) -> Result<Vec<u64>, ApiError> {
         let pki = self.pki().ok_or_else(super::not_clustered)?;
         if change.voters_target.is_none() && change.serial_mode.is_none() && change.serial_range.is_none() {
             return Err(ApiError::bad_request(
@@ -157,13 +165,13 @@ impl Node {
             settings.serial_range = range;
         }
         let target = settings.voters_target;
-        pki.propose(Command::PutSettings { settings }).await?;
+        pki.propose(origin, Command::PutSettings { settings }).await?;
         let mut promoted = Vec::new();
         if change.voters_target.is_some() {
             for learner in self.cluster.members().into_iter().filter(|m| !m.voter) {
                 let outcome = self
                     .cluster
-                    .change_membership(MembershipChange::Promote {
+                    .change_membership(origin, MembershipChange::Promote {
                         id: learner.id,
                         voters_target: target,
                     })
@@ -177,7 +185,7 @@ impl Node {
     }
 
     /// Removes another node from the cluster.
-    pub async fn remove_node(&self, id: u64) -> Result<MembershipOutcome, ApiError> {
+    pub async fn remove_node(&self, origin: &Origin, id: u64) -> Result<MembershipOutcome, ApiError> {
         let pki = self.pki().ok_or_else(super::not_clustered)?;
         if id == self.id {
             return Err(ApiError::conflict(format!(
@@ -189,15 +197,15 @@ impl Node {
         let admitted = matches!(reader.node(id)?, Some(r) if r.standing == NodeStanding::Admitted);
         if admitted && !self.cluster.members().iter().any(|m| m.id == id) {
             // Certified but never joined: withdraw the admission, so its certificate cannot join.
-            pki.propose(Command::RemoveNode { id, at: now() }).await?;
+            pki.propose(origin, Command::RemoveNode { id, at: now() }).await?;
             tracing::info!("withdrew the admission of node {id:016x}, which never joined");
             return Ok(MembershipOutcome::default());
         }
         let outcome = self
             .cluster
-            .change_membership(MembershipChange::Remove { id, voters_target })
+            .change_membership(origin, MembershipChange::Remove { id, voters_target })
             .await?;
-        pki.propose(Command::RemoveNode { id, at: now() }).await?;
+        pki.propose(origin, Command::RemoveNode { id, at: now() }).await?;
         tracing::info!("removed node {id:016x} from the cluster");
         Ok(outcome)
     }

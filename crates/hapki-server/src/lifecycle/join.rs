@@ -21,6 +21,7 @@ use hapki_domain::pem::{certificates, encode, PemLabel};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::Deserialize;
 
+use super::channel_key::ChannelKey;
 use super::peer::{major, paths, Hello, Welcome};
 use super::{advertise_host, Node, Phase};
 use crate::error::ApiError;
@@ -40,6 +41,8 @@ pub struct JoinRequest {
 struct Ticket {
     member: String,
     identity: NodeIdentity,
+    /// The key of this node's CSR and its certificate: its channel identity from now on.
+    channel: ChannelKey,
 }
 
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -132,6 +135,10 @@ impl Node {
                 key: Arc::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_pkcs8()?))),
                 ca: CertificateDer::from(ca.clone()),
             },
+            channel: ChannelKey {
+                key,
+                chain: vec![cert.clone(), ca.clone()],
+            },
         })
     }
 
@@ -155,6 +162,10 @@ impl Node {
     async fn run_join(self: &Arc<Self>, ticket: Ticket) -> Result<(), JoinFailure> {
         let network = self.cluster.network().clone();
         // 1. creating: take the certificate and open the cluster channel.
+        ticket
+            .channel
+            .save(&self.dir)
+            .map_err(|e| JoinFailure::before(e.message))?;
         self.start_channel(ticket.identity.clone())
             .map_err(JoinFailure::before)?;
 

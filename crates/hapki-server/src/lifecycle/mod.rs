@@ -6,6 +6,7 @@
 //! has a cluster.
 
 mod admit;
+pub mod channel_key;
 mod join;
 mod peer;
 mod rate;
@@ -268,7 +269,7 @@ impl Node {
             profiles: builtin_profiles(),
             settings,
         };
-        if let hapki_store::CommandResult::Rejected { message, .. } = self.cluster.propose(bootstrap).await? {
+        if let hapki_store::CommandResult::Rejected { message, .. } = self.cluster.propose(&hapki_cluster::Origin::Node, bootstrap).await? {
             return Err(ApiError::conflict(message));
         }
         let pki = self.activate(keyring).await?;
@@ -280,12 +281,17 @@ impl Node {
                 validity_days: 3650,
                 default: true,
             };
-            let root = pki.init_root(&req).await?;
+            let root = pki.init_root(&hapki_cluster::Origin::Node, &req).await?;
             pki.refresh_crl(&root.id, 0).await?;
             println!("Initialised root CA {} ({})", root.name, root.id);
             write_ca_pem(&pki, &self.dir);
         }
-        let token = pki.create_token(Role::Admin, "initial admin", None).await?;
+        let token = pki
+            .create_token(
+                &hapki_cluster::Origin::Node,
+                &crate::pki::TokenGrant::role(Role::Admin, "initial admin"),
+            )
+            .await?;
         let path = self.dir.admin_token();
         write_secret(&path, format!("{}\n", token.token).as_bytes()).map_err(file_err(&path))?;
         Ok(token.token)
@@ -301,8 +307,8 @@ impl Node {
         self.cert.replace(chain, key)?;
         let path = self.dir.api_ca_pem();
         write_public(&path, encode(PemLabel::Certificate, &internal.cert_der).as_bytes()).map_err(file_err(&path))?;
-        if let Some(advertised) = self.cfg.cluster_address() {
-            let identity = internal.node_identity(&self.name, self.id, advertise_host(&advertised))?;
+        if self.cfg.cluster_address().is_some() {
+            let identity = self.channel_identity(&pki, &internal).await?;
             self.start_channel(identity)?;
         }
         write_ca_pem(&pki, &self.dir);

@@ -64,17 +64,19 @@ impl Node {
             tracing::warn!("stopping Raft before the reset: {e}");
         }
         let root = &self.dir.root;
-        for name in [
-            "hapki.redb",
-            "node-id",
-            "unseal.key",
-            "kek.sealed",
-            "admin-token",
-            "bootstrap-token",
-            "ca.pem",
-            "api-ca.pem",
+        let d = &self.dir;
+        for path in [
+            d.db(),
+            d.node_id(),
+            d.unseal_key(),
+            d.sealed_kek(),
+            d.channel_key(),
+            d.channel_cert(),
+            d.admin_token(),
+            d.bootstrap_token(),
+            d.ca_pem(),
+            d.api_ca_pem(),
         ] {
-            let path = root.join(name);
             if path.exists() {
                 if let Err(e) = std::fs::remove_file(&path) {
                     eprintln!("hapki: cannot remove {}: {e}", path.display());

@@ -10,6 +10,8 @@ use hapki_domain::serial::Serial;
 use hapki_store::{Command, IssuerRecord, OcspSignerRecord};
 use serde::{Deserialize, Serialize};
 
+use hapki_cluster::Origin;
+
 use super::{now, Pki};
 use crate::error::ApiError;
 use crate::rand;
@@ -86,7 +88,7 @@ fn issuer_id(spki: &spki::SubjectPublicKeyInfoOwned) -> String {
 
 impl Pki {
     /// Creates a self-signed root CA and makes it available to every node.
-    pub async fn init_root(&self, req: &RootRequest) -> Result<IssuerRecord, ApiError> {
+    pub async fn init_root(&self, origin: &Origin, req: &RootRequest) -> Result<IssuerRecord, ApiError> {
         if req.validity_days == 0 || req.validity_days > 36_500 {
             return Err(ApiError::bad_request("validity_days must be between 1 and 36500"));
         }
@@ -97,7 +99,7 @@ impl Pki {
         let spec = CertSpec::self_signed_ca(Serial::from_random(rand::bytes()), validity, subject, key.spki(), None);
         let cert_der = build_certificate(None, Some(&key), &spec)?;
         let record = self.issuer_record(&key, cert_der, vec![], now)?;
-        self.propose(Command::AddIssuer {
+        self.propose(origin, Command::AddIssuer {
             issuer: record.clone(),
             make_default: req.default,
         })
@@ -106,7 +108,7 @@ impl Pki {
     }
 
     /// Creates an intermediate's key and CSR; it can sign once its certificate is installed.
-    pub async fn init_intermediate(&self, req: &RootRequest) -> Result<IntermediateCsr, ApiError> {
+    pub async fn init_intermediate(&self, origin: &Origin, req: &RootRequest) -> Result<IntermediateCsr, ApiError> {
         let subject = subject_of(req)?.to_name()?;
         let key = SigningKey::generate(req.key_type)?;
         let csr_der = hapki_domain::csr::build_csr(&key, &subject, &[])?;
@@ -123,7 +125,7 @@ impl Pki {
             created_at: now(),
             not_after: 0,
         };
-        self.propose(Command::AddIssuer {
+        self.propose(origin, Command::AddIssuer {
             issuer: record,
             make_default: false,
         })
@@ -135,7 +137,7 @@ impl Pki {
     }
 
     /// Installs the signed certificate (and chain) of an intermediate created by `init_intermediate`.
-    pub async fn install_cert(&self, id: &str, pem_bundle: &str) -> Result<IssuerRecord, ApiError> {
+    pub async fn install_cert(&self, origin: &Origin, id: &str, pem_bundle: &str) -> Result<IssuerRecord, ApiError> {
         let record = self
             .reader()?
             .issuer(id)?
@@ -149,7 +151,7 @@ impl Pki {
         let mut chain = certs;
         let cert_der = chain.remove(0);
         let full = self.issuer_record(&key, cert_der, chain, record.created_at)?;
-        self.propose(Command::InstallIssuerCert {
+        self.propose(origin, Command::InstallIssuerCert {
             id: id.to_string(),
             cert_der: full.cert_der.clone(),
             chain_der: full.chain_der.clone(),
@@ -161,7 +163,7 @@ impl Pki {
     }
 
     /// Imports an existing CA key and chain from PKCS#12.
-    pub async fn import_pkcs12(&self, req: &ImportRequest) -> Result<IssuerRecord, ApiError> {
+    pub async fn import_pkcs12(&self, origin: &Origin, req: &ImportRequest) -> Result<IssuerRecord, ApiError> {
         use base64::Engine;
         let data = base64::engine::general_purpose::STANDARD
             .decode(req.pkcs12.trim())
@@ -172,7 +174,7 @@ impl Pki {
         let mut chain = kc.chain;
         let cert_der = chain.remove(0);
         let record = self.issuer_record(&key, cert_der, chain, now())?;
-        self.propose(Command::AddIssuer {
+        self.propose(origin, Command::AddIssuer {
             issuer: record.clone(),
             make_default: req.default,
         })
@@ -232,7 +234,7 @@ impl Pki {
             .unwrap_or_else(|| issuer.record.id.clone());
         let signer = self.ocsp_signer(&issuer.view(), &issuer.record.id, &ca_name, issuer.record.not_after)?;
         tracing::info!("renewing the OCSP signer of issuer {}", issuer.record.id);
-        self.propose(Command::SetOcspSigner {
+        self.propose(&Origin::Node, Command::SetOcspSigner {
             issuer_id: issuer.record.id.clone(),
             signer,
         })
@@ -260,6 +262,7 @@ impl Pki {
             ext_key_usage: vec![ExtKeyUsage::OcspSigning],
             ca: false,
             path_len: None,
+            name_constraints: None,
             ocsp_no_check: true,
             publication: Publication::default(),
         };

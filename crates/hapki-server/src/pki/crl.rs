@@ -15,6 +15,7 @@ use hapki_domain::serial::Serial;
 use hapki_store::{Command, CommandResult, CrlRecord, RejectCode};
 use serde::Serialize;
 
+use crate::auth::Caller;
 use super::{now, Pki};
 use crate::error::{rejected, ApiError};
 
@@ -48,6 +49,7 @@ impl Pki {
     /// key of a revocation that went through answers as the first did.
     pub async fn revoke(
         &self,
+        caller: &Caller,
         serial: &Serial,
         reason: RevocationReason,
         idempotency_key: Option<[u8; 32]>,
@@ -56,6 +58,7 @@ impl Pki {
         let cert = reader
             .cert(serial)?
             .ok_or_else(|| ApiError::not_found(format!("no certificate with serial {serial}")))?;
+        self.authorize_revoke(caller, &cert)?;
         let replay = match idempotency_key {
             Some(key) => reader.idempotent_serial(&key)?.is_some_and(|s| s == *serial),
             None => false,
@@ -74,12 +77,15 @@ impl Pki {
         let at = now();
         match self
             .cluster
-            .propose(Command::Revoke {
+            .propose(
+                &caller.origin(),
+                Command::Revoke {
                 serial: *serial,
                 reason,
                 at,
                 idempotency_key,
-            })
+                },
+            )
             .await?
         {
             CommandResult::Applied => self.revoked_answer(serial, &cert.issuer_id, reason, at).await,
@@ -165,7 +171,7 @@ impl Pki {
                 entries: count,
                 der,
             };
-            match self.cluster.propose(Command::PublishCrl { crl }).await? {
+            match self.cluster.propose(&hapki_cluster::Origin::Node, Command::PublishCrl { crl }).await? {
                 CommandResult::Applied => return Ok(number),
                 // Another node published this number first: build again on top of it.
                 CommandResult::Rejected {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ca::{publication, BACKDATE_SECS};
 use super::{now, Pki};
+use crate::auth::{Action, Caller};
 use crate::error::{rejected, ApiError};
 
 /// Draws of a new serial before giving up (a collision of 126 random bits is not expected at all).
@@ -79,12 +80,24 @@ pub struct Issued {
 impl Pki {
     /// Issues a certificate for a CSR. With an idempotency key seen before, the certificate
     /// issued then is returned and nothing new is issued.
-    pub async fn issue(&self, req: &IssueRequest, idempotency_key: Option<[u8; 32]>) -> Result<Issued, ApiError> {
+    pub async fn issue(
+        &self,
+        caller: &Caller,
+        req: &IssueRequest,
+        idempotency_key: Option<[u8; 32]>,
+    ) -> Result<Issued, ApiError> {
+        caller.may(Action::Issue)?;
         if let Some(first) = self.replayed(idempotency_key)? {
             return Ok(first);
         }
-        let csr = parse_and_verify(req.csr.as_bytes())?;
+        let pem = req.csr.clone();
+        let csr = self
+            .work
+            .verify
+            .run(&caller.token_id, move || parse_and_verify(pem.as_bytes()))
+            .await??;
         self.issue_verified(
+            caller,
             &csr,
             &req.profile,
             req.issuer.as_deref(),
@@ -129,16 +142,27 @@ impl Pki {
     /// A replayed idempotency key is refused: the key generated the first time is not kept.
     pub async fn generate(
         &self,
+        caller: &Caller,
         req: &GenerateRequest,
         idempotency_key: Option<[u8; 32]>,
     ) -> Result<(Issued, Vec<u8>), ApiError> {
+        caller.may(Action::Issue)?;
         if let Some(first) = self.replayed(idempotency_key)? {
             return Err(ApiError::conflict(format!(
                 "this idempotency key already issued certificate {}; its private key was returned then and is not kept",
                 first.serial
             )));
         }
-        let key = SigningKey::generate(req.key_type)?;
+        // Refused requests cost no key generation.
+        let profile = self.profile(&req.profile)?;
+        let issuer = self.issuer(req.issuer.as_deref())?;
+        self.authorize_issue(caller, &profile, &issuer.record.id)?;
+        let key_type = req.key_type;
+        let key = self
+            .work
+            .keygen
+            .run(&caller.token_id, move || SigningKey::generate(key_type))
+            .await??;
         let sans = req.sans.iter().map(|s| San::parse(s)).collect::<Result<Vec<_>, _>>()?;
         let subject = match &req.common_name {
             Some(cn) => SubjectSpec::cn(cn).to_name()?,
@@ -153,6 +177,7 @@ impl Pki {
         };
         let issued = self
             .issue_verified(
+                caller,
                 &csr,
                 &req.profile,
                 req.issuer.as_deref(),
@@ -165,6 +190,7 @@ impl Pki {
 
     async fn issue_verified(
         &self,
+        caller: &Caller,
         csr: &VerifiedCsr,
         profile_name: &str,
         issuer_id: Option<&str>,
@@ -172,8 +198,9 @@ impl Pki {
         idempotency_key: Option<[u8; 32]>,
     ) -> Result<Issued, ApiError> {
         let profile = self.profile(profile_name)?;
-        let approved = profile.evaluate(csr, validity_days)?;
         let issuer = self.issuer(issuer_id)?;
+        self.authorize_issue(caller, &profile, &issuer.record.id)?;
+        let approved = profile.evaluate(csr, validity_days)?;
         let settings = self.reader()?.settings()?;
         let base = settings.publication_base_url.clone();
         let now = now();
@@ -199,6 +226,7 @@ impl Pki {
             ext_key_usage: profile.ext_key_usage.clone(),
             ca: profile.ca,
             path_len: profile.path_len,
+            name_constraints: approved.name_constraints,
             ocsp_no_check: profile.ocsp_no_check,
             publication: publication(&base, &issuer.record.id),
         };
@@ -221,13 +249,17 @@ impl Pki {
                 not_after: spec.not_after,
                 issued_at: now,
                 revoked: None,
+                requested_by: Some(caller.token_id.clone()),
             };
             match self
                 .cluster
-                .propose(Command::IssueCert {
-                    cert: record,
-                    idempotency_key,
-                })
+                .propose(
+                    &caller.origin(),
+                    Command::IssueCert {
+                        cert: record,
+                        idempotency_key,
+                    },
+                )
                 .await?
             {
                 CommandResult::Replayed { serial } => {

@@ -2,12 +2,14 @@
 //! and the Raft node (writes). Parsed CA keys, OCSP responders and profiles are
 //! cached in memory and dropped when a command that changes them is applied.
 
+pub mod authz;
 mod ca;
 mod crl;
 mod issue;
 mod ocsp;
 mod serials;
 mod tokens;
+pub mod work;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use der::Decode;
-use hapki_cluster::ClusterNode;
+use hapki_cluster::{ClusterNode, Origin};
 use hapki_domain::issue::{summarize, IssuerView};
 use hapki_domain::key::SigningKey;
 use hapki_domain::ocsp::{IssuerHashes, Responder};
@@ -28,7 +30,7 @@ pub use ca::{ImportRequest, IntermediateCsr, RootRequest, BACKDATE_SECS};
 pub use crl::{crl_loop, CrlRequest, CrlScheduler, CRL_PATH};
 pub use issue::{GenerateRequest, IssueRequest, Issued};
 pub use ocsp::{Freshness, OcspAnswer};
-pub use tokens::{token_hash, NewToken};
+pub use tokens::{token_hash, NewToken, TokenGrant};
 
 use crate::error::{rejected, ApiError};
 use crate::trust::Keyring;
@@ -84,11 +86,15 @@ pub struct Pki {
     generation: AtomicU64,
     pub crl: CrlScheduler,
     serials: serials::SerialAllocator,
+    /// Where key generation and CSR checks run, off the async workers.
+    pub work: work::Pools,
 }
 
 impl Pki {
+    /// The service over `store` and `cluster`; it also becomes what the Raft node asks,
+    /// as leader, whether a write another member forwards may be proposed.
     pub fn new(store: Store, cluster: ClusterNode, keyring: Keyring) -> Arc<Pki> {
-        Arc::new(Pki {
+        let pki = Arc::new(Pki {
             store,
             cluster,
             keyring,
@@ -96,7 +102,12 @@ impl Pki {
             generation: AtomicU64::new(0),
             crl: CrlScheduler::default(),
             serials: serials::SerialAllocator::default(),
-        })
+            work: work::Pools::default(),
+        });
+        pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
+            pki: Arc::downgrade(&pki),
+        }));
+        pki
     }
 
     /// A read view of the local replica.
@@ -104,9 +115,9 @@ impl Pki {
         Ok(self.store.reader()?)
     }
 
-    /// Proposes a command and turns a refusal into an API error.
-    pub async fn propose(&self, cmd: Command) -> Result<(), ApiError> {
-        match self.cluster.propose(cmd).await? {
+    /// Proposes a command on behalf of `origin` and turns a refusal into an API error.
+    pub async fn propose(&self, origin: &Origin, cmd: Command) -> Result<(), ApiError> {
+        match self.cluster.propose(origin, cmd).await? {
             CommandResult::Applied | CommandResult::Replayed { .. } => Ok(()),
             CommandResult::Rejected { code, message } => Err(rejected(code, message)),
         }

@@ -6,11 +6,15 @@ use base64::Engine;
 use hapki_store::{Command, Role, TokenRecord};
 use serde::Serialize;
 
+use hapki_cluster::Origin;
+
 use super::{now, Pki};
 use crate::error::ApiError;
 use crate::rand;
 
 const PREFIX: &str = "hapki_";
+/// 9999-12-31T23:59:59Z: no expiry lies beyond it.
+const MAX_EXPIRY: u64 = 253_402_300_799;
 
 /// A freshly created token; the secret is shown once.
 #[derive(Clone, Debug, Serialize)]
@@ -20,6 +24,34 @@ pub struct NewToken {
     pub role: Role,
     pub name: String,
     pub expires_at: Option<u64>,
+    pub profiles: Vec<String>,
+    pub issuers: Vec<String>,
+}
+
+/// What a new token may do.
+#[derive(Clone, Debug)]
+pub struct TokenGrant {
+    pub role: Role,
+    pub name: String,
+    /// Valid for this long; forever when `None`.
+    pub ttl_secs: Option<u64>,
+    /// Profiles it may issue with; empty means any its role allows.
+    pub profiles: Vec<String>,
+    /// Issuers it may issue from; empty means any.
+    pub issuers: Vec<String>,
+}
+
+impl TokenGrant {
+    /// A token with `role` and no other limit.
+    pub fn role(role: Role, name: &str) -> TokenGrant {
+        TokenGrant {
+            role,
+            name: name.to_string(),
+            ttl_secs: None,
+            profiles: Vec::new(),
+            issuers: Vec::new(),
+        }
+    }
 }
 
 /// SHA-256 of a token's text.
@@ -31,31 +63,59 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 }
 
 impl Pki {
-    /// Creates a token with `role`, valid for `ttl_secs` (forever when `None`).
-    pub async fn create_token(&self, role: Role, name: &str, ttl_secs: Option<u64>) -> Result<NewToken, ApiError> {
-        if name.len() > 128 {
+    /// Creates a token as `grant` says, on behalf of `origin`. The profiles and issuers it is
+    /// limited to must exist.
+    pub async fn create_token(&self, origin: &Origin, grant: &TokenGrant) -> Result<NewToken, ApiError> {
+        if grant.name.len() > 128 {
             return Err(ApiError::bad_request("a token name may be at most 128 characters"));
         }
+        let now = now();
+        let expires_at = match grant.ttl_secs {
+            Some(0) => return Err(ApiError::bad_request("ttl must be more than zero")),
+            Some(ttl) => Some(now.checked_add(ttl).filter(|t| *t < MAX_EXPIRY).ok_or_else(|| {
+                ApiError::bad_request("ttl is too long: a token may live at most until the year 9999; leave ttl out for a token that does not expire")
+            })?),
+            None => None,
+        };
+        let reader = self.reader()?;
+        for p in &grant.profiles {
+            if reader.profile(p)?.is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "no profile named '{p}'; `hapki profile list` shows the profiles"
+                )));
+            }
+        }
+        for i in &grant.issuers {
+            if reader.issuer(i)?.is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "no issuer with id {i}; `hapki ca list` shows the issuers"
+                )));
+            }
+        }
+        drop(reader);
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::bytes::<32>());
         let token = format!("{PREFIX}{secret}");
         let hash = token_hash(&token);
-        let now = now();
         let record = TokenRecord {
             id: hex::encode(&hash[..8]),
             hash,
-            role,
-            name: name.to_string(),
+            role: grant.role,
+            name: grant.name.clone(),
             created_at: now,
-            expires_at: ttl_secs.map(|t| now + t),
+            expires_at,
             revoked: false,
+            profiles: grant.profiles.clone(),
+            issuers: grant.issuers.clone(),
         };
-        self.propose(Command::CreateToken { token: record.clone() }).await?;
+        self.propose(origin, Command::CreateToken { token: record.clone() }).await?;
         Ok(NewToken {
             id: record.id,
             token,
-            role,
+            role: grant.role,
             name: record.name,
             expires_at: record.expires_at,
+            profiles: record.profiles,
+            issuers: record.issuers,
         })
     }
 

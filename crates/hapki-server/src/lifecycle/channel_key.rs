@@ -1,0 +1,141 @@
+//! This node's identity on the cluster channel. Its key is made once (for the
+//! CSR of a join, or by the first node of a new cluster), kept across restarts
+//! sealed under the node's unseal key, and recorded by the cluster (SHA-256 of
+//! its SPKI) when the node is admitted: members accept this node only with that
+//! key, whatever certificate the internal CA could sign. The certificate for
+//! the key is kept beside it and signed again for the same key when it nears
+//! its end.
+
+use std::sync::Arc;
+
+use hapki_cluster::channel::{spki_key, NodeIdentity};
+use hapki_cluster::Origin;
+use hapki_domain::issue::summarize;
+use hapki_domain::key::{KeyType, SigningKey};
+use hapki_domain::pem::{certificates, encode, PemLabel};
+use hapki_store::{Command, NodeRecord, NodeStanding};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use super::{advertise_host, Node};
+use crate::datadir::{write_public, DataDir};
+use crate::error::ApiError;
+use crate::pki::{now, Pki};
+use crate::tls::InternalCa;
+use crate::trust;
+
+/// What the sealed key file is bound to.
+const CONTEXT: &str = "channel-key";
+/// A certificate with less left than this is signed again at start.
+const RENEW_BEFORE_SECS: u64 = 60 * 86_400;
+
+/// The channel key and its certificate chain (node certificate, then the internal CA).
+pub struct ChannelKey {
+    pub key: SigningKey,
+    pub chain: Vec<Vec<u8>>,
+}
+
+impl ChannelKey {
+    /// What the cluster records for this key.
+    pub fn recorded(&self) -> [u8; 32] {
+        spki_key(self.key.spki_der())
+    }
+
+    /// Writes the key (sealed) and the chain to the data directory.
+    pub fn save(&self, dir: &DataDir) -> Result<(), ApiError> {
+        trust::seal_local(dir, CONTEXT, &self.key.to_pkcs8()?, &dir.channel_key())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let pem: String = self
+            .chain
+            .iter()
+            .map(|c| encode(PemLabel::Certificate, c))
+            .collect();
+        write_public(&dir.channel_cert(), pem.as_bytes())
+            .map_err(|e| ApiError::internal(format!("cannot write {}: {e}", dir.channel_cert().display())))
+    }
+
+    /// The key and chain kept in the data directory, if the node has them.
+    pub fn load(dir: &DataDir) -> Result<Option<ChannelKey>, ApiError> {
+        let Some(pkcs8) =
+            trust::open_local(dir, CONTEXT, &dir.channel_key()).map_err(|e| ApiError::internal(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let key = SigningKey::from_pkcs8(&pkcs8)?;
+        let pem = std::fs::read(dir.channel_cert())
+            .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", dir.channel_cert().display())))?;
+        let chain = certificates(&pem)?;
+        Ok(Some(ChannelKey { key, chain }))
+    }
+
+    /// The identity the channel presents and trusts (the internal CA last in the chain).
+    pub fn identity(&self) -> Result<NodeIdentity, ApiError> {
+        let ca = self
+            .chain
+            .last()
+            .ok_or_else(|| ApiError::internal("the channel certificate file holds no certificate"))?;
+        Ok(NodeIdentity {
+            chain: self.chain.iter().cloned().map(CertificateDer::from).collect(),
+            key: Arc::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.to_pkcs8()?))),
+            ca: CertificateDer::from(ca.clone()),
+        })
+    }
+}
+
+impl Node {
+    /// This node's channel identity: the kept key, with its certificate signed again when it
+    /// nears its end or the chain no longer ends in the cluster's internal CA. The first node
+    /// of a new cluster makes its key here and records it through the log.
+    pub(super) async fn channel_identity(&self, pki: &Pki, internal: &InternalCa) -> Result<NodeIdentity, ApiError> {
+        let advertised = self.cfg.cluster_address().unwrap_or_default();
+        let host = advertise_host(&advertised);
+        let mut kept = match ChannelKey::load(&self.dir)? {
+            Some(k) => k,
+            None => self.first_channel_key(pki, internal, host).await?,
+        };
+        let cert_end = kept.chain.first().map(|c| summarize(c)).transpose()?.map(|s| s.not_after);
+        let stale_ca = kept.chain.last() != Some(&internal.cert_der);
+        if stale_ca || cert_end.is_none_or(|end| end < now() + RENEW_BEFORE_SECS) {
+            let cert = internal.channel_certificate(&self.name, self.id, host, kept.key.spki())?;
+            kept.chain = vec![cert, internal.cert_der.clone()];
+            kept.save(&self.dir)?;
+            tracing::info!("signed this node's cluster-channel certificate again, for the same key");
+        }
+        kept.identity()
+    }
+
+    /// The channel key of a node that has none: only the sole member of a cluster (its first
+    /// node) may make one and record it; any other node's key was recorded when it was admitted.
+    async fn first_channel_key(&self, pki: &Pki, internal: &InternalCa, host: &str) -> Result<ChannelKey, ApiError> {
+        let members = self.cluster.members();
+        let sole = members.len() == 1 && members[0].id == self.id && self.cluster.status().is_leader;
+        if !sole {
+            return Err(ApiError::conflict(format!(
+                "this node has no cluster-channel key ({} is missing), so members cannot recognise it; \
+                 remove it from the cluster, reset it with `hapki cluster delete --force`, and join it again",
+                self.dir.channel_key().display()
+            )));
+        }
+        let key = SigningKey::generate(KeyType::EcP256)?;
+        let cert = internal.channel_certificate(&self.name, self.id, host, key.spki())?;
+        let kept = ChannelKey {
+            key,
+            chain: vec![cert, internal.cert_der.clone()],
+        };
+        kept.save(&self.dir)?;
+        pki.propose(
+            &Origin::Node,
+            Command::AdmitNode {
+                node: NodeRecord {
+                    id: self.id,
+                    name: self.name.clone(),
+                    standing: NodeStanding::Admitted,
+                    admitted_at: now(),
+                    removed_at: None,
+                    channel_key: Some(kept.recorded()),
+                },
+            },
+        )
+        .await?;
+        Ok(kept)
+    }
+}

@@ -1,0 +1,339 @@
+//! Holes a security review found, each closed and kept closed here against
+//! real nodes:
+//! - a token that may issue must not obtain a CA or OCSP-responder certificate
+//!   (a requester that did could sign any leaf, or answer "good" for a revoked
+//!   certificate); a token limited to profiles and issuers stays inside them;
+//!   a requester reads only what it issued;
+//! - a node removed from the cluster keeps its data directory (unseal key, KEK,
+//!   the internal CA's sealed key): whatever certificate it makes from that, the
+//!   members refuse it on the cluster channel, under its own id or another's.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::refusals::Api;
+use common::{openssl, stderr, Cluster, Node};
+use reqwest::Method;
+use serde_json::json;
+
+fn csr_pem(node: &Node, name: &str, words: &[&str]) -> String {
+    let mut args = vec!["csr", name];
+    args.extend_from_slice(words);
+    node.ok(&args);
+    std::fs::read_to_string(node.work().join(format!("{name}.csr"))).expect("csr")
+}
+
+fn token(node: &Node, args: &[&str]) -> (String, String) {
+    let mut all = vec!["token", "create"];
+    all.extend_from_slice(args);
+    let v = node.json(&all);
+    (
+        v["token"].as_str().expect("token").to_string(),
+        v["id"].as_str().expect("id").to_string(),
+    )
+}
+
+#[test]
+fn only_an_admin_obtains_ca_or_responder_certificates() {
+    let node = Node::start();
+    let api = Api::new(&node);
+    let (requester, _) = token(&node, &["--role", "requester", "--name", "web"]);
+    let (agent, _) = token(&node, &["--role", "agent"]);
+    let csr = csr_pem(&node, "ca", &["CN:Rogue Issuing CA"]);
+    // A custom profile that makes a CA is an authority profile too, whatever its name.
+    let mut custom = node.json(&["profile", "show", "sub-ca"]);
+    custom["name"] = json!("team-ca");
+    std::fs::write(node.work().join("team-ca.json"), custom.to_string()).expect("write profile");
+    node.ok(&["profile", "create", "--file", "team-ca.json"]);
+    let before = node.digest();
+
+    for token in [&requester, &agent] {
+        for profile in ["sub-ca", "ocsp-signing", "team-ca"] {
+            let case = format!("{profile} by a non-admin");
+            let body = json!({"csr": csr, "profile": profile});
+            api.refused(
+                &case,
+                api.post_as("/v1/certs", Some(token), &body),
+                403,
+                "forbidden",
+                "only an admin token may issue with it",
+            );
+            let body = json!({"common_name": "Rogue CA", "profile": profile});
+            api.refused(
+                &format!("{case} (generate)"),
+                api.post_as("/v1/certs/generate", Some(token), &body),
+                403,
+                "forbidden",
+                "only an admin token may issue with it",
+            );
+        }
+    }
+    assert_eq!(node.digest(), before, "refused requests must change nothing");
+
+    // An admin still issues them, and a sub-CA certificate is a CA.
+    let v = api.ok(api.post("/v1/certs", &json!({"csr": csr, "profile": "sub-ca"})), 201);
+    std::fs::write(node.work().join("sub.pem"), v["certificate"].as_str().expect("pem")).expect("write");
+    let (ok, text) = openssl(node.work(), &["x509", "-in", "sub.pem", "-noout", "-text"]);
+    assert!(ok && text.contains("CA:TRUE"), "{text}");
+    assert!(api.report() >= 12);
+}
+
+#[test]
+fn a_token_stays_within_its_profiles_issuers_and_certificates() {
+    let node = Node::start();
+    let api = Api::new(&node);
+    let issuers = node.json(&["ca", "list"]);
+    let default_issuer = issuers["issuers"][0]["id"].as_str().expect("issuer id").to_string();
+    let other = node.json(&["ca", "init", "--cn", "Second Root"]);
+    let other_issuer = other["id"].as_str().expect("issuer id").to_string();
+
+    let (web, web_id) = token(
+        &node,
+        &["--role", "requester", "--profiles", "server", "--issuers", &default_issuer],
+    );
+    let listed = node.json(&["token", "list"]);
+    let row = listed["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["id"] == json!(web_id))
+        .expect("the new token is listed");
+    assert_eq!(row["profiles"], json!(["server"]));
+    assert_eq!(row["issuers"], json!([default_issuer]));
+
+    let server_csr = csr_pem(&node, "web", &["CN:web.example.com"]);
+    let client_csr = csr_pem(&node, "cl", &["CN:alice"]);
+    api.refused(
+        "a profile outside the token's list",
+        api.post_as("/v1/certs", Some(&web), &json!({"csr": client_csr, "profile": "client"})),
+        403,
+        "forbidden",
+        "may issue only with the profiles server",
+    );
+    api.refused(
+        "an issuer outside the token's list",
+        api.post_as(
+            "/v1/certs",
+            Some(&web),
+            &json!({"csr": server_csr, "profile": "server", "issuer": other_issuer}),
+        ),
+        403,
+        "forbidden",
+        "may issue only from the issuers",
+    );
+    let mine = api.ok(
+        api.post_as("/v1/certs", Some(&web), &json!({"csr": server_csr, "profile": "server"})),
+        201,
+    );
+    let mine = mine["serial"].as_str().expect("serial").to_string();
+
+    // A requester reads back what it issued, and nothing else.
+    api.ok(api.req(Method::GET, &format!("/v1/certs/{mine}"), Some(&web)), 200);
+    let theirs = node.json(&["cert", "generate", "--cn", "db.example.com", "--profile", "server", "--out", "db"]);
+    let theirs = theirs["serial"].as_str().expect("serial");
+    api.refused(
+        "another token's certificate",
+        api.req(Method::GET, &format!("/v1/certs/{theirs}"), Some(&web)),
+        403,
+        "forbidden",
+        "reads only the certificates it asked for",
+    );
+    for path in ["/v1/certs", "/v1/ca", "/v1/profiles", "/v1/sys/status", "/v1/cluster/info"] {
+        api.refused(
+            &format!("a requester reads {path}"),
+            api.req(Method::GET, path, Some(&web)),
+            403,
+            "forbidden",
+            "a requester token may not",
+        );
+    }
+    api.refused(
+        "a requester revokes",
+        api.post_as(&format!("/v1/certs/{mine}/revoke"), Some(&web), &json!({})),
+        403,
+        "forbidden",
+        "may not revoke",
+    );
+
+    // An agent limited to the client profile revokes only client certificates.
+    let (agent, _) = token(&node, &["--role", "agent", "--profiles", "client"]);
+    api.refused(
+        "an agent revokes outside its profiles",
+        api.post_as(&format!("/v1/certs/{mine}/revoke"), Some(&agent), &json!({})),
+        403,
+        "forbidden",
+        "may revoke only certificates of its profiles",
+    );
+
+    // Limits must name what exists; a lifetime that overflows is refused, not wrapped.
+    api.refused(
+        "an unknown profile in a token's limits",
+        api.post("/v1/tokens", &json!({"role": "requester", "profiles": ["nope"]})),
+        400,
+        "invalid_request",
+        "no profile named 'nope'",
+    );
+    api.refused(
+        "a ttl that overflows",
+        api.post("/v1/tokens", &json!({"role": "agent", "ttl": "18446744073709551615"})),
+        400,
+        "invalid_request",
+        "ttl is too long",
+    );
+    api.cli_refused(
+        "a ttl near u64::MAX from the CLI",
+        &["token", "create", "--role", "agent", "--ttl", "18446744073709551000s"],
+        Some(&node.token),
+        2,
+        "ttl is too long",
+    );
+
+    // A token from a file works like one on the command line, and keeps it off `ps`.
+    std::fs::write(node.work().join("web.token"), format!("{web}\n")).expect("write token file");
+    let out = node.cli_with_token(&["--token-file", "web.token", "cert", "get", &mine], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(api.report() >= 12);
+}
+
+/// PEM of DER bytes.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+/// A mutual-TLS client on the cluster channel presenting `cert.pem`/`key.pem` in `dir`.
+fn channel_client(dir: &std::path::Path, cert: &str, key: &str, ca_pem: &str) -> reqwest::blocking::Client {
+    let certs: Vec<rustls_pki_types::CertificateDer<'static>> =
+        common::refusals::pem_blocks(&std::fs::read_to_string(dir.join(cert)).expect("cert"))
+            .into_iter()
+            .map(|b| {
+                use base64::Engine;
+                rustls_pki_types::CertificateDer::from(
+                    base64::engine::general_purpose::STANDARD.decode(b).expect("base64"),
+                )
+            })
+            .collect();
+    let key_der = common::refusals::pem_der(&std::fs::read_to_string(dir.join(key)).expect("key"));
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(key_der.into());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from(common::refusals::pem_der(ca_pem)))
+        .expect("root");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .expect("client cert");
+    reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// What a member answers a vote request presented with this client: the status, or 0 when the
+/// handshake itself failed.
+fn vote_status(client: &reqwest::blocking::Client, channel: &str) -> u16 {
+    match client
+        .post(format!("https://{channel}/raft/vote"))
+        .body(vec![0u8])
+        .send()
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+#[test]
+fn a_removed_node_cannot_use_its_data_directory_on_the_channel() {
+    let mut cluster = Cluster::start(3, "");
+    cluster.converged(Duration::from_secs(60));
+    let removed_id = cluster.nodes[2].id();
+    cluster.nodes[0].ok(&["cluster", "nodes", "delete", "--id", &removed_id]);
+    cluster.nodes[2].kill9();
+    let leader_id = cluster.nodes[0].id(); // any member's id will do
+    let channel = cluster.nodes[0].channel_addr();
+    let before = cluster.nodes[0].digest();
+
+    // Everything the removed node kept: its root of trust opens the KEK, the KEK the internal CA.
+    let removed = &cluster.nodes[2];
+    let dir = hapki_server::datadir::DataDir::new(removed.data());
+    let keyring = hapki_server::trust::Keyring::load(&dir).expect("the removed node's KEK");
+    let store = hapki_store::Store::open(&dir.db()).expect("the removed node's store");
+    let internal = store
+        .reader()
+        .expect("reader")
+        .internal_ca()
+        .expect("read")
+        .expect("internal CA");
+    let ca_key = keyring
+        .open("internal-ca-key", &internal.wrapped_key)
+        .expect("the internal CA key opens with the removed node's KEK");
+    let work = removed.work();
+    std::fs::write(work.join("internal.key"), pem("PRIVATE KEY", &ca_key)).expect("write");
+    let ca_pem = pem("CERTIFICATE", &internal.cert_der);
+    std::fs::write(work.join("internal.pem"), &ca_pem).expect("write");
+
+    // With that CA key it signs a channel certificate for a fresh key under any id it likes.
+    for (name, id) in [("as-member", &leader_id), ("as-itself", &removed_id)] {
+        std::fs::write(
+            work.join(format!("{name}.ext")),
+            format!(
+                "subjectAltName=URI:urn:hapki:node:{id},DNS:localhost\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
+            ),
+        )
+        .expect("ext");
+        let (ok, out) = openssl(
+            work,
+            &[
+                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                &format!("{name}.key"), "-subj", "/O=hapki/CN=rogue", "-out", &format!("{name}.csr"),
+            ],
+        );
+        assert!(ok, "{out}");
+        let (ok, out) = openssl(
+            work,
+            &[
+                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", "internal.pem", "-CAkey", "internal.key",
+                "-set_serial", "7", "-days", "30", "-extfile", &format!("{name}.ext"), "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+        assert!(ok, "{out}");
+        let client = channel_client(work, &format!("{name}.pem"), &format!("{name}.key"), &ca_pem);
+        assert_eq!(
+            vote_status(&client, &channel),
+            403,
+            "a certificate from the internal CA with a key the cluster never recorded ({name}) must be refused"
+        );
+    }
+
+    // Its own channel key and certificate, kept in its data directory: refused, it was removed.
+    let own = hapki_server::lifecycle::channel_key::ChannelKey::load(&dir)
+        .expect("load")
+        .expect("the removed node kept its channel key");
+    std::fs::write(work.join("own.key"), pem("PRIVATE KEY", &own.key.to_pkcs8().expect("pkcs8"))).expect("write");
+    let chain: String = own.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
+    std::fs::write(work.join("own.pem"), chain).expect("write");
+    let client = channel_client(work, "own.pem", "own.key", &ca_pem);
+    assert_eq!(vote_status(&client, &channel), 403, "a removed node's own key must be refused");
+
+    let log = cluster.nodes[0].log();
+    assert!(
+        log.contains("presented a key other than the one recorded") && log.contains("was removed"),
+        "the refusals are logged: {log}"
+    );
+    assert_eq!(cluster.nodes[0].digest(), before, "nothing changed");
+    // The cluster still takes writes.
+    cluster.nodes[0].ok(&["ca", "init", "--cn", "After Removal CA"]);
+}
