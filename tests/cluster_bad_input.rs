@@ -1025,8 +1025,16 @@ fn a_member_refuses_bad_node_csrs_node_ids_and_settings() {
     let v = member.json(&["cluster", "settings", "--voters-target", "5"]);
     assert_eq!(v["voters_target"], 5, "{v}");
     assert_ne!(member.digest(), before, "an accepted settings change is stored");
-    let v = api.ok(api.req(Method::GET, "/v1/cluster/settings", Some(&requester)), 200);
+    let v = api.ok(api.req(Method::GET, "/v1/cluster/settings", Some(&member.token)), 200);
     assert_eq!(v["voters_target"], 5, "{v}");
+    // A requester issues and reads its own certificates, not the cluster's state.
+    api.refused(
+        "a requester reads the cluster settings",
+        api.req(Method::GET, "/v1/cluster/settings", Some(&requester)),
+        403,
+        "forbidden",
+        "a requester token may not read the status",
+    );
 }
 
 // --- Oversized bodies, the order of checks, and ids on the command line.

@@ -10,7 +10,10 @@
 //!   must leave `GET /v1/sys/health` on HTTPS answering within 1 s, the node's
 //!   descriptors bounded by the cap, and plain HTTP answering again once it is gone;
 //! - an idle keep-alive connection stayed open forever; it must be closed after the
-//!   idle timeout.
+//!   idle timeout;
+//! - a body declared larger than the limit was read for up to 64 MiB and 10 s before the
+//!   413; the node must read at most about the limit (and linger at most 2 s), while the
+//!   client still gets its 413.
 //!
 //! All traffic goes to 127.0.0.1.
 
@@ -314,4 +317,73 @@ fn a_flood_of_idle_connections_to_plain_http_leaves_https_answering() {
         "the flood test took {:?}",
         started.elapsed()
     );
+}
+
+/// Sends `POST /v1/certs` declaring a `length`-byte body over TLS and writes the body as
+/// fast as the node takes it, until the node stops taking it for `stall` or closes; then
+/// reads the answer. Returns the bytes the socket took and the answer's start.
+fn send_huge_body(node: &Node, length: usize, stall: Duration) -> (usize, String) {
+    let mut sock = TcpStream::connect(("127.0.0.1", node.https)).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("server name");
+    let mut conn = rustls::ClientConnection::new(node.tls_client_config(), name).expect("TLS client");
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).expect("TLS handshake");
+    }
+    sock.set_write_timeout(Some(stall)).expect("write timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("read timeout");
+    let head = format!(
+        "POST /v1/certs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    conn.writer().write_all(head.as_bytes()).expect("buffer the head");
+    let chunk = vec![b'A'; 16 * 1024];
+    let (mut queued, mut taken) = (0usize, 0usize);
+    'send: loop {
+        while conn.wants_write() {
+            match conn.write_tls(&mut sock) {
+                Ok(n) => taken += n,
+                Err(_) => break 'send,
+            }
+        }
+        if queued >= length {
+            break;
+        }
+        conn.writer().write_all(&chunk).expect("buffer the body");
+        queued += chunk.len();
+    }
+    let mut answer = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read_tls(&mut sock) {
+            Ok(0) => break,
+            Ok(_) => {
+                if conn.process_new_packets().is_err() {
+                    break;
+                }
+                let _ = conn.reader().read_to_end(&mut answer);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    (taken, answer)
+}
+
+#[test]
+fn a_refused_oversized_body_is_read_for_at_most_the_body_limit() {
+    // A dev node: the body limit is 1 MiB.
+    let node = Node::start();
+    let start = Instant::now();
+    let (taken, answer) = send_huge_body(&node, 64 << 20, Duration::from_millis(500));
+    let took = start.elapsed();
+    println!("64 MiB body refused: the socket took {taken} bytes in {took:?}; answer {answer:?}");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    assert!(taken < 24 << 20, "the node took {taken} bytes of a refused 64 MiB body");
 }

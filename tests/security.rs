@@ -337,3 +337,121 @@ fn a_removed_node_cannot_use_its_data_directory_on_the_channel() {
     // The cluster still takes writes.
     cluster.nodes[0].ok(&["ca", "init", "--cn", "After Removal CA"]);
 }
+
+#[test]
+fn a_flood_of_key_generations_leaves_health_and_raft_alone() {
+    let cluster = Cluster::start(3, "");
+    cluster.converged(Duration::from_secs(60));
+    let target = &cluster.nodes[0];
+    target.ok(&["ca", "init", "--cn", "Flood Root"]);
+    let term = |n: &Node| n.json(&["cluster", "info"])["term"].as_u64().expect("term");
+    let term_before = term(&cluster.nodes[1]);
+    // Six tokens, eight slow key generations each: what one token may have in progress at once.
+    let tokens: Vec<String> = (0..6).map(|_| token(target, &["--role", "agent"]).0).collect();
+    let url = format!("{}/v1/certs/generate", target.url());
+    let body = json!({"common_name": "flood.example.com", "profile": "server", "key_type": "rsa-4096"});
+    let flood: Vec<_> = (0..48)
+        .map(|i| {
+            let (client, url, body, token) = (target.http_client(), url.clone(), body.clone(), tokens[i % 6].clone());
+            std::thread::spawn(move || {
+                client
+                    .post(&url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .timeout(Duration::from_secs(120))
+                    .send()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The plain-HTTP client needs a TLS provider installed to be built at all.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let plain = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let health = format!("{}/v1/sys/health", target.http_url());
+    let mut worst = Duration::ZERO;
+    for _ in 0..40 {
+        let start = std::time::Instant::now();
+        let status = plain.get(&health).send().expect("health answers").status().as_u16();
+        worst = worst.max(start.elapsed());
+        assert_eq!(status, 200, "the node stays healthy under the flood");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    eprintln!("slowest health answer during 48 RSA-4096 key generations: {worst:?}");
+    assert!(worst < Duration::from_millis(500), "health waited {worst:?} behind key generation");
+    assert_eq!(term(&cluster.nodes[1]), term_before, "the flood caused an election");
+    // The per-token limit itself is tested next to the pool (pki::work).
+    drop(flood);
+}
+
+#[test]
+fn a_forwarded_write_needs_a_valid_caller() {
+    use hapki_cluster::origin::{ForwardedCommand, Origin};
+    use hapki_cluster::ProposeError;
+    let cluster = Cluster::start(2, "");
+    cluster.converged(Duration::from_secs(60));
+    let before = cluster.nodes[0].digest();
+    // A member's own channel identity, as a compromised but not removed member would have it.
+    let member = &cluster.nodes[1];
+    let dir = hapki_server::datadir::DataDir::new(member.data());
+    let own = hapki_server::lifecycle::channel_key::ChannelKey::load(&dir)
+        .expect("load")
+        .expect("the member keeps its channel key");
+    let work = member.work();
+    std::fs::write(work.join("member.key"), pem("PRIVATE KEY", &own.key.to_pkcs8().expect("pkcs8"))).expect("write");
+    let chain: String = own.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
+    std::fs::write(work.join("member.pem"), chain).expect("write");
+    let ca_pem = pem("CERTIFICATE", own.chain.last().expect("internal CA"));
+    let client = channel_client(work, "member.pem", "member.key", &ca_pem);
+
+    // The review's attack: an admin token slipped in as a forwarded write.
+    let forged_admin = hapki_store::Command::CreateToken {
+        token: hapki_store::TokenRecord {
+            id: "0123456789abcdef".into(),
+            hash: [7; 32],
+            role: hapki_store::Role::Admin,
+            name: "forged".into(),
+            created_at: 0,
+            expires_at: None,
+            revoked: false,
+            profiles: Vec::new(),
+            issuers: Vec::new(),
+        },
+    };
+    let cases = [
+        (Origin::Node, "may not propose create_token on its own"),
+        (
+            Origin::Client {
+                token: "hapki_not-a-real-token".into(),
+            },
+            "not valid on this cluster",
+        ),
+    ];
+    for (origin, why) in cases {
+        let body = bincode::serialize(&ForwardedCommand {
+            origin,
+            command: forged_admin.clone(),
+        })
+        .expect("encode");
+        let resp = client
+            .post(format!("https://{}/cluster/propose", cluster.nodes[0].channel_addr()))
+            .body(body)
+            .send()
+            .expect("the member is let in");
+        assert_eq!(resp.status().as_u16(), 200);
+        let bytes = resp.bytes().expect("body");
+        // A bincode `Result`: variant 1 (Err), then the error.
+        assert_eq!(&bytes[..4], &[1, 0, 0, 0], "the forwarded write must be refused");
+        match bincode::deserialize::<ProposeError>(&bytes[4..]).expect("decode") {
+            ProposeError::Forbidden(m) => assert!(m.contains(why), "{m}"),
+            other => panic!("expected a refusal naming the caller, got {other:?}"),
+        }
+    }
+    assert_eq!(cluster.nodes[0].digest(), before, "no token was added");
+    let tokens = cluster.nodes[0].json(&["token", "list"]);
+    assert!(!tokens.to_string().contains("forged"), "{tokens}");
+}

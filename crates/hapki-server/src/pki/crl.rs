@@ -54,6 +54,8 @@ impl Pki {
         reason: RevocationReason,
         idempotency_key: Option<[u8; 32]>,
     ) -> Result<Revoked, ApiError> {
+        // The role first: a caller that may not revoke learns nothing about the serial.
+        caller.may(crate::auth::Action::Revoke)?;
         let reader = self.reader()?;
         let cert = reader
             .cert(serial)?
