@@ -455,3 +455,57 @@ fn a_forwarded_write_needs_a_valid_caller() {
     let tokens = cluster.nodes[0].json(&["token", "list"]);
     assert!(!tokens.to_string().contains("forged"), "{tokens}");
 }
+
+#[test]
+fn a_sub_ca_with_permitted_names_cannot_vouch_for_others() {
+    let node = Node::start();
+    let mut profile = node.json(&["profile", "show", "sub-ca"]);
+    profile["name"] = json!("example-ca");
+    profile["permitted_dns"] = json!(["example.com"]);
+    profile["permitted_ip"] = json!(["10.0.0.0/8"]);
+    std::fs::write(node.work().join("example-ca.json"), profile.to_string()).expect("write profile");
+    node.ok(&["profile", "create", "--file", "example-ca.json"]);
+    node.ok(&["cert", "generate", "--cn", "Example Issuing CA", "--profile", "example-ca", "--out", "sub"]);
+    let work = node.work();
+    let (ok, text) = openssl(work, &["x509", "-in", "sub.pem", "-noout", "-text"]);
+    assert!(ok && text.contains("X509v3 Name Constraints: critical"), "{text}");
+    // Leaves the sub-CA signs itself, as a rogue holder of its key would: openssl (a relying party)
+    // accepts those inside the permitted names and refuses the others.
+    let root = node.ca_pem().display().to_string();
+    for (name, san, accepted) in [
+        ("inside", "DNS:www.example.com", true),
+        ("outside", "DNS:www.evil.org", false),
+        ("other-ip", "IP:8.8.8.8", false),
+    ] {
+        std::fs::write(
+            work.join(format!("{name}.ext")),
+            format!("subjectAltName={san}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n"),
+        )
+        .expect("ext");
+        let (ok, out) = openssl(
+            work,
+            &[
+                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                &format!("{name}.key"), "-subj", "/CN=leaf", "-out", &format!("{name}.csr"),
+            ],
+        );
+        assert!(ok, "{out}");
+        let (ok, out) = openssl(
+            work,
+            &[
+                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", "sub.pem", "-CAkey", "sub.key",
+                "-set_serial", "9", "-days", "30", "-extfile", &format!("{name}.ext"), "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+        assert!(ok, "{out}");
+        let (verified, out) = openssl(
+            work,
+            &["verify", "-purpose", "sslserver", "-CAfile", &root, "-untrusted", "sub.pem", &format!("{name}.pem")],
+        );
+        assert_eq!(verified, accepted, "{name} ({san}): {out}");
+        if !accepted {
+            assert!(out.contains("permitted subtree violation"), "{out}");
+        }
+    }
+}
