@@ -509,3 +509,64 @@ fn a_sub_ca_with_permitted_names_cannot_vouch_for_others() {
         }
     }
 }
+
+#[test]
+fn rotating_the_kek_reseals_every_key_and_every_node_follows() {
+    let mut cluster = Cluster::start(3, "");
+    cluster.nodes[0].ok(&["ca", "init", "--cn", "Rotation Root"]);
+    cluster.converged(Duration::from_secs(60));
+    // What a node removed now would keep: its unseal key and KEK file.
+    let kept = tempfile::tempdir().expect("temp dir");
+    for f in ["unseal.key", "kek.sealed"] {
+        std::fs::copy(cluster.nodes[2].data().join(f), kept.path().join(f)).expect("copy");
+    }
+
+    // Every member must take the new KEK first: with one down, nothing changes.
+    cluster.nodes[2].kill9();
+    let before = cluster.nodes[0].digest();
+    let out = cluster.nodes[0].cli(&["cluster", "rotate-kek"]);
+    assert!(!out.status.success(), "a rotation with a member down must fail");
+    assert!(
+        stderr(&out).contains("did not take the new KEK") && stderr(&out).contains("retry once every member is up"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(cluster.nodes[0].digest(), before);
+    cluster.nodes[2].restart();
+    cluster.converged(Duration::from_secs(60));
+
+    let v = cluster.nodes[1].json(&["cluster", "rotate-kek"]);
+    assert_eq!((v["from"].as_u64(), v["to"].as_u64(), v["nodes"].as_u64()), (Some(0), Some(1), Some(3)), "{v}");
+    // The issuer's key, its OCSP signer's key and the internal CA's key.
+    assert!(v["keys"].as_u64() >= Some(3), "{v}");
+    cluster.converged(Duration::from_secs(60));
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        node.ok(&["cert", "generate", "--cn", &format!("n{i}.example.com"), "--profile", "server", "--out", "after"]);
+    }
+    cluster.nodes[1].restart();
+    cluster.nodes[1].ok(&["cert", "generate", "--cn", "restarted.example.com", "--profile", "server", "--out", "again"]);
+
+    // On disk: every key in the state is sealed under KEK 1, which the old KEK cannot open.
+    cluster.nodes[2].kill9();
+    let dir = hapki_server::datadir::DataDir::new(cluster.nodes[2].data());
+    let store = hapki_store::Store::open(&dir.db()).expect("store");
+    let reader = store.reader().expect("reader");
+    assert_eq!(reader.kek_id().expect("kek id"), 1);
+    let issuers = reader.issuers().expect("issuers");
+    let old = hapki_server::trust::Keyring::load(&hapki_server::datadir::DataDir::new(kept.path().to_path_buf()))
+        .expect("the kept KEK");
+    let new = hapki_server::trust::Keyring::load(&dir).expect("the node's KEK");
+    assert!(!new.holds(0), "the node forgot the old KEK");
+    for i in &issuers {
+        let context = format!("issuer-key:{}", i.id);
+        assert_eq!(i.wrapped_key.kek, 1);
+        assert!(old.open(&context, &i.wrapped_key).is_err(), "the old KEK opens nothing");
+        new.open(&context, &i.wrapped_key).expect("the new KEK opens the issuer key");
+        if let Some(o) = &i.ocsp {
+            assert_eq!(o.wrapped_key.kek, 1);
+        }
+    }
+    let internal = reader.internal_ca().expect("read").expect("internal CA");
+    assert!(old.open("internal-ca-key", &internal.wrapped_key).is_err());
+    new.open("internal-ca-key", &internal.wrapped_key).expect("the internal CA key");
+}

@@ -35,6 +35,8 @@ pub enum ClusterCommand {
     Nodes(NodesCommand),
     /// Reset this node (after it was removed) so it can join again or start a new cluster
     Delete(DeleteArgs),
+    /// Seal every CA, OCSP and internal key under a new cluster KEK (every member must be up)
+    RotateKek,
 }
 
 #[derive(Subcommand)]
@@ -336,6 +338,23 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                     ("removed", s(&v["removed"])),
                     ("promoted", s(&v["promoted"])),
                     ("next", s(&v["next"])),
+                ],
+            );
+        }
+        ClusterCommand::RotateKek => {
+            let v = ctx.client()?.post("/v1/cluster/rotate-kek", &json!({})).await?;
+            record(
+                ctx.output,
+                &v,
+                vec![
+                    ("from", s(&v["from"])),
+                    ("to", s(&v["to"])),
+                    ("keys", s(&v["keys"])),
+                    ("nodes", s(&v["nodes"])),
+                    (
+                        "next",
+                        "every node now seals with the new KEK; the old one opens nothing in the state".into(),
+                    ),
                 ],
             );
         }

@@ -7,17 +7,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
 
-/// A wrapped secret: format version, nonce and ciphertext with tag.
+/// A wrapped secret: format version, which key-encryption key sealed it (the cluster's KEKs
+/// are numbered from 0 and each rotation takes the next), nonce and ciphertext with tag.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wrapped {
     pub version: u8,
+    pub kek: u32,
     pub nonce: [u8; 12],
     pub ciphertext: Vec<u8>,
 }
 
 impl std::fmt::Debug for Wrapped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Wrapped(v{}, {} bytes)", self.version, self.ciphertext.len())
+        write!(
+            f,
+            "Wrapped(v{}, kek {}, {} bytes)",
+            self.version,
+            self.kek,
+            self.ciphertext.len()
+        )
     }
 }
 
@@ -25,14 +33,22 @@ fn key(kek: &[u8; 32]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, kek).expect("32-byte AES-256 key"))
 }
 
-/// Seals `plaintext` under `kek`; `context` names what it is (e.g. `issuer-key:<id>`).
-pub fn seal(kek: &[u8; 32], nonce: [u8; 12], context: &str, plaintext: &[u8]) -> Result<Wrapped, DomainError> {
+/// Seals `plaintext` under `kek`, the key numbered `kek_id`; `context` names what it is
+/// (e.g. `issuer-key:<id>`).
+pub fn seal(
+    kek: &[u8; 32],
+    kek_id: u32,
+    nonce: [u8; 12],
+    context: &str,
+    plaintext: &[u8],
+) -> Result<Wrapped, DomainError> {
     let mut buf = plaintext.to_vec();
     key(kek)
         .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad(context)), &mut buf)
         .map_err(|_| DomainError::Crypto("sealing failed".into()))?;
     Ok(Wrapped {
         version: 1,
+        kek: kek_id,
         nonce,
         ciphertext: buf,
     })
@@ -68,7 +84,7 @@ mod tests {
     #[test]
     fn sealed_data_opens_only_with_the_same_key_and_context() {
         let kek = [9u8; 32];
-        let w = seal(&kek, [1; 12], "issuer-key:a", b"secret").unwrap();
+        let w = seal(&kek, 0, [1; 12], "issuer-key:a", b"secret").unwrap();
         assert_eq!(open(&kek, "issuer-key:a", &w).unwrap(), b"secret");
         assert!(open(&kek, "issuer-key:b", &w).is_err());
         assert!(open(&[8u8; 32], "issuer-key:a", &w).is_err());

@@ -1,15 +1,26 @@
-//! The node's root of trust and the cluster key-encryption key (KEK).
+//! The node's root of trust and the cluster key-encryption keys (KEKs).
 //!
-//! `unseal.key` (32 random bytes, mode 0600, node-local) seals the KEK in
-//! `kek.sealed`; the KEK seals every CA, OCSP and internal key kept in the
-//! replicated state. No private key is written to disk in plaintext.
+//! `unseal.key` (32 random bytes, mode 0600, node-local, or wherever
+//! `unseal_key_file` puts it) seals the KEKs this node holds in `kek.sealed`;
+//! the current KEK seals every CA, OCSP and internal key kept in the
+//! replicated state. KEKs are numbered: a rotation hands every member the
+//! next one over the cluster channel, then one command re-seals every key
+//! under it, and each node keeps only that one from then on. No private key
+//! is written to disk in plaintext.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
 
 use hapki_domain::wrap::{self, Wrapped};
 
 use crate::datadir::{write_secret, DataDir};
 use crate::rand;
 
-const KEK_CONTEXT: &str = "cluster-kek";
+
+/// The context a KEK is sealed under in `kek.sealed`.
+fn kek_context(id: u32) -> String {
+    format!("cluster-kek:{id}")
+}
 
 /// Why the root of trust could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -20,9 +31,16 @@ pub enum TrustError {
     Invalid(String),
 }
 
-/// The unsealed cluster KEK, held in memory only.
+/// The KEKs a node holds, by number, and which one seals new keys.
+struct Keks {
+    all: BTreeMap<u32, [u8; 32]>,
+    current: u32,
+}
+
+/// The unsealed cluster KEKs, held in memory only.
 pub struct Keyring {
-    kek: [u8; 32],
+    dir: DataDir,
+    keks: RwLock<Keks>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -56,59 +74,139 @@ fn unseal_key(dir: &DataDir, create: bool) -> Result<[u8; 32], TrustError> {
 }
 
 impl Keyring {
-    /// Opens the node's unseal key and KEK, creating both on a fresh data directory.
+    /// Opens the node's unseal key and KEKs, creating both (KEK 0) on a fresh data directory.
     pub fn open_or_create(dir: &DataDir) -> Result<Keyring, TrustError> {
         if dir.sealed_kek().exists() {
             Self::load(dir)
         } else {
-            Self::install(dir, rand::bytes::<32>())
+            Self::install(dir, 0, rand::bytes::<32>())
         }
     }
 
-    /// Seals `kek` under this node's unseal key and keeps it: a new cluster's own, or the
-    /// one a joining node receives over the cluster channel.
-    pub fn install(dir: &DataDir, kek: [u8; 32]) -> Result<Keyring, TrustError> {
-        let unseal = unseal_key(dir, true)?;
-        let sealed = wrap::seal(&unseal, rand::bytes::<12>(), KEK_CONTEXT, &kek)
-            .map_err(|e| TrustError::Invalid(e.to_string()))?;
-        let bytes = bincode::serialize(&sealed).expect("wrapped keys serialize");
-        let path = dir.sealed_kek();
-        write_secret(&path, &bytes).map_err(io(&path))?;
-        Ok(Keyring { kek })
+    /// Seals KEK `id` under this node's unseal key and keeps it as the only one: a new
+    /// cluster's own, or the one a joining node receives over the cluster channel.
+    pub fn install(dir: &DataDir, id: u32, kek: [u8; 32]) -> Result<Keyring, TrustError> {
+        let keyring = Keyring {
+            dir: dir.clone(),
+            keks: RwLock::new(Keks {
+                all: BTreeMap::from([(id, kek)]),
+                current: id,
+            }),
+        };
+        keyring.save(&keyring.keks.read().expect("keyring lock"))?;
+        Ok(keyring)
     }
 
-    /// Opens the KEK sealed in the data directory.
+    /// Opens the KEKs sealed in the data directory; the newest seals until told otherwise
+    /// ([`Keyring::set_current`]).
     pub fn load(dir: &DataDir) -> Result<Keyring, TrustError> {
         let unseal = unseal_key(dir, false)?;
-        let kek_path = dir.sealed_kek();
-        let sealed: Wrapped = bincode::deserialize(&std::fs::read(&kek_path).map_err(io(&kek_path))?)
-            .map_err(|_| TrustError::Invalid(format!("{} is damaged", kek_path.display())))?;
-        let kek = wrap::open(&unseal, KEK_CONTEXT, &sealed).map_err(|_| {
-            TrustError::Invalid(format!(
-                "{} cannot be opened with {}: the unseal key does not belong to this data directory",
-                kek_path.display(),
-                dir.unseal_key().display()
+        let path = dir.sealed_kek();
+        let sealed: Vec<(u32, Wrapped)> = bincode::deserialize(&std::fs::read(&path).map_err(io(&path))?)
+            .map_err(|_| TrustError::Invalid(format!("{} is damaged", path.display())))?;
+        let mut all = BTreeMap::new();
+        for (id, w) in sealed {
+            let kek = wrap::open(&unseal, &kek_context(id), &w).map_err(|_| {
+                TrustError::Invalid(format!(
+                    "{} cannot be opened with {}: the unseal key does not belong to this data directory",
+                    path.display(),
+                    dir.unseal_key().display()
+                ))
+            })?;
+            let kek: [u8; 32] = kek
+                .try_into()
+                .map_err(|_| TrustError::Invalid("a sealed KEK has the wrong length".into()))?;
+            all.insert(id, kek);
+        }
+        let current = *all
+            .keys()
+            .next_back()
+            .ok_or_else(|| TrustError::Invalid(format!("{} holds no KEK", path.display())))?;
+        Ok(Keyring {
+            dir: dir.clone(),
+            keks: RwLock::new(Keks { all, current }),
+        })
+    }
+
+    fn save(&self, keks: &Keks) -> Result<(), TrustError> {
+        let unseal = unseal_key(&self.dir, true)?;
+        let mut sealed = Vec::new();
+        for (id, kek) in &keks.all {
+            let w = wrap::seal(&unseal, 0, rand::bytes::<12>(), &kek_context(*id), kek)
+                .map_err(|e| TrustError::Invalid(e.to_string()))?;
+            sealed.push((*id, w));
+        }
+        let bytes = bincode::serialize(&sealed).expect("wrapped keys serialize");
+        let path = self.dir.sealed_kek();
+        write_secret(&path, &bytes).map_err(io(&path))
+    }
+
+    /// Keeps KEK `id` beside the others (a rotation under way hands it out before it is used).
+    pub fn add(&self, id: u32, kek: [u8; 32]) -> Result<(), TrustError> {
+        let mut keks = self.keks.write().expect("keyring lock");
+        if keks.all.get(&id).is_some_and(|k| k != &kek) {
+            return Err(TrustError::Invalid(format!(
+                "this node already holds another KEK {id}"
+            )));
+        }
+        keks.all.insert(id, kek);
+        self.save(&keks)
+    }
+
+    /// Seals with KEK `id` from now on and forgets the older ones: the state's keys are all
+    /// sealed under it. Fails when the node does not hold it.
+    pub fn set_current(&self, id: u32) -> Result<(), TrustError> {
+        let mut keks = self.keks.write().expect("keyring lock");
+        if !keks.all.contains_key(&id) {
+            return Err(TrustError::Invalid(format!("this node does not hold KEK {id}")));
+        }
+        if keks.current == id && keks.all.len() == 1 {
+            return Ok(());
+        }
+        keks.current = id;
+        keks.all.retain(|k, _| *k >= id);
+        self.save(&keks)
+    }
+
+    /// Whether this node holds KEK `id`.
+    pub fn holds(&self, id: u32) -> bool {
+        self.keks.read().expect("keyring lock").all.contains_key(&id)
+    }
+
+    /// The number of the KEK that seals new keys.
+    pub fn current(&self) -> u32 {
+        self.keks.read().expect("keyring lock").current
+    }
+
+    /// KEK `id` itself, to hand to another member over the mutual-TLS cluster channel only.
+    pub fn kek_for_member(&self, id: u32) -> Option<[u8; 32]> {
+        self.keks.read().expect("keyring lock").all.get(&id).copied()
+    }
+
+    /// Seals a secret under the current KEK; `context` names its slot (e.g. `issuer-key:<id>`).
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Wrapped {
+        let id = self.current();
+        self.seal_with(id, context, plaintext)
+            .expect("the current KEK is held")
+    }
+
+    /// Seals a secret under KEK `id`, which this node must hold.
+    pub fn seal_with(&self, id: u32, context: &str, plaintext: &[u8]) -> Result<Wrapped, hapki_domain::DomainError> {
+        let kek = self
+            .kek_for_member(id)
+            .ok_or_else(|| hapki_domain::DomainError::Crypto(format!("this node does not hold KEK {id}")))?;
+        wrap::seal(&kek, id, rand::bytes::<12>(), context, plaintext)
+    }
+
+    /// Opens a secret sealed under any KEK this node holds.
+    pub fn open(&self, context: &str, wrapped: &Wrapped) -> Result<Vec<u8>, hapki_domain::DomainError> {
+        let kek = self.kek_for_member(wrapped.kek).ok_or_else(|| {
+            hapki_domain::DomainError::Crypto(format!(
+                "'{context}' is sealed under KEK {}, which this node does not hold",
+                wrapped.kek
             ))
         })?;
-        let kek: [u8; 32] = kek
-            .try_into()
-            .map_err(|_| TrustError::Invalid("the sealed KEK has the wrong length".into()))?;
-        Ok(Keyring { kek })
-    }
-
-    /// The KEK itself, to hand to a joining node over the mutual-TLS cluster channel only.
-    pub fn kek_for_joining_node(&self) -> [u8; 32] {
-        self.kek
-    }
-
-    /// Seals a secret under the KEK; `context` names its slot (e.g. `issuer-key:<id>`).
-    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Wrapped {
-        wrap::seal(&self.kek, rand::bytes::<12>(), context, plaintext).expect("AES-GCM sealing does not fail")
-    }
-
-    /// Opens a secret sealed under the KEK.
-    pub fn open(&self, context: &str, wrapped: &Wrapped) -> Result<Vec<u8>, hapki_domain::DomainError> {
-        wrap::open(&self.kek, context, wrapped)
+        wrap::open(&kek, context, wrapped)
     }
 }
 
@@ -116,7 +214,7 @@ impl Keyring {
 /// and writes it to `path` (0600): it is never replicated, so it needs no KEK.
 pub fn seal_local(dir: &DataDir, context: &str, plaintext: &[u8], path: &std::path::Path) -> Result<(), TrustError> {
     let unseal = unseal_key(dir, true)?;
-    let sealed = wrap::seal(&unseal, rand::bytes::<12>(), context, plaintext)
+    let sealed = wrap::seal(&unseal, 0, rand::bytes::<12>(), context, plaintext)
         .map_err(|e| TrustError::Invalid(e.to_string()))?;
     let bytes = bincode::serialize(&sealed).expect("wrapped keys serialize");
     write_secret(path, &bytes).map_err(io(path))
@@ -156,6 +254,31 @@ mod tests {
         std::fs::write(dir.unseal_key(), [0u8; 32]).unwrap();
         let err = Keyring::open_or_create(&dir).unwrap_err().to_string();
         assert!(err.contains("does not belong"), "{err}");
+    }
+
+    #[test]
+    fn a_rotation_moves_sealing_to_the_next_kek_and_drops_the_old_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().to_path_buf());
+        let ring = Keyring::open_or_create(&dir).unwrap();
+        let old = ring.seal("issuer-key:x", b"pkcs8");
+        assert_eq!(old.kek, 0);
+        ring.add(1, [5; 32]).unwrap();
+        assert!(ring.add(1, [6; 32]).is_err(), "another KEK under a number already held");
+        // Until the rotation applies, keys are still sealed under KEK 0; both open.
+        assert_eq!(ring.seal("a", b"b").kek, 0);
+        let new = ring.seal_with(1, "issuer-key:x", b"pkcs8").unwrap();
+        assert_eq!(ring.open("issuer-key:x", &new).unwrap(), b"pkcs8");
+        ring.set_current(1).unwrap();
+        assert_eq!(ring.seal("a", b"b").kek, 1);
+        let err = ring.open("issuer-key:x", &old).unwrap_err().to_string();
+        assert!(err.contains("KEK 0, which this node does not hold"), "{err}");
+        // What a restart finds: only KEK 1.
+        let back = Keyring::load(&dir).unwrap();
+        assert_eq!(back.current(), 1);
+        assert!(!back.holds(0));
+        assert_eq!(back.open("issuer-key:x", &new).unwrap(), b"pkcs8");
+        assert!(back.set_current(2).is_err());
     }
 
     #[test]

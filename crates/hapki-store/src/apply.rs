@@ -24,6 +24,9 @@ pub(crate) fn revoked_key(issuer_id: &str, serial: &[u8; 20]) -> Vec<u8> {
 
 /// Applies one command inside `txn`.
 pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, StoreError> {
+    if let Some(refusal) = crate::kek::check_sealing(txn, cmd)? {
+        return Ok(refusal);
+    }
     match cmd {
         Command::Bootstrap {
             cluster_id,
@@ -81,6 +84,12 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         Command::AdmitNode { node } => admit_node(txn, node),
         Command::RemoveNode { id, at } => remove_node(txn, *id, *at),
         Command::LeaseSerials { node, size } => lease_serials(txn, *node, *size),
+        Command::RotateKek {
+            from,
+            to,
+            issuers,
+            internal_ca,
+        } => crate::kek::rotate(txn, *from, *to, issuers, internal_ca),
     }
 }
 

@@ -8,7 +8,8 @@ use hapki_domain::serial::Serial;
 use serde::{Deserialize, Serialize};
 
 use crate::records::{
-    CertRecord, CrlRecord, InternalCaRecord, IssuerRecord, NodeRecord, OcspSignerRecord, Settings, TokenRecord,
+    CertRecord, CrlRecord, InternalCaRecord, IssuerRecord, NodeRecord, OcspSignerRecord, RewrappedIssuer, Settings,
+    TokenRecord,
 };
 
 /// A change to the replicated state.
@@ -70,6 +71,15 @@ pub enum Command {
     /// Leases the next `size` sequential serials to `node`; its latest lease is readable
     /// from the replica once applied. Ranges never overlap: they come from one counter.
     LeaseSerials { node: u64, size: u64 },
+    /// Moves every sealed key from KEK `from` to KEK `to` (= `from` + 1): each issuer's key and
+    /// OCSP signer key, and the internal CA's, sealed anew. Refused unless the state is at
+    /// `from` and the command covers every issuer.
+    RotateKek {
+        from: u32,
+        to: u32,
+        issuers: Vec<RewrappedIssuer>,
+        internal_ca: Option<hapki_domain::wrap::Wrapped>,
+    },
 }
 
 impl Command {
@@ -92,6 +102,7 @@ impl Command {
             Command::AdmitNode { .. } => "admit_node",
             Command::RemoveNode { .. } => "remove_node",
             Command::LeaseSerials { .. } => "lease_serials",
+            Command::RotateKek { .. } => "rotate_kek",
         }
     }
 }

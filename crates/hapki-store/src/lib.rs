@@ -5,6 +5,7 @@
 
 mod apply;
 pub mod command;
+mod kek;
 mod read;
 pub mod records;
 mod snapshot;

@@ -64,6 +64,18 @@ impl StateReader {
             .transpose()
     }
 
+    /// The number of the KEK the state's keys are sealed under (0 until the first rotation).
+    pub fn kek_id(&self) -> Result<u32, StoreError> {
+        self.meta("kek_id")?
+            .map(|b| {
+                <[u8; 4]>::try_from(b.as_slice())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("kek_id is not 4 bytes".into()))
+            })
+            .transpose()
+            .map(|id| id.unwrap_or(0))
+    }
+
     /// The cluster id, once bootstrapped.
     pub fn cluster_id(&self) -> Result<Option<String>, StoreError> {
         Ok(self

@@ -152,6 +152,15 @@ pub struct NodeRecord {
     pub channel_key: Option<[u8; 32]>,
 }
 
+/// An issuer's keys sealed under a new KEK, for a rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewrappedIssuer {
+    pub id: String,
+    pub key: Wrapped,
+    /// Its OCSP signer's key, when it has one.
+    pub ocsp: Option<Wrapped>,
+}
+
 /// The latest CRL of an issuer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrlRecord {

@@ -31,6 +31,7 @@ fn issuer(id: &str) -> IssuerRecord {
         csr_der: vec![],
         wrapped_key: Wrapped {
             version: 1,
+            kek: 0,
             nonce: [0; 12],
             ciphertext: vec![1, 2, 3],
         },
@@ -400,4 +401,109 @@ fn serial_leases_never_overlap() {
             ..
         }
     ));
+}
+
+fn sealed(kek: u32, byte: u8) -> hapki_domain::wrap::Wrapped {
+    Wrapped {
+        version: 1,
+        kek,
+        nonce: [byte; 12],
+        ciphertext: vec![byte; 8],
+    }
+}
+
+#[test]
+fn a_kek_rotation_replaces_every_sealed_key_and_later_keys_must_use_the_new_kek() {
+    use crate::records::RewrappedIssuer;
+    let (_d, store) = store();
+    run(&store, &history());
+    run(
+        &store,
+        &[Command::AddIssuer {
+            issuer: issuer("bb"),
+            make_default: false,
+        }],
+    );
+    let rotation = |from, to, issuers: Vec<RewrappedIssuer>| Command::RotateKek {
+        from,
+        to,
+        issuers,
+        internal_ca: None,
+    };
+    let all = || {
+        vec![
+            RewrappedIssuer {
+                id: "aa".into(),
+                key: sealed(1, 7),
+                ocsp: None,
+            },
+            RewrappedIssuer {
+                id: "bb".into(),
+                key: sealed(1, 8),
+                ocsp: None,
+            },
+        ]
+    };
+    let before = store.reader().unwrap().digest().unwrap();
+    // Refused: an issuer left out, a key under the wrong KEK, a jump of two, the wrong start.
+    let mut partial = all();
+    partial.pop();
+    let mut wrong = all();
+    wrong[0].key = sealed(0, 9);
+    for bad in [
+        rotation(0, 1, partial),
+        rotation(0, 1, wrong),
+        rotation(0, 2, all()),
+        rotation(1, 2, all()),
+    ] {
+        let r = run(&store, &[bad]);
+        assert!(matches!(r[0], CommandResult::Rejected { .. }), "{r:?}");
+    }
+    assert_eq!(store.reader().unwrap().digest().unwrap(), before);
+    assert_eq!(store.reader().unwrap().kek_id().unwrap(), 0);
+
+    assert_eq!(run(&store, &[rotation(0, 1, all())]), vec![CommandResult::Applied]);
+    let reader = store.reader().unwrap();
+    assert_eq!(reader.kek_id().unwrap(), 1);
+    assert_eq!(reader.issuer("aa").unwrap().unwrap().wrapped_key, sealed(1, 7));
+    drop(reader);
+    // A key sealed under the old KEK is refused from now on; one under the new KEK is taken.
+    let mut late = issuer("ca3");
+    late.wrapped_key = sealed(0, 3);
+    let r = run(
+        &store,
+        &[Command::AddIssuer {
+            issuer: late.clone(),
+            make_default: false,
+        }],
+    );
+    assert!(matches!(&r[0], CommandResult::Rejected { message, .. } if message.contains("rotated to KEK 1")), "{r:?}");
+    late.wrapped_key = sealed(1, 3);
+    let r = run(
+        &store,
+        &[Command::AddIssuer {
+            issuer: late,
+            make_default: false,
+        }],
+    );
+    assert_eq!(r, vec![CommandResult::Applied]);
+}
+
+#[test]
+fn a_store_of_another_schema_version_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hapki.redb");
+    {
+        let store = Store::open(&path).unwrap();
+        run(&store, &history());
+        let txn = store.begin_apply().unwrap();
+        txn.open_table(crate::tables::SM_META)
+            .unwrap()
+            .insert(b"schema_version".as_slice(), 1u32.to_be_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        store.flush().unwrap();
+    }
+    let err = Store::open(&path).err().expect("an old layout must be refused").to_string();
+    assert!(err.contains("schema version 1"), "{err}");
 }

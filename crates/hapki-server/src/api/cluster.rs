@@ -56,6 +56,7 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route("/v1/cluster/info", get(info))
         .route("/v1/cluster/summary", get(cluster_summary))
         .route("/v1/cluster/settings", get(settings).put(put_settings))
+        .route("/v1/cluster/rotate-kek", post(rotate_kek))
         .route("/v1/cluster/nodes", get(list).post(create_node))
         .route("/v1/cluster/nodes/{id}", get(get_node).delete(delete_node))
         .method_not_allowed_fallback(super::method_not_allowed)
@@ -316,6 +317,12 @@ async fn put_settings(
     let mut v = settings_json(&node)?;
     v["promoted"] = json!(promoted.iter().map(|p| format!("{p:016x}")).collect::<Vec<_>>());
     Ok(json(v))
+}
+
+/// `POST /v1/cluster/rotate-kek`: seals every key of the state under a new KEK.
+async fn rotate_kek(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    let caller = member_caller(&node, &headers, Action::ManageCluster)?;
+    Ok(json(node.rotate_kek(&caller.origin()).await?))
 }
 
 /// `GET /v1/cluster/summary`.

@@ -189,7 +189,8 @@ impl Node {
             .ok()
             .and_then(|k| k.try_into().ok())
             .ok_or_else(|| JoinFailure::before("the member sent a malformed KEK"))?;
-        let keyring = Keyring::install(&self.dir, kek).map_err(|e| JoinFailure::before(e.to_string()))?;
+        let keyring =
+            Keyring::install(&self.dir, welcome.kek_id, kek).map_err(|e| JoinFailure::before(e.to_string()))?;
         network
             .call_json::<_, MembershipOutcome>(&ticket.member, paths::ADD, &self.addr(), RPC_TIMEOUT)
             .await

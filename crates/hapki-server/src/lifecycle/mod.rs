@@ -11,6 +11,7 @@ mod join;
 mod peer;
 mod rate;
 mod reset;
+mod rotate;
 pub mod summary;
 
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -36,6 +37,7 @@ use crate::{api, rand};
 pub use admit::{SettingsChange, SignedNode};
 pub use join::JoinRequest;
 pub use rate::ApplyRate;
+pub use rotate::Rotation;
 
 /// Where a node stands; every node reports it on `GET /v1/cluster/status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -301,7 +303,8 @@ impl Node {
     /// this node's certificates (HTTPS and cluster channel), and the full API.
     async fn activate(self: &Arc<Self>, keyring: Keyring) -> Result<Arc<Pki>, ApiError> {
         let pki = Pki::new(self.store.clone(), self.cluster.clone(), keyring);
-        tokio::spawn(watch_applied(pki.clone(), self.dir.clone()));
+        self.sync_kek(&pki).await?;
+        tokio::spawn(watch_applied(self.clone(), pki.clone()));
         let internal = tls::internal_ca(&pki).await?;
         let (chain, key) = internal.node_certificate(&self.name, &api_names(&self.cfg, &self.name))?;
         self.cert.replace(chain, key)?;
@@ -402,8 +405,9 @@ pub(crate) fn write_ca_pem(pki: &Pki, dir: &DataDir) {
     }
 }
 
-/// Drops caches when their data changes and keeps `ca.pem` current.
-async fn watch_applied(pki: Arc<Pki>, dir: DataDir) {
+/// Drops caches when their data changes, keeps `ca.pem` current, and moves the keyring to
+/// the KEK a rotation names.
+async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
     let mut rx = pki.cluster.subscribe();
     loop {
         match rx.recv().await {
@@ -415,11 +419,22 @@ async fn watch_applied(pki: Arc<Pki>, dir: DataDir) {
                 | Command::SetDefaultIssuer { .. }
                 | Command::PutProfile { .. } => {
                     pki.invalidate();
-                    write_ca_pem(&pki, &dir);
+                    write_ca_pem(&pki, &node.dir);
+                }
+                Command::RotateKek { .. } => {
+                    if let Err(e) = node.sync_kek(&pki).await {
+                        tracing::error!("after a KEK rotation: {}", e.message);
+                    }
+                    pki.invalidate();
                 }
                 _ => {}
             },
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => pki.invalidate(),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                if let Err(e) = node.sync_kek(&pki).await {
+                    tracing::error!("checking the KEK: {}", e.message);
+                }
+                pki.invalidate()
+            }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }

@@ -26,6 +26,32 @@ pub mod paths {
     pub const PROMOTE: &str = "/cluster/join/promote";
     pub const ABORT: &str = "/cluster/join/abort";
     pub const REPORT: &str = "/cluster/report";
+    /// A member hands out the next KEK of a rotation.
+    pub const KEK_OFFER: &str = "/cluster/kek/offer";
+    /// A member that lacks the state's KEK asks another for it.
+    pub const KEK_FETCH: &str = "/cluster/kek/fetch";
+}
+
+/// A KEK handed between members, inside the mutual-TLS channel only.
+#[derive(Serialize, Deserialize)]
+pub struct KekTransfer {
+    pub id: u32,
+    /// The KEK, hex.
+    pub kek: String,
+}
+
+impl KekTransfer {
+    pub fn new(id: u32, kek: &[u8; 32]) -> KekTransfer {
+        KekTransfer {
+            id,
+            kek: hex::encode(kek),
+        }
+    }
+
+    /// The KEK's bytes, if well formed.
+    pub fn bytes(&self) -> Option<[u8; 32]> {
+        hex::decode(&self.kek).ok().and_then(|k| k.try_into().ok())
+    }
 }
 
 /// A joining node introduces itself.
@@ -41,6 +67,8 @@ pub struct Welcome {
     pub cluster_id: String,
     /// The cluster KEK, hex; it travels only inside the mutual-TLS channel.
     pub kek: String,
+    /// Its number.
+    pub kek_id: u32,
     pub version: String,
     pub voters_target: u8,
 }
@@ -53,6 +81,8 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route(paths::PROMOTE, post(promote))
         .route(paths::ABORT, post(abort))
         .route(paths::REPORT, post(node_report))
+        .route(paths::KEK_OFFER, post(kek_offer))
+        .route(paths::KEK_FETCH, post(kek_fetch))
         .route(crate::pki::CRL_PATH, post(build_crl))
         .with_state(node)
 }
@@ -109,7 +139,12 @@ async fn hello(
     tracing::info!("node {caller:016x} ({}) is joining", hello.addr);
     Json(Welcome {
         cluster_id: reader.cluster_id().ok().flatten().unwrap_or_default(),
-        kek: hex::encode(pki.keyring.kek_for_joining_node()),
+        kek: hex::encode(
+            pki.keyring
+                .kek_for_member(pki.keyring.current())
+                .expect("the current KEK is held"),
+        ),
+        kek_id: pki.keyring.current(),
         version: VERSION.to_string(),
         voters_target: settings.voters_target,
     })
@@ -184,5 +219,45 @@ async fn build_crl(State(node): State<Arc<Node>>, Json(req): Json<crate::pki::Cr
     match pki.refresh_crl(&req.issuer_id, req.needed_index).await {
         Ok(number) => Json(number).into_response(),
         Err(e) => refuse(e.status, e.message),
+    }
+}
+
+/// Keeps the next KEK of a rotation that another member started; it seals nothing until the
+/// rotation's command is applied.
+async fn kek_offer(
+    State(node): State<Arc<Node>>,
+    Extension(CallerNode(caller)): Extension<CallerNode>,
+    Json(offer): Json<KekTransfer>,
+) -> Response {
+    let Some(pki) = node.pki() else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "this node is not a ready member");
+    };
+    let Some(kek) = offer.bytes() else {
+        return refuse(StatusCode::BAD_REQUEST, "the KEK is not 32 bytes of hex");
+    };
+    match pki.keyring.add(offer.id, kek) {
+        Ok(()) => {
+            tracing::info!("took KEK {} from node {caller:016x} for a rotation", offer.id);
+            Json(()).into_response()
+        }
+        Err(e) => refuse(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+/// Hands a KEK this node holds to a member that lacks it (one that was away during a rotation).
+async fn kek_fetch(
+    State(node): State<Arc<Node>>,
+    Extension(CallerNode(caller)): Extension<CallerNode>,
+    Json(id): Json<u32>,
+) -> Response {
+    let Some(pki) = node.pki() else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "this node is not a ready member");
+    };
+    match pki.keyring.kek_for_member(id) {
+        Some(kek) => {
+            tracing::info!("handed KEK {id} to node {caller:016x}");
+            Json(KekTransfer::new(id, &kek)).into_response()
+        }
+        None => refuse(StatusCode::NOT_FOUND, format!("this node does not hold KEK {id}")),
     }
 }

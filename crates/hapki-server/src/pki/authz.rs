@@ -103,9 +103,10 @@ impl Pki {
             | Command::SetOcspSigner { .. } => Action::ManageCa,
             Command::PutProfile { .. } => Action::ManageProfiles,
             Command::CreateToken { .. } | Command::RevokeToken { .. } => Action::ManageTokens,
-            Command::PutSettings { .. } | Command::AdmitNode { .. } | Command::RemoveNode { .. } => {
-                Action::ManageCluster
-            }
+            Command::PutSettings { .. }
+            | Command::AdmitNode { .. }
+            | Command::RemoveNode { .. }
+            | Command::RotateKek { .. } => Action::ManageCluster,
             Command::Bootstrap { .. } | Command::SetInternalCa { .. } | Command::LeaseSerials { .. } => {
                 return Err(ApiError::forbidden(format!(
                     "{} is made by nodes, never on a client's behalf",

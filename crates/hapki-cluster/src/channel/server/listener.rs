@@ -220,10 +220,10 @@ struct Activity {
 /// trickles, over HTTP/2 or before hyper knows the protocol), the idle timeout after.
 async fn quiet_too_long(mut watch: watch::Receiver<Activity>, limits: Limits) -> String {
     loop {
-        let now = *watch.borrow_and_update();
-        let deadline = (now.in_flight == 0).then(|| match now.served {
-            false => (now.since + limits.header_timeout, "no request headers"),
-            true => (now.since + limits.idle_timeout, "no new request"),
+        let seen = *watch.borrow_and_update();
+        let deadline = (seen.in_flight == 0).then(|| match seen.served {
+            false => (seen.since + limits.header_timeout, "no request headers"),
+            true => (seen.since + limits.idle_timeout, "no new request"),
         });
         let changed = async {
             if watch.changed().await.is_err() {
@@ -236,7 +236,7 @@ async fn quiet_too_long(mut watch: watch::Receiver<Activity>, limits: Limits) ->
             Some((at, what)) => {
                 tokio::select! {
                     _ = tokio::time::sleep_until(at) => {
-                        let waited = at.duration_since(now.since);
+                        let waited = at.duration_since(seen.since);
                         return format!("closed: {what} within {} s", waited.as_secs_f32());
                     }
                     _ = changed => {}
@@ -303,5 +303,41 @@ mod tests {
         assert_eq!(t.note(), None);
         t.last = Some(Instant::now() - WARN_EVERY);
         assert_eq!(t.note(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_request_that_outlives_the_request_timeout_gets_the_timeout_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let limits = Limits {
+            max_connections: 1,
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_millis(200),
+        };
+        let slow = tower::service_fn(|_req: Request<Incoming>| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, Infallible>(Response::new(Body::from("too late")))
+        });
+        let too_slow = |_| {
+            let mut resp = Response::new(Body::from("timeout"));
+            *resp.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+            resp
+        };
+        let (mut client, server) = tokio::io::duplex(4096);
+        let served = tokio::spawn(async move { serve_connection(server, slow, &limits, too_slow).await });
+        let start = Instant::now();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write the request");
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.expect("read the answer");
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.ends_with("timeout"), "{answer}");
+        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+        served
+            .await
+            .expect("the connection task")
+            .expect("the connection ends cleanly");
     }
 }

@@ -1,0 +1,142 @@
+//! Rotating the cluster KEK (`hapki cluster rotate-kek`): the node that runs it
+//! makes the next KEK and hands it to every member over the cluster channel
+//! (each seals it under its own root of trust); only once all of them hold it,
+//! it seals every key of the state anew under it and proposes one command that
+//! swaps them all. When a node applies that command it seals with the new KEK
+//! and forgets the old one. A member that was away asks another member for the
+//! KEK the state names when it comes back.
+
+use std::time::Duration;
+
+use hapki_cluster::Origin;
+use hapki_store::{Command, RewrappedIssuer};
+use serde::Serialize;
+
+use super::channel_key::ChannelKey;
+use super::peer::{paths, KekTransfer};
+use super::Node;
+use crate::error::ApiError;
+use crate::pki::Pki;
+use crate::rand;
+
+const OFFER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What `cluster rotate-kek` did.
+#[derive(Debug, Serialize)]
+pub struct Rotation {
+    pub from: u32,
+    pub to: u32,
+    /// Keys sealed anew: issuer keys, OCSP signer keys, the internal CA's key.
+    pub keys: usize,
+    /// Nodes that took the new KEK.
+    pub nodes: usize,
+}
+
+impl Node {
+    /// Rotates the KEK on behalf of `origin` (an admin's request).
+    pub async fn rotate_kek(&self, origin: &Origin) -> Result<Rotation, ApiError> {
+        let pki = self.pki().ok_or_else(super::not_clustered)?;
+        let _busy = self.busy.try_lock().map_err(|_| super::busy())?;
+        let from = pki.reader()?.kek_id()?;
+        let to = from + 1;
+        let kek = rand::bytes::<32>();
+        let members = self.cluster.members();
+        for m in &members {
+            if m.id == self.id {
+                pki.keyring.add(to, kek).map_err(|e| ApiError::internal(e.to_string()))?;
+                continue;
+            }
+            self.cluster
+                .network()
+                .call_json::<_, ()>(&m.addr.cluster, paths::KEK_OFFER, &KekTransfer::new(to, &kek), OFFER_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    ApiError::unavailable(format!(
+                        "node {:016x} ({}) did not take the new KEK: {e}; nothing was changed, retry once every member is up",
+                        m.id, m.addr.name
+                    ))
+                })?;
+        }
+        let (issuers, internal_ca, keys) = rewrap(&pki, to)?;
+        pki.propose(
+            origin,
+            Command::RotateKek {
+                from,
+                to,
+                issuers,
+                internal_ca,
+            },
+        )
+        .await?;
+        tracing::info!("rotated the cluster KEK from {from} to {to}: {keys} keys sealed anew");
+        Ok(Rotation {
+            from,
+            to,
+            keys,
+            nodes: members.len(),
+        })
+    }
+
+    /// Makes this node seal with the KEK the state names, asking the leader for it when this
+    /// node does not hold it (it was away during a rotation).
+    pub(super) async fn sync_kek(&self, pki: &Pki) -> Result<(), ApiError> {
+        let wanted = pki.reader()?.kek_id()?;
+        if !pki.keyring.holds(wanted) {
+            if self.cluster.network().http().is_none() {
+                // Back from a stop: the channel identity kept on disk is enough to ask.
+                if let Some(kept) = ChannelKey::load(&self.dir)? {
+                    self.cluster
+                        .network()
+                        .set_identity(&kept.identity()?)
+                        .map_err(ApiError::internal)?;
+                }
+            }
+            let got: KekTransfer = self
+                .cluster
+                .call_leader_json(paths::KEK_FETCH, &wanted, OFFER_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    ApiError::unavailable(format!(
+                        "this node does not hold KEK {wanted}, which seals the cluster's keys since a rotation, and cannot get it from the leader: {e}"
+                    ))
+                })?;
+            let kek = got
+                .bytes()
+                .filter(|_| got.id == wanted)
+                .ok_or_else(|| ApiError::internal("the leader sent a malformed KEK"))?;
+            pki.keyring.add(wanted, kek).map_err(|e| ApiError::internal(e.to_string()))?;
+            tracing::info!("took KEK {wanted} from the leader");
+        }
+        if pki.keyring.current() != wanted || pki.keyring.holds(wanted.wrapping_sub(1)) {
+            pki.keyring
+                .set_current(wanted)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Every key of the state sealed anew under KEK `to`; returns them and how many there are.
+fn rewrap(pki: &Pki, to: u32) -> Result<(Vec<RewrappedIssuer>, Option<hapki_domain::wrap::Wrapped>, usize), ApiError> {
+    let reader = pki.reader()?;
+    let mut keys = 0;
+    let mut again = |context: String, w: &hapki_domain::wrap::Wrapped| -> Result<_, ApiError> {
+        let plain = pki.keyring.open(&context, w)?;
+        keys += 1;
+        Ok(pki.keyring.seal_with(to, &context, &plain)?)
+    };
+    let mut issuers = Vec::new();
+    for i in reader.issuers()? {
+        let key = again(format!("issuer-key:{}", i.id), &i.wrapped_key)?;
+        let ocsp = match &i.ocsp {
+            Some(o) => Some(again(format!("ocsp-key:{}", i.id), &o.wrapped_key)?),
+            None => None,
+        };
+        issuers.push(RewrappedIssuer { id: i.id, key, ocsp });
+    }
+    let internal_ca = match reader.internal_ca()? {
+        Some(ca) => Some(again("internal-ca-key".into(), &ca.wrapped_key)?),
+        None => None,
+    };
+    Ok((issuers, internal_ca, keys))
+}

@@ -1,0 +1,116 @@
+//! The cluster key-encryption key's number, and rotating to the next one: every
+//! key sealed in the state (issuers, their OCSP signers, the internal CA) is
+//! replaced by the same key sealed under the new KEK in one command. A command
+//! that brings a key sealed under any other KEK than the current one is refused,
+//! so nothing sealed under an old KEK slips in after a rotation.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::command::{CommandResult, RejectCode};
+use crate::records::{decode, encode, IssuerRecord, RewrappedIssuer};
+use crate::tables::{SM_ISSUERS, SM_META};
+use crate::{Command, StoreError};
+use hapki_domain::wrap::Wrapped;
+
+/// The number of the KEK that seals the state's keys (0 until the first rotation).
+pub(crate) fn current(txn: &WriteTransaction) -> Result<u32, StoreError> {
+    let meta = txn.open_table(SM_META)?;
+    let id = meta.get(b"kek_id".as_slice())?.map(|v| v.value().to_vec());
+    match id {
+        None => Ok(0),
+        Some(b) => <[u8; 4]>::try_from(b.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt("kek_id is not 4 bytes".into())),
+    }
+}
+
+/// The keys a command brings, sealed.
+fn sealed_in(cmd: &Command) -> Vec<&Wrapped> {
+    match cmd {
+        Command::AddIssuer { issuer, .. } => std::iter::once(&issuer.wrapped_key)
+            .chain(issuer.ocsp.as_ref().map(|o| &o.wrapped_key))
+            .collect(),
+        Command::InstallIssuerCert { ocsp, .. } => ocsp.iter().map(|o| &o.wrapped_key).collect(),
+        Command::SetOcspSigner { signer, .. } => vec![&signer.wrapped_key],
+        Command::SetInternalCa { ca } => vec![&ca.wrapped_key],
+        _ => Vec::new(),
+    }
+}
+
+/// Refuses a command whose keys are sealed under another KEK than the current one.
+pub(crate) fn check_sealing(txn: &WriteTransaction, cmd: &Command) -> Result<Option<CommandResult>, StoreError> {
+    let keys = sealed_in(cmd);
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let current = current(txn)?;
+    Ok(keys.iter().find(|w| w.kek != current).map(|w| {
+        CommandResult::reject(
+            RejectCode::Conflict,
+            format!(
+                "the key was sealed under KEK {}, but the cluster rotated to KEK {current}; retry",
+                w.kek
+            ),
+        )
+    }))
+}
+
+/// Replaces every sealed key by its copy under KEK `to`, if the state is at KEK `from`
+/// and the command covers exactly the issuers there are.
+pub(crate) fn rotate(
+    txn: &WriteTransaction,
+    from: u32,
+    to: u32,
+    issuers: &[RewrappedIssuer],
+    internal_ca: &Option<Wrapped>,
+) -> Result<CommandResult, StoreError> {
+    let refuse = |m: String| Ok(CommandResult::reject(RejectCode::Conflict, m));
+    let now = current(txn)?;
+    if now != from || to != from + 1 {
+        return refuse(format!(
+            "the cluster is at KEK {now}; a rotation from KEK {from} to {to} does not apply; retry"
+        ));
+    }
+    let all_new = issuers
+        .iter()
+        .flat_map(|i| std::iter::once(&i.key).chain(i.ocsp.as_ref()))
+        .chain(internal_ca.as_ref());
+    if all_new.clone().any(|w| w.kek != to) {
+        return refuse(format!("every key of a rotation to KEK {to} must be sealed under it"));
+    }
+    let mut table = txn.open_table(SM_ISSUERS)?;
+    let mut stored: Vec<IssuerRecord> = Vec::new();
+    for row in table.iter()? {
+        stored.push(decode(row?.1.value())?);
+    }
+    let covered = stored.len() == issuers.len()
+        && stored.iter().all(|s| {
+            issuers
+                .iter()
+                .any(|i| i.id == s.id && i.ocsp.is_some() == s.ocsp.is_some())
+        });
+    if !covered {
+        return refuse("the issuers changed while the KEK was being rotated; retry".into());
+    }
+    for mut issuer in stored {
+        let new = issuers.iter().find(|i| i.id == issuer.id).expect("covered above");
+        issuer.wrapped_key = new.key.clone();
+        if let (Some(o), Some(w)) = (issuer.ocsp.as_mut(), new.ocsp.as_ref()) {
+            o.wrapped_key = w.clone();
+        }
+        table.insert(issuer.id.as_bytes(), encode(&issuer).as_slice())?;
+    }
+    let mut meta = txn.open_table(SM_META)?;
+    let ca = meta.get(b"internal_ca".as_slice())?.map(|v| v.value().to_vec());
+    match (ca, internal_ca) {
+        (Some(bytes), Some(w)) => {
+            let mut ca: crate::InternalCaRecord = decode(&bytes)?;
+            ca.wrapped_key = w.clone();
+            meta.insert(b"internal_ca".as_slice(), encode(&ca).as_slice())?;
+        }
+        (None, None) => {}
+        _ => return refuse("the internal CA changed while the KEK was being rotated; retry".into()),
+    }
+    meta.insert(b"kek_id".as_slice(), to.to_be_bytes().as_slice())?;
+    Ok(CommandResult::Applied)
+}
