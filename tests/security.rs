@@ -91,7 +91,14 @@ fn a_token_stays_within_its_profiles_issuers_and_certificates() {
 
     let (web, web_id) = token(
         &node,
-        &["--role", "requester", "--profiles", "server", "--issuers", &default_issuer],
+        &[
+            "--role",
+            "requester",
+            "--profiles",
+            "server",
+            "--issuers",
+            &default_issuer,
+        ],
     );
     let listed = node.json(&["token", "list"]);
     let row = listed["tokens"]
@@ -107,7 +114,11 @@ fn a_token_stays_within_its_profiles_issuers_and_certificates() {
     let client_csr = csr_pem(&node, "cl", &["CN:alice"]);
     api.refused(
         "a profile outside the token's list",
-        api.post_as("/v1/certs", Some(&web), &json!({"csr": client_csr, "profile": "client"})),
+        api.post_as(
+            "/v1/certs",
+            Some(&web),
+            &json!({"csr": client_csr, "profile": "client"}),
+        ),
         403,
         "forbidden",
         "may issue only with the profiles server",
@@ -124,14 +135,27 @@ fn a_token_stays_within_its_profiles_issuers_and_certificates() {
         "may issue only from the issuers",
     );
     let mine = api.ok(
-        api.post_as("/v1/certs", Some(&web), &json!({"csr": server_csr, "profile": "server"})),
+        api.post_as(
+            "/v1/certs",
+            Some(&web),
+            &json!({"csr": server_csr, "profile": "server"}),
+        ),
         201,
     );
     let mine = mine["serial"].as_str().expect("serial").to_string();
 
     // A requester reads back what it issued, and nothing else.
     api.ok(api.req(Method::GET, &format!("/v1/certs/{mine}"), Some(&web)), 200);
-    let theirs = node.json(&["cert", "generate", "--cn", "db.example.com", "--profile", "server", "--out", "db"]);
+    let theirs = node.json(&[
+        "cert",
+        "generate",
+        "--cn",
+        "db.example.com",
+        "--profile",
+        "server",
+        "--out",
+        "db",
+    ]);
     let theirs = theirs["serial"].as_str().expect("serial");
     api.refused(
         "another token's certificate",
@@ -140,7 +164,13 @@ fn a_token_stays_within_its_profiles_issuers_and_certificates() {
         "forbidden",
         "reads only the certificates it asked for",
     );
-    for path in ["/v1/certs", "/v1/ca", "/v1/profiles", "/v1/sys/status", "/v1/cluster/info"] {
+    for path in [
+        "/v1/certs",
+        "/v1/ca",
+        "/v1/profiles",
+        "/v1/sys/status",
+        "/v1/cluster/info",
+    ] {
         api.refused(
             &format!("a requester reads {path}"),
             api.req(Method::GET, path, Some(&web)),
@@ -225,7 +255,9 @@ fn channel_client(dir: &std::path::Path, cert: &str, key: &str, ca_pem: &str) ->
     let key = rustls_pki_types::PrivateKeyDer::Pkcs8(key_der.into());
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(rustls_pki_types::CertificateDer::from(common::refusals::pem_der(ca_pem)))
+        .add(rustls_pki_types::CertificateDer::from(common::refusals::pem_der(
+            ca_pem,
+        )))
         .expect("root");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -296,16 +328,40 @@ fn a_removed_node_cannot_use_its_data_directory_on_the_channel() {
         let (ok, out) = openssl(
             work,
             &[
-                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-                &format!("{name}.key"), "-subj", "/O=hapki/CN=rogue", "-out", &format!("{name}.csr"),
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-subj",
+                "/O=hapki/CN=rogue",
+                "-out",
+                &format!("{name}.csr"),
             ],
         );
         assert!(ok, "{out}");
         let (ok, out) = openssl(
             work,
             &[
-                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", "internal.pem", "-CAkey", "internal.key",
-                "-set_serial", "7", "-days", "30", "-extfile", &format!("{name}.ext"), "-out",
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "internal.pem",
+                "-CAkey",
+                "internal.key",
+                "-set_serial",
+                "7",
+                "-days",
+                "30",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
                 &format!("{name}.pem"),
             ],
         );
@@ -322,11 +378,19 @@ fn a_removed_node_cannot_use_its_data_directory_on_the_channel() {
     let own = hapki_server::lifecycle::channel_key::ChannelKey::load(&dir)
         .expect("load")
         .expect("the removed node kept its channel key");
-    std::fs::write(work.join("own.key"), pem("PRIVATE KEY", &own.key.to_pkcs8().expect("pkcs8"))).expect("write");
+    std::fs::write(
+        work.join("own.key"),
+        pem("PRIVATE KEY", &own.key.to_pkcs8().expect("pkcs8")),
+    )
+    .expect("write");
     let chain: String = own.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
     std::fs::write(work.join("own.pem"), chain).expect("write");
     let client = channel_client(work, "own.pem", "own.key", &ca_pem);
-    assert_eq!(vote_status(&client, &channel), 403, "a removed node's own key must be refused");
+    assert_eq!(
+        vote_status(&client, &channel),
+        403,
+        "a removed node's own key must be refused"
+    );
 
     let log = cluster.nodes[0].log();
     assert!(
@@ -382,7 +446,10 @@ fn a_flood_of_key_generations_leaves_health_and_raft_alone() {
         std::thread::sleep(Duration::from_millis(150));
     }
     eprintln!("slowest health answer during 48 RSA-4096 key generations: {worst:?}");
-    assert!(worst < Duration::from_millis(500), "health waited {worst:?} behind key generation");
+    assert!(
+        worst < Duration::from_millis(500),
+        "health waited {worst:?} behind key generation"
+    );
     assert_eq!(term(&cluster.nodes[1]), term_before, "the flood caused an election");
     // The per-token limit itself is tested next to the pool (pki::work).
     drop(flood);
@@ -402,7 +469,11 @@ fn a_forwarded_write_needs_a_valid_caller() {
         .expect("load")
         .expect("the member keeps its channel key");
     let work = member.work();
-    std::fs::write(work.join("member.key"), pem("PRIVATE KEY", &own.key.to_pkcs8().expect("pkcs8"))).expect("write");
+    std::fs::write(
+        work.join("member.key"),
+        pem("PRIVATE KEY", &own.key.to_pkcs8().expect("pkcs8")),
+    )
+    .expect("write");
     let chain: String = own.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
     std::fs::write(work.join("member.pem"), chain).expect("write");
     let ca_pem = pem("CERTIFICATE", own.chain.last().expect("internal CA"));
@@ -465,7 +536,16 @@ fn a_sub_ca_with_permitted_names_cannot_vouch_for_others() {
     profile["permitted_ip"] = json!(["10.0.0.0/8"]);
     std::fs::write(node.work().join("example-ca.json"), profile.to_string()).expect("write profile");
     node.ok(&["profile", "create", "--file", "example-ca.json"]);
-    node.ok(&["cert", "generate", "--cn", "Example Issuing CA", "--profile", "example-ca", "--out", "sub"]);
+    node.ok(&[
+        "cert",
+        "generate",
+        "--cn",
+        "Example Issuing CA",
+        "--profile",
+        "example-ca",
+        "--out",
+        "sub",
+    ]);
     let work = node.work();
     let (ok, text) = openssl(work, &["x509", "-in", "sub.pem", "-noout", "-text"]);
     assert!(ok && text.contains("X509v3 Name Constraints: critical"), "{text}");
@@ -485,23 +565,56 @@ fn a_sub_ca_with_permitted_names_cannot_vouch_for_others() {
         let (ok, out) = openssl(
             work,
             &[
-                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-                &format!("{name}.key"), "-subj", "/CN=leaf", "-out", &format!("{name}.csr"),
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-subj",
+                "/CN=leaf",
+                "-out",
+                &format!("{name}.csr"),
             ],
         );
         assert!(ok, "{out}");
         let (ok, out) = openssl(
             work,
             &[
-                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", "sub.pem", "-CAkey", "sub.key",
-                "-set_serial", "9", "-days", "30", "-extfile", &format!("{name}.ext"), "-out",
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "sub.pem",
+                "-CAkey",
+                "sub.key",
+                "-set_serial",
+                "9",
+                "-days",
+                "30",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
                 &format!("{name}.pem"),
             ],
         );
         assert!(ok, "{out}");
         let (verified, out) = openssl(
             work,
-            &["verify", "-purpose", "sslserver", "-CAfile", &root, "-untrusted", "sub.pem", &format!("{name}.pem")],
+            &[
+                "verify",
+                "-purpose",
+                "sslserver",
+                "-CAfile",
+                &root,
+                "-untrusted",
+                "sub.pem",
+                &format!("{name}.pem"),
+            ],
         );
         assert_eq!(verified, accepted, "{name} ({san}): {out}");
         if !accepted {
@@ -536,15 +649,37 @@ fn rotating_the_kek_reseals_every_key_and_every_node_follows() {
     cluster.converged(Duration::from_secs(60));
 
     let v = cluster.nodes[1].json(&["cluster", "rotate-kek"]);
-    assert_eq!((v["from"].as_u64(), v["to"].as_u64(), v["nodes"].as_u64()), (Some(0), Some(1), Some(3)), "{v}");
+    assert_eq!(
+        (v["from"].as_u64(), v["to"].as_u64(), v["nodes"].as_u64()),
+        (Some(0), Some(1), Some(3)),
+        "{v}"
+    );
     // The issuer's key, its OCSP signer's key and the internal CA's key.
     assert!(v["keys"].as_u64() >= Some(3), "{v}");
     cluster.converged(Duration::from_secs(60));
     for (i, node) in cluster.nodes.iter().enumerate() {
-        node.ok(&["cert", "generate", "--cn", &format!("n{i}.example.com"), "--profile", "server", "--out", "after"]);
+        node.ok(&[
+            "cert",
+            "generate",
+            "--cn",
+            &format!("n{i}.example.com"),
+            "--profile",
+            "server",
+            "--out",
+            "after",
+        ]);
     }
     cluster.nodes[1].restart();
-    cluster.nodes[1].ok(&["cert", "generate", "--cn", "restarted.example.com", "--profile", "server", "--out", "again"]);
+    cluster.nodes[1].ok(&[
+        "cert",
+        "generate",
+        "--cn",
+        "restarted.example.com",
+        "--profile",
+        "server",
+        "--out",
+        "again",
+    ]);
 
     // On disk: every key in the state is sealed under KEK 1, which the old KEK cannot open.
     cluster.nodes[2].kill9();
@@ -561,12 +696,14 @@ fn rotating_the_kek_reseals_every_key_and_every_node_follows() {
         let context = format!("issuer-key:{}", i.id);
         assert_eq!(i.wrapped_key.kek, 1);
         assert!(old.open(&context, &i.wrapped_key).is_err(), "the old KEK opens nothing");
-        new.open(&context, &i.wrapped_key).expect("the new KEK opens the issuer key");
+        new.open(&context, &i.wrapped_key)
+            .expect("the new KEK opens the issuer key");
         if let Some(o) = &i.ocsp {
             assert_eq!(o.wrapped_key.kek, 1);
         }
     }
     let internal = reader.internal_ca().expect("read").expect("internal CA");
     assert!(old.open("internal-ca-key", &internal.wrapped_key).is_err());
-    new.open("internal-ca-key", &internal.wrapped_key).expect("the internal CA key");
+    new.open("internal-ca-key", &internal.wrapped_key)
+        .expect("the internal CA key");
 }

@@ -90,7 +90,11 @@ pub struct FulljoinArgs {
     #[arg(long)]
     newnode: String,
     /// The fresh node's bootstrap token (`<data-dir>/bootstrap-token` on it); prefer --newnode-token-file
-    #[arg(long, required_unless_present = "newnode_token_file", conflicts_with = "newnode_token_file")]
+    #[arg(
+        long,
+        required_unless_present = "newnode_token_file",
+        conflicts_with = "newnode_token_file"
+    )]
     newnode_token: Option<String>,
     /// File holding the fresh node's bootstrap token (a copy of `<data-dir>/bootstrap-token` on it)
     #[arg(long)]

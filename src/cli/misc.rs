@@ -156,7 +156,12 @@ pub async fn run_token(ctx: &Ctx, cmd: TokenCommand) -> CliResult {
                         .collect()
                 })
                 .unwrap_or_default();
-            print(ctx.output, &v, &["id", "role", "name", "expires", "profiles", "issuers", "revoked"], rows);
+            print(
+                ctx.output,
+                &v,
+                &["id", "role", "name", "expires", "profiles", "issuers", "revoked"],
+                rows,
+            );
         }
         TokenCommand::Revoke { id } => {
             let v = client

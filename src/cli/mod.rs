@@ -196,7 +196,11 @@ fn load_ctx(cli: &Cli) -> Result<Ctx, Failure> {
                 .map(|u| u.trim().to_string())
                 .filter(|u| !u.is_empty())
                 .collect(),
-            token: match cli.token_file.clone().or_else(|| env("HAPKI_TOKEN_FILE").map(PathBuf::from)) {
+            token: match cli
+                .token_file
+                .clone()
+                .or_else(|| env("HAPKI_TOKEN_FILE").map(PathBuf::from))
+            {
                 Some(path) if cli.token.is_none() => Some(secret_file(&path)?),
                 _ => cli.token.clone().or_else(|| env("HAPKI_TOKEN")).or(file.token),
             },

@@ -369,6 +369,9 @@ impl Cluster {
     /// (and cleaned up) with the others whatever the outcome.
     pub fn join(&mut self, mut fresh: Node, via: usize) -> Output {
         let member = &self.nodes[via];
+        // As an operator would: the bootstrap token from a file, not on the command line.
+        let token_file = member.work().join(format!("bootstrap-{}.token", fresh.https));
+        std::fs::write(&token_file, format!("{}\n", fresh.bootstrap_token())).expect("write the bootstrap token file");
         let out = member.cli(&[
             "cluster",
             "fulljoin",
@@ -376,8 +379,8 @@ impl Cluster {
             &member.url(),
             "--newnode",
             &fresh.url(),
-            "--newnode-token",
-            &fresh.bootstrap_token(),
+            "--newnode-token-file",
+            &token_file.display().to_string(),
             "--newnode-ca-cert",
             &fresh.api_ca().display().to_string(),
             "--yes",

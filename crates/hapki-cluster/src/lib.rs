@@ -7,6 +7,7 @@
 
 pub mod channel;
 mod contact;
+pub mod listener;
 mod log_store;
 pub mod membership;
 mod node;

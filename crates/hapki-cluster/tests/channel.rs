@@ -168,7 +168,17 @@ async fn start(ident: NodeIdentity, id: u64, admitted: &[Command]) -> TestNode {
         cluster: listener.local_addr().unwrap().to_string(),
     };
     let state = node.channel_state();
-    tokio::spawn(async move { serve(listener, ident, state, axum::Router::new()).await.unwrap() });
+    tokio::spawn(async move {
+        serve(
+            listener,
+            ident,
+            state,
+            axum::Router::new(),
+            hapki_cluster::channel::CHANNEL_LIMITS,
+        )
+        .await
+        .unwrap()
+    });
     TestNode {
         _dir: dir,
         node,
@@ -307,7 +317,11 @@ async fn three_nodes_replicate_over_mutual_tls() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 403, "a member's id with another key must be refused");
+    assert_eq!(
+        resp.status().as_u16(),
+        403,
+        "a member's id with another key must be refused"
+    );
     // A certificate of our CA for a node that is not a member (e.g. a removed one): refused per request.
     let stranger = identity(&ca, 77);
     let client = reqwest::Client::builder()
@@ -432,13 +446,13 @@ async fn three_nodes_replicate_over_mutual_tls() {
             .change_membership(
                 &good(),
                 MembershipChange::AddLearner {
-                id,
-                addr: NodeAddr {
-                    name: format!("n{id}"),
-                    api: String::new(),
-                    cluster: "127.0.0.1:9".into(),
+                    id,
+                    addr: NodeAddr {
+                        name: format!("n{id}"),
+                        api: String::new(),
+                        cluster: "127.0.0.1:9".into(),
+                    },
                 },
-            },
             )
             .await
             .unwrap();

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::serve::listener::CHANNEL_MAX_CONNECTIONS;
 use crate::serve::Limits;
+use hapki_cluster::listener::CHANNEL_MAX_CONNECTIONS;
 
 /// Everything a node needs to start. Every field is documented in docs/configuration.md.
 #[derive(Clone, Debug, Deserialize)]
@@ -98,7 +98,8 @@ impl Default for RaftConfig {
 
 /// The `[limits]` of the HTTPS API and plain-HTTP listeners: how many connections each
 /// keeps open, and how long a client may take, so that slow or idle clients cannot hold
-/// the node's file descriptors. The cluster channel has limits of its own.
+/// the node's file descriptors. The cluster channel keeps its own deadlines (it carries
+/// snapshots and waits for commits); only its connection cap is set here.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -109,6 +110,9 @@ pub struct LimitsConfig {
     /// Open connections on the plain-HTTP listener; by default as for the HTTPS API.
     #[serde(default)]
     pub max_connections_http: Option<usize>,
+    /// Open connections on the cluster channel (256 by default, room for 20 nodes' pools).
+    #[serde(default)]
+    pub max_connections_cluster: Option<usize>,
     /// Seconds a client has to send a request's headers.
     #[serde(default = "default_header_timeout")]
     pub header_timeout_secs: u64,
@@ -125,6 +129,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_connections_https: None,
             max_connections_http: None,
+            max_connections_cluster: None,
             header_timeout_secs: default_header_timeout(),
             idle_timeout_secs: default_idle_timeout(),
             request_timeout_secs: default_request_timeout(),
@@ -148,10 +153,21 @@ impl LimitsConfig {
         )
     }
 
+    /// The limits of the cluster channel.
+    pub fn channel(&self) -> Limits {
+        Limits {
+            max_connections: self
+                .max_connections_cluster
+                .unwrap_or(hapki_cluster::listener::CHANNEL_MAX_CONNECTIONS),
+            ..hapki_cluster::channel::CHANNEL_LIMITS
+        }
+    }
+
     fn validate(&self) -> Result<(), String> {
         let caps = [
             ("max_connections_https", self.max_connections_https),
             ("max_connections_http", self.max_connections_http),
+            ("max_connections_cluster", self.max_connections_cluster),
         ];
         for (field, cap) in caps {
             if cap == Some(0) {

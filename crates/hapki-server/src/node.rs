@@ -21,7 +21,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         "connection caps: HTTPS API {}, plain HTTP {}, cluster channel {}",
         https_limits.max_connections,
         http_limits.max_connections,
-        serve::listener::CHANNEL_MAX_CONNECTIONS
+        cfg.limits.channel().max_connections
     );
     let https = TcpListener::bind(cfg.listen).await.with_context(|| {
         format!(
@@ -117,7 +117,7 @@ fn banner(node: &Node, token: Option<&str>) {
         println!("  {client} HAPKI_TOKEN=$(cat {root}/bootstrap-token)");
         println!("  hapki cluster new");
         println!(
-            "  hapki cluster fulljoin --member https://MEMBER:8443 --newnode https://{} --newnode-token $(cat {root}/bootstrap-token)",
+            "  hapki cluster fulljoin --member https://MEMBER:8443 --newnode https://{} --newnode-token-file {root}/bootstrap-token",
             cfg.listen
         );
         return;

@@ -15,11 +15,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::error::ApiError;
 
-#[path = "../../hapki-cluster/src/channel/server/listener.rs"]
-pub mod listener;
-
-pub use listener::Limits;
-use listener::{serve_connection, Listener};
+pub use hapki_cluster::listener::Limits;
+use hapki_cluster::listener::{serve_connection, Listener};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -53,7 +53,10 @@ pub async fn internal_ca(pki: &Pki) -> Result<InternalCa, ApiError> {
             wrapped_key: pki.keyring.seal("internal-ca-key", &key.to_pkcs8()?),
         };
         // Another start may have raced us to it; either way one internal CA exists afterwards.
-        if let Err(e) = pki.propose(&hapki_cluster::Origin::Node, Command::SetInternalCa { ca: record }).await {
+        if let Err(e) = pki
+            .propose(&hapki_cluster::Origin::Node, Command::SetInternalCa { ca: record })
+            .await
+        {
             if e.code != "conflict" {
                 return Err(e);
             }

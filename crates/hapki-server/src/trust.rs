@@ -16,7 +16,6 @@ use hapki_domain::wrap::{self, Wrapped};
 use crate::datadir::{write_secret, DataDir};
 use crate::rand;
 
-
 /// The context a KEK is sealed under in `kek.sealed`.
 fn kek_context(id: u32) -> String {
     format!("cluster-kek:{id}")
@@ -145,9 +144,7 @@ impl Keyring {
     pub fn add(&self, id: u32, kek: [u8; 32]) -> Result<(), TrustError> {
         let mut keks = self.keks.write().expect("keyring lock");
         if keks.all.get(&id).is_some_and(|k| k != &kek) {
-            return Err(TrustError::Invalid(format!(
-                "this node already holds another KEK {id}"
-            )));
+            return Err(TrustError::Invalid(format!("this node already holds another KEK {id}")));
         }
         keks.all.insert(id, kek);
         self.save(&keks)
@@ -186,8 +183,7 @@ impl Keyring {
     /// Seals a secret under the current KEK; `context` names its slot (e.g. `issuer-key:<id>`).
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Wrapped {
         let id = self.current();
-        self.seal_with(id, context, plaintext)
-            .expect("the current KEK is held")
+        self.seal_with(id, context, plaintext).expect("the current KEK is held")
     }
 
     /// Seals a secret under KEK `id`, which this node must hold.

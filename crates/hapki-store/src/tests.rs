@@ -477,7 +477,10 @@ fn a_kek_rotation_replaces_every_sealed_key_and_later_keys_must_use_the_new_kek(
             make_default: false,
         }],
     );
-    assert!(matches!(&r[0], CommandResult::Rejected { message, .. } if message.contains("rotated to KEK 1")), "{r:?}");
+    assert!(
+        matches!(&r[0], CommandResult::Rejected { message, .. } if message.contains("rotated to KEK 1")),
+        "{r:?}"
+    );
     late.wrapped_key = sealed(1, 3);
     let r = run(
         &store,
@@ -504,6 +507,9 @@ fn a_store_of_another_schema_version_is_refused_at_open() {
         txn.commit().unwrap();
         store.flush().unwrap();
     }
-    let err = Store::open(&path).err().expect("an old layout must be refused").to_string();
+    let err = Store::open(&path)
+        .err()
+        .expect("an old layout must be refused")
+        .to_string();
     assert!(err.contains("schema version 1"), "{err}");
 }

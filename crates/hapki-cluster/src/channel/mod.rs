@@ -9,7 +9,7 @@ mod server;
 mod tls;
 
 pub use client::{ChannelNetwork, PeerError};
-pub use server::{serve, CallerNode, ChannelState};
+pub use server::{serve, CallerNode, ChannelState, CHANNEL_LIMITS};
 pub use tls::{channel_key_of, node_id_from_cert, spki_key, NodeIdentity, NODE_URI_PREFIX};
 
 /// Paths of the Raft RPCs on the cluster channel.

@@ -19,24 +19,22 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use self::listener::{serve_connection, Limits, Listener, CHANNEL_MAX_CONNECTIONS};
 use super::paths;
 use super::tls::{channel_key_of, node_id_from_cert, NodeIdentity};
 use crate::contact::Contacts;
+use crate::listener::{serve_connection, Limits, Listener, CHANNEL_MAX_CONNECTIONS};
 use crate::membership::{self, MembershipOutcome};
 use crate::origin::{ForwardedChange, ForwardedCommand, Guard};
 use crate::proposer::Proposer;
 use crate::types::{NodeId, Raft};
 use crate::ProposeError;
 
-mod listener;
-
 /// The channel's limits. The header deadline is the API's default; the idle one outlasts
 /// the 60 s for which the channel's client keeps an idle connection (client.rs), so this
 /// server never closes one the client is about to reuse; a request gets ten minutes, as
 /// RPCs carry snapshot chunks of up to the 64 MiB body limit and proposals that wait for
 /// a commit.
-const LIMITS: Limits = Limits {
+pub const CHANNEL_LIMITS: Limits = Limits {
     max_connections: CHANNEL_MAX_CONNECTIONS,
     header_timeout: Duration::from_secs(10),
     idle_timeout: Duration::from_secs(120),
@@ -96,7 +94,8 @@ impl ChannelState {
     }
 }
 
-/// Serves the cluster channel on `listener` within [`LIMITS`] until the task is dropped.
+/// Serves the cluster channel on `listener` within `limits` (see [`CHANNEL_LIMITS`]) until the
+/// task is dropped.
 ///
 /// `extra` adds routes of the caller's own (they find the calling node in a
 /// [`CallerNode`] extension).
@@ -105,6 +104,7 @@ pub async fn serve(
     identity: NodeIdentity,
     state: ChannelState,
     extra: Router,
+    limits: Limits,
 ) -> Result<(), String> {
     let acceptor = TlsAcceptor::from(identity.server_config()?);
     let router = Router::new()
@@ -117,7 +117,7 @@ pub async fn serve(
         .with_state(state.clone())
         .merge(extra)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
-    let mut listener = Listener::new(listener, "cluster channel", LIMITS.max_connections);
+    let mut listener = Listener::new(listener, "cluster channel", limits.max_connections);
     loop {
         let (tcp, peer, permit) = listener.accept().await;
         let (acceptor, router, state) = (acceptor.clone(), router.clone(), state.clone());
@@ -156,14 +156,14 @@ pub async fn serve(
                     router.oneshot(req).await
                 }
             });
-            if let Err(e) = serve_connection(tls, service, &LIMITS, too_slow).await {
+            if let Err(e) = serve_connection(tls, service, &limits, too_slow).await {
                 tracing::debug!("cluster channel: connection from {peer} ended: {e}");
             }
         });
     }
 }
 
-/// The answer to a request still unanswered after [`LIMITS`]' request timeout.
+/// The answer to a request still unanswered after the request timeout.
 fn too_slow(timeout: Duration) -> Response {
     let why = format!("the request did not finish within {} s", timeout.as_secs());
     (StatusCode::SERVICE_UNAVAILABLE, why).into_response()

@@ -90,7 +90,10 @@ pub async fn init_intermediate(
     Json(req): Json<RootRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageCa)?;
-    Ok((StatusCode::CREATED, json(pki.init_intermediate(&caller.origin(), &req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        json(pki.init_intermediate(&caller.origin(), &req).await?),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -130,7 +133,8 @@ pub async fn set_default(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageCa)?;
-    pki.propose(&caller.origin(), Command::SetDefaultIssuer { id: id.clone() }).await?;
+    pki.propose(&caller.origin(), Command::SetDefaultIssuer { id: id.clone() })
+        .await?;
     Ok(json(serde_json::json!({ "default": id })))
 }
 

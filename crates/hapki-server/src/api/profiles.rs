@@ -38,10 +38,13 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageProfiles)?;
     profile.validate()?;
-    pki.propose(&caller.origin(), Command::PutProfile {
-        profile: profile.clone(),
-        create: true,
-    })
+    pki.propose(
+        &caller.origin(),
+        Command::PutProfile {
+            profile: profile.clone(),
+            create: true,
+        },
+    )
     .await?;
     Ok((StatusCode::CREATED, json(profile)))
 }
@@ -61,10 +64,13 @@ pub async fn update(
         )));
     }
     profile.validate()?;
-    pki.propose(&caller.origin(), Command::PutProfile {
-        profile: profile.clone(),
-        create: false,
-    })
+    pki.propose(
+        &caller.origin(),
+        Command::PutProfile {
+            profile: profile.clone(),
+            create: false,
+        },
+    )
     .await?;
     Ok(json(profile))
 }

@@ -92,6 +92,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageTokens)?;
-    pki.propose(&caller.origin(), Command::RevokeToken { id: id.clone() }).await?;
+    pki.propose(&caller.origin(), Command::RevokeToken { id: id.clone() })
+        .await?;
     Ok(json(serde_json::json!({ "revoked": id })))
 }

@@ -97,17 +97,20 @@ impl Node {
             .spki
             .to_der()
             .map_err(|e| ApiError::internal(format!("encoding the node key: {e}")))?;
-        pki.propose(origin, Command::AdmitNode {
-            node: NodeRecord {
-                id,
-                name: name.clone(),
-                standing: NodeStanding::Admitted,
-                admitted_at: now(),
-                removed_at: None,
-                // The channel accepts this node only with the key of this CSR.
-                channel_key: Some(spki_key(&spki)),
+        pki.propose(
+            origin,
+            Command::AdmitNode {
+                node: NodeRecord {
+                    id,
+                    name: name.clone(),
+                    standing: NodeStanding::Admitted,
+                    admitted_at: now(),
+                    removed_at: None,
+                    // The channel accepts this node only with the key of this CSR.
+                    channel_key: Some(spki_key(&spki)),
+                },
             },
-        })
+        )
         .await?;
         tracing::info!("signed the certificate of node {id:016x} ({name})");
         Ok(SignedNode {
@@ -171,10 +174,13 @@ impl Node {
             for learner in self.cluster.members().into_iter().filter(|m| !m.voter) {
                 let outcome = self
                     .cluster
-                    .change_membership(origin, MembershipChange::Promote {
-                        id: learner.id,
-                        voters_target: target,
-                    })
+                    .change_membership(
+                        origin,
+                        MembershipChange::Promote {
+                            id: learner.id,
+                            voters_target: target,
+                        },
+                    )
                     .await?;
                 if outcome.voter {
                     promoted.push(learner.id);

@@ -44,11 +44,7 @@ impl ChannelKey {
     pub fn save(&self, dir: &DataDir) -> Result<(), ApiError> {
         trust::seal_local(dir, CONTEXT, &self.key.to_pkcs8()?, &dir.channel_key())
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let pem: String = self
-            .chain
-            .iter()
-            .map(|c| encode(PemLabel::Certificate, c))
-            .collect();
+        let pem: String = self.chain.iter().map(|c| encode(PemLabel::Certificate, c)).collect();
         write_public(&dir.channel_cert(), pem.as_bytes())
             .map_err(|e| ApiError::internal(format!("cannot write {}: {e}", dir.channel_cert().display())))
     }
@@ -92,7 +88,12 @@ impl Node {
             Some(k) => k,
             None => self.first_channel_key(pki, internal, host).await?,
         };
-        let cert_end = kept.chain.first().map(|c| summarize(c)).transpose()?.map(|s| s.not_after);
+        let cert_end = kept
+            .chain
+            .first()
+            .map(|c| summarize(c))
+            .transpose()?
+            .map(|s| s.not_after);
         let stale_ca = kept.chain.last() != Some(&internal.cert_der);
         if stale_ca || cert_end.is_none_or(|end| end < now() + RENEW_BEFORE_SECS) {
             let cert = internal.channel_certificate(&self.name, self.id, host, kept.key.spki())?;

@@ -271,7 +271,9 @@ impl Node {
             profiles: builtin_profiles(),
             settings,
         };
-        if let hapki_store::CommandResult::Rejected { message, .. } = self.cluster.propose(&hapki_cluster::Origin::Node, bootstrap).await? {
+        if let hapki_store::CommandResult::Rejected { message, .. } =
+            self.cluster.propose(&hapki_cluster::Origin::Node, bootstrap).await?
+        {
             return Err(ApiError::conflict(message));
         }
         let pki = self.activate(keyring).await?;
@@ -341,8 +343,9 @@ impl Node {
         };
         let state = self.cluster.channel_state();
         let extra = peer::routes(self.clone());
+        let limits = self.cfg.limits.channel();
         tokio::spawn(async move {
-            if let Err(e) = hapki_cluster::channel::serve(listener, identity, state, extra).await {
+            if let Err(e) = hapki_cluster::channel::serve(listener, identity, state, extra, limits).await {
                 tracing::error!("the cluster channel stopped: {e}");
             }
         });

@@ -152,7 +152,11 @@ async fn hello(
 }
 
 async fn change(node: &Node, change: MembershipChange) -> Response {
-    match node.cluster.change_membership(&hapki_cluster::Origin::Node, change).await {
+    match node
+        .cluster
+        .change_membership(&hapki_cluster::Origin::Node, change)
+        .await
+    {
         Ok(outcome) => Json(outcome).into_response(),
         Err(hapki_cluster::ProposeError::Refused(m)) => refuse(StatusCode::CONFLICT, m),
         Err(hapki_cluster::ProposeError::Forbidden(m)) => refuse(StatusCode::FORBIDDEN, m),

@@ -43,7 +43,9 @@ impl Node {
         let members = self.cluster.members();
         for m in &members {
             if m.id == self.id {
-                pki.keyring.add(to, kek).map_err(|e| ApiError::internal(e.to_string()))?;
+                pki.keyring
+                    .add(to, kek)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
                 continue;
             }
             self.cluster
@@ -104,7 +106,9 @@ impl Node {
                 .bytes()
                 .filter(|_| got.id == wanted)
                 .ok_or_else(|| ApiError::internal("the leader sent a malformed KEK"))?;
-            pki.keyring.add(wanted, kek).map_err(|e| ApiError::internal(e.to_string()))?;
+            pki.keyring
+                .add(wanted, kek)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
             tracing::info!("took KEK {wanted} from the leader");
         }
         if pki.keyring.current() != wanted || pki.keyring.holds(wanted.wrapping_sub(1)) {

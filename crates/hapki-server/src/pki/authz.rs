@@ -141,7 +141,9 @@ pub struct ForwardGuard {
 
 impl ForwardGuard {
     fn pki(&self) -> Result<std::sync::Arc<Pki>, String> {
-        self.pki.upgrade().ok_or_else(|| "the node is shutting down".to_string())
+        self.pki
+            .upgrade()
+            .ok_or_else(|| "the node is shutting down".to_string())
     }
 }
 
@@ -149,10 +151,7 @@ impl Authorizer for ForwardGuard {
     fn command(&self, from: NodeId, origin: &Origin, command: &Command) -> Result<(), String> {
         match origin {
             Origin::Node => node_may_propose(from, command),
-            Origin::Client { token } => self
-                .pki()?
-                .authorize_forwarded(token, command)
-                .map_err(|e| e.message),
+            Origin::Client { token } => self.pki()?.authorize_forwarded(token, command).map_err(|e| e.message),
         }
     }
 
@@ -171,10 +170,7 @@ impl Authorizer for ForwardGuard {
                     | MembershipChange::Promote { id, .. }
                     | MembershipChange::Remove { id, .. } => *id,
                 };
-                let record = pki
-                    .reader()
-                    .and_then(|r| Ok(r.node(id)?))
-                    .map_err(|e| e.message)?;
+                let record = pki.reader().and_then(|r| Ok(r.node(id)?)).map_err(|e| e.message)?;
                 match record {
                     Some(r) if r.standing == NodeStanding::Admitted => Ok(()),
                     _ => Err(format!(

@@ -99,10 +99,13 @@ impl Pki {
         let spec = CertSpec::self_signed_ca(Serial::from_random(rand::bytes()), validity, subject, key.spki(), None);
         let cert_der = build_certificate(None, Some(&key), &spec)?;
         let record = self.issuer_record(&key, cert_der, vec![], now)?;
-        self.propose(origin, Command::AddIssuer {
-            issuer: record.clone(),
-            make_default: req.default,
-        })
+        self.propose(
+            origin,
+            Command::AddIssuer {
+                issuer: record.clone(),
+                make_default: req.default,
+            },
+        )
         .await?;
         Ok(record)
     }
@@ -125,10 +128,13 @@ impl Pki {
             created_at: now(),
             not_after: 0,
         };
-        self.propose(origin, Command::AddIssuer {
-            issuer: record,
-            make_default: false,
-        })
+        self.propose(
+            origin,
+            Command::AddIssuer {
+                issuer: record,
+                make_default: false,
+            },
+        )
         .await?;
         Ok(IntermediateCsr {
             id,
@@ -151,13 +157,16 @@ impl Pki {
         let mut chain = certs;
         let cert_der = chain.remove(0);
         let full = self.issuer_record(&key, cert_der, chain, record.created_at)?;
-        self.propose(origin, Command::InstallIssuerCert {
-            id: id.to_string(),
-            cert_der: full.cert_der.clone(),
-            chain_der: full.chain_der.clone(),
-            not_after: full.not_after,
-            ocsp: full.ocsp.clone(),
-        })
+        self.propose(
+            origin,
+            Command::InstallIssuerCert {
+                id: id.to_string(),
+                cert_der: full.cert_der.clone(),
+                chain_der: full.chain_der.clone(),
+                not_after: full.not_after,
+                ocsp: full.ocsp.clone(),
+            },
+        )
         .await?;
         Ok(full)
     }
@@ -174,10 +183,13 @@ impl Pki {
         let mut chain = kc.chain;
         let cert_der = chain.remove(0);
         let record = self.issuer_record(&key, cert_der, chain, now())?;
-        self.propose(origin, Command::AddIssuer {
-            issuer: record.clone(),
-            make_default: req.default,
-        })
+        self.propose(
+            origin,
+            Command::AddIssuer {
+                issuer: record.clone(),
+                make_default: req.default,
+            },
+        )
         .await?;
         Ok(record)
     }
@@ -234,10 +246,13 @@ impl Pki {
             .unwrap_or_else(|| issuer.record.id.clone());
         let signer = self.ocsp_signer(&issuer.view(), &issuer.record.id, &ca_name, issuer.record.not_after)?;
         tracing::info!("renewing the OCSP signer of issuer {}", issuer.record.id);
-        self.propose(&Origin::Node, Command::SetOcspSigner {
-            issuer_id: issuer.record.id.clone(),
-            signer,
-        })
+        self.propose(
+            &Origin::Node,
+            Command::SetOcspSigner {
+                issuer_id: issuer.record.id.clone(),
+                signer,
+            },
+        )
         .await
     }
 

@@ -15,8 +15,8 @@ use hapki_domain::serial::Serial;
 use hapki_store::{Command, CommandResult, CrlRecord, RejectCode};
 use serde::Serialize;
 
-use crate::auth::Caller;
 use super::{now, Pki};
+use crate::auth::Caller;
 use crate::error::{rejected, ApiError};
 
 /// The leader's channel route that builds a CRL for a follower.
@@ -82,10 +82,10 @@ impl Pki {
             .propose(
                 &caller.origin(),
                 Command::Revoke {
-                serial: *serial,
-                reason,
-                at,
-                idempotency_key,
+                    serial: *serial,
+                    reason,
+                    at,
+                    idempotency_key,
                 },
             )
             .await?
@@ -173,7 +173,11 @@ impl Pki {
                 entries: count,
                 der,
             };
-            match self.cluster.propose(&hapki_cluster::Origin::Node, Command::PublishCrl { crl }).await? {
+            match self
+                .cluster
+                .propose(&hapki_cluster::Origin::Node, Command::PublishCrl { crl })
+                .await?
+            {
                 CommandResult::Applied => return Ok(number),
                 // Another node published this number first: build again on top of it.
                 CommandResult::Rejected {

@@ -71,7 +71,8 @@ impl Pki {
     /// Leases the next range of `size` serials to this node through the log.
     async fn claim_range(&self, size: u64) -> Result<SerialLease, ApiError> {
         let node = self.cluster.id;
-        self.propose(&hapki_cluster::Origin::Node, Command::LeaseSerials { node, size }).await?;
+        self.propose(&hapki_cluster::Origin::Node, Command::LeaseSerials { node, size })
+            .await?;
         let lease = self
             .reader()?
             .serial_lease(node)?

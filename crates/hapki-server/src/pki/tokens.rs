@@ -107,7 +107,8 @@ impl Pki {
             profiles: grant.profiles.clone(),
             issuers: grant.issuers.clone(),
         };
-        self.propose(origin, Command::CreateToken { token: record.clone() }).await?;
+        self.propose(origin, Command::CreateToken { token: record.clone() })
+            .await?;
         Ok(NewToken {
             id: record.id,
             token,

@@ -4,11 +4,7 @@
 //! and for a request's answer. Without them a client that trickles its headers
 //! or keeps idle connections open holds a task and a file descriptor for as long
 //! as it likes, and enough of them starve every listener of the process.
-//!
-//! One file, compiled twice: into hapki-cluster by `channel/server.rs` and into
-//! hapki-server by `serve.rs` (`#[path]`), because hapki-cluster does not export
-//! it yet. It names nothing of either crate; once `lib.rs` exports it, the
-//! `#[path]` becomes a `use`.
+//! It names nothing of Raft: the server's listeners use it as the channel does.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
