@@ -119,6 +119,7 @@ impl ClusterNode {
         )
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        network.pins.set(store.clone(), raft.clone());
         let proposer = Proposer::start(raft.clone());
         Ok(ClusterNode {
             id,

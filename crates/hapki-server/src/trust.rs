@@ -141,10 +141,14 @@ impl Keyring {
     }
 
     /// Keeps KEK `id` beside the others (a rotation under way hands it out before it is used).
+    /// One above the current KEK seals nothing yet, so a retried rotation may replace it; the
+    /// current and older ones are never replaced.
     pub fn add(&self, id: u32, kek: [u8; 32]) -> Result<(), TrustError> {
         let mut keks = self.keks.write().expect("keyring lock");
-        if keks.all.get(&id).is_some_and(|k| k != &kek) {
-            return Err(TrustError::Invalid(format!("this node already holds another KEK {id}")));
+        if id <= keks.current && keks.all.get(&id).is_some_and(|k| k != &kek) {
+            return Err(TrustError::Invalid(format!(
+                "this node already holds another KEK {id}, which is in use"
+            )));
         }
         keks.all.insert(id, kek);
         self.save(&keks)
@@ -259,8 +263,10 @@ mod tests {
         let ring = Keyring::open_or_create(&dir).unwrap();
         let old = ring.seal("issuer-key:x", b"pkcs8");
         assert_eq!(old.kek, 0);
+        ring.add(1, [6; 32]).unwrap();
+        // A retried rotation hands out another KEK 1: it replaces the unused one.
         ring.add(1, [5; 32]).unwrap();
-        assert!(ring.add(1, [6; 32]).is_err(), "another KEK under a number already held");
+        assert!(ring.add(0, [6; 32]).is_err(), "the KEK in use is never replaced");
         // Until the rotation applies, keys are still sealed under KEK 0; both open.
         assert_eq!(ring.seal("a", b"b").kek, 0);
         let new = ring.seal_with(1, "issuer-key:x", b"pkcs8").unwrap();

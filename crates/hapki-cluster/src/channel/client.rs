@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::paths;
+use super::pins::Pins;
 use super::tls::NodeIdentity;
 use crate::contact::Contacts;
 use crate::types::{NodeAddr, NodeId, TypeConfig};
@@ -23,6 +24,8 @@ use crate::types::{NodeAddr, NodeId, TypeConfig};
 #[derive(Clone, Default)]
 pub struct ChannelNetwork {
     client: Arc<RwLock<Option<reqwest::Client>>>,
+    /// What servers are checked against.
+    pub pins: Pins,
     /// When each peer last answered.
     pub contacts: Contacts,
 }
@@ -31,7 +34,7 @@ impl ChannelNetwork {
     /// Gives the network this node's identity; RPCs are possible from then on.
     pub fn set_identity(&self, identity: &NodeIdentity) -> Result<(), String> {
         let client = reqwest::Client::builder()
-            .use_preconfigured_tls(identity.client_config()?)
+            .use_preconfigured_tls(identity.pinned_client_config(self.pins.clone())?)
             .http2_prior_knowledge()
             .http2_keep_alive_interval(Duration::from_secs(5))
             .http2_keep_alive_timeout(Duration::from_secs(10))

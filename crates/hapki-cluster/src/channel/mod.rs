@@ -5,10 +5,12 @@
 //! recorded for its id is refused per request.
 
 mod client;
+mod pins;
 mod server;
 mod tls;
 
 pub use client::{ChannelNetwork, PeerError};
+pub use pins::Pins;
 pub use server::{serve, CallerNode, ChannelState, CHANNEL_LIMITS};
 pub use tls::{channel_key_of, node_id_from_cert, spki_key, NodeIdentity, NODE_URI_PREFIX};
 

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use hapki_store::{NodeStanding, Store};
+use hapki_store::Store;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -61,36 +61,10 @@ pub struct ChannelState {
 pub struct CallerNode(pub NodeId);
 
 impl ChannelState {
-    /// A caller with a certificate of this cluster's CA may call when the replicated node list
-    /// records it, not removed, with the key it presents (`channel_key`, the SHA-256 of its
-    /// SPKI). While this node knows no membership yet (it is joining and about to hear from
-    /// the leader) it has no list to check against and accepts the internal CA's word.
+    /// Whether a caller naming `caller` with the channel key `channel_key` may call (see
+    /// [`super::pins`]).
     fn allowed(&self, caller: NodeId, channel_key: &[u8; 32]) -> Result<(), String> {
-        let record = self
-            .store
-            .reader()
-            .and_then(|r| r.node(caller))
-            .map_err(|e| format!("cannot read the node list: {e}"))?;
-        match record {
-            Some(r) if r.standing == NodeStanding::Removed => {
-                Err(format!("node {caller:016x} was removed from this cluster"))
-            }
-            Some(r) => match r.channel_key {
-                Some(k) if k == *channel_key => Ok(()),
-                Some(_) => Err(format!(
-                    "node {caller:016x} presented a key other than the one recorded for it when it was admitted"
-                )),
-                None => Err(format!("no channel key is recorded for node {caller:016x}")),
-            },
-            None => {
-                let metrics = self.raft.metrics().borrow().clone();
-                if metrics.membership_config.membership().nodes().next().is_none() {
-                    Ok(())
-                } else {
-                    Err(format!("node {caller:016x} is not a member of this cluster"))
-                }
-            }
-        }
+        super::pins::check(&self.store, &self.raft, caller, channel_key)
     }
 }
 

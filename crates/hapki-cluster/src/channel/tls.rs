@@ -1,12 +1,18 @@
 //! TLS configurations of the cluster channel. A node certificate names its node
 //! id in a URI SAN `urn:hapki:node:<16 hex digits>`, which is how a server knows
-//! which member is calling.
+//! which member is calling. A node dialing another checks the server's
+//! certificate against the internal CA and then its key against the one the
+//! node list records for the id it names.
 
 use std::sync::Arc;
 
 use der::Decode;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+
+use super::pins::Pins;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
 
@@ -80,6 +86,79 @@ pub fn spki_key(spki_der: &[u8]) -> [u8; 32] {
     hapki_domain::issue::sha256(spki_der)
         .try_into()
         .expect("SHA-256 is 32 bytes")
+}
+
+/// Checks a server's certificate as WebPKI does against the internal CA, then that the node it
+/// names is trusted with the key it presents ([`super::pins`]).
+struct PinnedServerVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    pins: Pins,
+}
+
+impl std::fmt::Debug for PinnedServerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinnedServerVerifier")
+    }
+}
+
+impl ServerCertVerifier for PinnedServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        let (Some(node), Some(key)) = (node_id_from_cert(end_entity), channel_key_of(end_entity)) else {
+            return Err(rustls::Error::General("the server's certificate names no node".into()));
+        };
+        self.pins.check(node, &key).map_err(rustls::Error::General)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+impl NodeIdentity {
+    /// Client side as a member dials: the server must chain to the internal CA and present
+    /// the key the node list records for it.
+    pub fn pinned_client_config(&self, pins: Pins) -> Result<rustls::ClientConfig, String> {
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(self.roots()?, Self::provider())
+            .build()
+            .map_err(|e| format!("server verifier: {e}"))?;
+        let mut config = rustls::ClientConfig::builder_with_provider(Self::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedServerVerifier { inner, pins }))
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| format!("node certificate: {e}"))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
+    }
 }
 
 /// The node id a node certificate names, if any.
