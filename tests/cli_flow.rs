@@ -370,3 +370,64 @@ fn output_files_are_checked_before_anything_is_issued() {
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
     assert_eq!(node.digest().1, count + 1);
 }
+
+#[test]
+fn generated_files_are_named_as_given_and_passwords_come_from_files() {
+    let node = Node::start();
+    let work = node.work();
+    std::fs::write(work.join("p12.pass"), "s3cret-from-a-file\n").expect("password file");
+    node.ok(&[
+        "cert",
+        "generate",
+        "--cn",
+        "gen.example.com",
+        "--profile",
+        "server",
+        "--format",
+        "pkcs12",
+        "--out",
+        "gen.p12",
+        "--password-file",
+        "p12.pass",
+    ]);
+    assert!(work.join("gen.p12").exists() && !work.join("gen.p12.p12").exists());
+    let (ok, out) = common::openssl(
+        work,
+        &[
+            "pkcs12",
+            "-in",
+            "gen.p12",
+            "-passin",
+            "pass:s3cret-from-a-file",
+            "-nokeys",
+            "-noout",
+        ],
+    );
+    assert!(ok, "the PKCS#12 file opens with the password from the file: {out}");
+    node.ok(&[
+        "cert",
+        "generate",
+        "--cn",
+        "web.example.com",
+        "--profile",
+        "server",
+        "--out",
+        "web.pem",
+    ]);
+    assert!(work.join("web.pem").exists() && work.join("web.key").exists() && !work.join("web.pem.pem").exists());
+
+    // fulljoin names the flag that is missing, not the one that was given.
+    let out = node.cli(&[
+        "cluster",
+        "fulljoin",
+        "--member",
+        &node.url(),
+        "--newnode",
+        "https://127.0.0.1:1",
+        "--newnode-token-file",
+        "p12.pass",
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("pass --newnode-ca-cert"), "{}", stderr(&out));
+}

@@ -317,7 +317,12 @@ fn a_removed_node_cannot_use_its_data_directory_on_the_channel() {
     std::fs::write(work.join("internal.pem"), &ca_pem).expect("write");
 
     // With that CA key it signs a channel certificate for a fresh key under any id it likes.
-    for (name, id) in [("as-member", &leader_id), ("as-itself", &removed_id)] {
+    let stranger = "00000000000000aa".to_string();
+    for (name, id) in [
+        ("as-member", &leader_id),
+        ("as-itself", &removed_id),
+        ("as-stranger", &stranger),
+    ] {
         std::fs::write(
             work.join(format!("{name}.ext")),
             format!(

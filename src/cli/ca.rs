@@ -46,9 +46,12 @@ pub enum CaCommand {
     Import {
         #[arg(long)]
         pkcs12: PathBuf,
-        /// Password of the file [env: HAPKI_P12_PASSWORD]
-        #[arg(long)]
+        /// Password of the file; prefer --password-file [env: HAPKI_P12_PASSWORD]
+        #[arg(long, conflicts_with = "password_file")]
         password: Option<String>,
+        /// File whose first line is the password of the PKCS#12 file
+        #[arg(long)]
+        password_file: Option<PathBuf>,
         #[arg(long)]
         default: bool,
     },
@@ -121,11 +124,15 @@ pub async fn run(ctx: &Ctx, cmd: CaCommand) -> CliResult {
         CaCommand::Import {
             pkcs12,
             password,
+            password_file,
             default,
         } => {
-            let password = password
-                .or_else(|| std::env::var("HAPKI_P12_PASSWORD").ok())
-                .ok_or_else(|| Failure::usage("pass --password or set HAPKI_P12_PASSWORD"))?;
+            let password = match password_file {
+                Some(path) => super::secret_file(&path)?,
+                None => password
+                    .or_else(|| std::env::var("HAPKI_P12_PASSWORD").ok())
+                    .ok_or_else(|| Failure::usage("pass --password-file FILE (or set HAPKI_P12_PASSWORD)"))?,
+            };
             let data = base64::engine::general_purpose::STANDARD.encode(read_file(&pkcs12)?);
             let v = client
                 .post(

@@ -50,10 +50,16 @@ pub enum CertCommand {
         /// pem: NAME.key + NAME.pem; pkcs12: NAME.p12
         #[arg(long, default_value = "pem")]
         format: String,
-        /// Password of the PKCS#12 file [env: HAPKI_P12_PASSWORD]
-        #[arg(long)]
+        /// Password of the PKCS#12 file; other local users can read it from the process list,
+        /// so prefer --password-file [env: HAPKI_P12_PASSWORD]
+        #[arg(long, conflicts_with = "password_file")]
         password: Option<String>,
-        /// Base name of the files written
+        /// File whose first line is the PKCS#12 password
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Where to write: a name ending in .p12/.pfx (pkcs12), .pem/.crt or .key (pem) is used as
+        /// given, the other file named after it; any other name is a base (NAME.p12, or NAME.key
+        /// and NAME.pem)
         #[arg(long)]
         out: PathBuf,
         #[arg(long)]
@@ -153,25 +159,25 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             validity_days,
             format,
             password,
+            password_file,
             out,
             force,
         } => {
-            let password = password.or_else(|| std::env::var("HAPKI_P12_PASSWORD").ok());
+            let password = match password_file {
+                Some(path) => Some(super::secret_file(&path)?),
+                None => password.or_else(|| std::env::var("HAPKI_P12_PASSWORD").ok()),
+            };
             let body = json!({
                 "common_name": cn, "sans": san, "profile": profile, "key_type": key, "issuer": issuer,
                 "validity_days": validity_days, "format": format, "password": password,
             });
             // Every file is claimed first: the key exists only in the answer.
-            let base = out.display().to_string();
-            let files = if format == "pkcs12" {
-                (
-                    OutFile::claim(&PathBuf::from(format!("{base}.p12")), true, force)?,
-                    None,
-                )
-            } else {
-                let key = OutFile::claim(&PathBuf::from(format!("{base}.key")), true, force)?;
-                let cert = OutFile::claim(&PathBuf::from(format!("{base}.pem")), false, force)?;
-                (key, Some(cert))
+            let files = match generated_files(&out, format == "pkcs12") {
+                (p12, None) => (OutFile::claim(&p12, true, force)?, None),
+                (key, Some(cert)) => (
+                    OutFile::claim(&key, true, force)?,
+                    Some(OutFile::claim(&cert, false, force)?),
+                ),
             };
             let v = ctx.client()?.post("/v1/certs/generate", &body).await?;
             let serial = s(&v["serial"]);
@@ -345,4 +351,55 @@ pub fn urlencode(v: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The files `cert generate --out OUT` writes: the PKCS#12 file, or the key and the certificate.
+/// A name that already ends in the format's extension is used as given.
+fn generated_files(out: &std::path::Path, pkcs12: bool) -> (PathBuf, Option<PathBuf>) {
+    let ext = out.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+    let with = |e: &str| {
+        let mut name = out.as_os_str().to_owned();
+        name.push(format!(".{e}"));
+        PathBuf::from(name)
+    };
+    match (pkcs12, ext.as_deref()) {
+        (true, Some("p12" | "pfx")) => (out.to_path_buf(), None),
+        (true, _) => (with("p12"), None),
+        (false, Some("pem" | "crt")) => (out.with_extension("key"), Some(out.to_path_buf())),
+        (false, Some("key")) => (out.to_path_buf(), Some(out.with_extension("pem"))),
+        (false, _) => (with("key"), Some(with("pem"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names_with_the_format_extension_are_used_as_given() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(generated_files(&p("gen.p12"), true), (p("gen.p12"), None));
+        assert_eq!(generated_files(&p("out/gen.PFX"), true), (p("out/gen.PFX"), None));
+        assert_eq!(generated_files(&p("gen"), true), (p("gen.p12"), None));
+        assert_eq!(
+            generated_files(&p("web.example.com"), true),
+            (p("web.example.com.p12"), None)
+        );
+        assert_eq!(
+            generated_files(&p("web.pem"), false),
+            (p("web.key"), Some(p("web.pem")))
+        );
+        assert_eq!(
+            generated_files(&p("web.crt"), false),
+            (p("web.key"), Some(p("web.crt")))
+        );
+        assert_eq!(
+            generated_files(&p("web.key"), false),
+            (p("web.key"), Some(p("web.pem")))
+        );
+        assert_eq!(
+            generated_files(&p("web.example.com"), false),
+            (p("web.example.com.key"), Some(p("web.example.com.pem")))
+        );
+    }
 }

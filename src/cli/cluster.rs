@@ -550,6 +550,12 @@ async fn follow(output: Output, client: &Client) -> CliResult {
 }
 
 async fn fulljoin(ctx: &Ctx, args: FulljoinArgs) -> CliResult {
+    if args.newnode_ca_cert.is_none() && args.newnode.starts_with("https://") {
+        // --ca-cert is the members' CA; a fresh node serves a throwaway CA of its own.
+        return Err(Failure::usage(
+            "pass --newnode-ca-cert with the fresh node's <data-dir>/api-ca.pem: until it joins, it is not served by the cluster's CA (--ca-cert)",
+        ));
+    }
     let mut member_cfg = ctx.client_config().clone();
     member_cfg.urls = vec![args.member.clone()];
     let member = Client::new(member_cfg)?;
