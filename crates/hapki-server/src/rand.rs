@@ -6,10 +6,13 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 /// `N` random bytes.
 pub fn bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut out)
-        .expect("the system CSPRNG does not fail");
+    fill(&mut out);
     out
+}
+
+/// Fills `out` with random bytes.
+pub fn fill(out: &mut [u8]) {
+    SystemRandom::new().fill(out).expect("the system CSPRNG does not fail");
 }
 
 /// A random 64-bit id that is never zero.

@@ -52,7 +52,7 @@ impl<S: Subscriber> Layer<S> for RecentErrors {
         event.record(&mut msg);
         let mut recent = RECENT.lock().expect("recent lock");
         recent.push_back(RecentError {
-            at: crate::pki::now(),
+            at: crate::clock::system_now(),
             level: level.to_string(),
             message: msg.0,
         });

@@ -20,7 +20,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use crate::error::ApiError;
-use crate::pki::{now, Pki, BACKDATE_SECS};
+use crate::pki::{Pki, BACKDATE_SECS};
 use crate::rand;
 
 const INTERNAL_CA_DAYS: u64 = 20 * 365;
@@ -30,18 +30,20 @@ const NODE_CERT_DAYS: u64 = 365;
 pub struct InternalCa {
     pub cert_der: Vec<u8>,
     key: SigningKey,
+    /// The time it signs at: the service's clock when it was loaded.
+    now: u64,
 }
 
 /// Loads the internal CA, creating it on a new cluster.
 pub async fn internal_ca(pki: &Pki) -> Result<InternalCa, ApiError> {
     if pki.reader()?.internal_ca()?.is_none() {
         let key = SigningKey::generate(KeyType::EcP256)?;
-        let now = now();
+        let now = pki.now();
         let cluster = pki.reader()?.cluster_id()?.unwrap_or_default();
         let subject = SubjectSpec::parse(&format!("O=hapki, OU=cluster {cluster}, CN=hapki internal CA"))?.to_name()?;
         let validity = (now - BACKDATE_SECS, now + INTERNAL_CA_DAYS * 86_400);
         let spec = CertSpec::self_signed_ca(
-            Serial::from_random(rand::bytes()),
+            Serial::from_random(pki.random()),
             validity,
             subject,
             key.spki(),
@@ -70,6 +72,7 @@ pub async fn internal_ca(pki: &Pki) -> Result<InternalCa, ApiError> {
     Ok(InternalCa {
         cert_der: record.cert_der,
         key,
+        now: pki.now(),
     })
 }
 
@@ -79,7 +82,8 @@ impl InternalCa {
     /// joins and the cluster's internal CA replaces it).
     pub fn ephemeral(node_id: u64) -> Result<InternalCa, ApiError> {
         let key = SigningKey::generate(KeyType::EcP256)?;
-        let now = now();
+        // Not clustered yet: there is no service, so no clock but the system's.
+        let now = crate::clock::system_now();
         let subject =
             SubjectSpec::parse(&format!("O=hapki, CN=hapki node {node_id:016x} (not clustered)"))?.to_name()?;
         let spec = CertSpec::self_signed_ca(
@@ -90,7 +94,7 @@ impl InternalCa {
             Some(0),
         );
         let cert_der = build_certificate(None, Some(&key), &spec)?;
-        Ok(InternalCa { cert_der, key })
+        Ok(InternalCa { cert_der, key, now })
     }
 
     /// Signs a node certificate (server and client authentication) for the key in `spki`.
@@ -107,7 +111,7 @@ impl InternalCa {
             key_id: &summary.subject_key_id,
             key: &self.key,
         };
-        let now = now();
+        let now = self.now;
         let spec = CertSpec {
             serial: Serial::from_random(rand::bytes()),
             not_before: now - BACKDATE_SECS,

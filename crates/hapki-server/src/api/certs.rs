@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{json, Json};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
-use crate::pki::{now, GenerateRequest, IssueRequest, Pki};
+use crate::pki::{GenerateRequest, IssueRequest, Pki};
 
 /// A certificate as the API shows it.
 #[derive(Serialize)]
@@ -153,7 +153,7 @@ pub async fn get(
         .cert(&serial)?
         .ok_or_else(|| ApiError::not_found(format!("no certificate with serial {serial}")))?;
     pki.authorize_read(&caller, &cert)?;
-    Ok(json(CertView::new(cert, true, now())))
+    Ok(json(CertView::new(cert, true, pki.now())))
 }
 
 #[derive(Deserialize, Default)]
@@ -207,7 +207,7 @@ pub async fn list(
     if q.consistent {
         pki.cluster.linearizable().await?;
     }
-    let now = now();
+    let now = pki.now();
     let status = match q.status.as_deref() {
         None | Some("all") => None,
         Some("valid") => Some(CertStatus::Valid),

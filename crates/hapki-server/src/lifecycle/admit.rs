@@ -16,7 +16,6 @@ use serde::Serialize;
 
 use super::Node;
 use crate::error::ApiError;
-use crate::pki::now;
 use crate::tls;
 
 /// `PUT /v1/cluster/settings`: the replicated settings to change.
@@ -104,7 +103,7 @@ impl Node {
                     id,
                     name: name.clone(),
                     standing: NodeStanding::Admitted,
-                    admitted_at: now(),
+                    admitted_at: pki.now(),
                     removed_at: None,
                     // The channel accepts this node only with the key of this CSR.
                     channel_key: Some(spki_key(&spki)),
@@ -203,7 +202,7 @@ impl Node {
         let admitted = matches!(reader.node(id)?, Some(r) if r.standing == NodeStanding::Admitted);
         if admitted && !self.cluster.members().iter().any(|m| m.id == id) {
             // Certified but never joined: withdraw the admission, so its certificate cannot join.
-            pki.propose(origin, Command::RemoveNode { id, at: now() }).await?;
+            pki.propose(origin, Command::RemoveNode { id, at: pki.now() }).await?;
             tracing::info!("withdrew the admission of node {id:016x}, which never joined");
             return Ok(MembershipOutcome::default());
         }
@@ -211,7 +210,7 @@ impl Node {
             .cluster
             .change_membership(origin, MembershipChange::Remove { id, voters_target })
             .await?;
-        pki.propose(origin, Command::RemoveNode { id, at: now() }).await?;
+        pki.propose(origin, Command::RemoveNode { id, at: pki.now() }).await?;
         tracing::info!("removed node {id:016x} from the cluster");
         Ok(outcome)
     }

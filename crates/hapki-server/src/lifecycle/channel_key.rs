@@ -19,7 +19,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use super::{advertise_host, Node};
 use crate::datadir::{write_public, DataDir};
 use crate::error::ApiError;
-use crate::pki::{now, Pki};
+use crate::pki::Pki;
 use crate::tls::InternalCa;
 use crate::trust;
 
@@ -95,7 +95,7 @@ impl Node {
             .transpose()?
             .map(|s| s.not_after);
         let stale_ca = kept.chain.last() != Some(&internal.cert_der);
-        if stale_ca || cert_end.is_none_or(|end| end < now() + RENEW_BEFORE_SECS) {
+        if stale_ca || cert_end.is_none_or(|end| end < pki.now() + RENEW_BEFORE_SECS) {
             let cert = internal.channel_certificate(&self.name, self.id, host, kept.key.spki())?;
             kept.chain = vec![cert, internal.cert_der.clone()];
             kept.save(&self.dir)?;
@@ -130,7 +130,7 @@ impl Node {
                     id: self.id,
                     name: self.name.clone(),
                     standing: NodeStanding::Admitted,
-                    admitted_at: now(),
+                    admitted_at: pki.now(),
                     removed_at: None,
                     channel_key: Some(kept.recorded()),
                 },

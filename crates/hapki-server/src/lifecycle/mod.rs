@@ -304,7 +304,12 @@ impl Node {
     /// Turns the CA service on over a replica that belongs to a cluster: the internal CA,
     /// this node's certificates (HTTPS and cluster channel), and the full API.
     async fn activate(self: &Arc<Self>, keyring: Keyring) -> Result<Arc<Pki>, ApiError> {
-        let pki = Pki::new(self.store.clone(), self.cluster.clone(), keyring);
+        let pki = Pki::new(
+            self.store.clone(),
+            self.cluster.clone(),
+            keyring,
+            crate::clock::Sources::system(),
+        );
         self.sync_kek(&pki).await?;
         tokio::spawn(watch_applied(self.clone(), pki.clone()));
         let internal = tls::internal_ca(&pki).await?;

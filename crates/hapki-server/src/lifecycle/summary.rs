@@ -231,6 +231,6 @@ pub async fn summary(node: &Node) -> Summary {
         } else {
             format!("BAD: {}", problems.join("; "))
         },
-        computed_at: hapki_domain::time::rfc3339(crate::pki::now()),
+        computed_at: hapki_domain::time::rfc3339(crate::clock::system_now()),
     }
 }

@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use hapki_cluster::Origin;
 
-use super::{now, Pki};
+use super::Pki;
 use crate::error::ApiError;
-use crate::rand;
 
 /// Backdating of notBefore, for relying parties with a slow clock.
 pub const BACKDATE_SECS: u64 = 60;
@@ -94,9 +93,9 @@ impl Pki {
         }
         let subject = subject_of(req)?.to_name()?;
         let key = SigningKey::generate(req.key_type)?;
-        let now = now();
+        let now = self.now();
         let validity = (now - BACKDATE_SECS, now + u64::from(req.validity_days) * 86_400);
-        let spec = CertSpec::self_signed_ca(Serial::from_random(rand::bytes()), validity, subject, key.spki(), None);
+        let spec = CertSpec::self_signed_ca(Serial::from_random(self.random()), validity, subject, key.spki(), None);
         let cert_der = build_certificate(None, Some(&key), &spec)?;
         let record = self.issuer_record(&key, cert_der, vec![], now)?;
         self.propose(
@@ -125,7 +124,7 @@ impl Pki {
             csr_der: csr_der.clone(),
             wrapped_key: self.keyring.seal(&format!("issuer-key:{id}"), &key.to_pkcs8()?),
             ocsp: None,
-            created_at: now(),
+            created_at: self.now(),
             not_after: 0,
         };
         self.propose(
@@ -182,7 +181,7 @@ impl Pki {
         check_ca_chain(&key, &kc.chain)?;
         let mut chain = kc.chain;
         let cert_der = chain.remove(0);
-        let record = self.issuer_record(&key, cert_der, chain, now())?;
+        let record = self.issuer_record(&key, cert_der, chain, self.now())?;
         self.propose(
             origin,
             Command::AddIssuer {
@@ -265,9 +264,9 @@ impl Pki {
         ca_not_after: u64,
     ) -> Result<OcspSignerRecord, ApiError> {
         let key = SigningKey::generate(KeyType::EcP256)?;
-        let now = now();
+        let now = self.now();
         let spec = CertSpec {
-            serial: Serial::from_random(rand::bytes()),
+            serial: Serial::from_random(self.random()),
             not_before: now - BACKDATE_SECS,
             not_after: (now + OCSP_SIGNER_DAYS * 86_400).min(ca_not_after),
             subject: SubjectSpec::cn(&format!("{ca_name} OCSP Responder")).to_name()?,

@@ -15,7 +15,7 @@ use hapki_domain::serial::Serial;
 use hapki_store::{Command, CommandResult, CrlRecord, RejectCode};
 use serde::Serialize;
 
-use super::{now, Pki};
+use super::Pki;
 use crate::auth::Caller;
 use crate::error::{rejected, ApiError};
 
@@ -76,7 +76,7 @@ impl Pki {
             }
             return self.revoked_answer(serial, &cert.issuer_id, r.reason, r.at).await;
         }
-        let at = now();
+        let at = self.now();
         match self
             .cluster
             .propose(
@@ -162,7 +162,7 @@ impl Pki {
                 })
                 .collect();
             drop(reader);
-            let now = now();
+            let now = self.now();
             let count = entries.len() as u64;
             let der = build_crl(&issuer.view(), number, now, now + validity, entries)?;
             let crl = CrlRecord {
@@ -197,7 +197,7 @@ impl Pki {
         if !self.cluster.status().is_leader {
             return Ok(());
         }
-        let now = now();
+        let now = self.now();
         for issuer in self.active_issuers()? {
             self.renew_ocsp_signer_if_due(&issuer, now).await?;
             let current = self.reader()?.crl(&issuer.record.id)?;

@@ -13,7 +13,7 @@ use hapki_store::{CertRecord, Command, CommandResult, RejectCode};
 use serde::{Deserialize, Serialize};
 
 use super::ca::{publication, BACKDATE_SECS};
-use super::{now, Pki};
+use super::Pki;
 use crate::auth::{Action, Caller};
 use crate::error::{rejected, ApiError};
 
@@ -203,7 +203,7 @@ impl Pki {
         let approved = profile.evaluate(csr, validity_days)?;
         let settings = self.reader()?.settings()?;
         let base = settings.publication_base_url.clone();
-        let now = now();
+        let now = self.now();
         if issuer.record.not_after <= now {
             return Err(ApiError::conflict(format!(
                 "issuer {} expired; create or import a new CA",

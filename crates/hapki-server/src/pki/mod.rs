@@ -14,7 +14,6 @@ pub mod work;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use der::Decode;
 use hapki_cluster::{ClusterNode, Origin};
@@ -32,16 +31,9 @@ pub use issue::{GenerateRequest, IssueRequest, Issued};
 pub use ocsp::{Freshness, OcspAnswer};
 pub use tokens::{token_hash, NewToken, TokenGrant};
 
+use crate::clock::Sources;
 use crate::error::{rejected, ApiError};
 use crate::trust::Keyring;
-
-/// Seconds since the epoch, read once per request and passed down.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// An issuer ready to sign: its record with the key unwrapped and parsed once.
 pub struct LoadedIssuer {
@@ -88,12 +80,13 @@ pub struct Pki {
     serials: serials::SerialAllocator,
     /// Where key generation and CSR checks run, off the async workers.
     pub work: work::Pools,
+    sources: Sources,
 }
 
 impl Pki {
     /// The service over `store` and `cluster`; it also becomes what the Raft node asks,
     /// as leader, whether a write another member forwards may be proposed.
-    pub fn new(store: Store, cluster: ClusterNode, keyring: Keyring) -> Arc<Pki> {
+    pub fn new(store: Store, cluster: ClusterNode, keyring: Keyring, sources: Sources) -> Arc<Pki> {
         let pki = Arc::new(Pki {
             store,
             cluster,
@@ -103,11 +96,24 @@ impl Pki {
             crl: CrlScheduler::default(),
             serials: serials::SerialAllocator::default(),
             work: work::Pools::default(),
+            sources,
         });
         pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
             pki: Arc::downgrade(&pki),
         }));
         pki
+    }
+
+    /// Seconds since the epoch on the service's clock; read once per operation and passed down.
+    pub fn now(&self) -> u64 {
+        self.sources.clock.now()
+    }
+
+    /// `N` bytes from the service's randomness.
+    pub fn random<const N: usize>(&self) -> [u8; N] {
+        let mut out = [0u8; N];
+        self.sources.random.fill(&mut out);
+        out
     }
 
     /// A read view of the local replica.
@@ -221,3 +227,6 @@ impl Pki {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

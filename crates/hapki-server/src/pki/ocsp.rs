@@ -4,7 +4,7 @@
 
 use hapki_domain::ocsp::{parse_request, refusal, requested_serial, OcspRefusal, Status};
 
-use super::{now, Pki};
+use super::Pki;
 
 /// An OCSP response and, when caches may keep it, the moments it is valid between.
 pub struct OcspAnswer {
@@ -63,7 +63,7 @@ impl Pki {
             answers.push((id.clone(), status));
         }
         let validity = reader.settings().map_err(|e| internal(e.into()))?.ocsp_validity_secs;
-        let now = now();
+        let now = self.now();
         let der = responder
             .respond(&answers, req.nonce.as_deref(), now, now + validity)
             .map_err(|e| {

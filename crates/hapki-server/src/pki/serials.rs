@@ -13,7 +13,6 @@ use hapki_store::{Command, SerialLease, SerialMode, Settings};
 
 use super::Pki;
 use crate::error::ApiError;
-use crate::rand;
 
 /// This node's place in its leased ranges.
 #[derive(Default)]
@@ -33,7 +32,7 @@ impl Pki {
     /// The serial for the next certificate, as the cluster's settings say.
     pub async fn next_serial(&self, settings: &Settings) -> Result<Serial, ApiError> {
         if settings.serial_mode == SerialMode::Random {
-            return Ok(Serial::from_random(rand::bytes()));
+            return Ok(Serial::from_random(self.random()));
         }
         loop {
             let (serial, claim) = {

@@ -8,9 +8,8 @@ use serde::Serialize;
 
 use hapki_cluster::Origin;
 
-use super::{now, Pki};
+use super::Pki;
 use crate::error::ApiError;
-use crate::rand;
 
 const PREFIX: &str = "hapki_";
 /// 9999-12-31T23:59:59Z: no expiry lies beyond it.
@@ -69,7 +68,7 @@ impl Pki {
         if grant.name.len() > 128 {
             return Err(ApiError::bad_request("a token name may be at most 128 characters"));
         }
-        let now = now();
+        let now = self.now();
         let expires_at = match grant.ttl_secs {
             Some(0) => return Err(ApiError::bad_request("ttl must be more than zero")),
             Some(ttl) => Some(now.checked_add(ttl).filter(|t| *t < MAX_EXPIRY).ok_or_else(|| {
@@ -93,7 +92,7 @@ impl Pki {
             }
         }
         drop(reader);
-        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::bytes::<32>());
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.random::<32>());
         let token = format!("{PREFIX}{secret}");
         let hash = token_hash(&token);
         let record = TokenRecord {
@@ -135,7 +134,7 @@ impl Pki {
             return Err(ApiError::unauthorized(format!("token {} has been revoked", record.id)));
         }
         if let Some(exp) = record.expires_at {
-            if exp <= now() {
+            if exp <= self.now() {
                 return Err(ApiError::unauthorized(format!(
                     "token {} expired at {}; create a new one with `hapki token create`",
                     record.id,

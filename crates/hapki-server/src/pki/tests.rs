@@ -1,0 +1,123 @@
+//! The CA service in process, on one Raft node of its own and a manual clock:
+//! what must happen with time (a CRL renewed before its nextUpdate, the OCSP
+//! signer renewed 30 days before it ends, an expired token refused) is shown by
+//! moving the clock, with no sleep.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hapki_cluster::{ClusterNode, NodeAddr, Origin, RaftSettings};
+use hapki_domain::issue::summarize;
+use hapki_domain::key::KeyType;
+use hapki_domain::profile::builtin_profiles;
+use hapki_store::{Command, Role, Settings, Store};
+
+use super::{Pki, RootRequest, TokenGrant};
+use crate::clock::{Clock, ManualClock, Sources, SystemRandom};
+use crate::datadir::DataDir;
+use crate::trust::Keyring;
+
+const DAY: u64 = 86_400;
+/// 2027-01-01T00:00:00Z.
+const START: u64 = 1_798_761_600;
+
+/// A one-node service on `clock`, with a root CA (and its OCSP signer) and its first CRL.
+async fn service(clock: Arc<ManualClock>) -> (tempfile::TempDir, Arc<Pki>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("hapki.redb")).unwrap();
+    let cluster = ClusterNode::start(store.clone(), dir.path(), 1, &RaftSettings::default())
+        .await
+        .unwrap();
+    cluster.bootstrap_single(NodeAddr::default()).await.unwrap();
+    cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let bootstrap = Command::Bootstrap {
+        cluster_id: "test".into(),
+        profiles: builtin_profiles(),
+        settings: Settings::default(),
+    };
+    cluster.propose(&Origin::Node, bootstrap).await.unwrap();
+    let keyring = Keyring::open_or_create(&DataDir::new(dir.path().to_path_buf())).unwrap();
+    let sources = Sources {
+        clock,
+        random: Arc::new(SystemRandom),
+    };
+    let pki = Pki::new(store, cluster, keyring, sources);
+    let root = pki
+        .init_root(
+            &Origin::Node,
+            &RootRequest {
+                common_name: "Clock Root".into(),
+                subject: None,
+                key_type: KeyType::EcP256,
+                validity_days: 3650,
+                default: true,
+            },
+        )
+        .await
+        .unwrap();
+    pki.refresh_crl(&root.id, 0).await.unwrap();
+    (dir, pki, root.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crl_is_renewed_before_its_next_update() {
+    let clock = ManualClock::new(START);
+    let (_dir, pki, id) = service(clock.clone()).await;
+    let first = pki.reader().unwrap().crl(&id).unwrap().unwrap();
+    assert_eq!((first.this_update, first.next_update), (START, START + DAY));
+    // Before half of its validity nothing is due.
+    clock.advance(DAY / 2 - 1);
+    pki.renew_due_crls().await.unwrap();
+    assert_eq!(pki.reader().unwrap().crl(&id).unwrap().unwrap().number, first.number);
+    // Past half of it, a new CRL is published, long before the old one's nextUpdate.
+    clock.advance(2);
+    pki.renew_due_crls().await.unwrap();
+    let second = pki.reader().unwrap().crl(&id).unwrap().unwrap();
+    assert_eq!(second.number, first.number + 1);
+    assert_eq!(second.this_update, clock.now());
+    assert!(second.this_update < first.next_update && second.next_update > first.next_update);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ocsp_signer_is_renewed_30_days_before_it_ends() {
+    let clock = ManualClock::new(START);
+    let (_dir, pki, id) = service(clock.clone()).await;
+    let signer_end = |pki: &Pki| {
+        let issuer = pki.reader().unwrap().issuer(&id).unwrap().unwrap();
+        summarize(&issuer.ocsp.expect("an OCSP signer").cert_der)
+            .unwrap()
+            .not_after
+    };
+    let end = signer_end(&pki);
+    assert!(end > START + 31 * DAY, "the signer lives long enough for this test");
+    // 31 days before its end: not yet.
+    clock.advance(end - 31 * DAY - START);
+    pki.invalidate();
+    pki.renew_due_crls().await.unwrap();
+    assert_eq!(signer_end(&pki), end);
+    // 29 days before: renewed, ending later.
+    clock.advance(2 * DAY);
+    pki.invalidate();
+    pki.renew_due_crls().await.unwrap();
+    let renewed = signer_end(&pki);
+    assert!(renewed > end, "renewed signer ends at {renewed}, the old one at {end}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_refused() {
+    let clock = ManualClock::new(START);
+    let (_dir, pki, _) = service(clock.clone()).await;
+    let grant = TokenGrant {
+        ttl_secs: Some(3600),
+        ..TokenGrant::role(Role::Agent, "short-lived")
+    };
+    let token = pki.create_token(&Origin::Node, &grant).await.unwrap();
+    assert_eq!(token.expires_at, Some(START + 3600));
+    pki.authenticate(&token.token).unwrap();
+    clock.advance(3599);
+    pki.authenticate(&token.token).unwrap();
+    clock.advance(1);
+    let err = pki.authenticate(&token.token).unwrap_err();
+    assert_eq!(err.status, axum::http::StatusCode::UNAUTHORIZED);
+    assert!(err.message.contains("expired"), "{}", err.message);
+}
