@@ -65,7 +65,18 @@ impl IntoResponse for ApiError {
             }
             // The node cannot serve this now (no quorum, no leader, joining): a state, not a fault.
             StatusCode::SERVICE_UNAVAILABLE => tracing::warn!(code = self.code, "{}", self.message),
-            s if s.is_server_error() => tracing::error!(code = self.code, "{}", self.message),
+            // A fault: its text (paths, storage errors) goes to the node's log only, under an
+            // id the client is given to quote.
+            s if s.is_server_error() => {
+                let id = hex::encode(crate::rand::bytes::<8>());
+                tracing::error!(code = self.code, request_id = %id, "{}", self.message);
+                let body = json!({"error": {
+                    "code": self.code,
+                    "message": format!("the node failed to answer this request; its log has the details under request id {id}"),
+                    "request_id": id,
+                }});
+                return (self.status, axum::Json(body)).into_response();
+            }
             _ => {}
         }
         let body = json!({"error": {"code": self.code, "message": self.message}});
@@ -118,5 +129,28 @@ pub fn rejected(code: RejectCode, message: String) -> ApiError {
         RejectCode::Conflict => ApiError::conflict(message),
         RejectCode::NotFound => ApiError::not_found(message),
         RejectCode::Invalid => ApiError::bad_request(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_internal_failure_shows_a_request_id_not_its_text() {
+        let err = ApiError::from(StoreError::Corrupt("/var/lib/hapki/hapki.redb page 7".into()));
+        let resp = err.into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let text = v.to_string();
+        assert!(!text.contains("/var/lib") && !text.contains("page 7"), "{text}");
+        let id = v["error"]["request_id"].as_str().unwrap();
+        assert_eq!(id.len(), 16);
+        assert!(v["error"]["message"].as_str().unwrap().contains(id));
+        // A refusal keeps its words.
+        let resp = ApiError::bad_request("the CSR is not PEM").into_response();
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("the CSR is not PEM"));
     }
 }
