@@ -11,6 +11,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if !args.is_server() {
+        // A client piped into `head` ends quietly when the pipe closes, as other tools do,
+        // instead of panicking on the next line it prints.
+        // SAFETY: setting a signal's disposition to its default before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // One crypto provider for every TLS client and server in the process.
     if rustls::crypto::aws_lc_rs::default_provider().install_default().is_err() {
         eprintln!("error: a TLS crypto provider was already installed");

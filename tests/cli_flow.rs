@@ -431,3 +431,23 @@ fn generated_files_are_named_as_given_and_passwords_come_from_files() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("pass --newnode-ca-cert"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_client_piped_into_a_reader_that_stops_ends_quietly() {
+    let node = Node::start();
+    let mut child = std::process::Command::new(common::HAPKI)
+        .args(["profile", "list"])
+        .current_dir(node.work())
+        .env("HAPKI_URL", node.url())
+        .env("HAPKI_CA_CERT", node.api_ca())
+        .env("HAPKI_TOKEN", &node.token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run hapki");
+    // As `| head -1` does, long before the answer arrives: the read end is gone.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

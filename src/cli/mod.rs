@@ -63,6 +63,13 @@ pub enum Output {
     Json,
 }
 
+impl Cli {
+    /// Whether this runs a node (every other command is a client or a local tool).
+    pub fn is_server(&self) -> bool {
+        matches!(self.command, Command::Server(_))
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "hapki",
