@@ -273,6 +273,63 @@ fn channel_client(dir: &std::path::Path, cert: &str, key: &str, ca_pem: &str) ->
         .expect("client")
 }
 
+/// Makes `<name>.key` and its CSR in `work` with `subject`, and signs it into `<name>.pem` with
+/// the CA `(certificate, key)` files and the extensions `ext`, as a holder of that CA key would.
+fn openssl_sign(work: &std::path::Path, name: &str, subject: &str, ext: &str, ca: (&str, &str)) {
+    let [key, csr, ext_file, cert] = ["key", "csr", "ext", "pem"].map(|e| format!("{name}.{e}"));
+    std::fs::write(work.join(&ext_file), ext).expect("ext");
+    let newkey = ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    let mut req = vec!["req", "-new", "-newkey"];
+    req.extend_from_slice(&newkey);
+    req.extend_from_slice(&["-nodes", "-keyout", &key, "-subj", subject, "-out", &csr]);
+    let (ok, out) = openssl(work, &req);
+    assert!(ok, "{out}");
+    let (ok, out) = openssl(
+        work,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            ca.0,
+            "-CAkey",
+            ca.1,
+            "-set_serial",
+            "7",
+            "-days",
+            "30",
+            "-extfile",
+            &ext_file,
+            "-out",
+            &cert,
+        ],
+    );
+    assert!(ok, "{out}");
+}
+
+/// A channel client presenting the identity a node keeps in its data directory `dir` (written
+/// to `<name>.key` and `<name>.pem` in `work`), trusting the internal CA at the end of its chain.
+fn kept_identity_client(
+    dir: &hapki_server::datadir::DataDir,
+    work: &std::path::Path,
+    name: &str,
+) -> reqwest::blocking::Client {
+    let kept = hapki_server::lifecycle::channel_key::ChannelKey::load(dir)
+        .expect("load")
+        .expect("the node keeps its channel key");
+    let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
+    std::fs::write(
+        work.join(&key),
+        pem("PRIVATE KEY", &kept.key.to_pkcs8().expect("pkcs8")),
+    )
+    .expect("write");
+    let chain: String = kept.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
+    std::fs::write(work.join(&cert), chain).expect("write");
+    let ca_pem = pem("CERTIFICATE", kept.chain.last().expect("internal CA"));
+    channel_client(work, &cert, &key, &ca_pem)
+}
+
 /// What a member answers a vote request presented with this client: the status, or 0 when the
 /// handshake itself failed.
 fn vote_status(client: &reqwest::blocking::Client, channel: &str) -> u16 {
@@ -323,54 +380,10 @@ fn a_removed_node_cannot_use_its_data_directory_on_the_channel() {
         ("as-itself", &removed_id),
         ("as-stranger", &stranger),
     ] {
-        std::fs::write(
-            work.join(format!("{name}.ext")),
-            format!(
-                "subjectAltName=URI:urn:hapki:node:{id},DNS:localhost\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
-            ),
-        )
-        .expect("ext");
-        let (ok, out) = openssl(
-            work,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-subj",
-                "/O=hapki/CN=rogue",
-                "-out",
-                &format!("{name}.csr"),
-            ],
+        let ext = format!(
+            "subjectAltName=URI:urn:hapki:node:{id},DNS:localhost\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
         );
-        assert!(ok, "{out}");
-        let (ok, out) = openssl(
-            work,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "internal.pem",
-                "-CAkey",
-                "internal.key",
-                "-set_serial",
-                "7",
-                "-days",
-                "30",
-                "-extfile",
-                &format!("{name}.ext"),
-                "-out",
-                &format!("{name}.pem"),
-            ],
-        );
-        assert!(ok, "{out}");
+        openssl_sign(work, name, "/O=hapki/CN=rogue", &ext, ("internal.pem", "internal.key"));
         let client = channel_client(work, &format!("{name}.pem"), &format!("{name}.key"), &ca_pem);
         assert_eq!(
             vote_status(&client, &channel),
@@ -380,17 +393,7 @@ fn a_removed_node_cannot_use_its_data_directory_on_the_channel() {
     }
 
     // Its own channel key and certificate, kept in its data directory: refused, it was removed.
-    let own = hapki_server::lifecycle::channel_key::ChannelKey::load(&dir)
-        .expect("load")
-        .expect("the removed node kept its channel key");
-    std::fs::write(
-        work.join("own.key"),
-        pem("PRIVATE KEY", &own.key.to_pkcs8().expect("pkcs8")),
-    )
-    .expect("write");
-    let chain: String = own.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
-    std::fs::write(work.join("own.pem"), chain).expect("write");
-    let client = channel_client(work, "own.pem", "own.key", &ca_pem);
+    let client = kept_identity_client(&dir, work, "own");
     assert_eq!(
         vote_status(&client, &channel),
         403,
@@ -470,19 +473,7 @@ fn a_forwarded_write_needs_a_valid_caller() {
     // A member's own channel identity, as a compromised but not removed member would have it.
     let member = &cluster.nodes[1];
     let dir = hapki_server::datadir::DataDir::new(member.data());
-    let own = hapki_server::lifecycle::channel_key::ChannelKey::load(&dir)
-        .expect("load")
-        .expect("the member keeps its channel key");
-    let work = member.work();
-    std::fs::write(
-        work.join("member.key"),
-        pem("PRIVATE KEY", &own.key.to_pkcs8().expect("pkcs8")),
-    )
-    .expect("write");
-    let chain: String = own.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
-    std::fs::write(work.join("member.pem"), chain).expect("write");
-    let ca_pem = pem("CERTIFICATE", own.chain.last().expect("internal CA"));
-    let client = channel_client(work, "member.pem", "member.key", &ca_pem);
+    let client = kept_identity_client(&dir, member.work(), "member");
 
     // The review's attack: an admin token slipped in as a forwarded write.
     let forged_admin = hapki_store::Command::CreateToken {
@@ -562,52 +553,8 @@ fn a_sub_ca_with_permitted_names_cannot_vouch_for_others() {
         ("outside", "DNS:www.evil.org", false),
         ("other-ip", "IP:8.8.8.8", false),
     ] {
-        std::fs::write(
-            work.join(format!("{name}.ext")),
-            format!("subjectAltName={san}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n"),
-        )
-        .expect("ext");
-        let (ok, out) = openssl(
-            work,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-subj",
-                "/CN=leaf",
-                "-out",
-                &format!("{name}.csr"),
-            ],
-        );
-        assert!(ok, "{out}");
-        let (ok, out) = openssl(
-            work,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "sub.pem",
-                "-CAkey",
-                "sub.key",
-                "-set_serial",
-                "9",
-                "-days",
-                "30",
-                "-extfile",
-                &format!("{name}.ext"),
-                "-out",
-                &format!("{name}.pem"),
-            ],
-        );
-        assert!(ok, "{out}");
+        let ext = format!("subjectAltName={san}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n");
+        openssl_sign(work, name, "/CN=leaf", &ext, ("sub.pem", "sub.key"));
         let (verified, out) = openssl(
             work,
             &[

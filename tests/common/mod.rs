@@ -260,21 +260,8 @@ impl Node {
 
     /// An HTTPS client that trusts this node's API CA.
     pub fn http_client(&self) -> reqwest::blocking::Client {
-        let pem = std::fs::read(self.api_ca()).expect("api-ca.pem");
-        let mut roots = rustls::RootCertStore::empty();
-        for der in hapki_pem_certs(&pem) {
-            roots
-                .add(rustls_pki_types::CertificateDer::from(der))
-                .expect("add root");
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         reqwest::blocking::Client::builder()
-            .use_preconfigured_tls(tls)
+            .use_preconfigured_tls((*self.tls_client_config()).clone())
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client")

@@ -203,6 +203,21 @@ fn token(i: u8) -> Command {
     }
 }
 
+/// What a node answers a vote request made with `ident`'s certificate: its status, or the
+/// error of a refused handshake.
+async fn vote_as(ident: &NodeIdentity, cluster: &str) -> Result<u16, reqwest::Error> {
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(ident.client_config().unwrap())
+        .build()
+        .unwrap();
+    let resp = client
+        .post(format!("https://{cluster}/raft/vote"))
+        .body(vec![0u8])
+        .send()
+        .await?;
+    Ok(resp.status().as_u16())
+}
+
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !cond() {
@@ -294,47 +309,19 @@ async fn three_nodes_replicate_over_mutual_tls() {
 
     // A node certificate from another cluster's CA: the handshake is refused.
     let foreign = identity(&new_ca("another cluster"), 11);
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(foreign.client_config().unwrap())
-        .build()
-        .unwrap();
-    let err = client
-        .post(format!("https://{}/raft/vote", leader.addr.cluster))
-        .body(vec![0u8])
-        .send()
-        .await;
+    let err = vote_as(&foreign, &leader.addr.cluster).await;
     assert!(err.is_err(), "a certificate from another CA must be refused");
     // A certificate of our CA for a member, but with another key than the one recorded for it:
     // refused per request, whatever the internal CA signed.
     let impostor = identity(&ca, 22);
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(impostor.client_config().unwrap())
-        .build()
-        .unwrap();
-    let resp = client
-        .post(format!("https://{}/raft/vote", leader.addr.cluster))
-        .body(vec![0u8])
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        resp.status().as_u16(),
+        vote_as(&impostor, &leader.addr.cluster).await.unwrap(),
         403,
         "a member's id with another key must be refused"
     );
     // A certificate of our CA for a node that is not a member (e.g. a removed one): refused per request.
     let stranger = identity(&ca, 77);
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(stranger.client_config().unwrap())
-        .build()
-        .unwrap();
-    let resp = client
-        .post(format!("https://{}/raft/vote", leader.addr.cluster))
-        .body(vec![0u8])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 403);
+    assert_eq!(vote_as(&stranger, &leader.addr.cluster).await.unwrap(), 403);
 
     // A fourth node added after the log was compacted receives a snapshot over the
     // channel (streamed through files), then the log, and ends with the same state.
@@ -380,16 +367,7 @@ async fn three_nodes_replicate_over_mutual_tls() {
 
     // A node admitted through the replicated state (its certificate was signed to join) may
     // call before it is a member; once recorded as removed it is refused again.
-    let vote = || async {
-        client
-            .post(format!("https://{}/raft/vote", leader.addr.cluster))
-            .body(vec![0u8])
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    };
+    let vote = || async { vote_as(&stranger, &leader.addr.cluster).await.unwrap() };
     let admit = Command::AdmitNode {
         node: NodeRecord {
             id: 77,

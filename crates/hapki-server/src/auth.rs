@@ -145,9 +145,7 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 
 /// The caller a request's bearer token names.
 pub fn authenticate(pki: &Pki, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let token = bearer(headers)?;
-    let record = pki.authenticate(token)?;
-    Ok(Caller::new(token, record))
+    pki.caller(bearer(headers)?)
 }
 
 #[cfg(test)]

@@ -161,7 +161,7 @@ impl Keyring {
         if !keks.all.contains_key(&id) {
             return Err(TrustError::Invalid(format!("this node does not hold KEK {id}")));
         }
-        if keks.current == id && keks.all.len() == 1 {
+        if keks.current == id && keks.all.keys().next() == Some(&id) {
             return Ok(());
         }
         keks.current = id;

@@ -16,12 +16,9 @@ use hapki_domain::wrap::Wrapped;
 pub(crate) fn current(txn: &WriteTransaction) -> Result<u32, StoreError> {
     let meta = txn.open_table(SM_META)?;
     let id = meta.get(b"kek_id".as_slice())?.map(|v| v.value().to_vec());
-    match id {
-        None => Ok(0),
-        Some(b) => <[u8; 4]>::try_from(b.as_slice())
-            .map(u32::from_be_bytes)
-            .map_err(|_| StoreError::Corrupt("kek_id is not 4 bytes".into())),
-    }
+    id.map(|b| crate::records::decode_u32("kek_id", &b))
+        .transpose()
+        .map(|id| id.unwrap_or(0))
 }
 
 /// The keys a command brings, sealed.

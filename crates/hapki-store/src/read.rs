@@ -56,22 +56,14 @@ impl StateReader {
     /// The layout version the state machine was written in, once bootstrapped.
     pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
         self.meta("schema_version")?
-            .map(|b| {
-                <[u8; 4]>::try_from(b.as_slice())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt("schema_version is not 4 bytes".into()))
-            })
+            .map(|b| crate::records::decode_u32("schema_version", &b))
             .transpose()
     }
 
     /// The number of the KEK the state's keys are sealed under (0 until the first rotation).
     pub fn kek_id(&self) -> Result<u32, StoreError> {
         self.meta("kek_id")?
-            .map(|b| {
-                <[u8; 4]>::try_from(b.as_slice())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt("kek_id is not 4 bytes".into()))
-            })
+            .map(|b| crate::records::decode_u32("kek_id", &b))
             .transpose()
             .map(|id| id.unwrap_or(0))
     }

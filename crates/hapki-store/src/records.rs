@@ -227,6 +227,13 @@ impl Default for Settings {
     }
 }
 
+/// A u32 kept big-endian in `sm_meta` under `key` (`schema_version`, `kek_id`).
+pub(crate) fn decode_u32(key: &str, bytes: &[u8]) -> Result<u32, crate::StoreError> {
+    <[u8; 4]>::try_from(bytes)
+        .map(u32::from_be_bytes)
+        .map_err(|_| crate::StoreError::Corrupt(format!("{key} is not 4 bytes")))
+}
+
 pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     bincode::serialize(v).expect("records serialize")
 }

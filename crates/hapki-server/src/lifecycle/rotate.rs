@@ -111,12 +111,9 @@ impl Node {
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             tracing::info!("took KEK {wanted} from the leader");
         }
-        if pki.keyring.current() != wanted || pki.keyring.holds(wanted.wrapping_sub(1)) {
-            pki.keyring
-                .set_current(wanted)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-        }
-        Ok(())
+        pki.keyring
+            .set_current(wanted)
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 }
 

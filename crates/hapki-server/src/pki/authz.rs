@@ -78,7 +78,7 @@ impl Pki {
     /// The leader's check of a command forwarded with a client's origin: the token is valid,
     /// its role allows the command, and an issuance is one the token may make for itself.
     fn authorize_forwarded(&self, token: &str, command: &Command) -> Result<(), ApiError> {
-        let caller = Caller::new(token, self.authenticate(token)?);
+        let caller = self.caller(token)?;
         let action = match command {
             Command::IssueCert { cert, .. } => {
                 if cert.requested_by.as_deref() != Some(caller.token_id.as_str()) {
@@ -159,7 +159,7 @@ impl Authorizer for ForwardGuard {
         let pki = self.pki()?;
         match origin {
             Origin::Client { token } => {
-                let caller = Caller::new(token, pki.authenticate(token).map_err(|e| e.message)?);
+                let caller = pki.caller(token).map_err(|e| e.message)?;
                 caller.may(Action::ManageCluster).map_err(|e| e.message)
             }
             // A member forwards the steps of a join (add, promote, give up) for a node the

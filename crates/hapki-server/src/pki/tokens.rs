@@ -9,6 +9,7 @@ use serde::Serialize;
 use hapki_cluster::Origin;
 
 use super::Pki;
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 const PREFIX: &str = "hapki_";
@@ -117,6 +118,11 @@ impl Pki {
             profiles: record.profiles,
             issuers: record.issuers,
         })
+    }
+
+    /// The caller a presented token names (see [`Pki::authenticate`]).
+    pub fn caller(&self, token: &str) -> Result<Caller, ApiError> {
+        Ok(Caller::new(token, self.authenticate(token)?))
     }
 
     /// Checks a presented token; the error says what is wrong with it.
