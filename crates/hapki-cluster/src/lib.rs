@@ -47,6 +47,9 @@ pub enum ProposeError {
     /// The leader refused a forwarded write: its origin may not make it.
     #[error("{0}")]
     Forbidden(String),
+    /// The cluster removed this node: members refuse it on the channel.
+    #[error("{0}")]
+    Removed(String),
 }
 
 impl ProposeError {

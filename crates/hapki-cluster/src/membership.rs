@@ -24,14 +24,7 @@ pub enum MembershipChange {
     Remove { id: NodeId, voters_target: u8 },
 }
 
-/// What a change did.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct MembershipOutcome {
-    /// Whether the node named by the change is a voter afterwards.
-    pub voter: bool,
-    /// A learner promoted to take a removed voter's place.
-    pub promoted: Option<NodeId>,
-}
+pub use hapki_api::channel::MembershipOutcome;
 
 fn refused(msg: impl Into<String>) -> ProposeError {
     ProposeError::Refused(msg.into())

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hapki_api::channel::Refusal;
 use hapki_store::{Command, CommandResult, Store};
 use openraft::{Config, SnapshotPolicy};
 use tokio::sync::broadcast;
@@ -271,10 +272,10 @@ impl ClusterNode {
             .await
             .map_err(|e| ProposeError::LeaderUnreachable(e.to_string()))?;
         if !status.is_success() {
-            return Err(ProposeError::LeaderUnreachable(format!(
-                "the leader refused ({status}): {}",
-                String::from_utf8_lossy(&bytes)
-            )));
+            return Err(match crate::channel::refusal_of(&bytes) {
+                Refusal::Removed(m) => ProposeError::Removed(m),
+                other => ProposeError::LeaderUnreachable(format!("the leader refused ({status}): {other}")),
+            });
         }
         bincode::deserialize::<Result<Resp, ProposeError>>(&bytes)
             .map_err(|e| ProposeError::LeaderUnreachable(format!("undecodable answer: {e}")))?

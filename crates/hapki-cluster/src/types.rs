@@ -2,8 +2,6 @@
 //! commands), what applying it returns (one result per command), and how a node
 //! is addressed.
 
-use std::fmt;
-
 use hapki_store::{Command, CommandResult};
 use serde::{Deserialize, Serialize};
 
@@ -19,21 +17,7 @@ pub struct BatchResult {
     pub results: Vec<CommandResult>,
 }
 
-/// How other nodes and clients reach a node.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeAddr {
-    pub name: String,
-    /// `host:port` of the HTTPS API.
-    pub api: String,
-    /// `host:port` of the mutual-TLS cluster channel.
-    pub cluster: String,
-}
-
-impl fmt::Display for NodeAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (api {}, cluster {})", self.name, self.api, self.cluster)
-    }
-}
+pub use hapki_api::cluster::NodeAddr;
 
 /// Node ids are random 64-bit numbers chosen when a node's data directory is created.
 pub type NodeId = u64;

@@ -11,8 +11,8 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use hapki_store::Role;
 
-use crate::error::ApiError;
 use crate::pki::Pki;
+use crate::pki::PkiError;
 
 /// Something a caller may be allowed to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +103,7 @@ impl Caller {
     }
 
     /// Fails with 403 unless the caller's role allows `action`.
-    pub fn may(&self, action: Action) -> Result<(), ApiError> {
+    pub fn may(&self, action: Action) -> Result<(), PkiError> {
         if action.allowed(self.role) {
             Ok(())
         } else {
@@ -113,7 +113,7 @@ impl Caller {
             } else {
                 "a"
             };
-            Err(ApiError::forbidden(format!(
+            Err(PkiError::forbidden(format!(
                 "{article} {role} token may not {}; use a token with a role that may (`hapki token create --role ...`)",
                 action.describe()
             )))
@@ -122,29 +122,29 @@ impl Caller {
 }
 
 impl FromRequestParts<Arc<Pki>> for Caller {
-    type Rejection = ApiError;
+    type Rejection = crate::error::ApiError;
 
     async fn from_request_parts(parts: &mut Parts, pki: &Arc<Pki>) -> Result<Self, Self::Rejection> {
-        authenticate(pki, &parts.headers)
+        Ok(authenticate(pki, &parts.headers)?)
     }
 }
 
 /// The bearer token of a request, if it has a well-formed one.
-pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub fn bearer(headers: &HeaderMap) -> Result<&str, PkiError> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing bearer token: pass --token or set HAPKI_TOKEN"))?;
+        .ok_or_else(|| PkiError::unauthenticated("missing bearer token: pass --token or set HAPKI_TOKEN"))?;
     let value = header
         .to_str()
-        .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+        .map_err(|_| PkiError::unauthenticated("the Authorization header is not text"))?;
     value
         .strip_prefix("Bearer ")
         .map(str::trim)
-        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))
+        .ok_or_else(|| PkiError::unauthenticated("the Authorization header must be `Bearer <token>`"))
 }
 
 /// The caller a request's bearer token names.
-pub fn authenticate(pki: &Pki, headers: &HeaderMap) -> Result<Caller, ApiError> {
+pub fn authenticate(pki: &Pki, headers: &HeaderMap) -> Result<Caller, PkiError> {
     pki.caller(bearer(headers)?)
 }
 

@@ -4,10 +4,15 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use hapki_api::channel::Refusal;
+use hapki_api::error::codes;
 use hapki_cluster::ProposeError;
 use hapki_domain::DomainError;
 use hapki_store::{RejectCode, StoreError};
 use serde_json::json;
+
+use crate::lifecycle::LifecycleError;
+use crate::pki::PkiError;
 
 /// An error as the client sees it.
 #[derive(Debug, Clone)]
@@ -60,7 +65,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self.status {
             // A node that has no cluster yet says so to every request: not worth a log line.
-            StatusCode::SERVICE_UNAVAILABLE if self.code == "not_clustered" => {
+            StatusCode::SERVICE_UNAVAILABLE if self.code == codes::NOT_CLUSTERED => {
                 tracing::debug!(code = self.code, "{}", self.message)
             }
             // The node cannot serve this now (no quorum, no leader, joining): a state, not a fault.
@@ -119,16 +124,123 @@ impl From<ProposeError> for ApiError {
             ProposeError::Refused(m) => ApiError::conflict(m),
             ProposeError::NoQuorum(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", m),
             ProposeError::Forbidden(m) => ApiError::forbidden(format!("the leader refused the write: {m}")),
+            ProposeError::Removed(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "removed",
+                format!("{m}; this node no longer serves writes: use another member, or reset it with `hapki cluster delete`"),
+            ),
         }
     }
 }
 
 /// Maps a state-machine refusal.
-pub fn rejected(code: RejectCode, message: String) -> ApiError {
+fn rejected(code: RejectCode, message: String) -> ApiError {
     match code {
         RejectCode::Conflict => ApiError::conflict(message),
         RejectCode::NotFound => ApiError::not_found(message),
         RejectCode::Invalid => ApiError::bad_request(message),
+    }
+}
+
+impl From<PkiError> for ApiError {
+    fn from(e: PkiError) -> Self {
+        let message = e.to_string();
+        match e {
+            PkiError::Domain(e) => e.into(),
+            PkiError::Store(e) => e.into(),
+            PkiError::Propose(e) => e.into(),
+            PkiError::Rejected { code, message } => rejected(code, message),
+            PkiError::Unauthenticated(m) => ApiError::unauthorized(m),
+            PkiError::Forbidden(m) => ApiError::forbidden(m),
+            PkiError::NoProfile(_) | PkiError::NoIssuer(_) | PkiError::NoCertificate(_) | PkiError::NotFound(_) => {
+                ApiError::not_found(message)
+            }
+            PkiError::NoCa => ApiError::new(StatusCode::CONFLICT, "no_issuer", message),
+            PkiError::Invalid(m) => ApiError::bad_request(m),
+            PkiError::Conflict(m) => ApiError::conflict(m),
+            PkiError::Busy(m) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", m),
+            PkiError::Unavailable(m) => ApiError::unavailable(m),
+            PkiError::Internal(m) => ApiError::internal(m),
+        }
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
+        let message = e.to_string();
+        match e {
+            LifecycleError::Pki(e) => e.into(),
+            LifecycleError::Cluster(e) => ApiError::unavailable(e.to_string()),
+            LifecycleError::AlreadyClustered | LifecycleError::Busy | LifecycleError::NoChannel => {
+                ApiError::conflict(message)
+            }
+            LifecycleError::NotClustered => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::NOT_CLUSTERED, message)
+            }
+            LifecycleError::BootstrapToken(m) => ApiError::unauthorized(m),
+            LifecycleError::Invalid(m) => ApiError::bad_request(m),
+            LifecycleError::NotFound(m) => ApiError::not_found(m),
+            LifecycleError::Conflict(m) => ApiError::conflict(m),
+            LifecycleError::Unavailable(m) => ApiError::unavailable(m),
+            LifecycleError::Internal(m) => ApiError::internal(m),
+        }
+    }
+}
+
+/// A refusal on the cluster channel: what a member answers another node with.
+#[derive(Debug)]
+pub struct ChannelError(pub Refusal);
+
+impl IntoResponse for ChannelError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            Refusal::Removed(_) | Refusal::NotTrusted(_) | Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
+            Refusal::Conflict(_) => StatusCode::CONFLICT,
+            Refusal::Invalid(_) => StatusCode::BAD_REQUEST,
+            Refusal::NotFound(_) => StatusCode::NOT_FOUND,
+            Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, axum::Json(self.0)).into_response()
+    }
+}
+
+/// An API error as the channel says it; an internal failure is logged here under an id
+/// and only the id travels.
+impl From<ApiError> for ChannelError {
+    fn from(e: ApiError) -> Self {
+        ChannelError(match e.status {
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Refusal::Forbidden(e.message),
+            StatusCode::CONFLICT => Refusal::Conflict(e.message),
+            StatusCode::NOT_FOUND => Refusal::NotFound(e.message),
+            s if s.is_client_error() => Refusal::Invalid(e.message),
+            StatusCode::SERVICE_UNAVAILABLE => Refusal::Unavailable(e.message),
+            _ => {
+                let id = hex::encode(crate::rand::bytes::<8>());
+                tracing::error!(code = e.code, request_id = %id, "cluster channel: {}", e.message);
+                Refusal::Internal(format!(
+                    "the member failed; its log has the details under request id {id}"
+                ))
+            }
+        })
+    }
+}
+
+impl From<PkiError> for ChannelError {
+    fn from(e: PkiError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<ProposeError> for ChannelError {
+    fn from(e: ProposeError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<StoreError> for ChannelError {
+    fn from(e: StoreError) -> Self {
+        ApiError::from(e).into()
     }
 }
 

@@ -4,21 +4,13 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
 const KEEP: usize = 10;
 
-/// One remembered event.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RecentError {
-    /// Seconds since the epoch.
-    pub at: u64,
-    pub level: String,
-    pub message: String,
-}
+pub use hapki_api::cluster::RecentError;
 
 static RECENT: Mutex<VecDeque<RecentError>> = Mutex::new(VecDeque::new());
 

@@ -19,7 +19,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
-use crate::error::ApiError;
+use crate::pki::PkiError;
 use crate::pki::{Pki, BACKDATE_SECS};
 use crate::rand;
 
@@ -35,7 +35,7 @@ pub struct InternalCa {
 }
 
 /// Loads the internal CA, creating it on a new cluster.
-pub async fn internal_ca(pki: &Pki) -> Result<InternalCa, ApiError> {
+pub async fn internal_ca(pki: &Pki) -> Result<InternalCa, PkiError> {
     if pki.reader()?.internal_ca()?.is_none() {
         let key = SigningKey::generate(KeyType::EcP256)?;
         let now = pki.now();
@@ -59,7 +59,14 @@ pub async fn internal_ca(pki: &Pki) -> Result<InternalCa, ApiError> {
             .propose(&hapki_cluster::Origin::Node, Command::SetInternalCa { ca: record })
             .await
         {
-            if e.code != "conflict" {
+            let raced = matches!(
+                e,
+                PkiError::Rejected {
+                    code: hapki_store::RejectCode::Conflict,
+                    ..
+                } | PkiError::Propose(hapki_cluster::ProposeError::Refused(_))
+            );
+            if !raced {
                 return Err(e);
             }
         }
@@ -67,7 +74,7 @@ pub async fn internal_ca(pki: &Pki) -> Result<InternalCa, ApiError> {
     let record = pki
         .reader()?
         .internal_ca()?
-        .ok_or_else(|| ApiError::internal("internal CA vanished"))?;
+        .ok_or_else(|| PkiError::internal("internal CA vanished"))?;
     let key = SigningKey::from_pkcs8(&pki.keyring.open("internal-ca-key", &record.wrapped_key)?)?;
     Ok(InternalCa {
         cert_der: record.cert_der,
@@ -80,7 +87,7 @@ impl InternalCa {
     /// A throwaway CA held only in memory, for the HTTPS certificate of a node that
     /// is not clustered yet (clients trust it through `api-ca.pem` until the node
     /// joins and the cluster's internal CA replaces it).
-    pub fn ephemeral(node_id: u64) -> Result<InternalCa, ApiError> {
+    pub fn ephemeral(node_id: u64) -> Result<InternalCa, PkiError> {
         let key = SigningKey::generate(KeyType::EcP256)?;
         // Not clustered yet: there is no service, so no clock but the system's.
         let now = crate::clock::system_now();
@@ -103,7 +110,7 @@ impl InternalCa {
         node_name: &str,
         sans: Vec<San>,
         spki: SubjectPublicKeyInfoOwned,
-    ) -> Result<Vec<u8>, ApiError> {
+    ) -> Result<Vec<u8>, PkiError> {
         let summary = summarize(&self.cert_der)?;
         let subject = name_from_der(&summary.subject_der)?;
         let view = IssuerView {
@@ -135,7 +142,7 @@ impl InternalCa {
         &self,
         node_name: &str,
         names: &[String],
-    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ApiError> {
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
         let key = SigningKey::generate(KeyType::EcP256)?;
         let mut sans = Vec::new();
         for n in names {
@@ -159,7 +166,7 @@ impl InternalCa {
         node_id: u64,
         host: &str,
         spki: SubjectPublicKeyInfoOwned,
-    ) -> Result<Vec<u8>, ApiError> {
+    ) -> Result<Vec<u8>, PkiError> {
         let mut sans = vec![
             San::parse("localhost")?,
             San::Uri(format!("{NODE_URI_PREFIX}{node_id:016x}")),
@@ -180,24 +187,24 @@ pub struct CertSlot {
 }
 
 impl CertSlot {
-    pub fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<CertSlot>, ApiError> {
+    pub fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<CertSlot>, PkiError> {
         Ok(Arc::new(CertSlot {
             current: std::sync::RwLock::new(certified(chain, key)?),
         }))
     }
 
     /// Serves `chain` from the next handshake on.
-    pub fn replace(&self, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<(), ApiError> {
+    pub fn replace(&self, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<(), PkiError> {
         *self.current.write().expect("cert lock") = certified(chain, key)?;
         Ok(())
     }
 }
 
-fn certified(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<CertifiedKey>, ApiError> {
+fn certified(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<CertifiedKey>, PkiError> {
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     CertifiedKey::from_der(chain, key, &provider)
         .map(Arc::new)
-        .map_err(|e| ApiError::internal(format!("TLS certificate: {e}")))
+        .map_err(|e| PkiError::internal(format!("TLS certificate: {e}")))
 }
 
 impl ResolvesServerCert for CertSlot {
@@ -207,11 +214,11 @@ impl ResolvesServerCert for CertSlot {
 }
 
 /// A rustls server configuration for the API (HTTP/2 and HTTP/1.1) serving the slot's certificate.
-pub fn server_config(slot: Arc<CertSlot>) -> Result<Arc<rustls::ServerConfig>, ApiError> {
+pub fn server_config(slot: Arc<CertSlot>) -> Result<Arc<rustls::ServerConfig>, PkiError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| PkiError::internal(e.to_string()))?
         .with_no_client_auth()
         .with_cert_resolver(slot);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -14,6 +14,8 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use hapki_api::channel::Refusal;
+
 use super::paths;
 use super::pins::Pins;
 use super::tls::NodeIdentity;
@@ -72,10 +74,10 @@ impl ChannelNetwork {
             .map_err(|e| PeerError::Unreachable(format!("{cluster}: {}", error_chain(&e))))?;
         let status = resp.status();
         if !status.is_success() {
-            let text = resp.text().await.unwrap_or_default();
+            let bytes = resp.bytes().await.unwrap_or_default();
             return Err(PeerError::Refused {
                 status: status.as_u16(),
-                message: text,
+                refusal: refusal_of(&bytes),
             });
         }
         resp.json()
@@ -89,8 +91,15 @@ impl ChannelNetwork {
 pub enum PeerError {
     #[error("{0}")]
     Unreachable(String),
-    #[error("refused ({status}): {message}")]
-    Refused { status: u16, message: String },
+    #[error("refused ({status}): {refusal}")]
+    Refused { status: u16, refusal: Refusal },
+}
+
+/// The refusal a member answered with; a body that is not one (a proxy's page, a route
+/// the member does not have) is kept as text.
+pub(crate) fn refusal_of(body: &[u8]) -> Refusal {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Refusal::Internal(String::from_utf8_lossy(body).chars().take(500).collect()))
 }
 
 /// An error and its sources in one line (reqwest hides the cause of a failed connection).

@@ -9,20 +9,10 @@ mod pins;
 mod server;
 mod tls;
 
+pub(crate) use client::refusal_of;
 pub use client::{ChannelNetwork, PeerError};
 pub use pins::Pins;
 pub use server::{serve, CallerNode, ChannelState, CHANNEL_LIMITS};
 pub use tls::{channel_key_of, node_id_from_cert, spki_key, NodeIdentity, NODE_URI_PREFIX};
 
-/// Paths of the Raft RPCs on the cluster channel.
-pub mod paths {
-    pub const APPEND: &str = "/raft/append";
-    pub const VOTE: &str = "/raft/vote";
-    pub const SNAPSHOT: &str = "/raft/snapshot";
-    /// A follower hands a command to the leader (any node serves writes).
-    pub const PROPOSE: &str = "/cluster/propose";
-    /// A follower asks the leader for a read index (linearizable reads anywhere).
-    pub const READ_INDEX: &str = "/cluster/read-index";
-    /// A member hands a membership change to the leader.
-    pub const MEMBERSHIP: &str = "/cluster/membership";
-}
+pub use hapki_api::channel::paths;

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use hapki_api::channel::Refusal;
 use hapki_store::Store;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -63,7 +64,7 @@ pub struct CallerNode(pub NodeId);
 impl ChannelState {
     /// Whether a caller naming `caller` with the channel key `channel_key` may call (see
     /// [`super::pins`]).
-    fn allowed(&self, caller: NodeId, channel_key: &[u8; 32]) -> Result<(), String> {
+    fn allowed(&self, caller: NodeId, channel_key: &[u8; 32]) -> Result<(), Refusal> {
         super::pins::check(&self.store, &self.raft, caller, channel_key)
     }
 }
@@ -122,7 +123,8 @@ pub async fn serve(
                 async move {
                     if let Err(why) = state.allowed(caller, &key) {
                         tracing::warn!("cluster channel: refused {peer}: {why}");
-                        return Ok::<_, std::convert::Infallible>((StatusCode::FORBIDDEN, why).into_response());
+                        let answer = (StatusCode::FORBIDDEN, axum::Json(why));
+                        return Ok::<_, std::convert::Infallible>(answer.into_response());
                     }
                     state.contacts.touch(caller);
                     let mut req = req.map(axum::body::Body::new);

@@ -115,7 +115,9 @@ impl ServerCertVerifier for PinnedServerVerifier {
         let (Some(node), Some(key)) = (node_id_from_cert(end_entity), channel_key_of(end_entity)) else {
             return Err(rustls::Error::General("the server's certificate names no node".into()));
         };
-        self.pins.check(node, &key).map_err(rustls::Error::General)?;
+        self.pins
+            .check(node, &key)
+            .map_err(|r| rustls::Error::General(r.to_string()))?;
         Ok(ServerCertVerified::assertion())
     }
 

@@ -6,30 +6,17 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use hapki_api::ca::{
+    CrlRotated, DefaultIssuer, ImportRequest, InstallCertRequest, IssuerList, IssuerState, IssuerView, RootRequest,
+    RotateCrlRequest,
+};
 use hapki_domain::pem::{encode, PemLabel};
 use hapki_store::{Command, IssuerRecord};
-use serde::{Deserialize, Serialize};
 
 use super::{json, Json};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
-use crate::pki::{ImportRequest, Pki, RootRequest};
-
-/// An issuer as the API shows it.
-#[derive(Serialize)]
-pub struct IssuerView {
-    pub id: String,
-    pub name: String,
-    pub key_type: String,
-    pub status: &'static str,
-    pub default: bool,
-    /// None while an intermediate awaits its certificate.
-    pub not_after: Option<u64>,
-    pub crl_number: Option<u64>,
-    pub certificate: Option<String>,
-    pub chain: Vec<String>,
-    pub csr: Option<String>,
-}
+use crate::pki::Pki;
 
 fn view(pki: &Pki, i: IssuerRecord, default: Option<&str>) -> Result<IssuerView, ApiError> {
     let crl_number = pki.reader()?.crl(&i.id)?.map(|c| c.number);
@@ -37,9 +24,9 @@ fn view(pki: &Pki, i: IssuerRecord, default: Option<&str>) -> Result<IssuerView,
         default: default == Some(i.id.as_str()),
         not_after: i.is_active().then_some(i.not_after),
         status: if i.is_active() {
-            "active"
+            IssuerState::Active
         } else {
-            "awaiting certificate"
+            IssuerState::AwaitingCertificate
         },
         certificate: i.is_active().then(|| encode(PemLabel::Certificate, &i.cert_der)),
         chain: i.chain_der.iter().map(|d| encode(PemLabel::Certificate, d)).collect(),
@@ -61,7 +48,7 @@ pub async fn list(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl In
         .into_iter()
         .map(|i| view(&pki, i, default.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(json(serde_json::json!({ "issuers": issuers })))
+    Ok(json(IssuerList { issuers }))
 }
 
 async fn created(pki: &Pki, record: IssuerRecord) -> Result<impl IntoResponse, ApiError> {
@@ -96,19 +83,12 @@ pub async fn init_intermediate(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InstallBody {
-    /// The intermediate's certificate, then its chain, PEM.
-    certificate: String,
-}
-
 /// `POST /v1/ca/{id}/certificate`.
 pub async fn install_cert(
     State(pki): State<Arc<Pki>>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<InstallBody>,
+    Json(body): Json<InstallCertRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageCa)?;
     let record = pki.install_cert(&caller.origin(), &id, &body.certificate).await?;
@@ -135,27 +115,21 @@ pub async fn set_default(
     caller.may(Action::ManageCa)?;
     pki.propose(&caller.origin(), Command::SetDefaultIssuer { id: id.clone() })
         .await?;
-    Ok(json(serde_json::json!({ "default": id })))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RotateBody {
-    #[serde(default)]
-    issuer: Option<String>,
+    Ok(json(DefaultIssuer { default: id }))
 }
 
 /// `POST /v1/crl/rotate`: publishes a new CRL now.
 pub async fn rotate_crl(
     State(pki): State<Arc<Pki>>,
     caller: Caller,
-    Json(body): Json<RotateBody>,
+    Json(body): Json<RotateCrlRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::RotateCrl)?;
     let issuer = pki.issuer(body.issuer.as_deref())?;
     let index = pki.cluster.status().last_applied.unwrap_or(0);
     let number = pki.refresh_crl(&issuer.record.id, index + 1).await?;
-    Ok(json(
-        serde_json::json!({ "issuer": issuer.record.id, "crl_number": number }),
-    ))
+    Ok(json(CrlRotated {
+        issuer: issuer.record.id.clone(),
+        crl_number: number,
+    }))
 }

@@ -7,56 +7,39 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use base64::Engine;
+use hapki_api::certs::{
+    CertList, CertQuery, CertState, CertView, GenerateRequest, Generated, IssueRequest, ReadQuery, RevokeRequest,
+};
 use hapki_domain::pem::{encode, PemLabel};
 use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
 use hapki_store::{CertFilter, CertRecord, CertStatus};
-use serde::{Deserialize, Serialize};
 
 use super::{json, Json};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
-use crate::pki::{GenerateRequest, IssueRequest, Pki};
+use crate::pki::Pki;
 
-/// A certificate as the API shows it.
-#[derive(Serialize)]
-pub struct CertView {
-    pub serial: String,
-    pub issuer_id: String,
-    pub profile: String,
-    pub subject: String,
-    pub sans: Vec<String>,
-    pub not_before: u64,
-    pub not_after: u64,
-    pub issued_at: u64,
-    pub status: &'static str,
-    pub revoked_at: Option<u64>,
-    pub revocation_reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<String>,
-}
-
-impl CertView {
-    fn new(c: CertRecord, with_pem: bool, now: u64) -> Self {
-        let status = match (&c.revoked, c.not_after <= now) {
-            (Some(_), _) => "revoked",
-            (None, true) => "expired",
-            (None, false) => "valid",
-        };
-        CertView {
-            serial: c.serial.to_hex(),
-            issuer_id: c.issuer_id,
-            profile: c.profile,
-            subject: c.subject,
-            sans: c.sans,
-            not_before: c.not_before,
-            not_after: c.not_after,
-            issued_at: c.issued_at,
-            status,
-            revoked_at: c.revoked.map(|r| r.at),
-            revocation_reason: c.revoked.map(|r| r.reason.to_string()),
-            certificate: with_pem.then(|| encode(PemLabel::Certificate, &c.der)),
-        }
+/// A certificate as the API shows it, with its PEM when `with_pem`.
+fn cert_view(c: CertRecord, with_pem: bool, now: u64) -> CertView {
+    let status = match (&c.revoked, c.not_after <= now) {
+        (Some(_), _) => CertState::Revoked,
+        (None, true) => CertState::Expired,
+        (None, false) => CertState::Valid,
+    };
+    CertView {
+        serial: c.serial.to_hex(),
+        issuer_id: c.issuer_id,
+        profile: c.profile,
+        subject: c.subject,
+        sans: c.sans,
+        not_before: c.not_before,
+        not_after: c.not_after,
+        issued_at: c.issued_at,
+        status,
+        revoked_at: c.revoked.map(|r| r.at),
+        revocation_reason: c.revoked.map(|r| r.reason.to_string()),
+        certificate: with_pem.then(|| encode(PemLabel::Certificate, &c.der)),
     }
 }
 
@@ -108,9 +91,14 @@ pub async fn generate(
         return Err(ApiError::bad_request("a PKCS#12 file needs a password (--password)"));
     }
     let (issued, key) = pki.generate(&caller, &body, idempotency).await?;
-    let mut out = serde_json::to_value(&issued).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut out = Generated {
+        issued,
+        private_key: None,
+        pkcs12: None,
+    };
     if pkcs12 {
-        let mut chain = vec![issued.der.clone()];
+        let issued = &out.issued;
+        let mut chain = hapki_domain::pem::certificates(issued.certificate.as_bytes())?;
         let issuer = pki.issuer(Some(&issued.issuer_id))?;
         chain.push(issuer.record.cert_der.clone());
         chain.extend(issuer.record.chain_der.iter().cloned());
@@ -123,9 +111,9 @@ pub async fn generate(
                 hapki_domain::pkcs12::write(&name, &key, &chain, &password)
             })
             .await??;
-        out["pkcs12"] = base64::engine::general_purpose::STANDARD.encode(p12).into();
+        out.pkcs12 = Some(base64::engine::general_purpose::STANDARD.encode(p12));
     } else {
-        out["private_key"] = encode(PemLabel::PrivateKey, &key).into();
+        out.private_key = Some(encode(PemLabel::PrivateKey, &key));
     }
     Ok((StatusCode::CREATED, json(out)))
 }
@@ -153,30 +141,7 @@ pub async fn get(
         .cert(&serial)?
         .ok_or_else(|| ApiError::not_found(format!("no certificate with serial {serial}")))?;
     pki.authorize_read(&caller, &cert)?;
-    Ok(json(CertView::new(cert, true, pki.now())))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    /// Read through the leader: the answer reflects every write acknowledged before it.
-    #[serde(default)]
-    consistent: bool,
-    status: Option<String>,
-    subject: Option<String>,
-    san: Option<String>,
-    expiring_within: Option<String>,
-    issuer: Option<String>,
-    limit: Option<usize>,
-    after: Option<String>,
-}
-
-/// Query of a single read: `consistent=true` reads through the leader instead of the local replica.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadQuery {
-    #[serde(default)]
-    consistent: bool,
+    Ok(json(cert_view(cert, true, pki.now())))
 }
 
 /// Parses `30d`, `12h`, `45m`, `90s` or plain seconds.
@@ -202,7 +167,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ListCerts)?;
-    let q: ListQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+    let q: CertQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
     if q.consistent {
         pki.cluster.linearizable().await?;
@@ -242,15 +207,8 @@ pub async fn list(
     let next_after = (certs.len() == limit)
         .then(|| certs.last().map(|c| c.serial.to_hex()))
         .flatten();
-    let views: Vec<CertView> = certs.into_iter().map(|c| CertView::new(c, false, now)).collect();
-    Ok(json(serde_json::json!({ "certs": views, "next_after": next_after })))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeBody {
-    #[serde(default)]
-    reason: Option<String>,
+    let certs = certs.into_iter().map(|c| cert_view(c, false, now)).collect();
+    Ok(json(CertList { certs, next_after }))
 }
 
 /// `POST /v1/certs/{serial}/revoke`.
@@ -259,7 +217,7 @@ pub async fn revoke(
     caller: Caller,
     headers: HeaderMap,
     Path(serial): Path<String>,
-    Json(body): Json<RevokeBody>,
+    Json(body): Json<RevokeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let serial = parse_serial(&serial)?;
     let reason: RevocationReason = body.reason.as_deref().unwrap_or("unspecified").parse()?;

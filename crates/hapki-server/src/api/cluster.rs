@@ -13,14 +13,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
-use serde_json::json;
+use hapki_api::cluster::{
+    ClusterCreated, ClusterInfo, ClusterSettings, ClusterStatus, CreateNodeRequest, DeleteRequest, JoinStarted, Member,
+    MemberList, MemberRole, NodeCsr, NodeRemoved, Resetting,
+};
+use hapki_api::node_id_hex;
 
 use super::{json, parse_json, RawBody, VERSION};
 use crate::auth::{authenticate, bearer, Action, Caller};
 use crate::error::ApiError;
-use crate::lifecycle::summary::{report, summary};
-use crate::lifecycle::{not_clustered, JoinRequest, Node, Phase, SettingsChange};
+use crate::lifecycle::summary::{report, row, summary};
+use crate::lifecycle::{JoinRequest, LifecycleError, Node, Phase, SettingsChange};
 
 /// What every node holds, and what stays on each node (SPEC: data, replicated vs node-local).
 const REPLICATED: &[&str] = &[
@@ -65,7 +68,7 @@ pub fn routes(node: Arc<Node>) -> Router {
 
 /// A member's caller, checked against `action`.
 fn member_caller(node: &Node, headers: &HeaderMap, action: Action) -> Result<Caller, ApiError> {
-    let pki = node.pki().ok_or_else(not_clustered)?;
+    let pki = node.pki().ok_or(LifecycleError::NotClustered)?;
     let caller = authenticate(&pki, headers)?;
     caller.may(action)?;
     Ok(caller)
@@ -73,7 +76,7 @@ fn member_caller(node: &Node, headers: &HeaderMap, action: Action) -> Result<Cal
 
 /// A fresh node's caller: the bootstrap token.
 fn bootstrap_caller(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
-    node.check_bootstrap_token(bearer(headers).ok())
+    Ok(node.check_bootstrap_token(bearer(headers).ok())?)
 }
 
 fn node_id(text: &str) -> Result<u64, ApiError> {
@@ -89,35 +92,35 @@ async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
     let phase = node.phase();
     let s = node.cluster.status();
     let cluster_id = node.store.reader().ok().and_then(|r| r.cluster_id().ok().flatten());
-    json(json!({
-        "node_id": format!("{:016x}", node.id),
-        "name": node.name,
-        "status": phase.label(),
-        "phase": phase,
-        "history": node.history(),
-        "version": VERSION,
-        "cluster_id": if node.pki().is_some() { cluster_id } else { None },
-        "api": node.cfg.listen.to_string(),
-        "cluster": node.cfg.cluster_address(),
-        "leader": s.leader.map(|l| format!("{l:016x}")),
-        "applied_index": s.last_applied,
-    }))
+    json(ClusterStatus {
+        node_id: node_id_hex(node.id),
+        name: node.name.clone(),
+        status: phase.label(),
+        phase,
+        history: node.history(),
+        version: VERSION.to_string(),
+        cluster_id: if node.pki().is_some() { cluster_id } else { None },
+        api: node.cfg.listen.to_string(),
+        cluster: node.cfg.cluster_address(),
+        leader: s.leader.map(node_id_hex),
+        applied_index: s.last_applied,
+    })
 }
 
 /// `POST /v1/cluster/new` (bootstrap token).
 async fn new(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     bootstrap_caller(&node, &headers)?;
     let token = node.form_new().await?;
-    let pki = node.pki().ok_or_else(not_clustered)?;
+    let pki = node.pki().ok_or(LifecycleError::NotClustered)?;
     Ok((
         StatusCode::CREATED,
-        json(json!({
-            "cluster_id": pki.reader()?.cluster_id()?,
-            "node_id": format!("{:016x}", node.id),
-            "admin_token": token,
-            "admin_token_file": node.dir.admin_token().display().to_string(),
-            "api_ca_file": node.dir.api_ca_pem().display().to_string(),
-        })),
+        json(ClusterCreated {
+            cluster_id: pki.reader()?.cluster_id()?,
+            node_id: node_id_hex(node.id),
+            admin_token: token,
+            admin_token_file: node.dir.admin_token().display().to_string(),
+            api_ca_file: node.dir.api_ca_pem().display().to_string(),
+        }),
     ))
 }
 
@@ -125,9 +128,11 @@ async fn new(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl I
 async fn csr(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     bootstrap_caller(&node, &headers)?;
     let csr = node.node_csr()?;
-    Ok(json(
-        json!({ "node_id": format!("{:016x}", node.id), "name": node.name, "csr": csr }),
-    ))
+    Ok(json(NodeCsr {
+        node_id: node_id_hex(node.id),
+        name: node.name.clone(),
+        csr,
+    }))
 }
 
 /// `POST /v1/cluster/join` (bootstrap token): starts the join; `status` follows it.
@@ -141,15 +146,11 @@ async fn join(
     node.start_join(req)?;
     Ok((
         StatusCode::ACCEPTED,
-        json(json!({ "node_id": format!("{:016x}", node.id), "status": node.phase().label() })),
+        json(JoinStarted {
+            node_id: node_id_hex(node.id),
+            status: node.phase().label(),
+        }),
     ))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeleteRequest {
-    #[serde(default)]
-    force: bool,
 }
 
 /// `POST /v1/cluster/delete`: resets this node (admin token; the bootstrap token on a node
@@ -170,26 +171,33 @@ async fn delete(
         parse_json(&headers, &body)?
     };
     node.delete(req.force).await?;
-    Ok(json(json!({
-        "node_id": format!("{:016x}", node.id),
-        "status": "resetting",
-        "next": "the node starts again as `not clustered` with a new id and a new bootstrap token",
-    })))
+    Ok(json(Resetting {
+        node_id: node_id_hex(node.id),
+        status: "resetting".into(),
+        next: "the node starts again as `not clustered` with a new id and a new bootstrap token".into(),
+    }))
 }
 
-fn members_json(node: &Node) -> Vec<serde_json::Value> {
+fn members(node: &Node) -> Vec<Member> {
     let status = node.cluster.status();
     node.cluster
         .members()
         .into_iter()
         .map(|m| {
-            json!({
-                "id": format!("{:016x}", m.id),
-                "name": m.addr.name,
-                "api": m.addr.api,
-                "cluster": m.addr.cluster,
-                "role": if status.leader == Some(m.id) { "leader" } else if m.voter { "voter" } else { "learner" },
-            })
+            let role = if status.leader == Some(m.id) {
+                MemberRole::Leader
+            } else if m.voter {
+                MemberRole::Voter
+            } else {
+                MemberRole::Learner
+            };
+            Member {
+                id: node_id_hex(m.id),
+                name: m.addr.name,
+                api: m.addr.api,
+                cluster: m.addr.cluster,
+                role,
+            }
         })
         .collect()
 }
@@ -197,36 +205,30 @@ fn members_json(node: &Node) -> Vec<serde_json::Value> {
 /// `GET /v1/cluster/info`.
 async fn info(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     member_caller(&node, &headers, Action::ReadStatus)?;
-    let pki = node.pki().ok_or_else(not_clustered)?;
+    let pki = node.pki().ok_or(LifecycleError::NotClustered)?;
     let status = node.cluster.status();
     let reader = pki.reader()?;
     let settings = reader.settings()?;
-    Ok(json(json!({
-        "cluster_id": reader.cluster_id()?,
-        "node_id": format!("{:016x}", status.id),
-        "status": node.phase().label(),
-        "leader": status.leader.map(|l| format!("{l:016x}")),
-        "term": status.term,
-        "applied_index": status.last_applied,
-        "digest": reader.digest()?,
-        "version": VERSION,
-        "voters_target": settings.voters_target,
-        "nodes": members_json(&node),
-        "replicated": REPLICATED,
-        "node_local": NODE_LOCAL,
-    })))
+    Ok(json(ClusterInfo {
+        cluster_id: reader.cluster_id()?,
+        node_id: node_id_hex(status.id),
+        status: node.phase().label(),
+        leader: status.leader.map(node_id_hex),
+        term: status.term,
+        applied_index: status.last_applied,
+        digest: reader.digest()?,
+        version: VERSION.to_string(),
+        voters_target: settings.voters_target,
+        nodes: members(&node),
+        replicated: REPLICATED.iter().map(|s| s.to_string()).collect(),
+        node_local: NODE_LOCAL.iter().map(|s| s.to_string()).collect(),
+    }))
 }
 
 /// `GET /v1/cluster/nodes`.
 async fn list(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     member_caller(&node, &headers, Action::ReadStatus)?;
-    Ok(json(json!({ "nodes": members_json(&node) })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateNodeRequest {
-    csr: String,
+    Ok(json(MemberList { nodes: members(&node) }))
 }
 
 /// `POST /v1/cluster/nodes`: signs a joining node's CSR.
@@ -249,24 +251,24 @@ async fn get_node(
 ) -> Result<impl IntoResponse, ApiError> {
     member_caller(&node, &headers, Action::ReadStatus)?;
     let id = node_id(&id)?;
+    let unknown = || {
+        ApiError::not_found(format!(
+            "node {id:016x} is not a member; `hapki cluster nodes list` shows the members"
+        ))
+    };
+    // This node answers for itself without asking the others.
     if id == node.id {
-        return Ok(json(
-            serde_json::to_value(report(&node)).map_err(|e| ApiError::internal(e.to_string()))?,
-        ));
+        let members = node.cluster.members();
+        let me = members.iter().find(|m| m.id == id).ok_or_else(unknown)?;
+        return Ok(json(row(me, report(&node), None)));
     }
-    let s = summary(&node).await;
-    let row = s
+    let row = summary(&node)
+        .await
         .nodes
         .into_iter()
-        .find(|r| r.id == format!("{id:016x}"))
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "node {id:016x} is not a member; `hapki cluster nodes list` shows the members"
-            ))
-        })?;
-    Ok(json(
-        serde_json::to_value(row).map_err(|e| ApiError::internal(e.to_string()))?,
-    ))
+        .find(|r| r.id == node_id_hex(id))
+        .ok_or_else(unknown)?;
+    Ok(json(row))
 }
 
 /// `DELETE /v1/cluster/nodes/{id}`: removes another node.
@@ -278,30 +280,31 @@ async fn delete_node(
     let caller = member_caller(&node, &headers, Action::ManageCluster)?;
     let id = node_id(&id)?;
     let outcome = node.remove_node(&caller.origin(), id).await?;
-    Ok(json(json!({
-        "removed": format!("{id:016x}"),
-        "promoted": outcome.promoted.map(|p| format!("{p:016x}")),
-        "next": "run `hapki cluster delete` on the removed node to reset it",
-    })))
+    Ok(json(NodeRemoved {
+        removed: node_id_hex(id),
+        promoted: outcome.promoted.map(node_id_hex),
+        next: "run `hapki cluster delete` on the removed node to reset it".into(),
+    }))
 }
 
-fn settings_json(node: &Node) -> Result<serde_json::Value, ApiError> {
-    let pki = node.pki().ok_or_else(not_clustered)?;
+fn settings_view(node: &Node) -> Result<ClusterSettings, ApiError> {
+    let pki = node.pki().ok_or(LifecycleError::NotClustered)?;
     let s = pki.reader()?.settings()?;
-    Ok(json!({
-        "voters_target": s.voters_target,
-        "serial_mode": s.serial_mode.name(),
-        "serial_range": s.serial_range,
-        "publication_base_url": s.publication_base_url,
-        "crl_validity_secs": s.crl_validity_secs,
-        "ocsp_validity_secs": s.ocsp_validity_secs,
-    }))
+    Ok(ClusterSettings {
+        voters_target: s.voters_target,
+        serial_mode: s.serial_mode.name().to_string(),
+        serial_range: s.serial_range,
+        publication_base_url: s.publication_base_url,
+        crl_validity_secs: s.crl_validity_secs,
+        ocsp_validity_secs: s.ocsp_validity_secs,
+        promoted: Vec::new(),
+    })
 }
 
 /// `GET /v1/cluster/settings`: the replicated settings.
 async fn settings(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     member_caller(&node, &headers, Action::ReadStatus)?;
-    Ok(json(settings_json(&node)?))
+    Ok(json(settings_view(&node)?))
 }
 
 /// `PUT /v1/cluster/settings`: changes the voters target (promoting learners up to it) and
@@ -314,8 +317,8 @@ async fn put_settings(
     let caller = member_caller(&node, &headers, Action::ManageCluster)?;
     let req: SettingsChange = parse_json(&headers, &body)?;
     let promoted = node.update_settings(&caller.origin(), &req).await?;
-    let mut v = settings_json(&node)?;
-    v["promoted"] = json!(promoted.iter().map(|p| format!("{p:016x}")).collect::<Vec<_>>());
+    let mut v = settings_view(&node)?;
+    v.promoted = promoted.into_iter().map(node_id_hex).collect();
     Ok(json(v))
 }
 
@@ -329,7 +332,7 @@ async fn rotate_kek(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result
 async fn cluster_summary(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     member_caller(&node, &headers, Action::ReadStatus)?;
     if matches!(node.phase(), Phase::NotClustered) {
-        return Err(not_clustered());
+        return Err(LifecycleError::NotClustered.into());
     }
     Ok(json(summary(&node).await))
 }

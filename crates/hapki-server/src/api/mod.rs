@@ -67,7 +67,7 @@ pub fn https_app(node: Arc<Node>) -> Router {
             async move {
                 match router {
                     Some(r) => r.oneshot(req).await,
-                    None => Ok(crate::lifecycle::not_clustered().into_response()),
+                    None => Ok(ApiError::from(crate::lifecycle::LifecycleError::NotClustered).into_response()),
                 }
             }
         }))
@@ -87,7 +87,7 @@ pub fn http_app(node: Arc<Node>) -> Router {
             async move {
                 match router {
                     Some(r) => r.oneshot(req).await,
-                    None => Ok(crate::lifecycle::not_clustered().into_response()),
+                    None => Ok(ApiError::from(crate::lifecycle::LifecycleError::NotClustered).into_response()),
                 }
             }
         }))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use hapki_api::profiles::ProfileList;
 use hapki_domain::profile::Profile;
 use hapki_store::Command;
 
@@ -17,7 +18,9 @@ use crate::pki::Pki;
 /// `GET /v1/profiles`.
 pub async fn list(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ReadStatus)?;
-    Ok(json(serde_json::json!({ "profiles": pki.reader()?.profiles()? })))
+    Ok(json(ProfileList {
+        profiles: pki.reader()?.profiles()?,
+    }))
 }
 
 /// `GET /v1/profiles/{name}`.

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde_json::json;
+use hapki_api::node_id_hex;
+use hapki_api::sys::{Health, HealthQuery, HealthState, RaftView, Status};
 
 use super::json;
 use crate::auth::{Action, Caller};
@@ -27,29 +28,17 @@ pub fn version() -> String {
     VERSION.to_string()
 }
 
-fn node_view(cluster: &hapki_cluster::ClusterNode) -> serde_json::Value {
+fn raft_view(cluster: &hapki_cluster::ClusterNode) -> RaftView {
     let s = cluster.status();
-    json!({
-        "node_id": format!("{:016x}", s.id),
-        "leader": s.leader.map(|l| format!("{l:016x}")),
-        "is_leader": s.is_leader,
-        "term": s.term,
-        "applied_index": s.last_applied,
-        "last_log_index": s.last_log_index,
-        "version": VERSION,
-    })
-}
-
-/// Query flags of `GET /v1/sys/health`, for load balancers that need other codes.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HealthQuery {
-    /// Code when the node serves reads and writes [200].
-    okcode: Option<u16>,
-    /// Code when the node serves reads but cannot reach a quorum for writes [429].
-    noquorumcode: Option<u16>,
-    /// Code when the node does not serve (not clustered, joining, killed) [503].
-    notreadycode: Option<u16>,
+    RaftView {
+        node_id: node_id_hex(s.id),
+        leader: s.leader.map(node_id_hex),
+        is_leader: s.is_leader,
+        term: s.term,
+        applied_index: s.last_applied,
+        last_log_index: s.last_log_index,
+        version: VERSION.to_string(),
+    }
 }
 
 /// `GET /v1/sys/health` (no token): 200 when the node serves reads and writes, 429 when it
@@ -75,27 +64,29 @@ pub async fn health(
     let phase = node.phase();
     let (status, reason, http) = if phase != crate::lifecycle::Phase::Ready {
         (
-            "not_ready",
+            HealthState::NotReady,
             format!("the node is {}", phase.label()),
             code(q.notreadycode, StatusCode::SERVICE_UNAVAILABLE)?,
         )
     } else if !node.cluster.has_quorum() {
         (
-            "no_quorum",
+            HealthState::NoQuorum,
             "the node serves reads but cannot reach a majority of the cluster for writes".to_string(),
             code(q.noquorumcode, StatusCode::TOO_MANY_REQUESTS)?,
         )
     } else {
         (
-            "ok",
+            HealthState::Ok,
             "the node serves reads and writes".to_string(),
             code(q.okcode, StatusCode::OK)?,
         )
     };
-    let mut body = node_view(&node.cluster);
-    body["status"] = json!(status);
-    body["reason"] = json!(reason);
-    body["phase"] = json!(phase.label());
+    let body = Health {
+        raft: raft_view(&node.cluster),
+        status,
+        reason,
+        phase: phase.label(),
+    };
     Ok((http, json(body)))
 }
 
@@ -103,10 +94,11 @@ pub async fn health(
 pub async fn status(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ReadStatus)?;
     let reader = pki.reader()?;
-    let mut body = node_view(&pki.cluster);
-    body["digest"] = json!(reader.digest()?);
-    body["certificates"] = json!(reader.cert_count()?);
-    body["issuers"] = json!(reader.issuers()?.len());
-    body["cluster_id"] = json!(reader.cluster_id()?);
-    Ok(json(body))
+    Ok(json(Status {
+        raft: raft_view(&pki.cluster),
+        digest: reader.digest()?,
+        certificates: reader.cert_count()?,
+        issuers: reader.issuers()?.len(),
+        cluster_id: reader.cluster_id()?,
+    }))
 }

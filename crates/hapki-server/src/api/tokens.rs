@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use hapki_api::tokens::{CreateTokenRequest, TokenList, TokenRevoked, TokenView};
 use hapki_store::{Command, Role};
-use serde::{Deserialize, Serialize};
 
 use super::certs::parse_duration;
 use super::{json, Json};
@@ -14,28 +14,11 @@ use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::pki::{Pki, TokenGrant};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBody {
-    role: String,
-    #[serde(default)]
-    name: String,
-    /// `30d`, `12h`, seconds; no expiry when absent.
-    #[serde(default)]
-    ttl: Option<String>,
-    /// Profiles the token may issue with; any its role allows when empty.
-    #[serde(default)]
-    profiles: Vec<String>,
-    /// Issuers the token may issue from; any when empty.
-    #[serde(default)]
-    issuers: Vec<String>,
-}
-
 /// `POST /v1/tokens`.
 pub async fn create(
     State(pki): State<Arc<Pki>>,
     caller: Caller,
-    Json(body): Json<CreateBody>,
+    Json(body): Json<CreateTokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageTokens)?;
     let role: Role = body.role.parse().map_err(ApiError::bad_request)?;
@@ -52,22 +35,10 @@ pub async fn create(
     ))
 }
 
-#[derive(Serialize)]
-struct TokenView {
-    id: String,
-    role: Role,
-    name: String,
-    created_at: u64,
-    expires_at: Option<u64>,
-    revoked: bool,
-    profiles: Vec<String>,
-    issuers: Vec<String>,
-}
-
 /// `GET /v1/tokens`.
 pub async fn list(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageTokens)?;
-    let tokens: Vec<TokenView> = pki
+    let tokens = pki
         .reader()?
         .tokens()?
         .into_iter()
@@ -82,7 +53,7 @@ pub async fn list(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl In
             issuers: t.issuers,
         })
         .collect();
-    Ok(json(serde_json::json!({ "tokens": tokens })))
+    Ok(json(TokenList { tokens }))
 }
 
 /// `DELETE /v1/tokens/{id}`.
@@ -94,5 +65,5 @@ pub async fn revoke(
     caller.may(Action::ManageTokens)?;
     pki.propose(&caller.origin(), Command::RevokeToken { id: id.clone() })
         .await?;
-    Ok(json(serde_json::json!({ "revoked": id })))
+    Ok(json(TokenRevoked { revoked: id }))
 }

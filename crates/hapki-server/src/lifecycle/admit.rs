@@ -12,37 +12,17 @@ use hapki_domain::csr::parse_and_verify;
 use hapki_domain::name::San;
 use hapki_domain::pem::{encode, PemLabel};
 use hapki_store::{Command, NodeRecord, NodeStanding, SerialMode};
-use serde::Serialize;
 
+use super::LifecycleError;
 use super::Node;
-use crate::error::ApiError;
 use crate::tls;
 
-/// `PUT /v1/cluster/settings`: the replicated settings to change.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SettingsChange {
-    pub voters_target: Option<u8>,
-    pub serial_mode: Option<String>,
-    pub serial_range: Option<u64>,
-}
-
-/// What `cluster nodes create` returns.
-#[derive(Debug, Serialize)]
-pub struct SignedNode {
-    pub node_id: String,
-    pub name: String,
-    /// The node certificate then the internal CA, PEM: the file `cluster join --cert` takes.
-    pub certificate: String,
-    pub cluster_id: String,
-    /// Cluster addresses of the members, any of which `cluster join --member` takes.
-    pub members: Vec<String>,
-}
+pub use hapki_api::cluster::{SettingsChange, SignedNode};
 
 impl Node {
     /// Signs a joining node's CSR.
-    pub async fn sign_node_csr(&self, origin: &Origin, csr_pem: &str) -> Result<SignedNode, ApiError> {
-        let pki = self.pki().ok_or_else(super::not_clustered)?;
+    pub async fn sign_node_csr(&self, origin: &Origin, csr_pem: &str) -> Result<SignedNode, LifecycleError> {
+        let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
         let csr = parse_and_verify(csr_pem.as_bytes())?;
         let mut id = None;
         let mut sans = Vec::new();
@@ -50,37 +30,37 @@ impl Node {
             match san {
                 San::Uri(u) if u.starts_with(NODE_URI_PREFIX) => {
                     let parsed = u64::from_str_radix(&u[NODE_URI_PREFIX.len()..], 16)
-                        .map_err(|_| ApiError::bad_request(format!("'{u}' does not name a node id")))?;
+                        .map_err(|_| LifecycleError::invalid(format!("'{u}' does not name a node id")))?;
                     if id.replace(parsed).is_some() {
-                        return Err(ApiError::bad_request("the CSR names more than one node id"));
+                        return Err(LifecycleError::invalid("the CSR names more than one node id"));
                     }
                     sans.push(san.clone());
                 }
                 San::Dns(_) | San::Ip(_) => sans.push(san.clone()),
                 other => {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(LifecycleError::invalid(format!(
                         "a node CSR may name only its node id, DNS names and IPs, not {other:?}"
                     )))
                 }
             }
         }
         let id = id.ok_or_else(|| {
-            ApiError::bad_request(
+            LifecycleError::invalid(
                 "this is not a node CSR (it names no node id); make one with `hapki cluster csr` on the joining node",
             )
         })?;
         let reader = pki.reader()?;
         if matches!(reader.node(id)?, Some(r) if r.standing == NodeStanding::Removed) {
-            return Err(ApiError::conflict(format!(
+            return Err(LifecycleError::conflict(format!(
                 "node {id:016x} was removed from this cluster; run `hapki cluster delete` on it to give it a new id, then a new CSR"
             )));
         }
         let members = self.cluster.members();
         if members.iter().any(|m| m.id == id) {
-            return Err(ApiError::conflict(format!("node {id:016x} is already a member")));
+            return Err(LifecycleError::conflict(format!("node {id:016x} is already a member")));
         }
         if members.len() >= MAX_NODES {
-            return Err(ApiError::conflict(format!(
+            return Err(LifecycleError::conflict(format!(
                 "the cluster already has {} nodes, the most it may have; remove one with `hapki cluster nodes delete --id ID` first",
                 members.len()
             )));
@@ -95,7 +75,7 @@ impl Node {
         let spki = csr
             .spki
             .to_der()
-            .map_err(|e| ApiError::internal(format!("encoding the node key: {e}")))?;
+            .map_err(|e| LifecycleError::internal(format!("encoding the node key: {e}")))?;
         pki.propose(
             origin,
             Command::AdmitNode {
@@ -131,17 +111,17 @@ impl Node {
 
     /// Changes the replicated settings given; a new voters target (3 or 5) promotes
     /// learners up to it (lowering it keeps the voters there are). Returns the promoted nodes.
-    pub async fn update_settings(&self, origin: &Origin, change: &SettingsChange) -> Result<Vec<u64>, ApiError> {
-        let pki = self.pki().ok_or_else(super::not_clustered)?;
+    pub async fn update_settings(&self, origin: &Origin, change: &SettingsChange) -> Result<Vec<u64>, LifecycleError> {
+        let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
         if change.voters_target.is_none() && change.serial_mode.is_none() && change.serial_range.is_none() {
-            return Err(ApiError::bad_request(
+            return Err(LifecycleError::invalid(
                 "nothing to change: give voters_target, serial_mode or serial_range",
             ));
         }
         let mut settings = pki.reader()?.settings()?;
         if let Some(target) = change.voters_target {
             if ![3, 5].contains(&target) {
-                return Err(ApiError::bad_request(format!(
+                return Err(LifecycleError::invalid(format!(
                     "voters_target must be 3 or 5 (got {target})"
                 )));
             }
@@ -152,7 +132,7 @@ impl Node {
                 "random" => SerialMode::Random,
                 "sequential" => SerialMode::Sequential,
                 other => {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(LifecycleError::invalid(format!(
                         "serial_mode must be random or sequential (got '{other}')"
                     )))
                 }
@@ -160,7 +140,7 @@ impl Node {
         }
         if let Some(range) = change.serial_range {
             if !(10..=1_000_000).contains(&range) {
-                return Err(ApiError::bad_request(format!(
+                return Err(LifecycleError::invalid(format!(
                     "serial_range must be between 10 and 1000000 (got {range})"
                 )));
             }
@@ -190,10 +170,10 @@ impl Node {
     }
 
     /// Removes another node from the cluster.
-    pub async fn remove_node(&self, origin: &Origin, id: u64) -> Result<MembershipOutcome, ApiError> {
-        let pki = self.pki().ok_or_else(super::not_clustered)?;
+    pub async fn remove_node(&self, origin: &Origin, id: u64) -> Result<MembershipOutcome, LifecycleError> {
+        let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
         if id == self.id {
-            return Err(ApiError::conflict(format!(
+            return Err(LifecycleError::conflict(format!(
                 "a node cannot remove itself: run `hapki cluster nodes delete --id {id:016x}` against another member, then `hapki cluster delete` on this one"
             )));
         }

@@ -16,9 +16,9 @@ use hapki_domain::pem::{certificates, encode, PemLabel};
 use hapki_store::{Command, NodeRecord, NodeStanding};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use super::LifecycleError;
 use super::{advertise_host, Node};
 use crate::datadir::{write_public, DataDir};
-use crate::error::ApiError;
 use crate::pki::Pki;
 use crate::tls::InternalCa;
 use crate::trust;
@@ -41,34 +41,34 @@ impl ChannelKey {
     }
 
     /// Writes the key (sealed) and the chain to the data directory.
-    pub fn save(&self, dir: &DataDir) -> Result<(), ApiError> {
+    pub fn save(&self, dir: &DataDir) -> Result<(), LifecycleError> {
         trust::seal_local(dir, CONTEXT, &self.key.to_pkcs8()?, &dir.channel_key())
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| LifecycleError::internal(e.to_string()))?;
         let pem: String = self.chain.iter().map(|c| encode(PemLabel::Certificate, c)).collect();
         write_public(&dir.channel_cert(), pem.as_bytes())
-            .map_err(|e| ApiError::internal(format!("cannot write {}: {e}", dir.channel_cert().display())))
+            .map_err(|e| LifecycleError::internal(format!("cannot write {}: {e}", dir.channel_cert().display())))
     }
 
     /// The key and chain kept in the data directory, if the node has them.
-    pub fn load(dir: &DataDir) -> Result<Option<ChannelKey>, ApiError> {
+    pub fn load(dir: &DataDir) -> Result<Option<ChannelKey>, LifecycleError> {
         let Some(pkcs8) =
-            trust::open_local(dir, CONTEXT, &dir.channel_key()).map_err(|e| ApiError::internal(e.to_string()))?
+            trust::open_local(dir, CONTEXT, &dir.channel_key()).map_err(|e| LifecycleError::internal(e.to_string()))?
         else {
             return Ok(None);
         };
         let key = SigningKey::from_pkcs8(&pkcs8)?;
         let pem = std::fs::read(dir.channel_cert())
-            .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", dir.channel_cert().display())))?;
+            .map_err(|e| LifecycleError::internal(format!("cannot read {}: {e}", dir.channel_cert().display())))?;
         let chain = certificates(&pem)?;
         Ok(Some(ChannelKey { key, chain }))
     }
 
     /// The identity the channel presents and trusts (the internal CA last in the chain).
-    pub fn identity(&self) -> Result<NodeIdentity, ApiError> {
+    pub fn identity(&self) -> Result<NodeIdentity, LifecycleError> {
         let ca = self
             .chain
             .last()
-            .ok_or_else(|| ApiError::internal("the channel certificate file holds no certificate"))?;
+            .ok_or_else(|| LifecycleError::internal("the channel certificate file holds no certificate"))?;
         Ok(NodeIdentity {
             chain: self.chain.iter().cloned().map(CertificateDer::from).collect(),
             key: Arc::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.to_pkcs8()?))),
@@ -81,7 +81,11 @@ impl Node {
     /// This node's channel identity: the kept key, with its certificate signed again when it
     /// nears its end or the chain no longer ends in the cluster's internal CA. The first node
     /// of a new cluster makes its key here and records it through the log.
-    pub(super) async fn channel_identity(&self, pki: &Pki, internal: &InternalCa) -> Result<NodeIdentity, ApiError> {
+    pub(super) async fn channel_identity(
+        &self,
+        pki: &Pki,
+        internal: &InternalCa,
+    ) -> Result<NodeIdentity, LifecycleError> {
         let advertised = self.cfg.cluster_address().unwrap_or_default();
         let host = advertise_host(&advertised);
         let mut kept = match ChannelKey::load(&self.dir)? {
@@ -106,11 +110,16 @@ impl Node {
 
     /// The channel key of a node that has none: only the sole member of a cluster (its first
     /// node) may make one and record it; any other node's key was recorded when it was admitted.
-    async fn first_channel_key(&self, pki: &Pki, internal: &InternalCa, host: &str) -> Result<ChannelKey, ApiError> {
+    async fn first_channel_key(
+        &self,
+        pki: &Pki,
+        internal: &InternalCa,
+        host: &str,
+    ) -> Result<ChannelKey, LifecycleError> {
         let members = self.cluster.members();
         let sole = members.len() == 1 && members[0].id == self.id && self.cluster.status().is_leader;
         if !sole {
-            return Err(ApiError::conflict(format!(
+            return Err(LifecycleError::conflict(format!(
                 "this node has no cluster-channel key ({} is missing), so members cannot recognise it; \
                  remove it from the cluster, reset it with `hapki cluster delete --force`, and join it again",
                 self.dir.channel_key().display()

@@ -19,23 +19,14 @@ use hapki_domain::key::{KeyType, SigningKey};
 use hapki_domain::name::{San, SubjectSpec};
 use hapki_domain::pem::{certificates, encode, PemLabel};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use serde::Deserialize;
 
 use super::channel_key::ChannelKey;
 use super::peer::{major, paths, Hello, Welcome};
+use super::LifecycleError;
 use super::{advertise_host, Node, Phase};
-use crate::error::ApiError;
 use crate::trust::Keyring;
 
-/// `POST /v1/cluster/join` on the joining node.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JoinRequest {
-    /// `host:port` of a member's cluster channel.
-    pub member: String,
-    /// The PEM bundle `cluster nodes create` returned: this node's certificate, then the cluster's internal CA.
-    pub certificate: String,
-}
+pub use hapki_api::cluster::JoinRequest;
 
 /// A checked join request, ready to run.
 struct Ticket {
@@ -51,7 +42,7 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(900);
 impl Node {
     /// `cluster csr`: a fresh key for this node (kept in memory) and a CSR naming the node id
     /// and the host other nodes dial.
-    pub fn node_csr(&self) -> Result<String, ApiError> {
+    pub fn node_csr(&self) -> Result<String, LifecycleError> {
         let advertised = self.cfg.cluster_address().ok_or_else(no_channel)?;
         let key = SigningKey::generate(KeyType::EcP256)?;
         let subject = SubjectSpec::parse(&format!("O=hapki, CN={}", self.name))?.to_name()?;
@@ -65,12 +56,10 @@ impl Node {
     }
 
     /// Checks a join request and starts it in the background; `GET /v1/cluster/status` follows it.
-    pub fn start_join(self: &Arc<Self>, req: JoinRequest) -> Result<(), ApiError> {
-        let guard = self.busy.clone().try_lock_owned().map_err(|_| super::busy())?;
+    pub fn start_join(self: &Arc<Self>, req: JoinRequest) -> Result<(), LifecycleError> {
+        let guard = self.busy.clone().try_lock_owned().map_err(|_| LifecycleError::Busy)?;
         if self.pki().is_some() {
-            return Err(ApiError::conflict(
-                "this node is already part of a cluster; `hapki cluster info` shows which",
-            ));
+            return Err(LifecycleError::AlreadyClustered);
         }
         let ticket = self.ticket(req)?;
         self.set_phase(Phase::joining(1));
@@ -85,7 +74,7 @@ impl Node {
         Ok(())
     }
 
-    fn ticket(&self, req: JoinRequest) -> Result<Ticket, ApiError> {
+    fn ticket(&self, req: JoinRequest) -> Result<Ticket, LifecycleError> {
         let advertised = self.cfg.cluster_address().ok_or_else(no_channel)?;
         let key = self
             .pending_key
@@ -95,34 +84,34 @@ impl Node {
             .map(|k| k.to_pkcs8())
             .transpose()?
             .ok_or_else(|| {
-                ApiError::conflict(
+                LifecycleError::conflict(
                     "this node has no pending key: run `hapki cluster csr` on it first (fulljoin does both)",
                 )
             })?;
         let key = SigningKey::from_pkcs8(&key)?;
         let certs = certificates(req.certificate.as_bytes())
-            .map_err(|e| ApiError::bad_request(format!("the certificate file: {e}")))?;
+            .map_err(|e| LifecycleError::invalid(format!("the certificate file: {e}")))?;
         let [cert, ca, ..] = certs.as_slice() else {
-            return Err(ApiError::bad_request(
+            return Err(LifecycleError::invalid(
                 "the certificate file must hold this node's certificate and then the cluster's internal CA, as `hapki cluster nodes create` writes it",
             ));
         };
         let summary = summarize(cert)?;
         if node_id_from_cert(cert) != Some(self.id) {
-            return Err(ApiError::bad_request(format!(
+            return Err(LifecycleError::invalid(format!(
                 "this certificate is not for this node (id {:016x}); sign this node's CSR (`hapki cluster csr`)",
                 self.id
             )));
         }
         if der::Encode::to_der(&summary.spki).ok().as_deref() != Some(key.spki_der()) {
-            return Err(ApiError::bad_request(
+            return Err(LifecycleError::invalid(
                 "this certificate does not match the key of this node's latest CSR; sign the latest CSR",
             ));
         }
         hapki_domain::issue::verify_issued_by(cert, ca)
-            .map_err(|_| ApiError::bad_request("the node certificate was not signed by the CA that follows it"))?;
+            .map_err(|_| LifecycleError::invalid("the node certificate was not signed by the CA that follows it"))?;
         if req.member.trim().is_empty() || !req.member.contains(':') {
-            return Err(ApiError::bad_request(format!(
+            return Err(LifecycleError::invalid(format!(
                 "--member must be a member's cluster address, host:port (got '{}')",
                 req.member
             )));
@@ -162,10 +151,7 @@ impl Node {
     async fn run_join(self: &Arc<Self>, ticket: Ticket) -> Result<(), JoinFailure> {
         let network = self.cluster.network().clone();
         // 1. creating: take the certificate and open the cluster channel.
-        ticket
-            .channel
-            .save(&self.dir)
-            .map_err(|e| JoinFailure::before(e.message))?;
+        ticket.channel.save(&self.dir).map_err(JoinFailure::before)?;
         self.start_channel(ticket.identity.clone())
             .map_err(JoinFailure::before)?;
 
@@ -253,7 +239,7 @@ impl Node {
         };
         if let Err(e) = self.activate(keyring).await {
             return Err(self
-                .after_add(&ticket, &format!("cannot start the CA service: {}", e.message))
+                .after_add(&ticket, &format!("cannot start the CA service: {}", e))
                 .await);
         }
         tracing::info!(
@@ -281,8 +267,8 @@ impl Node {
     }
 }
 
-fn no_channel() -> ApiError {
-    ApiError::conflict(
+fn no_channel() -> LifecycleError {
+    LifecycleError::conflict(
         "this node has no cluster channel: start it with --cluster-listen (and --advertise if others reach it under another address)",
     )
 }

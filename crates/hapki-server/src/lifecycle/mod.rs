@@ -7,12 +7,15 @@
 
 mod admit;
 pub mod channel_key;
+mod error;
 mod join;
 mod peer;
 mod rate;
 mod reset;
 mod rotate;
 pub mod summary;
+
+pub use error::LifecycleError;
 
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
@@ -23,12 +26,10 @@ use hapki_domain::key::SigningKey;
 use hapki_domain::pem::{encode, PemLabel};
 use hapki_domain::profile::builtin_profiles;
 use hapki_store::{Command, Role, Settings, Store};
-use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::config::NodeConfig;
 use crate::datadir::{write_public, write_secret, DataDir};
-use crate::error::ApiError;
 use crate::pki::{crl_loop, Pki, RootRequest};
 use crate::tls::{self, CertSlot, InternalCa};
 use crate::trust::Keyring;
@@ -39,56 +40,7 @@ pub use join::JoinRequest;
 pub use rate::ApplyRate;
 pub use rotate::Rotation;
 
-/// Where a node stands; every node reports it on `GET /v1/cluster/status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum Phase {
-    /// A fresh node: it serves only the cluster lifecycle until it forms or joins a cluster.
-    NotClustered,
-    /// Joining, at `step` of five; `done`/`total` measure the step where that means something.
-    Joining {
-        step: u8,
-        name: String,
-        detail: String,
-        done: Option<u64>,
-        total: Option<u64>,
-    },
-    Ready,
-    /// A join failed and was undone as far as it could be; `cluster delete` resets the node.
-    Killed {
-        reason: String,
-    },
-    /// A join failed in a way whose effect on the cluster is not known.
-    Unknown {
-        reason: String,
-    },
-}
-
-/// The join phases, in order.
-pub const JOIN_STEPS: [&str; 5] = ["creating", "bootstrapping", "initial sync", "catching up", "completing"];
-
-impl Phase {
-    /// How operators read it: `not clustered`, `joining: initial sync (3/5)`, `ready`, ...
-    pub fn label(&self) -> String {
-        match self {
-            Phase::NotClustered => "not clustered".into(),
-            Phase::Joining { step, name, .. } => format!("joining: {name} ({step}/5)"),
-            Phase::Ready => "ready".into(),
-            Phase::Killed { .. } => "killed".into(),
-            Phase::Unknown { .. } => "unknown".into(),
-        }
-    }
-
-    fn joining(step: u8) -> Phase {
-        Phase::Joining {
-            step,
-            name: JOIN_STEPS[usize::from(step - 1)].into(),
-            detail: String::new(),
-            done: None,
-            total: None,
-        }
-    }
-}
+pub use hapki_api::cluster::{Phase, PhaseChange, JOIN_STEPS};
 
 /// A running node and its place in a cluster.
 pub struct Node {
@@ -124,7 +76,7 @@ impl Node {
         store: Store,
         cluster: ClusterNode,
         cluster_listener: Option<TcpListener>,
-    ) -> Result<Arc<Node>, ApiError> {
+    ) -> Result<Arc<Node>, LifecycleError> {
         let name = cfg.node_name.clone().unwrap_or_else(hostname);
         let ephemeral = InternalCa::ephemeral(id)?;
         let (chain, key) = ephemeral.node_certificate(&name, &api_names(&cfg, &name))?;
@@ -173,12 +125,15 @@ impl Node {
     }
 
     /// The phases this node went through since it started, in order.
-    pub fn history(&self) -> Vec<serde_json::Value> {
+    pub fn history(&self) -> Vec<PhaseChange> {
         self.history
             .lock()
             .expect("history lock")
             .iter()
-            .map(|(ms, label)| serde_json::json!({ "after_ms": ms, "status": label }))
+            .map(|(ms, label)| PhaseChange {
+                after_ms: *ms,
+                status: label.clone(),
+            })
             .collect()
     }
 
@@ -202,7 +157,7 @@ impl Node {
     }
 
     /// Writes a fresh node's one-time bootstrap token (0600), or keeps the one it has.
-    pub fn prepare_bootstrap_token(&self) -> Result<(), ApiError> {
+    pub fn prepare_bootstrap_token(&self) -> Result<(), LifecycleError> {
         let path = self.dir.bootstrap_token();
         let token = match std::fs::read_to_string(&path) {
             Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
@@ -217,21 +172,21 @@ impl Node {
     }
 
     /// Checks the bootstrap token of a node that is not clustered yet.
-    pub fn check_bootstrap_token(&self, presented: Option<&str>) -> Result<(), ApiError> {
+    pub fn check_bootstrap_token(&self, presented: Option<&str>) -> Result<(), LifecycleError> {
         let Some(expected) = *self.bootstrap.read().expect("bootstrap lock") else {
-            return Err(ApiError::conflict(
-                "this node is already part of a cluster; `hapki cluster info` shows which",
-            ));
+            return Err(LifecycleError::AlreadyClustered);
         };
         let presented = presented.ok_or_else(|| {
-            ApiError::unauthorized(
-                "this node is not clustered yet: pass its bootstrap token (the file bootstrap-token in its data directory)",
+            LifecycleError::BootstrapToken(
+                "this node is not clustered yet: pass its bootstrap token (the file bootstrap-token in its data directory)"
+                    .into(),
             )
         })?;
         let hash = crate::pki::token_hash(presented);
         if aws_lc_rs::constant_time::verify_slices_are_equal(&hash, &expected).is_err() {
-            return Err(ApiError::unauthorized(
-                "wrong bootstrap token; a fresh node's token is in the file bootstrap-token in its data directory",
+            return Err(LifecycleError::BootstrapToken(
+                "wrong bootstrap token; a fresh node's token is in the file bootstrap-token in its data directory"
+                    .into(),
             ));
         }
         Ok(())
@@ -249,19 +204,20 @@ impl Node {
 
     /// `cluster new` (and a dev node's first start): a one-node cluster with this node
     /// as its only voter, the cluster's first state, and an admin token.
-    pub async fn form_new(self: &Arc<Self>) -> Result<String, ApiError> {
-        let _busy = self.busy.try_lock().map_err(|_| busy())?;
-        if self.cluster.is_initialized().await.map_err(cluster_err)? {
-            return Err(ApiError::conflict(
-                "this node is already part of a cluster; `hapki cluster info` shows which",
-            ));
+    pub async fn form_new(self: &Arc<Self>) -> Result<String, LifecycleError> {
+        let _busy = self.busy.try_lock().map_err(|_| LifecycleError::Busy)?;
+        if self.cluster.is_initialized().await.map_err(LifecycleError::Cluster)? {
+            return Err(LifecycleError::AlreadyClustered);
         }
-        let keyring = Keyring::open_or_create(&self.dir).map_err(|e| ApiError::internal(e.to_string()))?;
-        self.cluster.bootstrap_single(self.addr()).await.map_err(cluster_err)?;
+        let keyring = Keyring::open_or_create(&self.dir).map_err(|e| LifecycleError::internal(e.to_string()))?;
+        self.cluster
+            .bootstrap_single(self.addr())
+            .await
+            .map_err(LifecycleError::Cluster)?;
         self.cluster
             .wait_ready(Duration::from_secs(30))
             .await
-            .map_err(cluster_err)?;
+            .map_err(LifecycleError::Cluster)?;
         let settings = Settings {
             publication_base_url: self.cfg.publication_base(),
             ..Settings::default()
@@ -274,7 +230,7 @@ impl Node {
         if let hapki_store::CommandResult::Rejected { message, .. } =
             self.cluster.propose(&hapki_cluster::Origin::Node, bootstrap).await?
         {
-            return Err(ApiError::conflict(message));
+            return Err(LifecycleError::conflict(message));
         }
         let pki = self.activate(keyring).await?;
         if self.cfg.init_root_ca && pki.reader()?.issuers()?.is_empty() {
@@ -303,7 +259,7 @@ impl Node {
 
     /// Turns the CA service on over a replica that belongs to a cluster: the internal CA,
     /// this node's certificates (HTTPS and cluster channel), and the full API.
-    async fn activate(self: &Arc<Self>, keyring: Keyring) -> Result<Arc<Pki>, ApiError> {
+    async fn activate(self: &Arc<Self>, keyring: Keyring) -> Result<Arc<Pki>, LifecycleError> {
         let pki = Pki::new(
             self.store.clone(),
             self.cluster.clone(),
@@ -338,11 +294,11 @@ impl Node {
     }
 
     /// Gives the cluster channel this node's identity and starts serving it (once).
-    fn start_channel(self: &Arc<Self>, identity: hapki_cluster::channel::NodeIdentity) -> Result<(), ApiError> {
+    fn start_channel(self: &Arc<Self>, identity: hapki_cluster::channel::NodeIdentity) -> Result<(), LifecycleError> {
         self.cluster
             .network()
             .set_identity(&identity)
-            .map_err(ApiError::internal)?;
+            .map_err(LifecycleError::internal)?;
         let Some(listener) = self.cluster_listener.lock().expect("listener lock").take() else {
             return Ok(());
         };
@@ -358,25 +314,9 @@ impl Node {
     }
 }
 
-pub(crate) fn not_clustered() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "not_clustered",
-        "this node is not clustered yet: make it a cluster with `hapki cluster new`, or join one with `hapki cluster join`",
-    )
-}
-
-fn file_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ApiError {
+fn file_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> LifecycleError {
     let path = path.display().to_string();
-    move |e| ApiError::internal(format!("cannot write {path}: {e}"))
-}
-
-fn busy() -> ApiError {
-    ApiError::conflict("another cluster operation is running on this node; wait for it (`hapki cluster status`)")
-}
-
-fn cluster_err(e: hapki_cluster::ClusterError) -> ApiError {
-    ApiError::unavailable(e.to_string())
+    move |e| LifecycleError::internal(format!("cannot write {path}: {e}"))
 }
 
 /// The host part of `host:port`, without IPv6 brackets.
@@ -409,7 +349,7 @@ pub(crate) fn write_ca_pem(pki: &Pki, dir: &DataDir) {
                 tracing::warn!("cannot write {}: {e}", dir.ca_pem().display());
             }
         }
-        Err(e) => tracing::debug!("no ca.pem yet: {}", e.message),
+        Err(e) => tracing::debug!("no ca.pem yet: {}", e),
     }
 }
 
@@ -431,7 +371,7 @@ async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
                 }
                 Command::RotateKek { .. } => {
                     if let Err(e) = node.sync_kek(&pki).await {
-                        tracing::error!("after a KEK rotation: {}", e.message);
+                        tracing::error!("after a KEK rotation: {}", e);
                     }
                     pki.invalidate();
                 }
@@ -439,7 +379,7 @@ async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
             },
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                 if let Err(e) = node.sync_kek(&pki).await {
-                    tracing::error!("checking the KEK: {}", e.message);
+                    tracing::error!("checking the KEK: {}", e);
                 }
                 pki.invalidate()
             }

@@ -6,72 +6,18 @@
 use std::sync::Arc;
 
 use axum::extract::{Extension, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use hapki_cluster::channel::CallerNode;
 use hapki_cluster::{MembershipChange, NodeAddr};
 use hapki_store::NodeStanding;
-use serde::{Deserialize, Serialize};
 
 use super::summary::{report, NodeReport};
 use super::Node;
 use crate::api::VERSION;
+use crate::error::ChannelError;
 
-/// Paths of the lifecycle routes on the cluster channel.
-pub mod paths {
-    pub const HELLO: &str = "/cluster/join/hello";
-    pub const ADD: &str = "/cluster/join/add";
-    pub const PROMOTE: &str = "/cluster/join/promote";
-    pub const ABORT: &str = "/cluster/join/abort";
-    pub const REPORT: &str = "/cluster/report";
-    /// A member hands out the next KEK of a rotation.
-    pub const KEK_OFFER: &str = "/cluster/kek/offer";
-    /// A member that lacks the state's KEK asks another for it.
-    pub const KEK_FETCH: &str = "/cluster/kek/fetch";
-}
-
-/// A KEK handed between members, inside the mutual-TLS channel only.
-#[derive(Serialize, Deserialize)]
-pub struct KekTransfer {
-    pub id: u32,
-    /// The KEK, hex.
-    pub kek: String,
-}
-
-impl KekTransfer {
-    pub fn new(id: u32, kek: &[u8; 32]) -> KekTransfer {
-        KekTransfer {
-            id,
-            kek: hex::encode(kek),
-        }
-    }
-
-    /// The KEK's bytes, if well formed.
-    pub fn bytes(&self) -> Option<[u8; 32]> {
-        hex::decode(&self.kek).ok().and_then(|k| k.try_into().ok())
-    }
-}
-
-/// A joining node introduces itself.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Hello {
-    pub addr: NodeAddr,
-    pub version: String,
-}
-
-/// What a joining node needs before it can take part: the cluster's id and KEK.
-#[derive(Serialize, Deserialize)]
-pub struct Welcome {
-    pub cluster_id: String,
-    /// The cluster KEK, hex; it travels only inside the mutual-TLS channel.
-    pub kek: String,
-    /// Its number.
-    pub kek_id: u32,
-    pub version: String,
-    pub voters_target: u8,
-}
+pub use hapki_api::channel::{paths, CrlRequest, Hello, KekTransfer, MembershipOutcome, Refusal, Welcome};
 
 /// The routes, served next to Raft's on the channel.
 pub fn routes(node: Arc<Node>) -> Router {
@@ -83,12 +29,15 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route(paths::REPORT, post(node_report))
         .route(paths::KEK_OFFER, post(kek_offer))
         .route(paths::KEK_FETCH, post(kek_fetch))
-        .route(crate::pki::CRL_PATH, post(build_crl))
+        .route(paths::CRL, post(build_crl))
         .with_state(node)
 }
 
-fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, msg.into()).into_response()
+/// A member that is not ready answers every channel route with this.
+fn not_ready() -> ChannelError {
+    ChannelError(Refusal::Unavailable(
+        "this node is not a ready member; ask another".into(),
+    ))
 }
 
 /// The major version of a `major.minor.patch` string.
@@ -100,45 +49,30 @@ async fn hello(
     State(node): State<Arc<Node>>,
     Extension(CallerNode(caller)): Extension<CallerNode>,
     Json(hello): Json<Hello>,
-) -> Response {
-    let Some(pki) = node.pki() else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this node is not a ready member; ask another",
-        );
-    };
+) -> Result<Json<Welcome>, ChannelError> {
+    let pki = node.pki().ok_or_else(not_ready)?;
     if major(&hello.version) != major(VERSION) {
         tracing::warn!(
             "refused node {caller:016x} at join: its version {} and this cluster's {VERSION} differ in major version",
             hello.version
         );
-        return refuse(
-            StatusCode::CONFLICT,
-            format!(
-                "the joining node runs hapki {} and the cluster runs {VERSION}: major versions must match; install a {}.x release on the joining node",
-                hello.version,
-                major(VERSION)
-            ),
-        );
+        return Err(ChannelError(Refusal::Conflict(format!(
+            "the joining node runs hapki {} and the cluster runs {VERSION}: major versions must match; install a {}.x release on the joining node",
+            hello.version,
+            major(VERSION)
+        ))));
     }
-    let reader = match pki.reader() {
-        Ok(r) => r,
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.message),
-    };
-    let admitted = matches!(reader.node(caller), Ok(Some(r)) if r.standing == NodeStanding::Admitted);
+    let reader = pki.reader()?;
+    let admitted = matches!(reader.node(caller)?, Some(r) if r.standing == NodeStanding::Admitted);
     if !admitted {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            format!("node {caller:016x} was not admitted; sign its CSR with `hapki cluster nodes create --csr FILE`"),
-        );
+        return Err(ChannelError(Refusal::Forbidden(format!(
+            "node {caller:016x} was not admitted; sign its CSR with `hapki cluster nodes create --csr FILE`"
+        ))));
     }
-    let settings = match reader.settings() {
-        Ok(s) => s,
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
+    let settings = reader.settings()?;
     tracing::info!("node {caller:016x} ({}) is joining", hello.addr);
-    Json(Welcome {
-        cluster_id: reader.cluster_id().ok().flatten().unwrap_or_default(),
+    Ok(Json(Welcome {
+        cluster_id: reader.cluster_id()?.unwrap_or_default(),
         kek: hex::encode(
             pki.keyring
                 .kek_for_member(pki.keyring.current())
@@ -147,21 +81,15 @@ async fn hello(
         kek_id: pki.keyring.current(),
         version: VERSION.to_string(),
         voters_target: settings.voters_target,
-    })
-    .into_response()
+    }))
 }
 
-async fn change(node: &Node, change: MembershipChange) -> Response {
-    match node
+async fn change(node: &Node, change: MembershipChange) -> Result<Json<MembershipOutcome>, ChannelError> {
+    let outcome = node
         .cluster
         .change_membership(&hapki_cluster::Origin::Node, change)
-        .await
-    {
-        Ok(outcome) => Json(outcome).into_response(),
-        Err(hapki_cluster::ProposeError::Refused(m)) => refuse(StatusCode::CONFLICT, m),
-        Err(hapki_cluster::ProposeError::Forbidden(m)) => refuse(StatusCode::FORBIDDEN, m),
-        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+        .await?;
+    Ok(Json(outcome))
 }
 
 fn voters_target(node: &Node) -> u8 {
@@ -176,11 +104,14 @@ async fn add(
     State(node): State<Arc<Node>>,
     Extension(CallerNode(caller)): Extension<CallerNode>,
     Json(addr): Json<NodeAddr>,
-) -> Response {
+) -> Result<Json<MembershipOutcome>, ChannelError> {
     change(&node, MembershipChange::AddLearner { id: caller, addr }).await
 }
 
-async fn promote(State(node): State<Arc<Node>>, Extension(CallerNode(caller)): Extension<CallerNode>) -> Response {
+async fn promote(
+    State(node): State<Arc<Node>>,
+    Extension(CallerNode(caller)): Extension<CallerNode>,
+) -> Result<Json<MembershipOutcome>, ChannelError> {
     let voters_target = voters_target(&node);
     change(
         &node,
@@ -192,7 +123,10 @@ async fn promote(State(node): State<Arc<Node>>, Extension(CallerNode(caller)): E
     .await
 }
 
-async fn abort(State(node): State<Arc<Node>>, Extension(CallerNode(caller)): Extension<CallerNode>) -> Response {
+async fn abort(
+    State(node): State<Arc<Node>>,
+    Extension(CallerNode(caller)): Extension<CallerNode>,
+) -> Result<Json<MembershipOutcome>, ChannelError> {
     let voters_target = voters_target(&node);
     tracing::warn!("node {caller:016x} gave up joining; removing it");
     change(
@@ -210,20 +144,14 @@ async fn node_report(State(node): State<Arc<Node>>) -> Json<NodeReport> {
 }
 
 /// The CRL owner builds a CRL for a follower that took a revocation.
-async fn build_crl(State(node): State<Arc<Node>>, Json(req): Json<crate::pki::CrlRequest>) -> Response {
-    let Some(pki) = node.pki() else {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "this node is not a ready member");
-    };
+async fn build_crl(State(node): State<Arc<Node>>, Json(req): Json<CrlRequest>) -> Result<Json<u64>, ChannelError> {
+    let pki = node.pki().ok_or_else(not_ready)?;
     if !node.cluster.status().is_leader {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this node is no longer the leader; retry",
-        );
+        return Err(ChannelError(Refusal::Unavailable(
+            "this node is no longer the leader; retry".into(),
+        )));
     }
-    match pki.refresh_crl(&req.issuer_id, req.needed_index).await {
-        Ok(number) => Json(number).into_response(),
-        Err(e) => refuse(e.status, e.message),
-    }
+    Ok(Json(pki.refresh_crl(&req.issuer_id, req.needed_index).await?))
 }
 
 /// Keeps the next KEK of a rotation that another member started; it seals nothing until the
@@ -232,20 +160,16 @@ async fn kek_offer(
     State(node): State<Arc<Node>>,
     Extension(CallerNode(caller)): Extension<CallerNode>,
     Json(offer): Json<KekTransfer>,
-) -> Response {
-    let Some(pki) = node.pki() else {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "this node is not a ready member");
-    };
-    let Some(kek) = offer.bytes() else {
-        return refuse(StatusCode::BAD_REQUEST, "the KEK is not 32 bytes of hex");
-    };
-    match pki.keyring.add(offer.id, kek) {
-        Ok(()) => {
-            tracing::info!("took KEK {} from node {caller:016x} for a rotation", offer.id);
-            Json(()).into_response()
-        }
-        Err(e) => refuse(StatusCode::CONFLICT, e.to_string()),
-    }
+) -> Result<Json<()>, ChannelError> {
+    let pki = node.pki().ok_or_else(not_ready)?;
+    let kek = offer
+        .bytes()
+        .ok_or_else(|| ChannelError(Refusal::Invalid("the KEK is not 32 bytes of hex".into())))?;
+    pki.keyring
+        .add(offer.id, kek)
+        .map_err(|e| ChannelError(Refusal::Conflict(e.to_string())))?;
+    tracing::info!("took KEK {} from node {caller:016x} for a rotation", offer.id);
+    Ok(Json(()))
 }
 
 /// Hands a KEK this node holds to a member that lacks it (one that was away during a rotation).
@@ -253,15 +177,12 @@ async fn kek_fetch(
     State(node): State<Arc<Node>>,
     Extension(CallerNode(caller)): Extension<CallerNode>,
     Json(id): Json<u32>,
-) -> Response {
-    let Some(pki) = node.pki() else {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "this node is not a ready member");
-    };
-    match pki.keyring.kek_for_member(id) {
-        Some(kek) => {
-            tracing::info!("handed KEK {id} to node {caller:016x}");
-            Json(KekTransfer::new(id, &kek)).into_response()
-        }
-        None => refuse(StatusCode::NOT_FOUND, format!("this node does not hold KEK {id}")),
-    }
+) -> Result<Json<KekTransfer>, ChannelError> {
+    let pki = node.pki().ok_or_else(not_ready)?;
+    let kek = pki
+        .keyring
+        .kek_for_member(id)
+        .ok_or_else(|| ChannelError(Refusal::NotFound(format!("this node does not hold KEK {id}"))))?;
+    tracing::info!("handed KEK {id} to node {caller:016x}");
+    Ok(Json(KekTransfer::new(id, &kek)))
 }

@@ -7,17 +7,17 @@ use std::os::unix::process::CommandExt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::LifecycleError;
 use super::Node;
-use crate::error::ApiError;
 
 impl Node {
     /// Checks that this node may be reset and schedules the reset right after the answer is sent.
-    pub async fn delete(self: &Arc<Self>, force: bool) -> Result<(), ApiError> {
-        let guard = self.busy.clone().try_lock_owned().map_err(|_| super::busy())?;
+    pub async fn delete(self: &Arc<Self>, force: bool) -> Result<(), LifecycleError> {
+        let guard = self.busy.clone().try_lock_owned().map_err(|_| LifecycleError::Busy)?;
         if self.pki().is_some() && !force {
             self.may_reset()
                 .await
-                .map_err(|why| ApiError::conflict(format!("{why} (pass --force to reset it anyway)")))?;
+                .map_err(|why| LifecycleError::conflict(format!("{why} (pass --force to reset it anyway)")))?;
         }
         let node = self.clone();
         tokio::spawn(async move {
@@ -47,7 +47,7 @@ impl Node {
                 "this node is still a member of a cluster with other nodes: remove it first with `hapki cluster nodes delete --id {:016x}` on another member",
                 self.id
             )),
-            Err(hapki_cluster::ProposeError::LeaderUnreachable(m)) if m.contains("was removed") => Ok(()),
+            Err(hapki_cluster::ProposeError::Removed(_)) => Ok(()),
             Err(e) => Err(format!(
                 "cannot confirm with the cluster's leader that this node was removed ({e}); if that cluster is gone for good"
             )),

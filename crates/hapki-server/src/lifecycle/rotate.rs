@@ -10,33 +10,23 @@ use std::time::Duration;
 
 use hapki_cluster::Origin;
 use hapki_store::{Command, RewrappedIssuer};
-use serde::Serialize;
 
 use super::channel_key::ChannelKey;
 use super::peer::{paths, KekTransfer};
+use super::LifecycleError;
 use super::Node;
-use crate::error::ApiError;
 use crate::pki::Pki;
 use crate::rand;
 
 const OFFER_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// What `cluster rotate-kek` did.
-#[derive(Debug, Serialize)]
-pub struct Rotation {
-    pub from: u32,
-    pub to: u32,
-    /// Keys sealed anew: issuer keys, OCSP signer keys, the internal CA's key.
-    pub keys: usize,
-    /// Nodes that took the new KEK.
-    pub nodes: usize,
-}
+pub use hapki_api::cluster::Rotation;
 
 impl Node {
     /// Rotates the KEK on behalf of `origin` (an admin's request).
-    pub async fn rotate_kek(&self, origin: &Origin) -> Result<Rotation, ApiError> {
-        let pki = self.pki().ok_or_else(super::not_clustered)?;
-        let _busy = self.busy.try_lock().map_err(|_| super::busy())?;
+    pub async fn rotate_kek(&self, origin: &Origin) -> Result<Rotation, LifecycleError> {
+        let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
+        let _busy = self.busy.try_lock().map_err(|_| LifecycleError::Busy)?;
         let from = pki.reader()?.kek_id()?;
         let to = from + 1;
         let kek = rand::bytes::<32>();
@@ -45,7 +35,7 @@ impl Node {
             if m.id == self.id {
                 pki.keyring
                     .add(to, kek)
-                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                    .map_err(|e| LifecycleError::internal(e.to_string()))?;
                 continue;
             }
             self.cluster
@@ -53,7 +43,7 @@ impl Node {
                 .call_json::<_, ()>(&m.addr.cluster, paths::KEK_OFFER, &KekTransfer::new(to, &kek), OFFER_TIMEOUT)
                 .await
                 .map_err(|e| {
-                    ApiError::unavailable(format!(
+                    LifecycleError::unavailable(format!(
                         "node {:016x} ({}) did not take the new KEK: {e}; nothing was changed, retry once every member is up",
                         m.id, m.addr.name
                     ))
@@ -81,7 +71,7 @@ impl Node {
 
     /// Makes this node seal with the KEK the state names, asking the leader for it when this
     /// node does not hold it (it was away during a rotation).
-    pub(super) async fn sync_kek(&self, pki: &Pki) -> Result<(), ApiError> {
+    pub(super) async fn sync_kek(&self, pki: &Pki) -> Result<(), LifecycleError> {
         let wanted = pki.reader()?.kek_id()?;
         if !pki.keyring.holds(wanted) {
             if self.cluster.network().http().is_none() {
@@ -90,7 +80,7 @@ impl Node {
                     self.cluster
                         .network()
                         .set_identity(&kept.identity()?)
-                        .map_err(ApiError::internal)?;
+                        .map_err(LifecycleError::internal)?;
                 }
             }
             let got: KekTransfer = self
@@ -98,30 +88,33 @@ impl Node {
                 .call_leader_json(paths::KEK_FETCH, &wanted, OFFER_TIMEOUT)
                 .await
                 .map_err(|e| {
-                    ApiError::unavailable(format!(
+                    LifecycleError::unavailable(format!(
                         "this node does not hold KEK {wanted}, which seals the cluster's keys since a rotation, and cannot get it from the leader: {e}"
                     ))
                 })?;
             let kek = got
                 .bytes()
                 .filter(|_| got.id == wanted)
-                .ok_or_else(|| ApiError::internal("the leader sent a malformed KEK"))?;
+                .ok_or_else(|| LifecycleError::internal("the leader sent a malformed KEK"))?;
             pki.keyring
                 .add(wanted, kek)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                .map_err(|e| LifecycleError::internal(e.to_string()))?;
             tracing::info!("took KEK {wanted} from the leader");
         }
         pki.keyring
             .set_current(wanted)
-            .map_err(|e| ApiError::internal(e.to_string()))
+            .map_err(|e| LifecycleError::internal(e.to_string()))
     }
 }
 
 /// Every key of the state sealed anew under KEK `to`; returns them and how many there are.
-fn rewrap(pki: &Pki, to: u32) -> Result<(Vec<RewrappedIssuer>, Option<hapki_domain::wrap::Wrapped>, usize), ApiError> {
+fn rewrap(
+    pki: &Pki,
+    to: u32,
+) -> Result<(Vec<RewrappedIssuer>, Option<hapki_domain::wrap::Wrapped>, usize), LifecycleError> {
     let reader = pki.reader()?;
     let mut keys = 0;
-    let mut again = |context: String, w: &hapki_domain::wrap::Wrapped| -> Result<_, ApiError> {
+    let mut again = |context: String, w: &hapki_domain::wrap::Wrapped| -> Result<_, LifecycleError> {
         let plain = pki.keyring.open(&context, w)?;
         keys += 1;
         Ok(pki.keyring.seal_with(to, &context, &plain)?)

@@ -6,48 +6,16 @@
 use std::time::Duration;
 
 use hapki_cluster::NodeId;
-use serde::{Deserialize, Serialize};
 
 use super::peer::paths;
 use super::{Node, Phase};
 use crate::api::VERSION;
-use crate::recent::{recent_errors, RecentError};
+use crate::recent::recent_errors;
 
 /// Lag, in entries, above which a follower makes the cluster `BAD`.
 pub const LAG_ALARM_ENTRIES: u64 = 10_000;
 
-/// The leader's view of one follower.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FollowerView {
-    pub id: String,
-    pub matched: Option<u64>,
-    pub lag_entries: u64,
-    pub lag_bytes: u64,
-    pub last_contact_ms: Option<u64>,
-}
-
-/// What one node says about itself.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NodeReport {
-    pub id: String,
-    pub name: String,
-    pub status: String,
-    pub reason: Option<String>,
-    pub role: String,
-    pub version: String,
-    pub api: String,
-    pub cluster: String,
-    pub term: u64,
-    pub leader: Option<String>,
-    pub applied_index: Option<u64>,
-    pub last_log_index: Option<u64>,
-    pub snapshot_index: Option<u64>,
-    pub apply_rate: f64,
-    pub digest: Option<String>,
-    pub recent_errors: Vec<RecentError>,
-    /// Filled on the leader only.
-    pub followers: Vec<FollowerView>,
-}
+pub use hapki_api::cluster::{FollowerView, NodeReport, Summary, SummaryRow};
 
 fn hex_id(id: NodeId) -> String {
     format!("{id:016x}")
@@ -108,32 +76,25 @@ pub fn report(node: &Node) -> NodeReport {
     }
 }
 
-/// A member as the summary shows it: its report, or why there is none.
-#[derive(Clone, Debug, Serialize)]
-pub struct SummaryRow {
-    pub id: String,
-    pub name: String,
-    pub address: String,
-    pub status: String,
-    pub role: String,
-    pub version: Option<String>,
-    pub last_contact_ms: Option<u64>,
-    pub matched_index: Option<u64>,
-    pub lag_entries: Option<u64>,
-    pub lag_bytes: Option<u64>,
-    pub applied_index: Option<u64>,
-    pub apply_rate: Option<f64>,
-    pub digest: Option<String>,
-    pub errors: Vec<RecentError>,
-    pub reason: Option<String>,
-}
-
-/// The whole cluster.
-#[derive(Clone, Debug, Serialize)]
-pub struct Summary {
-    pub nodes: Vec<SummaryRow>,
-    pub overall: String,
-    pub computed_at: String,
+/// A member's row from its own report and the leader's view of it.
+pub fn row(m: &hapki_cluster::Member, r: NodeReport, follower: Option<&FollowerView>) -> SummaryRow {
+    SummaryRow {
+        id: hex_id(m.id),
+        name: r.name,
+        address: m.addr.api.clone(),
+        status: r.status,
+        role: r.role,
+        version: Some(r.version),
+        last_contact_ms: follower.and_then(|f| f.last_contact_ms),
+        matched_index: follower.map(|f| f.matched).unwrap_or(r.last_log_index),
+        lag_entries: follower.map(|f| f.lag_entries).or(Some(0)),
+        lag_bytes: follower.map(|f| f.lag_bytes).or(Some(0)),
+        applied_index: r.applied_index,
+        apply_rate: Some(r.apply_rate),
+        digest: r.digest,
+        errors: r.recent_errors,
+        reason: r.reason,
+    }
 }
 
 /// Asks every member for its report and puts them together.
@@ -171,23 +132,7 @@ pub async fn summary(node: &Node) -> Summary {
                 if r.status != "ready" {
                     problems.push(format!("node {} is {}", m.addr.name, r.status));
                 }
-                SummaryRow {
-                    id,
-                    name: r.name,
-                    address: m.addr.api.clone(),
-                    status: r.status,
-                    role: r.role,
-                    version: Some(r.version),
-                    last_contact_ms: follower.and_then(|f| f.last_contact_ms),
-                    matched_index: follower.map(|f| f.matched).unwrap_or(r.last_log_index),
-                    lag_entries: follower.map(|f| f.lag_entries).or(Some(0)),
-                    lag_bytes: follower.map(|f| f.lag_bytes).or(Some(0)),
-                    applied_index: r.applied_index,
-                    apply_rate: Some(r.apply_rate),
-                    digest: r.digest,
-                    errors: r.recent_errors,
-                    reason: r.reason,
-                }
+                row(m, r, follower)
             }
             Err(e) => {
                 problems.push(format!("node {} is down", m.addr.name));

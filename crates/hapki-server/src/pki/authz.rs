@@ -12,7 +12,7 @@ use hapki_store::{CertRecord, Command, NodeStanding, Role};
 
 use super::Pki;
 use crate::auth::{Action, Caller};
-use crate::error::ApiError;
+use crate::pki::PkiError;
 
 /// Whether certificates of `profile` make their holder an authority: a CA, or an OCSP
 /// responder whose word relying parties take about revocation. Only admins issue those.
@@ -23,23 +23,23 @@ pub fn makes_authority(profile: &Profile) -> bool {
 impl Pki {
     /// Whether `caller` may issue with `profile` from issuer `issuer_id` (already resolved
     /// from the default when the request named none).
-    pub fn authorize_issue(&self, caller: &Caller, profile: &Profile, issuer_id: &str) -> Result<(), ApiError> {
+    pub fn authorize_issue(&self, caller: &Caller, profile: &Profile, issuer_id: &str) -> Result<(), PkiError> {
         caller.may(Action::Issue)?;
         if makes_authority(profile) && caller.role != Role::Admin {
-            return Err(ApiError::forbidden(format!(
+            return Err(PkiError::forbidden(format!(
                 "profile '{}' makes a CA or an OCSP responder; only an admin token may issue with it",
                 profile.name
             )));
         }
         if !caller.profiles.is_empty() && !caller.profiles.iter().any(|p| p == &profile.name) {
-            return Err(ApiError::forbidden(format!(
+            return Err(PkiError::forbidden(format!(
                 "token {} may issue only with the profiles {}; ask for one of them",
                 caller.token_id,
                 caller.profiles.join(", ")
             )));
         }
         if !caller.issuers.is_empty() && !caller.issuers.iter().any(|i| i == issuer_id) {
-            return Err(ApiError::forbidden(format!(
+            return Err(PkiError::forbidden(format!(
                 "token {} may issue only from the issuers {}; pass --issuer with one of them",
                 caller.token_id,
                 caller.issuers.join(", ")
@@ -49,10 +49,10 @@ impl Pki {
     }
 
     /// Whether `caller` may read `cert`: a requester reads only the certificates it asked for.
-    pub fn authorize_read(&self, caller: &Caller, cert: &CertRecord) -> Result<(), ApiError> {
+    pub fn authorize_read(&self, caller: &Caller, cert: &CertRecord) -> Result<(), PkiError> {
         caller.may(Action::ReadCert)?;
         if caller.role == Role::Requester && cert.requested_by.as_deref() != Some(caller.token_id.as_str()) {
-            return Err(ApiError::forbidden(format!(
+            return Err(PkiError::forbidden(format!(
                 "a requester token reads only the certificates it asked for; certificate {} was not issued to token {}",
                 cert.serial, caller.token_id
             )));
@@ -62,12 +62,12 @@ impl Pki {
 
     /// Whether `caller` may revoke `cert`: a token limited to profiles or issuers revokes
     /// only certificates of those.
-    pub fn authorize_revoke(&self, caller: &Caller, cert: &CertRecord) -> Result<(), ApiError> {
+    pub fn authorize_revoke(&self, caller: &Caller, cert: &CertRecord) -> Result<(), PkiError> {
         caller.may(Action::Revoke)?;
         let in_scope = (caller.profiles.is_empty() || caller.profiles.contains(&cert.profile))
             && (caller.issuers.is_empty() || caller.issuers.contains(&cert.issuer_id));
         if !in_scope {
-            return Err(ApiError::forbidden(format!(
+            return Err(PkiError::forbidden(format!(
                 "token {} may revoke only certificates of its profiles and issuers; certificate {} is of profile '{}' from issuer {}",
                 caller.token_id, cert.serial, cert.profile, cert.issuer_id
             )));
@@ -77,12 +77,12 @@ impl Pki {
 
     /// The leader's check of a command forwarded with a client's origin: the token is valid,
     /// its role allows the command, and an issuance is one the token may make for itself.
-    fn authorize_forwarded(&self, token: &str, command: &Command) -> Result<(), ApiError> {
+    fn authorize_forwarded(&self, token: &str, command: &Command) -> Result<(), PkiError> {
         let caller = self.caller(token)?;
         let action = match command {
             Command::IssueCert { cert, .. } => {
                 if cert.requested_by.as_deref() != Some(caller.token_id.as_str()) {
-                    return Err(ApiError::forbidden(
+                    return Err(PkiError::forbidden(
                         "a forwarded issuance must be recorded for the token that asked for it",
                     ));
                 }
@@ -93,7 +93,7 @@ impl Pki {
                 let cert = self
                     .reader()?
                     .cert(serial)?
-                    .ok_or_else(|| ApiError::not_found(format!("no certificate with serial {serial}")))?;
+                    .ok_or_else(|| PkiError::not_found(format!("no certificate with serial {serial}")))?;
                 return self.authorize_revoke(&caller, &cert);
             }
             Command::PublishCrl { .. } => Action::RotateCrl,
@@ -108,7 +108,7 @@ impl Pki {
             | Command::RemoveNode { .. }
             | Command::RotateKek { .. } => Action::ManageCluster,
             Command::Bootstrap { .. } | Command::SetInternalCa { .. } | Command::LeaseSerials { .. } => {
-                return Err(ApiError::forbidden(format!(
+                return Err(PkiError::forbidden(format!(
                     "{} is made by nodes, never on a client's behalf",
                     command.kind()
                 )))
@@ -151,7 +151,10 @@ impl Authorizer for ForwardGuard {
     fn command(&self, from: NodeId, origin: &Origin, command: &Command) -> Result<(), String> {
         match origin {
             Origin::Node => node_may_propose(from, command),
-            Origin::Client { token } => self.pki()?.authorize_forwarded(token, command).map_err(|e| e.message),
+            Origin::Client { token } => self
+                .pki()?
+                .authorize_forwarded(token, command)
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -159,8 +162,8 @@ impl Authorizer for ForwardGuard {
         let pki = self.pki()?;
         match origin {
             Origin::Client { token } => {
-                let caller = pki.caller(token).map_err(|e| e.message)?;
-                caller.may(Action::ManageCluster).map_err(|e| e.message)
+                let caller = pki.caller(token).map_err(|e| e.to_string())?;
+                caller.may(Action::ManageCluster).map_err(|e| e.to_string())
             }
             // A member forwards the steps of a join (add, promote, give up) for a node the
             // cluster admitted; anything else needs an admin's token.
@@ -170,7 +173,7 @@ impl Authorizer for ForwardGuard {
                     | MembershipChange::Promote { id, .. }
                     | MembershipChange::Remove { id, .. } => *id,
                 };
-                let record = pki.reader().and_then(|r| Ok(r.node(id)?)).map_err(|e| e.message)?;
+                let record = pki.reader().and_then(|r| Ok(r.node(id)?)).map_err(|e| e.to_string())?;
                 match record {
                     Some(r) if r.standing == NodeStanding::Admitted => Ok(()),
                     _ => Err(format!(

@@ -8,59 +8,18 @@ use hapki_domain::pem::{self, encode, PemLabel};
 use hapki_domain::profile::{ExtKeyUsage, KeyUsageBit};
 use hapki_domain::serial::Serial;
 use hapki_store::{Command, IssuerRecord, OcspSignerRecord};
-use serde::{Deserialize, Serialize};
 
 use hapki_cluster::Origin;
 
 use super::Pki;
-use crate::error::ApiError;
+use crate::pki::PkiError;
 
 /// Backdating of notBefore, for relying parties with a slow clock.
 pub const BACKDATE_SECS: u64 = 60;
 /// Validity of a delegated OCSP signing certificate.
 const OCSP_SIGNER_DAYS: u64 = 365;
 
-/// A request for a new root or intermediate CA.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RootRequest {
-    pub common_name: String,
-    /// Other subject attributes, `O=Example, C=US`.
-    #[serde(default)]
-    pub subject: Option<String>,
-    #[serde(default = "default_ca_key")]
-    pub key_type: KeyType,
-    #[serde(default = "default_ca_days")]
-    pub validity_days: u32,
-    /// Make it the default issuer.
-    #[serde(default)]
-    pub default: bool,
-}
-
-fn default_ca_key() -> KeyType {
-    KeyType::EcP256
-}
-fn default_ca_days() -> u32 {
-    3650
-}
-
-/// A PKCS#12 file holding an existing CA's key and chain.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportRequest {
-    /// The file, base64.
-    pub pkcs12: String,
-    pub password: String,
-    #[serde(default)]
-    pub default: bool,
-}
-
-/// The CSR of a new intermediate, to be signed by the parent CA.
-#[derive(Clone, Debug, Serialize)]
-pub struct IntermediateCsr {
-    pub id: String,
-    pub csr: String,
-}
+pub use hapki_api::ca::{ImportRequest, IntermediateCsr, RootRequest};
 
 /// Where relying parties find an issuer's CRL, OCSP and certificate.
 pub fn publication(base: &str, issuer_id: &str) -> Publication {
@@ -71,7 +30,7 @@ pub fn publication(base: &str, issuer_id: &str) -> Publication {
     }
 }
 
-fn subject_of(req: &RootRequest) -> Result<SubjectSpec, ApiError> {
+fn subject_of(req: &RootRequest) -> Result<SubjectSpec, PkiError> {
     let mut spec = match &req.subject {
         Some(s) => SubjectSpec::parse(s)?,
         None => SubjectSpec::default(),
@@ -87,9 +46,9 @@ fn issuer_id(spki: &spki::SubjectPublicKeyInfoOwned) -> String {
 
 impl Pki {
     /// Creates a self-signed root CA and makes it available to every node.
-    pub async fn init_root(&self, origin: &Origin, req: &RootRequest) -> Result<IssuerRecord, ApiError> {
+    pub async fn init_root(&self, origin: &Origin, req: &RootRequest) -> Result<IssuerRecord, PkiError> {
         if req.validity_days == 0 || req.validity_days > 36_500 {
-            return Err(ApiError::bad_request("validity_days must be between 1 and 36500"));
+            return Err(PkiError::invalid("validity_days must be between 1 and 36500"));
         }
         let subject = subject_of(req)?.to_name()?;
         let key = SigningKey::generate(req.key_type)?;
@@ -110,7 +69,7 @@ impl Pki {
     }
 
     /// Creates an intermediate's key and CSR; it can sign once its certificate is installed.
-    pub async fn init_intermediate(&self, origin: &Origin, req: &RootRequest) -> Result<IntermediateCsr, ApiError> {
+    pub async fn init_intermediate(&self, origin: &Origin, req: &RootRequest) -> Result<IntermediateCsr, PkiError> {
         let subject = subject_of(req)?.to_name()?;
         let key = SigningKey::generate(req.key_type)?;
         let csr_der = hapki_domain::csr::build_csr(&key, &subject, &[])?;
@@ -142,13 +101,13 @@ impl Pki {
     }
 
     /// Installs the signed certificate (and chain) of an intermediate created by `init_intermediate`.
-    pub async fn install_cert(&self, origin: &Origin, id: &str, pem_bundle: &str) -> Result<IssuerRecord, ApiError> {
+    pub async fn install_cert(&self, origin: &Origin, id: &str, pem_bundle: &str) -> Result<IssuerRecord, PkiError> {
         let record = self
             .reader()?
             .issuer(id)?
-            .ok_or_else(|| ApiError::not_found(format!("no issuer with id {id}")))?;
+            .ok_or_else(|| PkiError::not_found(format!("no issuer with id {id}")))?;
         if record.is_active() {
-            return Err(ApiError::conflict(format!("issuer {id} already has its certificate")));
+            return Err(PkiError::conflict(format!("issuer {id} already has its certificate")));
         }
         let certs = pem::certificates(pem_bundle.as_bytes())?;
         let key = SigningKey::from_pkcs8(&self.keyring.open(&format!("issuer-key:{id}"), &record.wrapped_key)?)?;
@@ -171,11 +130,11 @@ impl Pki {
     }
 
     /// Imports an existing CA key and chain from PKCS#12.
-    pub async fn import_pkcs12(&self, origin: &Origin, req: &ImportRequest) -> Result<IssuerRecord, ApiError> {
+    pub async fn import_pkcs12(&self, origin: &Origin, req: &ImportRequest) -> Result<IssuerRecord, PkiError> {
         use base64::Engine;
         let data = base64::engine::general_purpose::STANDARD
             .decode(req.pkcs12.trim())
-            .map_err(|_| ApiError::bad_request("pkcs12 must be the file's bytes in base64"))?;
+            .map_err(|_| PkiError::invalid("pkcs12 must be the file's bytes in base64"))?;
         let kc = hapki_domain::pkcs12::read(&data, &req.password)?;
         let key = SigningKey::from_pkcs8(&kc.key_pkcs8)?;
         check_ca_chain(&key, &kc.chain)?;
@@ -200,7 +159,7 @@ impl Pki {
         cert_der: Vec<u8>,
         chain_der: Vec<Vec<u8>>,
         created_at: u64,
-    ) -> Result<IssuerRecord, ApiError> {
+    ) -> Result<IssuerRecord, PkiError> {
         let summary = summarize(&cert_der)?;
         let id = issuer_id(&summary.spki);
         let subject = hapki_domain::name::name_from_der(&summary.subject_der)?;
@@ -230,7 +189,7 @@ impl Pki {
     }
 
     /// Replaces an issuer's delegated OCSP signer when it has less than 30 days left.
-    pub async fn renew_ocsp_signer_if_due(&self, issuer: &super::LoadedIssuer, now: u64) -> Result<(), ApiError> {
+    pub async fn renew_ocsp_signer_if_due(&self, issuer: &super::LoadedIssuer, now: u64) -> Result<(), PkiError> {
         const MARGIN: u64 = 30 * 86_400;
         let due = match &issuer.record.ocsp {
             Some(o) => summarize(&o.cert_der)?.not_after < now + MARGIN,
@@ -262,7 +221,7 @@ impl Pki {
         issuer_id: &str,
         ca_name: &str,
         ca_not_after: u64,
-    ) -> Result<OcspSignerRecord, ApiError> {
+    ) -> Result<OcspSignerRecord, PkiError> {
         let key = SigningKey::generate(KeyType::EcP256)?;
         let now = self.now();
         let spec = CertSpec {
@@ -289,20 +248,18 @@ impl Pki {
 }
 
 /// The first certificate must be a CA certificate for `key`, each next one its issuer.
-fn check_ca_chain(key: &SigningKey, certs: &[Vec<u8>]) -> Result<(), ApiError> {
-    let first = certs
-        .first()
-        .ok_or_else(|| ApiError::bad_request("no certificate given"))?;
+fn check_ca_chain(key: &SigningKey, certs: &[Vec<u8>]) -> Result<(), PkiError> {
+    let first = certs.first().ok_or_else(|| PkiError::invalid("no certificate given"))?;
     let summary = summarize(first)?;
-    let spki_der = der::Encode::to_der(&summary.spki).map_err(|e| ApiError::internal(e.to_string()))?;
+    let spki_der = der::Encode::to_der(&summary.spki).map_err(|e| PkiError::internal(e.to_string()))?;
     if spki_der != key.spki_der() {
-        return Err(ApiError::bad_request(format!(
+        return Err(PkiError::invalid(format!(
             "the certificate for {} does not belong to this CA's key",
             summary.subject
         )));
     }
     if !summary.is_ca {
-        return Err(ApiError::bad_request(format!(
+        return Err(PkiError::invalid(format!(
             "the certificate for {} is not a CA certificate (basicConstraints cA is not set)",
             summary.subject
         )));

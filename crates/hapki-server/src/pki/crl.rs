@@ -13,21 +13,12 @@ use hapki_domain::crl::{build_crl, CrlEntry};
 use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
 use hapki_store::{Command, CommandResult, CrlRecord, RejectCode};
-use serde::Serialize;
 
 use super::Pki;
 use crate::auth::Caller;
-use crate::error::{rejected, ApiError};
+use crate::pki::PkiError;
 
-/// The leader's channel route that builds a CRL for a follower.
-pub const CRL_PATH: &str = "/cluster/crl";
-
-/// A follower asks the CRL owner (the leader) for a CRL of `issuer_id` built from at least `needed_index`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct CrlRequest {
-    pub issuer_id: String,
-    pub needed_index: u64,
-}
+pub use hapki_api::channel::{paths::CRL as CRL_PATH, CrlRequest};
 
 /// Which state index each issuer's latest CRL was built from.
 #[derive(Default)]
@@ -35,14 +26,7 @@ pub struct CrlScheduler {
     built_from: tokio::sync::Mutex<HashMap<String, u64>>,
 }
 
-/// What a revocation answers.
-#[derive(Clone, Debug, Serialize)]
-pub struct Revoked {
-    pub serial: String,
-    pub reason: String,
-    pub revoked_at: u64,
-    pub crl_number: u64,
-}
+pub use hapki_api::certs::Revoked;
 
 impl Pki {
     /// Revokes a certificate and publishes a CRL that lists it. A retry with the idempotency
@@ -53,13 +37,13 @@ impl Pki {
         serial: &Serial,
         reason: RevocationReason,
         idempotency_key: Option<[u8; 32]>,
-    ) -> Result<Revoked, ApiError> {
+    ) -> Result<Revoked, PkiError> {
         // The role first: a caller that may not revoke learns nothing about the serial.
         caller.may(crate::auth::Action::Revoke)?;
         let reader = self.reader()?;
         let cert = reader
             .cert(serial)?
-            .ok_or_else(|| ApiError::not_found(format!("no certificate with serial {serial}")))?;
+            .ok_or_else(|| PkiError::not_found(format!("no certificate with serial {serial}")))?;
         self.authorize_revoke(caller, &cert)?;
         let replay = match idempotency_key {
             Some(key) => reader.idempotent_serial(&key)?.is_some_and(|s| s == *serial),
@@ -68,7 +52,7 @@ impl Pki {
         drop(reader);
         if let Some(r) = cert.revoked {
             if !replay {
-                return Err(ApiError::conflict(format!(
+                return Err(PkiError::conflict(format!(
                     "certificate {serial} is already revoked ({}, at {})",
                     r.reason,
                     hapki_domain::time::rfc3339(r.at)
@@ -96,10 +80,10 @@ impl Pki {
                     .reader()?
                     .cert(serial)?
                     .and_then(|c| c.revoked)
-                    .ok_or_else(|| ApiError::internal("a replayed revocation is not recorded"))?;
+                    .ok_or_else(|| PkiError::internal("a replayed revocation is not recorded"))?;
                 self.revoked_answer(serial, &cert.issuer_id, r.reason, r.at).await
             }
-            CommandResult::Rejected { code, message } => Err(rejected(code, message)),
+            CommandResult::Rejected { code, message } => Err(PkiError::Rejected { code, message }),
         }
     }
 
@@ -110,7 +94,7 @@ impl Pki {
         issuer_id: &str,
         reason: RevocationReason,
         at: u64,
-    ) -> Result<Revoked, ApiError> {
+    ) -> Result<Revoked, PkiError> {
         let applied = self.cluster.status().last_applied.unwrap_or(0);
         let crl_number = self.refresh_crl(issuer_id, applied).await?;
         Ok(Revoked {
@@ -122,7 +106,7 @@ impl Pki {
     }
 
     /// Makes sure the issuer's CRL reflects the state at `needed_index` or later; returns its number.
-    pub async fn refresh_crl(&self, issuer_id: &str, needed_index: u64) -> Result<u64, ApiError> {
+    pub async fn refresh_crl(&self, issuer_id: &str, needed_index: u64) -> Result<u64, PkiError> {
         if !self.cluster.status().is_leader {
             let req = CrlRequest {
                 issuer_id: issuer_id.to_string(),
@@ -146,7 +130,7 @@ impl Pki {
         Ok(number)
     }
 
-    async fn publish_crl(&self, issuer_id: &str) -> Result<u64, ApiError> {
+    async fn publish_crl(&self, issuer_id: &str) -> Result<u64, PkiError> {
         let issuer = self.issuer(Some(issuer_id))?;
         for _ in 0..3 {
             let reader = self.reader()?;
@@ -184,16 +168,16 @@ impl Pki {
                     code: RejectCode::Conflict,
                     ..
                 } => continue,
-                CommandResult::Rejected { code, message } => return Err(rejected(code, message)),
-                CommandResult::Replayed { .. } => return Err(ApiError::internal("a CRL was answered as a replay")),
+                CommandResult::Rejected { code, message } => return Err(PkiError::Rejected { code, message }),
+                CommandResult::Replayed { .. } => return Err(PkiError::internal("a CRL was answered as a replay")),
             }
         }
-        Err(ApiError::unavailable("the CRL number kept moving; retry"))
+        Err(PkiError::unavailable("the CRL number kept moving; retry"))
     }
 
     /// Renews every CRL that is missing or past half of its validity, and every delegated OCSP
     /// signer within 30 days of its end. Run on a schedule by the leader.
-    pub async fn renew_due_crls(&self) -> Result<(), ApiError> {
+    pub async fn renew_due_crls(&self) -> Result<(), PkiError> {
         if !self.cluster.status().is_leader {
             return Ok(());
         }
@@ -220,7 +204,7 @@ pub async fn crl_loop(pki: Arc<Pki>, every: Duration) {
     loop {
         tick.tick().await;
         if let Err(e) = pki.renew_due_crls().await {
-            tracing::warn!("CRL renewal failed: {}", e.message);
+            tracing::warn!("CRL renewal failed: {}", e);
         }
     }
 }

@@ -4,78 +4,22 @@
 
 use hapki_domain::csr::{parse_and_verify, VerifiedCsr};
 use hapki_domain::issue::{build_certificate, CertSpec};
-use hapki_domain::key::{KeyType, SigningKey};
+use hapki_domain::key::SigningKey;
 use hapki_domain::name::{common_name, display_name, San, SubjectSpec};
 use hapki_domain::pem::{encode, PemLabel};
 use hapki_domain::profile::SubjectSpecOrRaw;
 use hapki_domain::serial::Serial;
 use hapki_store::{CertRecord, Command, CommandResult, RejectCode};
-use serde::{Deserialize, Serialize};
 
 use super::ca::{publication, BACKDATE_SECS};
 use super::Pki;
 use crate::auth::{Action, Caller};
-use crate::error::{rejected, ApiError};
+use crate::pki::PkiError;
 
 /// Draws of a new serial before giving up (a collision of 126 random bits is not expected at all).
 const SERIAL_ATTEMPTS: usize = 3;
 
-/// `POST /v1/certs`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IssueRequest {
-    /// The CSR, PEM.
-    pub csr: String,
-    pub profile: String,
-    /// Issuer id; the default issuer when absent.
-    #[serde(default)]
-    pub issuer: Option<String>,
-    #[serde(default)]
-    pub validity_days: Option<u32>,
-}
-
-/// `POST /v1/certs/generate`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GenerateRequest {
-    #[serde(default)]
-    pub common_name: Option<String>,
-    #[serde(default)]
-    pub sans: Vec<String>,
-    pub profile: String,
-    #[serde(default = "default_key")]
-    pub key_type: KeyType,
-    #[serde(default)]
-    pub issuer: Option<String>,
-    #[serde(default)]
-    pub validity_days: Option<u32>,
-    /// `pem` (default) or `pkcs12`: how the key is returned.
-    #[serde(default)]
-    pub format: Option<String>,
-    /// Password of the PKCS#12 file.
-    #[serde(default)]
-    pub password: Option<String>,
-}
-
-fn default_key() -> KeyType {
-    KeyType::EcP256
-}
-
-/// An issued certificate with its chain.
-#[derive(Clone, Debug, Serialize)]
-pub struct Issued {
-    pub serial: String,
-    pub issuer_id: String,
-    pub profile: String,
-    pub subject: String,
-    pub not_before: u64,
-    pub not_after: u64,
-    pub certificate: String,
-    /// Issuer certificate first, root last.
-    pub chain: Vec<String>,
-    #[serde(skip)]
-    pub der: Vec<u8>,
-}
+pub use hapki_api::certs::{GenerateRequest, IssueRequest, Issued};
 
 impl Pki {
     /// Issues a certificate for a CSR. With an idempotency key seen before, the certificate
@@ -85,7 +29,7 @@ impl Pki {
         caller: &Caller,
         req: &IssueRequest,
         idempotency_key: Option<[u8; 32]>,
-    ) -> Result<Issued, ApiError> {
+    ) -> Result<Issued, PkiError> {
         caller.may(Action::Issue)?;
         if let Some(first) = self.replayed(idempotency_key)? {
             return Ok(first);
@@ -108,7 +52,7 @@ impl Pki {
     }
 
     /// The certificate an idempotency key already issued, if any.
-    fn replayed(&self, idempotency_key: Option<[u8; 32]>) -> Result<Option<Issued>, ApiError> {
+    fn replayed(&self, idempotency_key: Option<[u8; 32]>) -> Result<Option<Issued>, PkiError> {
         match idempotency_key {
             Some(key) => match self.reader()?.idempotent_serial(&key)? {
                 Some(serial) => Ok(Some(self.issued_from_store(&serial)?)),
@@ -119,11 +63,11 @@ impl Pki {
     }
 
     /// An issued certificate as stored, with its chain.
-    fn issued_from_store(&self, serial: &Serial) -> Result<Issued, ApiError> {
+    fn issued_from_store(&self, serial: &Serial) -> Result<Issued, PkiError> {
         let cert = self
             .reader()?
             .cert(serial)?
-            .ok_or_else(|| ApiError::internal(format!("certificate {serial} vanished")))?;
+            .ok_or_else(|| PkiError::internal(format!("certificate {serial} vanished")))?;
         let issuer = self.issuer(Some(&cert.issuer_id))?;
         Ok(Issued {
             serial: serial.to_hex(),
@@ -134,7 +78,6 @@ impl Pki {
             not_after: cert.not_after,
             certificate: encode(PemLabel::Certificate, &cert.der),
             chain: issuer.chain_pem(),
-            der: cert.der,
         })
     }
 
@@ -145,10 +88,10 @@ impl Pki {
         caller: &Caller,
         req: &GenerateRequest,
         idempotency_key: Option<[u8; 32]>,
-    ) -> Result<(Issued, Vec<u8>), ApiError> {
+    ) -> Result<(Issued, Vec<u8>), PkiError> {
         caller.may(Action::Issue)?;
         if let Some(first) = self.replayed(idempotency_key)? {
-            return Err(ApiError::conflict(format!(
+            return Err(PkiError::conflict(format!(
                 "this idempotency key already issued certificate {}; its private key was returned then and is not kept",
                 first.serial
             )));
@@ -196,7 +139,7 @@ impl Pki {
         issuer_id: Option<&str>,
         validity_days: Option<u32>,
         idempotency_key: Option<[u8; 32]>,
-    ) -> Result<Issued, ApiError> {
+    ) -> Result<Issued, PkiError> {
         let profile = self.profile(profile_name)?;
         let issuer = self.issuer(issuer_id)?;
         self.authorize_issue(caller, &profile, &issuer.record.id)?;
@@ -205,7 +148,7 @@ impl Pki {
         let base = settings.publication_base_url.clone();
         let now = self.now();
         if issuer.record.not_after <= now {
-            return Err(ApiError::conflict(format!(
+            return Err(PkiError::conflict(format!(
                 "issuer {} expired; create or import a new CA",
                 issuer.record.id
             )));
@@ -277,7 +220,6 @@ impl Pki {
                         not_after: spec.not_after,
                         certificate: encode(PemLabel::Certificate, &der),
                         chain: issuer.chain_pem(),
-                        der,
                     })
                 }
                 CommandResult::Rejected {
@@ -286,9 +228,9 @@ impl Pki {
                 } => {
                     spec.serial = self.next_serial(&settings).await?;
                 }
-                CommandResult::Rejected { code, message } => return Err(rejected(code, message)),
+                CommandResult::Rejected { code, message } => return Err(PkiError::Rejected { code, message }),
             }
         }
-        Err(ApiError::internal("could not find a free serial number"))
+        Err(PkiError::internal("could not find a free serial number"))
     }
 }

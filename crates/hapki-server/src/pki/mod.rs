@@ -5,6 +5,7 @@
 pub mod authz;
 mod ca;
 mod crl;
+mod error;
 mod issue;
 mod ocsp;
 mod serials;
@@ -27,12 +28,12 @@ use x509_cert::name::Name;
 
 pub use ca::{ImportRequest, IntermediateCsr, RootRequest, BACKDATE_SECS};
 pub use crl::{crl_loop, CrlRequest, CrlScheduler, CRL_PATH};
+pub use error::PkiError;
 pub use issue::{GenerateRequest, IssueRequest, Issued};
 pub use ocsp::{Freshness, OcspAnswer};
 pub use tokens::{token_hash, NewToken, TokenGrant};
 
 use crate::clock::Sources;
-use crate::error::{rejected, ApiError};
 use crate::trust::Keyring;
 
 /// An issuer ready to sign: its record with the key unwrapped and parsed once.
@@ -117,15 +118,15 @@ impl Pki {
     }
 
     /// A read view of the local replica.
-    pub fn reader(&self) -> Result<StateReader, ApiError> {
+    pub fn reader(&self) -> Result<StateReader, PkiError> {
         Ok(self.store.reader()?)
     }
 
     /// Proposes a command on behalf of `origin` and turns a refusal into an API error.
-    pub async fn propose(&self, origin: &Origin, cmd: Command) -> Result<(), ApiError> {
+    pub async fn propose(&self, origin: &Origin, cmd: Command) -> Result<(), PkiError> {
         match self.cluster.propose(origin, cmd).await? {
             CommandResult::Applied | CommandResult::Replayed { .. } => Ok(()),
-            CommandResult::Rejected { code, message } => Err(rejected(code, message)),
+            CommandResult::Rejected { code, message } => Err(PkiError::Rejected { code, message }),
         }
     }
 
@@ -138,13 +139,13 @@ impl Pki {
     }
 
     /// A profile by name, from the cache or the replica.
-    pub fn profile(&self, name: &str) -> Result<Arc<Profile>, ApiError> {
+    pub fn profile(&self, name: &str) -> Result<Arc<Profile>, PkiError> {
         if let Some(p) = self.caches.read().expect("cache lock").profiles.get(name) {
             return Ok(p.clone());
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let profile = self.reader()?.profile(name)?.ok_or_else(|| {
-            ApiError::not_found(format!(
+            PkiError::not_found(format!(
                 "no profile named '{name}'; `hapki profile list` shows the profiles"
             ))
         })?;
@@ -157,17 +158,11 @@ impl Pki {
     }
 
     /// An issuer by id (or the default one), with its key ready.
-    pub fn issuer(&self, id: Option<&str>) -> Result<Arc<LoadedIssuer>, ApiError> {
+    pub fn issuer(&self, id: Option<&str>) -> Result<Arc<LoadedIssuer>, PkiError> {
         let reader = self.reader()?;
         let id = match id {
             Some(id) => id.to_string(),
-            None => reader.default_issuer_id()?.ok_or_else(|| {
-                ApiError::new(
-                    axum::http::StatusCode::CONFLICT,
-                    "no_issuer",
-                    "there is no CA yet; create one with `hapki ca init` or import one with `hapki ca import`",
-                )
-            })?,
+            None => reader.default_issuer_id()?.ok_or(PkiError::NoCa)?,
         };
         if let Some(i) = self.caches.read().expect("cache lock").issuers.get(&id) {
             return Ok(i.clone());
@@ -175,7 +170,7 @@ impl Pki {
         let generation = self.generation.load(Ordering::SeqCst);
         let record = reader
             .issuer(&id)?
-            .ok_or_else(|| ApiError::not_found(format!("no issuer with id {id}; `hapki ca list` shows the issuers")))?;
+            .ok_or_else(|| PkiError::not_found(format!("no issuer with id {id}; `hapki ca list` shows the issuers")))?;
         let loaded = Arc::new(self.load_issuer(record)?);
         let mut c = self.caches.write().expect("cache lock");
         if self.generation.load(Ordering::SeqCst) == generation {
@@ -185,7 +180,7 @@ impl Pki {
     }
 
     /// Every issuer that has its certificate, loaded.
-    pub fn active_issuers(&self) -> Result<Vec<Arc<LoadedIssuer>>, ApiError> {
+    pub fn active_issuers(&self) -> Result<Vec<Arc<LoadedIssuer>>, PkiError> {
         let ids: Vec<String> = self
             .reader()?
             .issuers()?
@@ -196,9 +191,9 @@ impl Pki {
         ids.iter().map(|id| self.issuer(Some(id))).collect()
     }
 
-    fn load_issuer(&self, record: IssuerRecord) -> Result<LoadedIssuer, ApiError> {
+    fn load_issuer(&self, record: IssuerRecord) -> Result<LoadedIssuer, PkiError> {
         if !record.is_active() {
-            return Err(ApiError::conflict(format!(
+            return Err(PkiError::conflict(format!(
                 "issuer {} has no certificate yet; sign its CSR with the parent CA and run `hapki ca install-cert`",
                 record.id
             )));
@@ -208,7 +203,7 @@ impl Pki {
             .open(&format!("issuer-key:{}", record.id), &record.wrapped_key)?;
         let key = SigningKey::from_pkcs8(&pkcs8)?;
         let summary = summarize(&record.cert_der)?;
-        let subject = Name::from_der(&summary.subject_der).map_err(|e| ApiError::internal(e.to_string()))?;
+        let subject = Name::from_der(&summary.subject_der).map_err(|e| PkiError::internal(e.to_string()))?;
         let hashes = IssuerHashes::new(&summary.subject_der, summary.spki.subject_public_key.raw_bytes());
         let responder = match &record.ocsp {
             Some(o) => {

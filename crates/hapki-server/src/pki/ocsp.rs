@@ -4,7 +4,7 @@
 
 use hapki_domain::ocsp::{parse_request, refusal, requested_serial, OcspRefusal, Status};
 
-use super::Pki;
+use super::{Pki, PkiError};
 
 /// An OCSP response and, when caches may keep it, the moments it is valid between.
 pub struct OcspAnswer {
@@ -33,8 +33,8 @@ impl Pki {
 
     fn ocsp_inner(&self, request: &[u8]) -> Result<OcspAnswer, OcspRefusal> {
         let req = parse_request(request)?;
-        let internal = |e: crate::error::ApiError| {
-            tracing::error!("OCSP: {}", e.message);
+        let internal = |e: PkiError| {
+            tracing::error!("OCSP: {}", e);
             OcspRefusal::InternalError
         };
         let issuers = self.active_issuers().map_err(internal)?;

@@ -12,7 +12,7 @@ use hapki_domain::serial::Serial;
 use hapki_store::{Command, SerialLease, SerialMode, Settings};
 
 use super::Pki;
-use crate::error::ApiError;
+use crate::pki::PkiError;
 
 /// This node's place in its leased ranges.
 #[derive(Default)]
@@ -30,7 +30,7 @@ struct Cursor {
 
 impl Pki {
     /// The serial for the next certificate, as the cluster's settings say.
-    pub async fn next_serial(&self, settings: &Settings) -> Result<Serial, ApiError> {
+    pub async fn next_serial(&self, settings: &Settings) -> Result<Serial, PkiError> {
         if settings.serial_mode == SerialMode::Random {
             return Ok(Serial::from_random(self.random()));
         }
@@ -68,14 +68,14 @@ impl Pki {
     }
 
     /// Leases the next range of `size` serials to this node through the log.
-    async fn claim_range(&self, size: u64) -> Result<SerialLease, ApiError> {
+    async fn claim_range(&self, size: u64) -> Result<SerialLease, PkiError> {
         let node = self.cluster.id;
         self.propose(&hapki_cluster::Origin::Node, Command::LeaseSerials { node, size })
             .await?;
         let lease = self
             .reader()?
             .serial_lease(node)?
-            .ok_or_else(|| ApiError::internal("a leased serial range is not recorded"))?;
+            .ok_or_else(|| PkiError::internal("a leased serial range is not recorded"))?;
         tracing::info!("leased serials {:#x}..{:#x}", lease.start, lease.end);
         Ok(lease)
     }

@@ -4,29 +4,18 @@
 use aws_lc_rs::digest;
 use base64::Engine;
 use hapki_store::{Command, Role, TokenRecord};
-use serde::Serialize;
 
 use hapki_cluster::Origin;
 
 use super::Pki;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::pki::PkiError;
 
 const PREFIX: &str = "hapki_";
 /// 9999-12-31T23:59:59Z: no expiry lies beyond it.
 const MAX_EXPIRY: u64 = 253_402_300_799;
 
-/// A freshly created token; the secret is shown once.
-#[derive(Clone, Debug, Serialize)]
-pub struct NewToken {
-    pub id: String,
-    pub token: String,
-    pub role: Role,
-    pub name: String,
-    pub expires_at: Option<u64>,
-    pub profiles: Vec<String>,
-    pub issuers: Vec<String>,
-}
+pub use hapki_api::tokens::NewToken;
 
 /// What a new token may do.
 #[derive(Clone, Debug)]
@@ -65,29 +54,29 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 impl Pki {
     /// Creates a token as `grant` says, on behalf of `origin`. The profiles and issuers it is
     /// limited to must exist.
-    pub async fn create_token(&self, origin: &Origin, grant: &TokenGrant) -> Result<NewToken, ApiError> {
+    pub async fn create_token(&self, origin: &Origin, grant: &TokenGrant) -> Result<NewToken, PkiError> {
         if grant.name.len() > 128 {
-            return Err(ApiError::bad_request("a token name may be at most 128 characters"));
+            return Err(PkiError::invalid("a token name may be at most 128 characters"));
         }
         let now = self.now();
         let expires_at = match grant.ttl_secs {
-            Some(0) => return Err(ApiError::bad_request("ttl must be more than zero")),
+            Some(0) => return Err(PkiError::invalid("ttl must be more than zero")),
             Some(ttl) => Some(now.checked_add(ttl).filter(|t| *t < MAX_EXPIRY).ok_or_else(|| {
-                ApiError::bad_request("ttl is too long: a token may live at most until the year 9999; leave ttl out for a token that does not expire")
+                PkiError::invalid("ttl is too long: a token may live at most until the year 9999; leave ttl out for a token that does not expire")
             })?),
             None => None,
         };
         let reader = self.reader()?;
         for p in &grant.profiles {
             if reader.profile(p)?.is_none() {
-                return Err(ApiError::bad_request(format!(
+                return Err(PkiError::invalid(format!(
                     "no profile named '{p}'; `hapki profile list` shows the profiles"
                 )));
             }
         }
         for i in &grant.issuers {
             if reader.issuer(i)?.is_none() {
-                return Err(ApiError::bad_request(format!(
+                return Err(PkiError::invalid(format!(
                     "no issuer with id {i}; `hapki ca list` shows the issuers"
                 )));
             }
@@ -121,27 +110,30 @@ impl Pki {
     }
 
     /// The caller a presented token names (see [`Pki::authenticate`]).
-    pub fn caller(&self, token: &str) -> Result<Caller, ApiError> {
+    pub fn caller(&self, token: &str) -> Result<Caller, PkiError> {
         Ok(Caller::new(token, self.authenticate(token)?))
     }
 
     /// Checks a presented token; the error says what is wrong with it.
-    pub fn authenticate(&self, token: &str) -> Result<TokenRecord, ApiError> {
+    pub fn authenticate(&self, token: &str) -> Result<TokenRecord, PkiError> {
         if !token.starts_with(PREFIX) || token.len() > 128 {
-            return Err(ApiError::unauthorized(
+            return Err(PkiError::unauthenticated(
                 "the token is not a hapki token; check --token or HAPKI_TOKEN",
             ));
         }
         let record = self
             .reader()?
             .token_by_hash(&token_hash(token))?
-            .ok_or_else(|| ApiError::unauthorized("the token is not valid on this cluster"))?;
+            .ok_or_else(|| PkiError::unauthenticated("the token is not valid on this cluster"))?;
         if record.revoked {
-            return Err(ApiError::unauthorized(format!("token {} has been revoked", record.id)));
+            return Err(PkiError::unauthenticated(format!(
+                "token {} has been revoked",
+                record.id
+            )));
         }
         if let Some(exp) = record.expires_at {
             if exp <= self.now() {
-                return Err(ApiError::unauthorized(format!(
+                return Err(PkiError::unauthenticated(format!(
                     "token {} expired at {}; create a new one with `hapki token create`",
                     record.id,
                     hapki_domain::time::rfc3339(exp)

@@ -7,10 +7,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::http::StatusCode;
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::pki::PkiError;
 
 /// A bounded pool for one kind of heavy work.
 pub struct HeavyWork {
@@ -36,34 +35,30 @@ impl HeavyWork {
         &self,
         token_id: &str,
         job: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, PkiError> {
         let _claim = self.claim(token_id)?;
         let permit = self
             .running
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| ApiError::unavailable("the node is shutting down; retry on another node"))?;
+            .map_err(|_| PkiError::unavailable("the node is shutting down; retry on another node"))?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             job()
         })
         .await
-        .map_err(|e| ApiError::internal(format!("{} failed: {e}", self.what)))
+        .map_err(|e| PkiError::internal(format!("{} failed: {e}", self.what)))
     }
 
-    fn claim(&self, token_id: &str) -> Result<Claim<'_>, ApiError> {
+    fn claim(&self, token_id: &str) -> Result<Claim<'_>, PkiError> {
         let mut counts = self.per_token.lock().expect("per-token lock");
         let count = counts.entry(token_id.to_string()).or_insert(0);
         if *count >= self.per_token_max {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_requests",
-                format!(
+            return Err(PkiError::Busy(format!(
                     "token {token_id} already has {} {} in progress, the most one token may have; wait for them, then retry",
-                    self.per_token_max, self.what
-                ),
-            ));
+                self.per_token_max, self.what
+            )));
         }
         *count += 1;
         Ok(Claim {
@@ -127,8 +122,7 @@ mod tests {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let err = work.run("t1", || ()).await.unwrap_err();
-        assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(err.message.contains("token t1"), "{}", err.message);
+        assert!(matches!(&err, PkiError::Busy(m) if m.contains("token t1")), "{err}");
         drop(tx);
         for h in held {
             h.await.unwrap().unwrap();

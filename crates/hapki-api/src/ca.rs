@@ -1,0 +1,117 @@
+//! `/v1/ca` and `/v1/crl`: issuers, their creation, import and certificate, the
+//! default issuer, CRL rotation.
+
+use hapki_domain::key::KeyType;
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/ca/root` and `POST /v1/ca/intermediate`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootRequest {
+    pub common_name: String,
+    /// Other subject attributes, `O=Example, C=US`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default = "default_ca_key")]
+    pub key_type: KeyType,
+    #[serde(default = "default_ca_days")]
+    pub validity_days: u32,
+    /// Make it the default issuer.
+    #[serde(default)]
+    pub default: bool,
+}
+
+fn default_ca_key() -> KeyType {
+    KeyType::EcP256
+}
+fn default_ca_days() -> u32 {
+    3650
+}
+
+/// `POST /v1/ca/import`: a PKCS#12 file holding an existing CA's key and chain.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// The file, base64.
+    pub pkcs12: String,
+    pub password: String,
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// The CSR of a new intermediate, to be signed by the parent CA.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IntermediateCsr {
+    pub id: String,
+    pub csr: String,
+}
+
+/// `POST /v1/ca/{id}/certificate`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallCertRequest {
+    /// The intermediate's certificate, then its chain, PEM.
+    pub certificate: String,
+}
+
+/// Where an issuer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IssuerState {
+    #[serde(rename = "active")]
+    Active,
+    #[serde(rename = "awaiting certificate")]
+    AwaitingCertificate,
+}
+
+impl IssuerState {
+    pub fn name(self) -> &'static str {
+        match self {
+            IssuerState::Active => "active",
+            IssuerState::AwaitingCertificate => "awaiting certificate",
+        }
+    }
+}
+
+/// An issuer as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IssuerView {
+    pub id: String,
+    pub name: String,
+    pub key_type: String,
+    pub status: IssuerState,
+    pub default: bool,
+    /// None while an intermediate awaits its certificate.
+    pub not_after: Option<u64>,
+    pub crl_number: Option<u64>,
+    pub certificate: Option<String>,
+    pub chain: Vec<String>,
+    pub csr: Option<String>,
+}
+
+/// `GET /v1/ca`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IssuerList {
+    pub issuers: Vec<IssuerView>,
+}
+
+/// `POST /v1/ca/{id}/default`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DefaultIssuer {
+    pub default: String,
+}
+
+/// `POST /v1/crl/rotate`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateCrlRequest {
+    /// The default issuer when absent.
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
+/// What a CRL rotation answers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CrlRotated {
+    pub issuer: String,
+    pub crl_number: u64,
+}
