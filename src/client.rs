@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hapki_api::error::{codes, ErrorBody};
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
 
 /// Where and how to reach the cluster.
 #[derive(Clone, Debug)]
@@ -31,6 +32,9 @@ pub enum ClientError {
     Unreachable { urls: String, detail: String },
     #[error("{message} ({code}, HTTP {status})")]
     Api { status: u16, code: String, message: String },
+    /// The node answered with a body that is not what the route returns.
+    #[error("{url} answered with a body this hapki cannot read ({detail}); are client and node the same version?")]
+    Undecodable { url: String, detail: String },
 }
 
 impl ClientError {
@@ -39,6 +43,7 @@ impl ClientError {
         match self {
             ClientError::Usage(_) => 2,
             ClientError::Unreachable { .. } => 6,
+            ClientError::Undecodable { .. } => 1,
             ClientError::Api { status, .. } => match *status {
                 400 | 413 | 415 | 422 => 2,
                 404 => 3,
@@ -98,8 +103,13 @@ impl Client {
         Ok(Client { http, cfg })
     }
 
-    /// Sends a request to the first URL that answers; returns the JSON body.
-    pub async fn call<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Value, ClientError> {
+    /// Sends a request to the first URL that answers; returns its body as `R`.
+    pub async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<R, ClientError> {
         let mut last = String::new();
         // One key for every attempt of this call, so a retry on another node never issues twice.
         let idempotency_key = (method == Method::POST).then(|| {
@@ -146,22 +156,27 @@ impl Client {
                     }
                 };
                 let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
+                let bytes = resp.bytes().await.unwrap_or_default();
+                if status.is_success() {
+                    return serde_json::from_slice(&bytes).map_err(|e| ClientError::Undecodable {
+                        url,
+                        detail: e.to_string(),
+                    });
+                }
+                let error = serde_json::from_slice::<ErrorBody>(&bytes).ok().map(|b| b.error);
                 if status == StatusCode::SERVICE_UNAVAILABLE {
                     // A node that is not clustered will not become one by waiting.
-                    transient |= !text.contains("\"not_clustered\"");
-                    last = format!("{url}: 503 {text}");
+                    transient |= error.as_ref().is_none_or(|e| e.code != codes::NOT_CLUSTERED);
+                    last = match &error {
+                        Some(e) => format!("{url}: 503 {} ({})", e.message, e.code),
+                        None => format!("{url}: 503 {}", String::from_utf8_lossy(&bytes)),
+                    };
                     continue;
                 }
-                let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                if status.is_success() {
-                    return Ok(value);
-                }
-                let code = value["error"]["code"].as_str().unwrap_or("error").to_string();
-                let message = value["error"]["message"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| value.to_string());
+                let (code, message) = match error {
+                    Some(e) => (e.code, e.message),
+                    None => ("error".to_string(), String::from_utf8_lossy(&bytes).into_owned()),
+                };
                 return Err(ClientError::Api {
                     status: status.as_u16(),
                     code,
@@ -181,20 +196,20 @@ impl Client {
         })
     }
 
-    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
-        self.call::<()>(Method::GET, path, None).await
+    pub async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
+        self.call::<(), R>(Method::GET, path, None).await
     }
 
-    pub async fn post<B: Serialize>(&self, path: &str, body: &B) -> Result<Value, ClientError> {
+    pub async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, ClientError> {
         self.call(Method::POST, path, Some(body)).await
     }
 
-    pub async fn put<B: Serialize>(&self, path: &str, body: &B) -> Result<Value, ClientError> {
+    pub async fn put<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, ClientError> {
         self.call(Method::PUT, path, Some(body)).await
     }
 
-    pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
-        self.call::<()>(Method::DELETE, path, None).await
+    pub async fn delete<R: DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
+        self.call::<(), R>(Method::DELETE, path, None).await
     }
 }
 

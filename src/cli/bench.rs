@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use hapki_api::certs::{IssueRequest, Issued};
 use hapki_domain::csr::build_csr;
 use hapki_domain::key::{KeyType, SigningKey};
 use hapki_domain::name::{San, SubjectSpec};
@@ -22,6 +23,21 @@ use super::{CliResult, Ctx, Failure};
 pub enum Target {
     Hapki,
     Openbao,
+}
+
+/// What `hapki bench` reports (`--output json`; `bench/issue.sh` reads it).
+#[derive(serde::Serialize)]
+struct BenchReport {
+    target: String,
+    concurrency: usize,
+    requests: usize,
+    succeeded: usize,
+    failed: usize,
+    seconds: f64,
+    certs_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    first_error: Option<String>,
 }
 
 #[derive(Args)]
@@ -115,18 +131,18 @@ pub async fn issue(ctx: &Ctx, args: BenchArgs) -> CliResult {
     };
     let ok = latencies.len();
     let rate = ok as f64 / elapsed.as_secs_f64();
-    let out = json!({
-        "target": format!("{:?}", args.target).to_lowercase(),
-        "concurrency": args.concurrency,
-        "requests": args.requests,
-        "succeeded": ok,
-        "failed": errors,
-        "seconds": elapsed.as_secs_f64(),
-        "certs_per_sec": rate,
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "first_error": first_error,
-    });
+    let out = BenchReport {
+        target: format!("{:?}", args.target).to_lowercase(),
+        concurrency: args.concurrency,
+        requests: args.requests,
+        succeeded: ok,
+        failed: errors,
+        seconds: elapsed.as_secs_f64(),
+        certs_per_sec: rate,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        first_error,
+    };
     record(
         ctx.output,
         &out,
@@ -142,7 +158,7 @@ pub async fn issue(ctx: &Ctx, args: BenchArgs) -> CliResult {
     if errors > 0 {
         return Err(Failure::other(format!(
             "{errors} requests failed; first: {}",
-            out["first_error"].as_str().unwrap_or("?")
+            out.first_error.as_deref().unwrap_or("?")
         )));
     }
     Ok(())
@@ -206,11 +222,19 @@ impl Sender {
 
     async fn send(&self, i: usize, csr: &str) -> Result<(), String> {
         match self {
-            Sender::Hapki { client, profile } => client
-                .post("/v1/certs", &json!({"csr": csr, "profile": profile}))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Sender::Hapki { client, profile } => {
+                let req = IssueRequest {
+                    csr: csr.to_string(),
+                    profile: profile.clone(),
+                    issuer: None,
+                    validity_days: None,
+                };
+                client
+                    .post::<_, Issued>("/v1/certs", &req)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
             Sender::Openbao { http, url, token } => {
                 let body = json!({"csr": csr, "common_name": format!("bench-{i}.example.com")});
                 let resp = http

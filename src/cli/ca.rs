@@ -4,10 +4,13 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use clap::Subcommand;
-use serde_json::json;
+use hapki_api::ca::{
+    CrlRotated, DefaultIssuer, ImportRequest, InstallCertRequest, IntermediateCsr, IssuerList, IssuerView, RootRequest,
+    RotateCrlRequest,
+};
 
 use super::outfile::OutFile;
-use super::output::{print, record, s, t};
+use super::output::{opt, ot, print, record};
 use super::{read_file, CliResult, Ctx, Failure};
 
 #[derive(Subcommand)]
@@ -82,42 +85,53 @@ pub async fn run(ctx: &Ctx, cmd: CaCommand) -> CliResult {
             csr_out,
             default,
         } => {
-            let body = json!({"common_name": cn, "subject": subject, "key_type": key, "validity_days": days, "default": default});
+            let body = RootRequest {
+                common_name: cn,
+                subject,
+                key_type: key
+                    .parse()
+                    .map_err(|e: hapki_domain::DomainError| Failure::usage(e.to_string()))?,
+                validity_days: days,
+                default,
+            };
             if intermediate {
                 let csr_file = OutFile::claim(&csr_out, false, false)?;
-                let v = client.post("/v1/ca/intermediate", &body).await?;
+                let v: IntermediateCsr = client.post("/v1/ca/intermediate", &body).await?;
                 csr_file.write(
-                    s(&v["csr"]).as_bytes(),
+                    v.csr.as_bytes(),
                     &format!(
                         "intermediate {} waits for a certificate: its CSR is in `hapki ca list --output json`",
-                        s(&v["id"])
+                        v.id
                     ),
                 )?;
                 record(
                     ctx.output,
                     &v,
                     vec![
-                        ("id", s(&v["id"])),
+                        ("id", v.id.clone()),
                         ("csr", csr_out.display().to_string()),
                         (
                             "next",
                             format!(
                                 "have the root sign {}, then `hapki ca install-cert CERT.pem --id {}`",
                                 csr_out.display(),
-                                s(&v["id"])
+                                v.id
                             ),
                         ),
                     ],
                 );
             } else {
-                let v = client.post("/v1/ca/root", &body).await?;
+                let v: IssuerView = client.post("/v1/ca/root", &body).await?;
                 issuer_record(ctx, &v);
             }
         }
         CaCommand::InstallCert { file, id } => {
             let pem = String::from_utf8(read_file(&file)?).map_err(|_| Failure::usage("the file is not PEM"))?;
-            let v = client
-                .post(&format!("/v1/ca/{id}/certificate"), &json!({"certificate": pem}))
+            let v: IssuerView = client
+                .post(
+                    &format!("/v1/ca/{}/certificate", super::certs::urlencode(&id)),
+                    &InstallCertRequest { certificate: pem },
+                )
                 .await?;
             issuer_record(ctx, &v);
         }
@@ -134,38 +148,31 @@ pub async fn run(ctx: &Ctx, cmd: CaCommand) -> CliResult {
                     .ok_or_else(|| Failure::usage("pass --password-file FILE (or set HAPKI_P12_PASSWORD)"))?,
             };
             let data = base64::engine::general_purpose::STANDARD.encode(read_file(&pkcs12)?);
-            let v = client
-                .post(
-                    "/v1/ca/import",
-                    &json!({"pkcs12": data, "password": password, "default": default}),
-                )
-                .await?;
+            let body = ImportRequest {
+                pkcs12: data,
+                password,
+                default,
+            };
+            let v: IssuerView = client.post("/v1/ca/import", &body).await?;
             issuer_record(ctx, &v);
         }
         CaCommand::List => {
-            let v = client.get("/v1/ca").await?;
-            let rows = v["issuers"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|i| {
-                            vec![
-                                s(&i["id"]),
-                                if i["default"].as_bool() == Some(true) {
-                                    "*".into()
-                                } else {
-                                    String::new()
-                                },
-                                s(&i["status"]),
-                                s(&i["name"]),
-                                s(&i["key_type"]),
-                                t(&i["not_after"]),
-                                s(&i["crl_number"]),
-                            ]
-                        })
-                        .collect()
+            let v: IssuerList = client.get("/v1/ca").await?;
+            let rows = v
+                .issuers
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.id.clone(),
+                        if i.default { "*".into() } else { String::new() },
+                        i.status.name().to_string(),
+                        i.name.clone(),
+                        i.key_type.clone(),
+                        ot(i.not_after),
+                        opt(i.crl_number),
+                    ]
                 })
-                .unwrap_or_default();
+                .collect();
             print(
                 ctx.output,
                 &v,
@@ -174,23 +181,25 @@ pub async fn run(ctx: &Ctx, cmd: CaCommand) -> CliResult {
             );
         }
         CaCommand::SetDefault { id } => {
-            let v = client.post(&format!("/v1/ca/{id}/default"), &json!({})).await?;
-            record(ctx.output, &v, vec![("default", s(&v["default"]))]);
+            let v: DefaultIssuer = client
+                .post(&format!("/v1/ca/{}/default", super::certs::urlencode(&id)), &())
+                .await?;
+            record(ctx.output, &v, vec![("default", v.default.clone())]);
         }
     }
     Ok(())
 }
 
-fn issuer_record(ctx: &Ctx, v: &serde_json::Value) {
+fn issuer_record(ctx: &Ctx, v: &IssuerView) {
     record(
         ctx.output,
         v,
         vec![
-            ("id", s(&v["id"])),
-            ("name", s(&v["name"])),
-            ("status", s(&v["status"])),
-            ("default", s(&v["default"])),
-            ("not after", t(&v["not_after"])),
+            ("id", v.id.clone()),
+            ("name", v.name.clone()),
+            ("status", v.status.name().to_string()),
+            ("default", v.default.to_string()),
+            ("not after", ot(v.not_after)),
         ],
     );
 }
@@ -198,11 +207,14 @@ fn issuer_record(ctx: &Ctx, v: &serde_json::Value) {
 pub async fn run_crl(ctx: &Ctx, cmd: CrlCommand) -> CliResult {
     match cmd {
         CrlCommand::Rotate { issuer } => {
-            let v = ctx.client()?.post("/v1/crl/rotate", &json!({"issuer": issuer})).await?;
+            let v: CrlRotated = ctx
+                .client()?
+                .post("/v1/crl/rotate", &RotateCrlRequest { issuer })
+                .await?;
             record(
                 ctx.output,
                 &v,
-                vec![("issuer", s(&v["issuer"])), ("CRL number", s(&v["crl_number"]))],
+                vec![("issuer", v.issuer.clone()), ("CRL number", v.crl_number.to_string())],
             );
         }
     }

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use clap::Subcommand;
-use serde_json::{json, Value};
+use hapki_api::certs::{
+    CertList, CertQuery, CertView, GenerateRequest, Generated, IssueRequest, Issued, ReadQuery, RevokeRequest, Revoked,
+};
 
 use super::outfile::OutFile;
-use super::output::{print, record, s, t};
+use super::output::{list, opt, ot, print, record, t};
 use super::{local, read_file, write_file, CliResult, Ctx, Failure};
 
 #[derive(Subcommand)]
@@ -131,14 +133,19 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
                 String::from_utf8(raw)
                     .map_err(|_| Failure::usage(format!("{} is neither PEM nor DER", csr.display())))?
             };
-            let body = json!({"csr": pem, "profile": profile, "issuer": issuer, "validity_days": validity_days});
+            let body = IssueRequest {
+                csr: pem,
+                profile,
+                issuer,
+                validity_days,
+            };
             let out = out.map(|path| OutFile::claim(&path, false, force)).transpose()?;
-            let v = ctx.client()?.post("/v1/certs", &body).await?;
-            let full = format!("{}{}", s(&v["certificate"]), chain(&v));
+            let v: Issued = ctx.client()?.post("/v1/certs", &body).await?;
+            let full = format!("{}{}", v.certificate, v.chain.concat());
             match out {
                 Some(file) => {
                     let path = file.path().to_path_buf();
-                    let serial = s(&v["serial"]);
+                    let serial = &v.serial;
                     file.write(
                         full.as_bytes(),
                         &format!("certificate {serial} was issued: fetch it with `hapki cert get {serial} --out FILE`"),
@@ -167,20 +174,30 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
                 Some(path) => Some(super::secret_file(&path)?),
                 None => password.or_else(|| std::env::var("HAPKI_P12_PASSWORD").ok()),
             };
-            let body = json!({
-                "common_name": cn, "sans": san, "profile": profile, "key_type": key, "issuer": issuer,
-                "validity_days": validity_days, "format": format, "password": password,
-            });
+            let key_type = key
+                .parse()
+                .map_err(|e: hapki_domain::DomainError| Failure::usage(e.to_string()))?;
+            let pkcs12 = format == "pkcs12";
+            let body = GenerateRequest {
+                common_name: cn,
+                sans: san,
+                profile,
+                key_type,
+                issuer,
+                validity_days,
+                format: Some(format),
+                password,
+            };
             // Every file is claimed first: the key exists only in the answer.
-            let files = match generated_files(&out, format == "pkcs12") {
+            let files = match generated_files(&out, pkcs12) {
                 (p12, None) => (OutFile::claim(&p12, true, force)?, None),
                 (key, Some(cert)) => (
                     OutFile::claim(&key, true, force)?,
                     Some(OutFile::claim(&cert, false, force)?),
                 ),
             };
-            let v = ctx.client()?.post("/v1/certs/generate", &body).await?;
-            let serial = s(&v["serial"]);
+            let v: Generated = ctx.client()?.post("/v1/certs/generate", &body).await?;
+            let serial = &v.issued.serial;
             let key_lost = format!(
                 "the private key of certificate {serial} is lost: revoke it with \
                  `hapki cert revoke {serial} --reason superseded` and generate again"
@@ -188,21 +205,25 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             match files {
                 (p12_file, None) => {
                     let p12 = base64::engine::general_purpose::STANDARD
-                        .decode(s(&v["pkcs12"]))
+                        .decode(v.pkcs12.as_deref().unwrap_or_default())
                         .map_err(|_| Failure::other(format!("the server sent a damaged PKCS#12 file; {key_lost}")))?;
                     let path = p12_file.path().to_path_buf();
                     p12_file.write(&p12, &key_lost)?;
-                    issued_summary(ctx, &v, Some(&path));
+                    issued_summary(ctx, &v.issued, Some(&path));
                 }
                 (key_file, Some(cert_file)) => {
                     let key_path = key_file.path().to_path_buf();
                     let cert_path = cert_file.path().to_path_buf();
-                    key_file.write(s(&v["private_key"]).as_bytes(), &key_lost)?;
+                    let key = v
+                        .private_key
+                        .as_deref()
+                        .ok_or_else(|| Failure::other(format!("the server sent no key; {key_lost}")))?;
+                    key_file.write(key.as_bytes(), &key_lost)?;
                     cert_file.write(
-                        format!("{}{}", s(&v["certificate"]), chain(&v)).as_bytes(),
+                        format!("{}{}", v.issued.certificate, v.issued.chain.concat()).as_bytes(),
                         &format!("fetch the certificate with `hapki cert get {serial} --out FILE`"),
                     )?;
-                    issued_summary(ctx, &v, Some(&cert_path));
+                    issued_summary(ctx, &v.issued, Some(&cert_path));
                     if ctx.output == super::Output::Table {
                         println!("key         {}", key_path.display());
                     }
@@ -215,13 +236,18 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             out,
             consistent,
         } => {
-            let query = if consistent { "?consistent=true" } else { "" };
-            let v = ctx
+            let query = query_string(&ReadQuery { consistent })?;
+            let v: CertView = ctx
                 .client()?
                 .get(&format!("/v1/certs/{}{query}", urlencode(&serial)))
                 .await?;
             if let Some(path) = out {
-                write_file(&path, s(&v["certificate"]).as_bytes(), false, true)?;
+                write_file(
+                    &path,
+                    v.certificate.as_deref().unwrap_or_default().as_bytes(),
+                    false,
+                    true,
+                )?;
             }
             record(ctx.output, &v, cert_fields(&v));
             Ok(())
@@ -236,67 +262,57 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             after,
             consistent,
         } => {
-            let mut q = vec![("limit".to_string(), limit.to_string())];
-            if consistent {
-                q.push(("consistent".to_string(), "true".to_string()));
-            }
-            for (k, v) in [
-                ("status", status),
-                ("subject", subject),
-                ("san", san),
-                ("expiring_within", expiring_within),
-                ("issuer", issuer),
-                ("after", after),
-            ] {
-                if let Some(v) = v {
-                    q.push((k.to_string(), v));
-                }
-            }
-            let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
-            let v = ctx.client()?.get(&format!("/v1/certs?{}", query.join("&"))).await?;
-            let rows = v["certs"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|c| {
-                            vec![
-                                s(&c["serial"]),
-                                s(&c["status"]),
-                                s(&c["subject"]),
-                                t(&c["not_after"]),
-                                s(&c["profile"]),
-                            ]
-                        })
-                        .collect()
+            let query = query_string(&CertQuery {
+                consistent,
+                status,
+                subject,
+                san,
+                expiring_within,
+                issuer,
+                limit: Some(limit),
+                after,
+            })?;
+            let v: CertList = ctx.client()?.get(&format!("/v1/certs{query}")).await?;
+            let rows = v
+                .certs
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.serial.clone(),
+                        c.status.name().to_string(),
+                        c.subject.clone(),
+                        t(c.not_after),
+                        c.profile.clone(),
+                    ]
                 })
-                .unwrap_or_default();
+                .collect();
             print(
                 ctx.output,
                 &v,
                 &["serial", "status", "subject", "not after", "profile"],
                 rows,
             );
-            if ctx.output == super::Output::Table && !v["next_after"].is_null() {
-                println!("(more: --after {})", s(&v["next_after"]));
+            if let (super::Output::Table, Some(next)) = (ctx.output, &v.next_after) {
+                println!("(more: --after {next})");
             }
             Ok(())
         }
         CertCommand::Revoke { serial, reason } => {
-            let v = ctx
+            let v: Revoked = ctx
                 .client()?
                 .post(
                     &format!("/v1/certs/{}/revoke", urlencode(&serial)),
-                    &json!({"reason": reason}),
+                    &RevokeRequest { reason: Some(reason) },
                 )
                 .await?;
             record(
                 ctx.output,
                 &v,
                 vec![
-                    ("revoked", s(&v["serial"])),
-                    ("reason", s(&v["reason"])),
-                    ("at", t(&v["revoked_at"])),
-                    ("CRL number", s(&v["crl_number"])),
+                    ("revoked", v.serial.clone()),
+                    ("reason", v.reason.clone()),
+                    ("at", t(v.revoked_at)),
+                    ("CRL number", v.crl_number.to_string()),
                 ],
             );
             Ok(())
@@ -304,19 +320,12 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
     }
 }
 
-fn chain(v: &Value) -> String {
-    v["chain"]
-        .as_array()
-        .map(|a| a.iter().map(s).collect::<String>())
-        .unwrap_or_default()
-}
-
-fn issued_summary(ctx: &Ctx, v: &Value, path: Option<&std::path::Path>) {
+fn issued_summary(ctx: &Ctx, v: &Issued, path: Option<&std::path::Path>) {
     let mut fields = vec![
-        ("serial", s(&v["serial"])),
-        ("subject", s(&v["subject"])),
-        ("profile", s(&v["profile"])),
-        ("not after", t(&v["not_after"])),
+        ("serial", v.serial.clone()),
+        ("subject", v.subject.clone()),
+        ("profile", v.profile.clone()),
+        ("not after", t(v.not_after)),
     ];
     if let Some(p) = path {
         fields.push(("written to", p.display().to_string()));
@@ -324,23 +333,25 @@ fn issued_summary(ctx: &Ctx, v: &Value, path: Option<&std::path::Path>) {
     record(ctx.output, v, fields);
 }
 
-fn cert_fields(v: &Value) -> Vec<(&'static str, String)> {
-    let sans = v["sans"]
-        .as_array()
-        .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default();
+fn cert_fields(v: &CertView) -> Vec<(&'static str, String)> {
     vec![
-        ("serial", s(&v["serial"])),
-        ("status", s(&v["status"])),
-        ("subject", s(&v["subject"])),
-        ("names", sans),
-        ("profile", s(&v["profile"])),
-        ("issuer", s(&v["issuer_id"])),
-        ("not before", t(&v["not_before"])),
-        ("not after", t(&v["not_after"])),
-        ("revoked at", t(&v["revoked_at"])),
-        ("reason", s(&v["revocation_reason"])),
+        ("serial", v.serial.clone()),
+        ("status", v.status.name().to_string()),
+        ("subject", v.subject.clone()),
+        ("names", list(&v.sans, ", ")),
+        ("profile", v.profile.clone()),
+        ("issuer", v.issuer_id.clone()),
+        ("not before", t(v.not_before)),
+        ("not after", t(v.not_after)),
+        ("revoked at", ot(v.revoked_at)),
+        ("reason", opt(v.revocation_reason.as_ref())),
     ]
+}
+
+/// A query as `?a=b&c=d`, or nothing when it has no field.
+pub fn query_string<Q: serde::Serialize>(q: &Q) -> Result<String, Failure> {
+    let text = serde_urlencoded::to_string(q).map_err(|e| Failure::other(format!("encoding the query: {e}")))?;
+    Ok(if text.is_empty() { text } else { format!("?{text}") })
 }
 
 /// Percent-encodes a query or path value.

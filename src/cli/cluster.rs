@@ -6,10 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use hapki_api::cluster::{
+    ClusterCreated, ClusterInfo, ClusterSettings, ClusterStatus, CreateNodeRequest, DeleteRequest, JoinRequest,
+    JoinStarted, Member, MemberList, NodeCsr, NodeRemoved, Phase, Resetting, Rotation, SettingsChange, SignedNode,
+    Summary, SummaryRow,
+};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Value};
 
-use super::output::{print, record, s};
+use super::output::{json, list, opt, print, record};
 use super::{CliResult, Client, ClientConfig, Ctx, Failure, Output};
 
 #[derive(Subcommand)]
@@ -137,23 +141,19 @@ pub struct DeleteArgs {
     force: bool,
 }
 
-fn rows(v: &Value) -> Vec<Vec<String>> {
-    v["nodes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|n| {
-                    vec![
-                        s(&n["id"]),
-                        s(&n["name"]),
-                        s(&n["role"]),
-                        s(&n["api"]),
-                        s(&n["cluster"]),
-                    ]
-                })
-                .collect()
+fn rows(nodes: &[Member]) -> Vec<Vec<String>> {
+    nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.id.clone(),
+                n.name.clone(),
+                n.role.name().to_string(),
+                n.api.clone(),
+                n.cluster.clone(),
+            ]
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 const HEADERS: [&str; 5] = ["id", "name", "role", "api", "cluster"];
@@ -161,157 +161,160 @@ const HEADERS: [&str; 5] = ["id", "name", "role", "api", "cluster"];
 pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
     match cmd {
         ClusterCommand::New => {
-            let v = ctx.client()?.post("/v1/cluster/new", &json!({})).await?;
+            let v: ClusterCreated = ctx.client()?.post("/v1/cluster/new", &()).await?;
             record(
                 ctx.output,
                 &v,
                 vec![
-                    ("cluster", s(&v["cluster_id"])),
-                    ("node", s(&v["node_id"])),
-                    ("admin token", s(&v["admin_token"])),
-                    ("admin token file", s(&v["admin_token_file"])),
-                    ("API CA file", s(&v["api_ca_file"])),
+                    ("cluster", opt(v.cluster_id.as_ref())),
+                    ("node", v.node_id.clone()),
+                    ("admin token", v.admin_token.clone()),
+                    ("admin token file", v.admin_token_file.clone()),
+                    ("API CA file", v.api_ca_file.clone()),
                 ],
             );
             if ctx.output == Output::Table {
                 eprintln!(
                     "The node's HTTPS certificate now chains to the cluster's internal CA: use {} as --ca-cert.",
-                    s(&v["api_ca_file"])
+                    v.api_ca_file
                 );
             }
         }
         ClusterCommand::Csr(args) => {
-            let v = ctx.client()?.post("/v1/cluster/csr", &json!({})).await?;
-            write_or_print(ctx, &v, "csr", args.out.as_ref())?;
+            let v: NodeCsr = ctx.client()?.post("/v1/cluster/csr", &()).await?;
+            match args.out {
+                Some(path) => {
+                    super::write_file(&path, v.csr.as_bytes(), false, true)?;
+                    record(
+                        ctx.output,
+                        &v,
+                        vec![("node", v.node_id.clone()), ("written", path.display().to_string())],
+                    );
+                }
+                None if ctx.output == Output::Json => json(&v),
+                None => print!("{}", v.csr),
+            }
         }
         ClusterCommand::Join(args) => {
             let bundle = read(&args.cert)?;
             let client = client_with_bundle(ctx.client_config().clone(), &bundle)?;
-            let status = client.get("/v1/cluster/status").await?;
+            let status: ClusterStatus = client.get("/v1/cluster/status").await?;
             confirm(args.yes, &status)?;
-            client
-                .post(
-                    "/v1/cluster/join",
-                    &json!({ "member": args.member, "certificate": bundle }),
-                )
-                .await?;
+            let req = JoinRequest {
+                member: args.member,
+                certificate: bundle,
+            };
+            let _: JoinStarted = client.post("/v1/cluster/join", &req).await?;
             follow(ctx.output, &client).await?;
         }
         ClusterCommand::Fulljoin(args) => fulljoin(ctx, args).await?,
         ClusterCommand::Status => {
-            let v = ctx.client()?.get("/v1/cluster/status").await?;
-            record(
-                ctx.output,
-                &v,
-                vec![
-                    ("node", s(&v["node_id"])),
-                    ("name", s(&v["name"])),
-                    ("status", s(&v["status"])),
-                    ("reason", s(&v["phase"]["reason"])),
-                    ("cluster", s(&v["cluster_id"])),
-                    ("leader", s(&v["leader"])),
-                    ("applied index", s(&v["applied_index"])),
-                    ("version", s(&v["version"])),
-                ],
-            );
-        }
-        ClusterCommand::Info => {
-            let v = ctx.client()?.get("/v1/cluster/info").await?;
-            let list = |k: &str| {
-                v[k].as_array()
-                    .map(|a| a.iter().map(s).collect::<Vec<_>>().join("; "))
-                    .unwrap_or_default()
+            let v: ClusterStatus = ctx.client()?.get("/v1/cluster/status").await?;
+            let reason = match &v.phase {
+                Phase::Killed { reason } | Phase::Unknown { reason } => Some(reason.clone()),
+                _ => None,
             };
             record(
                 ctx.output,
                 &v,
                 vec![
-                    ("cluster", s(&v["cluster_id"])),
-                    ("this node", s(&v["node_id"])),
-                    ("status", s(&v["status"])),
-                    ("leader", s(&v["leader"])),
-                    ("applied index", s(&v["applied_index"])),
-                    ("digest", s(&v["digest"])),
-                    ("version", s(&v["version"])),
-                    ("voters target", s(&v["voters_target"])),
-                    ("replicated", list("replicated")),
-                    ("node-local", list("node_local")),
+                    ("node", v.node_id.clone()),
+                    ("name", v.name.clone()),
+                    ("status", v.status.clone()),
+                    ("reason", opt(reason)),
+                    ("cluster", opt(v.cluster_id.as_ref())),
+                    ("leader", opt(v.leader.as_ref())),
+                    ("applied index", opt(v.applied_index)),
+                    ("version", v.version.clone()),
+                ],
+            );
+        }
+        ClusterCommand::Info => {
+            let v: ClusterInfo = ctx.client()?.get("/v1/cluster/info").await?;
+            record(
+                ctx.output,
+                &v,
+                vec![
+                    ("cluster", opt(v.cluster_id.as_ref())),
+                    ("this node", v.node_id.clone()),
+                    ("status", v.status.clone()),
+                    ("leader", opt(v.leader.as_ref())),
+                    ("applied index", opt(v.applied_index)),
+                    ("digest", v.digest.clone()),
+                    ("version", v.version.clone()),
+                    ("voters target", v.voters_target.to_string()),
+                    ("replicated", v.replicated.join("; ")),
+                    ("node-local", v.node_local.join("; ")),
                 ],
             );
             if ctx.output == Output::Table {
                 println!();
-                print(ctx.output, &v, &HEADERS, rows(&v));
+                print(ctx.output, &v, &HEADERS, rows(&v.nodes));
             }
         }
         ClusterCommand::Summary => summary(ctx).await?,
         ClusterCommand::Settings(args) => {
             let client = ctx.client()?;
-            let mut change = serde_json::Map::new();
-            if let Some(n) = args.voters_target {
-                change.insert("voters_target".into(), json!(n));
-            }
-            if let Some(m) = args.serial_mode {
-                change.insert("serial_mode".into(), json!(m));
-            }
-            if let Some(r) = args.serial_range {
-                change.insert("serial_range".into(), json!(r));
-            }
-            let v = if change.is_empty() {
+            let change = SettingsChange {
+                voters_target: args.voters_target,
+                serial_mode: args.serial_mode,
+                serial_range: args.serial_range,
+            };
+            let nothing =
+                change.voters_target.is_none() && change.serial_mode.is_none() && change.serial_range.is_none();
+            let v: ClusterSettings = if nothing {
                 client.get("/v1/cluster/settings").await?
             } else {
-                client.put("/v1/cluster/settings", &Value::Object(change)).await?
+                client.put("/v1/cluster/settings", &change).await?
             };
-            let promoted = v["promoted"]
-                .as_array()
-                .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "-".into());
             record(
                 ctx.output,
                 &v,
                 vec![
-                    ("voters target", s(&v["voters_target"])),
-                    ("serial mode", s(&v["serial_mode"])),
-                    ("serial range", s(&v["serial_range"])),
-                    ("publication base URL", s(&v["publication_base_url"])),
-                    ("CRL validity (s)", s(&v["crl_validity_secs"])),
-                    ("OCSP validity (s)", s(&v["ocsp_validity_secs"])),
-                    ("promoted", promoted),
+                    ("voters target", v.voters_target.to_string()),
+                    ("serial mode", v.serial_mode.clone()),
+                    ("serial range", v.serial_range.to_string()),
+                    ("publication base URL", v.publication_base_url.clone()),
+                    ("CRL validity (s)", v.crl_validity_secs.to_string()),
+                    ("OCSP validity (s)", v.ocsp_validity_secs.to_string()),
+                    ("promoted", list(&v.promoted, ", ")),
                 ],
             );
         }
         ClusterCommand::Nodes(NodesCommand::List) => {
-            let v = ctx.client()?.get("/v1/cluster/nodes").await?;
-            print(ctx.output, &v, &HEADERS, rows(&v));
+            let v: MemberList = ctx.client()?.get("/v1/cluster/nodes").await?;
+            print(ctx.output, &v, &HEADERS, rows(&v.nodes));
         }
         ClusterCommand::Nodes(NodesCommand::Create(args)) => {
             let csr = read(&args.csr)?;
-            let v = ctx.client()?.post("/v1/cluster/nodes", &json!({ "csr": csr })).await?;
+            let v: SignedNode = ctx
+                .client()?
+                .post("/v1/cluster/nodes", &CreateNodeRequest { csr })
+                .await?;
             let out = args
                 .out
-                .unwrap_or_else(|| PathBuf::from(format!("node-{}.pem", s(&v["node_id"]))));
-            super::write_file(&out, s(&v["certificate"]).as_bytes(), false, true)?;
-            let members = members(&v);
+                .unwrap_or_else(|| PathBuf::from(format!("node-{}.pem", v.node_id)));
+            super::write_file(&out, v.certificate.as_bytes(), false, true)?;
             record(
                 ctx.output,
                 &v,
                 vec![
-                    ("node", s(&v["node_id"])),
-                    ("name", s(&v["name"])),
+                    ("node", v.node_id.clone()),
+                    ("name", v.name.clone()),
                     ("certificate", out.display().to_string()),
-                    ("members", members.join(", ")),
+                    ("members", v.members.join(", ")),
                 ],
             );
             if ctx.output == Output::Table {
                 eprintln!(
                     "Next, on the new node: hapki cluster join --member {} --cert {}",
-                    members.first().map(String::as_str).unwrap_or("HOST:PORT"),
+                    v.members.first().map(String::as_str).unwrap_or("HOST:PORT"),
                     out.display()
                 );
             }
         }
         ClusterCommand::Nodes(NodesCommand::Get(args)) => {
-            let v = ctx
+            let v: SummaryRow = ctx
                 .client()?
                 .get(&format!("/v1/cluster/nodes/{}", node_id(&args.id)?))
                 .await?;
@@ -319,19 +322,19 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                 ctx.output,
                 &v,
                 vec![
-                    ("node", s(&v["id"])),
-                    ("name", s(&v["name"])),
-                    ("status", s(&v["status"])),
-                    ("role", s(&v["role"])),
-                    ("version", s(&v["version"])),
-                    ("address", first(&v, &["address", "api"])),
-                    ("applied index", s(&v["applied_index"])),
-                    ("digest", s(&v["digest"])),
+                    ("node", v.id.clone()),
+                    ("name", v.name.clone()),
+                    ("status", v.status.clone()),
+                    ("role", v.role.clone()),
+                    ("version", opt(v.version.as_ref())),
+                    ("address", v.address.clone()),
+                    ("applied index", opt(v.applied_index)),
+                    ("digest", opt(v.digest.as_ref())),
                 ],
             );
         }
         ClusterCommand::Nodes(NodesCommand::Delete(args)) => {
-            let v = ctx
+            let v: NodeRemoved = ctx
                 .client()?
                 .delete(&format!("/v1/cluster/nodes/{}", node_id(&args.id)?))
                 .await?;
@@ -339,22 +342,22 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                 ctx.output,
                 &v,
                 vec![
-                    ("removed", s(&v["removed"])),
-                    ("promoted", s(&v["promoted"])),
-                    ("next", s(&v["next"])),
+                    ("removed", v.removed.clone()),
+                    ("promoted", opt(v.promoted.as_ref())),
+                    ("next", v.next.clone()),
                 ],
             );
         }
         ClusterCommand::RotateKek => {
-            let v = ctx.client()?.post("/v1/cluster/rotate-kek", &json!({})).await?;
+            let v: Rotation = ctx.client()?.post("/v1/cluster/rotate-kek", &()).await?;
             record(
                 ctx.output,
                 &v,
                 vec![
-                    ("from", s(&v["from"])),
-                    ("to", s(&v["to"])),
-                    ("keys", s(&v["keys"])),
-                    ("nodes", s(&v["nodes"])),
+                    ("from", v.from.to_string()),
+                    ("to", v.to.to_string()),
+                    ("keys", v.keys.to_string()),
+                    ("nodes", v.nodes.to_string()),
                     (
                         "next",
                         "every node now seals with the new KEK; the old one opens nothing in the state".into(),
@@ -364,18 +367,18 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
         }
         ClusterCommand::Delete(args) => {
             let client = ctx.client()?;
-            let status = client.get("/v1/cluster/status").await?;
+            let status: ClusterStatus = client.get("/v1/cluster/status").await?;
             confirm(args.yes, &status)?;
-            let v = client
-                .post("/v1/cluster/delete", &json!({ "force": args.force }))
+            let v: Resetting = client
+                .post("/v1/cluster/delete", &DeleteRequest { force: args.force })
                 .await?;
             record(
                 ctx.output,
                 &v,
                 vec![
-                    ("node", s(&v["node_id"])),
-                    ("status", s(&v["status"])),
-                    ("next", s(&v["next"])),
+                    ("node", v.node_id.clone()),
+                    ("status", v.status.clone()),
+                    ("next", v.next.clone()),
                 ],
             );
         }
@@ -394,39 +397,8 @@ fn node_id(id: &str) -> Result<&str, Failure> {
     Ok(id)
 }
 
-fn first(v: &Value, keys: &[&str]) -> String {
-    keys.iter()
-        .map(|k| &v[*k])
-        .find(|x| !x.is_null())
-        .map(s)
-        .unwrap_or_else(|| "-".into())
-}
-
-fn members(v: &Value) -> Vec<String> {
-    v["members"]
-        .as_array()
-        .map(|a| a.iter().map(s).collect())
-        .unwrap_or_default()
-}
-
 fn read(path: &PathBuf) -> Result<String, Failure> {
     std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
-}
-
-fn write_or_print(ctx: &Ctx, v: &Value, field: &str, out: Option<&PathBuf>) -> CliResult {
-    match out {
-        Some(path) => {
-            super::write_file(path, s(&v[field]).as_bytes(), false, true)?;
-            record(
-                ctx.output,
-                v,
-                vec![("node", s(&v["node_id"])), ("written", path.display().to_string())],
-            );
-        }
-        None if ctx.output == Output::Json => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
-        None => print!("{}", s(&v[field])),
-    }
-    Ok(())
 }
 
 /// A client that also trusts the internal CA in a node certificate bundle: the joining
@@ -439,15 +411,13 @@ fn client_with_bundle(mut cfg: ClientConfig, bundle: &str) -> Result<Client, Fai
 }
 
 /// Asks before a node's data is deleted; `--yes` answers for scripts.
-fn confirm(yes: bool, status: &Value) -> CliResult {
+fn confirm(yes: bool, status: &ClusterStatus) -> CliResult {
     if yes {
         return Ok(());
     }
     let warning = format!(
         "All data on node {} ({}, now {}) will be deleted.",
-        s(&status["node_id"]),
-        s(&status["name"]),
-        s(&status["status"])
+        status.node_id, status.name, status.status
     );
     if !std::io::stdin().is_terminal() {
         return Err(Failure::usage(format!("{warning} Pass --yes to go ahead.")));
@@ -485,7 +455,7 @@ async fn follow(output: Output, client: &Client) -> CliResult {
     let mut shown = 0usize;
     let mut failures = 0;
     loop {
-        let v = match client.get("/v1/cluster/status").await {
+        let v: ClusterStatus = match client.get("/v1/cluster/status").await {
             Ok(v) => {
                 failures = 0;
                 v
@@ -501,49 +471,43 @@ async fn follow(output: Output, client: &Client) -> CliResult {
                 return Err(e.into());
             }
         };
-        let history: Vec<String> = v["history"]
-            .as_array()
-            .map(|a| a.iter().map(|h| s(&h["status"])).collect())
-            .unwrap_or_default();
-        for label in history.iter().skip(shown) {
+        for change in v.history.iter().skip(shown) {
+            let label = &change.status;
             if live {
                 bar.println(label);
             } else if output == Output::Table {
                 eprintln!("{label}");
             }
         }
-        shown = history.len();
-        let phase = &v["phase"];
-        let status = s(&v["status"]);
-        match phase["state"].as_str() {
-            Some("joining") => {
-                bar.set_position(phase["step"].as_u64().unwrap_or(1).saturating_sub(1));
-                let detail = s(&phase["detail"]);
-                bar.set_message(if detail == "-" || detail.is_empty() {
+        shown = v.history.len();
+        let status = v.status.clone();
+        match &v.phase {
+            Phase::Joining { step, detail, .. } => {
+                bar.set_position(u64::from(step.saturating_sub(1)));
+                bar.set_message(if detail.is_empty() {
                     status
                 } else {
                     format!("{status}: {detail}")
                 });
             }
-            Some("ready") => {
+            Phase::Ready => {
                 bar.set_position(5);
                 bar.finish_with_message("ready");
                 if output == Output::Json {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    json(&v);
                 }
                 return Ok(());
             }
-            Some("killed") | Some("unknown") => {
+            Phase::Killed { reason } | Phase::Unknown { reason } => {
                 bar.abandon_with_message(status.clone());
                 if output == Output::Json {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    json(&v);
                 }
                 return Err(Failure::other(format!(
-                    "the join failed, the node is {status}: {}; reset it with `hapki cluster delete`, then join again",
-                    s(&phase["reason"])
+                    "the join failed, the node is {status}: {reason}; reset it with `hapki cluster delete`, then join again"
                 )));
             }
-            _ => bar.set_message(status),
+            Phase::NotClustered => bar.set_message(status),
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
@@ -571,68 +535,60 @@ async fn fulljoin(ctx: &Ctx, args: FulljoinArgs) -> CliResult {
         retry: ctx.client_config().retry,
     };
     let newnode = Client::new(newnode_cfg.clone())?;
-    let status = newnode.get("/v1/cluster/status").await?;
+    let status: ClusterStatus = newnode.get("/v1/cluster/status").await?;
     confirm(args.yes, &status)?;
-    let member_status = member.get("/v1/cluster/status").await?;
-    let csr = newnode.post("/v1/cluster/csr", &json!({})).await?;
+    let member_status: ClusterStatus = member.get("/v1/cluster/status").await?;
+    let csr: NodeCsr = newnode.post("/v1/cluster/csr", &()).await?;
     if ctx.output == Output::Table {
-        eprintln!("CSR of node {} made on {}", s(&csr["node_id"]), args.newnode);
+        eprintln!("CSR of node {} made on {}", csr.node_id, args.newnode);
     }
-    let signed = member.post("/v1/cluster/nodes", &json!({ "csr": csr["csr"] })).await?;
-    let bundle = s(&signed["certificate"]);
+    let signed: SignedNode = member
+        .post("/v1/cluster/nodes", &CreateNodeRequest { csr: csr.csr })
+        .await?;
+    let bundle = signed.certificate.clone();
     // The member the admin named, if it has a cluster address; any member otherwise.
-    let target = member_status["cluster"]
-        .as_str()
-        .map(str::to_string)
-        .or_else(|| members(&signed).into_iter().next())
+    let target = member_status
+        .cluster
+        .or_else(|| signed.members.first().cloned())
         .ok_or_else(|| Failure::other("the member reports no cluster address; start it with --cluster-listen"))?;
     if ctx.output == Output::Table {
         eprintln!("Node certificate signed by {}; joining through {target}", args.member);
     }
     let newnode = client_with_bundle(newnode_cfg, &bundle)?;
-    newnode
-        .post("/v1/cluster/join", &json!({ "member": target, "certificate": bundle }))
-        .await?;
+    let req = JoinRequest {
+        member: target,
+        certificate: bundle,
+    };
+    let _: JoinStarted = newnode.post("/v1/cluster/join", &req).await?;
     follow(ctx.output, &newnode).await
 }
 
 async fn summary(ctx: &Ctx) -> CliResult {
-    let v = ctx.client()?.get("/v1/cluster/summary").await?;
-    let rows = v["nodes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|n| {
-                    let errors = n["errors"]
-                        .as_array()
-                        .and_then(|e| e.last())
-                        .map(|e| s(&e["message"]))
-                        .unwrap_or_else(|| "-".into());
-                    vec![
-                        s(&n["id"]),
-                        s(&n["name"]),
-                        s(&n["status"]),
-                        s(&n["role"]),
-                        s(&n["version"]),
-                        s(&n["address"]),
-                        n["last_contact_ms"]
-                            .as_u64()
-                            .map(|ms| format!("{ms} ms ago"))
-                            .unwrap_or_else(|| "-".into()),
-                        s(&n["matched_index"]),
-                        s(&n["lag_entries"]),
-                        s(&n["lag_bytes"]),
-                        n["apply_rate"]
-                            .as_f64()
-                            .map(|r| format!("{r:.1}/s"))
-                            .unwrap_or_else(|| "-".into()),
-                        s(&n["digest"]).chars().take(12).collect(),
-                        errors,
-                    ]
-                })
-                .collect()
+    let v: Summary = ctx.client()?.get("/v1/cluster/summary").await?;
+    let rows = v
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.id.clone(),
+                n.name.clone(),
+                n.status.clone(),
+                n.role.clone(),
+                opt(n.version.as_ref()),
+                n.address.clone(),
+                opt(n.last_contact_ms.map(|ms| format!("{ms} ms ago"))),
+                opt(n.matched_index),
+                opt(n.lag_entries),
+                opt(n.lag_bytes),
+                opt(n.apply_rate.map(|r| format!("{r:.1}/s"))),
+                n.digest
+                    .as_deref()
+                    .map(|d| d.chars().take(12).collect())
+                    .unwrap_or_else(|| "-".into()),
+                opt(n.errors.last().map(|e| &e.message)),
+            ]
         })
-        .unwrap_or_default();
+        .collect();
     print(
         ctx.output,
         &v,
@@ -655,7 +611,7 @@ async fn summary(ctx: &Ctx) -> CliResult {
     );
     if ctx.output == Output::Table {
         println!();
-        println!("{}  (computed {})", s(&v["overall"]), s(&v["computed_at"]));
+        println!("{}  (computed {})", v.overall, v.computed_at);
     }
     Ok(())
 }

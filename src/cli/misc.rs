@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use serde_json::{json, Value};
+use hapki_api::profiles::ProfileList;
+use hapki_api::sys::Status;
+use hapki_api::tokens::{CreateTokenRequest, NewToken, TokenList, TokenRevoked};
+use hapki_domain::profile::Profile;
 
-use super::output::{print, record, s, t};
+use super::output::{json, opt, ot, print, record, wire_name};
 use super::{read_file, CliResult, Ctx, Failure};
 
 #[derive(Subcommand)]
@@ -52,8 +55,7 @@ pub enum TokenCommand {
 }
 
 /// A token's limit for a table: the names, or `any` when it has none.
-fn list_or_any(v: &Value) -> String {
-    let names: Vec<String> = v.as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+fn list_or_any(names: &[String]) -> String {
     if names.is_empty() {
         "any".into()
     } else {
@@ -61,51 +63,47 @@ fn list_or_any(v: &Value) -> String {
     }
 }
 
-fn profile_file(file: &std::path::Path) -> Result<Value, Failure> {
-    serde_json::from_slice(&read_file(file)?).map_err(|e| Failure::usage(format!("{}: not JSON: {e}", file.display())))
+fn profile_file(file: &std::path::Path) -> Result<Profile, Failure> {
+    serde_json::from_slice(&read_file(file)?)
+        .map_err(|e| Failure::usage(format!("{} is not a profile: {e}", file.display())))
 }
 
 pub async fn run_profile(ctx: &Ctx, cmd: ProfileCommand) -> CliResult {
     let client = ctx.client()?;
     match cmd {
         ProfileCommand::List => {
-            let v = client.get("/v1/profiles").await?;
-            let rows = v["profiles"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|p| {
-                            let eku = p["ext_key_usage"]
-                                .as_array()
-                                .map(|e| e.iter().map(s).collect::<Vec<_>>().join(","))
-                                .unwrap_or_default();
-                            vec![s(&p["name"]), s(&p["validity_days"]), eku, s(&p["description"])]
-                        })
-                        .collect()
+            let v: ProfileList = client.get("/v1/profiles").await?;
+            let rows = v
+                .profiles
+                .iter()
+                .map(|p| {
+                    let eku: Vec<String> = p.ext_key_usage.iter().map(wire_name).collect();
+                    vec![
+                        p.name.clone(),
+                        p.validity_days.to_string(),
+                        eku.join(","),
+                        p.description.clone(),
+                    ]
                 })
-                .unwrap_or_default();
+                .collect();
             print(ctx.output, &v, &["name", "days", "eku", "description"], rows);
         }
         ProfileCommand::Show { name } => {
-            let v = client
+            let v: Profile = client
                 .get(&format!("/v1/profiles/{}", super::certs::urlencode(&name)))
                 .await?;
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            json(&v);
         }
         ProfileCommand::Create { file } => {
-            let v = client.post("/v1/profiles", &profile_file(&file)?).await?;
-            record(ctx.output, &v, vec![("created", s(&v["name"]))]);
+            let v: Profile = client.post("/v1/profiles", &profile_file(&file)?).await?;
+            record(ctx.output, &v, vec![("created", v.name.clone())]);
         }
         ProfileCommand::Update { file } => {
             let body = profile_file(&file)?;
-            let name = body["name"]
-                .as_str()
-                .ok_or_else(|| Failure::usage("the profile has no \"name\""))?
-                .to_string();
-            let v = client
-                .put(&format!("/v1/profiles/{}", super::certs::urlencode(&name)), &body)
+            let v: Profile = client
+                .put(&format!("/v1/profiles/{}", super::certs::urlencode(&body.name)), &body)
                 .await?;
-            record(ctx.output, &v, vec![("updated", s(&v["name"]))]);
+            record(ctx.output, &v, vec![("updated", v.name.clone())]);
         }
     }
     Ok(())
@@ -121,41 +119,44 @@ pub async fn run_token(ctx: &Ctx, cmd: TokenCommand) -> CliResult {
             profiles,
             issuers,
         } => {
-            let body = json!({"role": role, "name": name, "ttl": ttl, "profiles": profiles, "issuers": issuers});
-            let v = client.post("/v1/tokens", &body).await?;
+            let body = CreateTokenRequest {
+                role,
+                name,
+                ttl,
+                profiles,
+                issuers,
+            };
+            let v: NewToken = client.post("/v1/tokens", &body).await?;
             record(
                 ctx.output,
                 &v,
                 vec![
-                    ("token", s(&v["token"])),
-                    ("id", s(&v["id"])),
-                    ("role", s(&v["role"])),
-                    ("expires", t(&v["expires_at"])),
-                    ("profiles", list_or_any(&v["profiles"])),
-                    ("issuers", list_or_any(&v["issuers"])),
+                    ("token", v.token.clone()),
+                    ("id", v.id.clone()),
+                    ("role", v.role.name().to_string()),
+                    ("expires", ot(v.expires_at)),
+                    ("profiles", list_or_any(&v.profiles)),
+                    ("issuers", list_or_any(&v.issuers)),
                 ],
             );
         }
         TokenCommand::List => {
-            let v = client.get("/v1/tokens").await?;
-            let rows = v["tokens"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|x| {
-                            vec![
-                                s(&x["id"]),
-                                s(&x["role"]),
-                                s(&x["name"]),
-                                t(&x["expires_at"]),
-                                list_or_any(&x["profiles"]),
-                                list_or_any(&x["issuers"]),
-                                s(&x["revoked"]),
-                            ]
-                        })
-                        .collect()
+            let v: TokenList = client.get("/v1/tokens").await?;
+            let rows = v
+                .tokens
+                .iter()
+                .map(|x| {
+                    vec![
+                        x.id.clone(),
+                        x.role.name().to_string(),
+                        x.name.clone(),
+                        ot(x.expires_at),
+                        list_or_any(&x.profiles),
+                        list_or_any(&x.issuers),
+                        x.revoked.to_string(),
+                    ]
                 })
-                .unwrap_or_default();
+                .collect();
             print(
                 ctx.output,
                 &v,
@@ -164,29 +165,29 @@ pub async fn run_token(ctx: &Ctx, cmd: TokenCommand) -> CliResult {
             );
         }
         TokenCommand::Revoke { id } => {
-            let v = client
+            let v: TokenRevoked = client
                 .delete(&format!("/v1/tokens/{}", super::certs::urlencode(&id)))
                 .await?;
-            record(ctx.output, &v, vec![("revoked", s(&v["revoked"]))]);
+            record(ctx.output, &v, vec![("revoked", v.revoked.clone())]);
         }
     }
     Ok(())
 }
 
 pub async fn status(ctx: &Ctx) -> CliResult {
-    let v = ctx.client()?.get("/v1/sys/status").await?;
+    let v: Status = ctx.client()?.get("/v1/sys/status").await?;
     record(
         ctx.output,
         &v,
         vec![
-            ("node", s(&v["node_id"])),
-            ("leader", s(&v["leader"])),
-            ("term", s(&v["term"])),
-            ("applied index", s(&v["applied_index"])),
-            ("certificates", s(&v["certificates"])),
-            ("issuers", s(&v["issuers"])),
-            ("digest", s(&v["digest"])),
-            ("version", s(&v["version"])),
+            ("node", v.raft.node_id.clone()),
+            ("leader", opt(v.raft.leader.as_ref())),
+            ("term", v.raft.term.to_string()),
+            ("applied index", opt(v.raft.applied_index)),
+            ("certificates", v.certificates.to_string()),
+            ("issuers", v.issuers.to_string()),
+            ("digest", v.digest.clone()),
+            ("version", v.raft.version.clone()),
         ],
     );
     Ok(())

@@ -1,21 +1,23 @@
-//! Printing results: JSON as the server sent it, or an aligned table.
+//! Printing results: the typed answer as JSON, or an aligned table of its fields.
 
-use serde_json::Value;
+use std::fmt::Display;
+
+use serde::Serialize;
 
 use super::Output;
 
-/// Prints `rows` under `headers` as a table, or `json` as JSON.
-pub fn print(output: Output, json: &Value, headers: &[&str], rows: Vec<Vec<String>>) {
+/// Prints `rows` under `headers` as a table, or `value` as JSON.
+pub fn print<T: Serialize>(output: Output, value: &T, headers: &[&str], rows: Vec<Vec<String>>) {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(json).unwrap_or_default()),
+        Output::Json => json(value),
         Output::Table => table(headers, rows),
     }
 }
 
-/// Prints a key/value record.
-pub fn record(output: Output, json: &Value, fields: Vec<(&str, String)>) {
+/// Prints a key/value record, or `value` as JSON.
+pub fn record<T: Serialize>(output: Output, value: &T, fields: Vec<(&str, String)>) {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(json).unwrap_or_default()),
+        Output::Json => json(value),
         Output::Table => {
             let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             for (k, v) in fields {
@@ -23,6 +25,11 @@ pub fn record(output: Output, json: &Value, fields: Vec<(&str, String)>) {
             }
         }
     }
+}
+
+/// Prints `value` as pretty JSON.
+pub fn json<T: Serialize>(value: &T) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 fn table(headers: &[&str], rows: Vec<Vec<String>>) {
@@ -46,18 +53,35 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-/// A string field, or "-".
-pub fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
+/// A field that may be absent, or "-".
+pub fn opt<T: Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// A unix time as RFC 3339.
+pub fn t(secs: u64) -> String {
+    hapki_domain::time::rfc3339(secs)
+}
+
+/// A unix time that may be absent as RFC 3339, or "-".
+pub fn ot(secs: Option<u64>) -> String {
+    opt(secs.map(t))
+}
+
+/// A list joined with `sep`, or "-" when empty.
+pub fn list(items: &[String], sep: &str) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(sep)
     }
 }
 
-/// A unix time field as RFC 3339, or "-".
-pub fn t(v: &Value) -> String {
-    v.as_u64()
-        .map(hapki_domain::time::rfc3339)
-        .unwrap_or_else(|| "-".into())
+/// How a unit enum value is spelled on the wire (`server_auth`).
+pub fn wire_name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
 }
