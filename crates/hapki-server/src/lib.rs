@@ -13,7 +13,10 @@ mod node;
 pub mod pki;
 pub mod rand;
 pub mod recent;
+pub mod replica;
 pub mod serve;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod trust;
 

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::config::NodeConfig;
 use crate::datadir::{write_public, DataDir};
 use crate::lifecycle::Node;
-use crate::{api, rand, serve, tls};
+use crate::{rand, serve, tls};
 
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
@@ -80,11 +80,15 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     tokio::spawn(serve::serve_https(
         https,
         tls_config,
-        api::https_app(node.clone()),
+        crate::lifecycle::https_app(node.clone()),
         https_limits,
     ));
     if let Some(http) = http {
-        tokio::spawn(serve::serve_http(http, api::http_app(node.clone()), http_limits));
+        tokio::spawn(serve::serve_http(
+            http,
+            crate::lifecycle::http_app(node.clone()),
+            http_limits,
+        ));
     }
 
     shutdown_signal().await;

@@ -4,12 +4,14 @@
 
 mod ca;
 mod certs;
-mod cluster;
-mod linger;
+pub(crate) mod linger;
 mod profiles;
 mod publish;
 mod sys;
 mod tokens;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -23,11 +25,9 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::lifecycle::Node;
 use crate::pki::Pki;
-use tower::ServiceExt;
 
-pub use sys::{version, VERSION};
+pub use sys::{raft_view, version, VERSION};
 
 /// The HTTPS API.
 pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
@@ -56,50 +56,13 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .with_state(pki)
 }
 
-/// What the HTTPS listener serves: `/v1/cluster/*` in every state, the rest once the
-/// node has a cluster (a fresh node answers 503 `not_clustered` to it).
-pub fn https_app(node: Arc<Node>) -> Router {
-    let full = node.clone();
-    let max_body = node.cfg.max_body_bytes;
-    cluster::routes(node)
-        .fallback_service(tower::service_fn(move |req: Request| {
-            let router = full.routers().map(|(https, _)| https.clone());
-            async move {
-                match router {
-                    Some(r) => r.oneshot(req).await,
-                    None => Ok(ApiError::from(crate::lifecycle::LifecycleError::NotClustered).into_response()),
-                }
-            }
-        }))
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn_with_state(max_body, refuse_oversized))
-        .layer(axum::middleware::from_fn_with_state(max_body, linger::finish_body))
-}
-
-/// What the plain-HTTP listener serves: publication once the node has a cluster.
-pub fn http_app(node: Arc<Node>) -> Router {
-    let full = node.clone();
-    Router::new()
-        .route("/v1/sys/health", get(sys::health))
-        .with_state(node)
-        .fallback_service(tower::service_fn(move |req: Request| {
-            let router = full.routers().map(|(_, http)| http.clone());
-            async move {
-                match router {
-                    Some(r) => r.oneshot(req).await,
-                    None => Ok(ApiError::from(crate::lifecycle::LifecycleError::NotClustered).into_response()),
-                }
-            }
-        }))
-}
-
 /// Answers 413 to a body whose declared length is over the limit, after reading
 /// (and discarding) what the client is still sending, as [`linger::discard`] bounds it
 /// (the body limit, 2 s): a server that answers and closes while the client writes
 /// makes the client see a broken pipe, not the 413; a client that sends more than that
 /// is not worth more of the node's time. A client that waits for `100 Continue` has
 /// sent nothing yet and is answered at once.
-async fn refuse_oversized(State(max_body): State<usize>, req: Request, next: Next) -> Response {
+pub(crate) async fn refuse_oversized(State(max_body): State<usize>, req: Request, next: Next) -> Response {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -13,9 +13,11 @@ mod peer;
 mod rate;
 mod reset;
 mod rotate;
+mod routes;
 pub mod summary;
 
 pub use error::LifecycleError;
+pub use routes::{http_app, https_app};
 
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
@@ -262,7 +264,7 @@ impl Node {
     async fn activate(self: &Arc<Self>, keyring: Keyring) -> Result<Arc<Pki>, LifecycleError> {
         let pki = Pki::new(
             self.store.clone(),
-            self.cluster.clone(),
+            Arc::new(self.cluster.clone()),
             keyring,
             crate::clock::Sources::system(),
         );
@@ -353,8 +355,8 @@ pub(crate) fn write_ca_pem(pki: &Pki, dir: &DataDir) {
     }
 }
 
-/// Drops caches when their data changes, keeps `ca.pem` current, and moves the keyring to
-/// the KEK a rotation names.
+/// Keeps `ca.pem` current and moves the keyring to the KEK a rotation names (the service
+/// drops its own caches).
 async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
     let mut rx = pki.cluster.subscribe();
     loop {
@@ -366,6 +368,7 @@ async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
                 | Command::SetOcspSigner { .. }
                 | Command::SetDefaultIssuer { .. }
                 | Command::PutProfile { .. } => {
+                    // The service drops its caches on its own too; this one must not read a stale issuer.
                     pki.invalidate();
                     write_ca_pem(&pki, &node.dir);
                 }

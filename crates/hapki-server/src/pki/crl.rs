@@ -112,10 +112,7 @@ impl Pki {
                 issuer_id: issuer_id.to_string(),
                 needed_index,
             };
-            return Ok(self
-                .cluster
-                .call_leader_json::<_, u64>(CRL_PATH, &req, Duration::from_secs(30))
-                .await?);
+            return Ok(self.cluster.crl_from_leader(req).await?);
         }
         let mut built_from = self.crl.built_from.lock().await;
         if built_from.get(issuer_id).is_some_and(|b| *b >= needed_index) {

@@ -14,10 +14,10 @@ pub mod work;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use der::Decode;
-use hapki_cluster::{ClusterNode, Origin};
+use hapki_cluster::Origin;
 use hapki_domain::issue::{summarize, IssuerView};
 use hapki_domain::key::SigningKey;
 use hapki_domain::ocsp::{IssuerHashes, Responder};
@@ -34,6 +34,7 @@ pub use ocsp::{Freshness, OcspAnswer};
 pub use tokens::{token_hash, NewToken, TokenGrant};
 
 use crate::clock::Sources;
+use crate::replica::Replica;
 use crate::trust::Keyring;
 
 /// An issuer ready to sign: its record with the key unwrapped and parsed once.
@@ -73,7 +74,7 @@ struct Caches {
 /// The CA service of one node.
 pub struct Pki {
     pub store: Store,
-    pub cluster: ClusterNode,
+    pub cluster: Arc<dyn Replica>,
     pub keyring: Keyring,
     caches: RwLock<Caches>,
     generation: AtomicU64,
@@ -86,8 +87,9 @@ pub struct Pki {
 
 impl Pki {
     /// The service over `store` and `cluster`; it also becomes what the Raft node asks,
-    /// as leader, whether a write another member forwards may be proposed.
-    pub fn new(store: Store, cluster: ClusterNode, keyring: Keyring, sources: Sources) -> Arc<Pki> {
+    /// as leader, whether a write another member forwards may be proposed. Its caches
+    /// follow what is applied from then on.
+    pub fn new(store: Store, cluster: Arc<dyn Replica>, keyring: Keyring, sources: Sources) -> Arc<Pki> {
         let pki = Arc::new(Pki {
             store,
             cluster,
@@ -102,6 +104,7 @@ impl Pki {
         pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
             pki: Arc::downgrade(&pki),
         }));
+        tokio::spawn(forget_on_change(pki.cluster.subscribe(), Arc::downgrade(&pki)));
         pki
     }
 
@@ -220,6 +223,33 @@ impl Pki {
             responder,
             record,
         })
+    }
+}
+
+/// Drops the service's caches when a command changes what they hold, for as long as the
+/// service lives.
+async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cluster::Applied>, pki: Weak<Pki>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let changes_caches = match applied.recv().await {
+            Ok(a) => matches!(
+                a.command.as_ref(),
+                Command::Bootstrap { .. }
+                    | Command::AddIssuer { .. }
+                    | Command::InstallIssuerCert { .. }
+                    | Command::SetOcspSigner { .. }
+                    | Command::SetDefaultIssuer { .. }
+                    | Command::PutProfile { .. }
+                    | Command::RotateKek { .. }
+            ),
+            // Missed some: any of them may have changed a cached thing.
+            Err(RecvError::Lagged(_)) => true,
+            Err(RecvError::Closed) => return,
+        };
+        let Some(pki) = pki.upgrade() else { return };
+        if changes_caches {
+            pki.invalidate();
+        }
     }
 }
 

@@ -69,7 +69,7 @@ impl Pki {
 
     /// Leases the next range of `size` serials to this node through the log.
     async fn claim_range(&self, size: u64) -> Result<SerialLease, PkiError> {
-        let node = self.cluster.id;
+        let node = self.cluster.node_id();
         self.propose(&hapki_cluster::Origin::Node, Command::LeaseSerials { node, size })
             .await?;
         let lease = self

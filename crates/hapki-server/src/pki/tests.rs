@@ -1,63 +1,17 @@
-//! The CA service in process, on one Raft node of its own and a manual clock:
+//! The CA service in process, on a cluster of one without Raft and a manual clock:
 //! what must happen with time (a CRL renewed before its nextUpdate, the OCSP
 //! signer renewed 30 days before it ends, an expired token refused) is shown by
 //! moving the clock, with no sleep.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use hapki_cluster::{ClusterNode, NodeAddr, Origin, RaftSettings};
+use hapki_cluster::Origin;
 use hapki_domain::issue::summarize;
-use hapki_domain::key::KeyType;
-use hapki_domain::profile::builtin_profiles;
-use hapki_store::{Command, Role, Settings, Store};
+use hapki_store::Role;
 
-use super::{Pki, RootRequest, TokenGrant};
-use crate::clock::{Clock, ManualClock, Sources, SystemRandom};
-use crate::datadir::DataDir;
-use crate::trust::Keyring;
+use super::{Pki, TokenGrant};
+use crate::clock::{Clock, ManualClock};
+use crate::testing::{service, START};
 
 const DAY: u64 = 86_400;
-/// 2027-01-01T00:00:00Z.
-const START: u64 = 1_798_761_600;
-
-/// A one-node service on `clock`, with a root CA (and its OCSP signer) and its first CRL.
-async fn service(clock: Arc<ManualClock>) -> (tempfile::TempDir, Arc<Pki>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("hapki.redb")).unwrap();
-    let cluster = ClusterNode::start(store.clone(), dir.path(), 1, &RaftSettings::default())
-        .await
-        .unwrap();
-    cluster.bootstrap_single(NodeAddr::default()).await.unwrap();
-    cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
-    let bootstrap = Command::Bootstrap {
-        cluster_id: "test".into(),
-        profiles: builtin_profiles(),
-        settings: Settings::default(),
-    };
-    cluster.propose(&Origin::Node, bootstrap).await.unwrap();
-    let keyring = Keyring::open_or_create(&DataDir::new(dir.path().to_path_buf())).unwrap();
-    let sources = Sources {
-        clock,
-        random: Arc::new(SystemRandom),
-    };
-    let pki = Pki::new(store, cluster, keyring, sources);
-    let root = pki
-        .init_root(
-            &Origin::Node,
-            &RootRequest {
-                common_name: "Clock Root".into(),
-                subject: None,
-                key_type: KeyType::EcP256,
-                validity_days: 3650,
-                default: true,
-            },
-        )
-        .await
-        .unwrap();
-    pki.refresh_crl(&root.id, 0).await.unwrap();
-    (dir, pki, root.id)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_crl_is_renewed_before_its_next_update() {

@@ -1,6 +1,8 @@
-//! `/v1/cluster/*`: the node's place in its cluster. Served by every node in
-//! every state: a fresh node answers `status`, `new`, `csr` and `join` (with its
-//! bootstrap token); a member answers the rest (with an API token).
+//! What the node serves over HTTP in every phase, and how the API joins it once
+//! the node has a cluster: `/v1/sys/health` on both listeners, and
+//! `/v1/cluster/*` on HTTPS. A fresh node answers `status`, `new`, `csr` and
+//! `join` (with its bootstrap token); a member answers the rest (with an API
+//! token) and everything `crate::api` routes.
 //!
 //! `GET status` (no token: load balancers and joining operators read it),
 //! `POST new | csr | join | delete`, `GET info`, `GET summary`,
@@ -8,7 +10,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -18,12 +20,14 @@ use hapki_api::cluster::{
     MemberList, MemberRole, NodeCsr, NodeRemoved, Resetting,
 };
 use hapki_api::node_id_hex;
+use hapki_api::sys::{Health, HealthQuery, HealthState};
+use tower::ServiceExt;
 
-use super::{json, parse_json, RawBody, VERSION};
+use super::summary::{report, row, summary};
+use super::{JoinRequest, LifecycleError, Node, Phase, SettingsChange};
+use crate::api::{json, parse_json, raft_view, RawBody, VERSION};
 use crate::auth::{authenticate, bearer, Action, Caller};
 use crate::error::ApiError;
-use crate::lifecycle::summary::{report, row, summary};
-use crate::lifecycle::{JoinRequest, LifecycleError, Node, Phase, SettingsChange};
 
 /// What every node holds, and what stays on each node (SPEC: data, replicated vs node-local).
 const REPLICATED: &[&str] = &[
@@ -47,10 +51,15 @@ const NODE_LOCAL: &[&str] = &[
     "how far the node has got in its current serial range (in memory)",
 ];
 
-/// The routes, with the node as state.
-pub fn routes(node: Arc<Node>) -> Router {
+/// `/v1/sys/health`, the one route both listeners serve in every phase.
+fn health_route() -> Router<Arc<Node>> {
+    Router::new().route("/v1/sys/health", get(health))
+}
+
+/// The lifecycle's HTTPS routes, with the node as state.
+fn routes(node: Arc<Node>) -> Router {
     Router::new()
-        .route("/v1/sys/health", get(super::sys::health))
+        .merge(health_route())
         .route("/v1/cluster/status", get(status))
         .route("/v1/cluster/new", post(new))
         .route("/v1/cluster/csr", post(csr))
@@ -62,8 +71,99 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route("/v1/cluster/rotate-kek", post(rotate_kek))
         .route("/v1/cluster/nodes", get(list).post(create_node))
         .route("/v1/cluster/nodes/{id}", get(get_node).delete(delete_node))
-        .method_not_allowed_fallback(super::method_not_allowed)
+        .method_not_allowed_fallback(crate::api::method_not_allowed)
         .with_state(node)
+}
+
+/// What the HTTPS listener serves: `/v1/cluster/*` in every state, the rest once the
+/// node has a cluster (a fresh node answers 503 `not_clustered` to it).
+pub fn https_app(node: Arc<Node>) -> Router {
+    let full = node.clone();
+    let max_body = node.cfg.max_body_bytes;
+    routes(node)
+        .fallback_service(tower::service_fn(move |req: Request| {
+            let router = full.routers().map(|(https, _)| https.clone());
+            async move {
+                match router {
+                    Some(r) => r.oneshot(req).await,
+                    None => Ok(ApiError::from(LifecycleError::NotClustered).into_response()),
+                }
+            }
+        }))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body,
+            crate::api::refuse_oversized,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body,
+            crate::api::linger::finish_body,
+        ))
+}
+
+/// What the plain-HTTP listener serves: publication once the node has a cluster.
+pub fn http_app(node: Arc<Node>) -> Router {
+    let full = node.clone();
+    health_route()
+        .with_state(node)
+        .fallback_service(tower::service_fn(move |req: Request| {
+            let router = full.routers().map(|(_, http)| http.clone());
+            async move {
+                match router {
+                    Some(r) => r.oneshot(req).await,
+                    None => Ok(ApiError::from(LifecycleError::NotClustered).into_response()),
+                }
+            }
+        }))
+}
+
+/// `GET /v1/sys/health` (no token): 200 when the node serves reads and writes, 429 when it
+/// serves reads but cannot reach a quorum, 503 when it is not ready; the body says why.
+pub async fn health(
+    State(node): State<Arc<Node>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let q: HealthQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| {
+        ApiError::bad_request(format!(
+            "bad query: {e}; health takes okcode, noquorumcode, notreadycode"
+        ))
+    })?;
+    let code = |given: Option<u16>, default: StatusCode| -> Result<StatusCode, ApiError> {
+        match given {
+            None => Ok(default),
+            Some(c) => StatusCode::from_u16(c)
+                .ok()
+                .filter(|s| (200..600).contains(&s.as_u16()))
+                .ok_or_else(|| ApiError::bad_request(format!("{c} is not an HTTP status code (200-599)"))),
+        }
+    };
+    let phase = node.phase();
+    let (status, reason, http) = if phase != Phase::Ready {
+        (
+            HealthState::NotReady,
+            format!("the node is {}", phase.label()),
+            code(q.notreadycode, StatusCode::SERVICE_UNAVAILABLE)?,
+        )
+    } else if !node.cluster.has_quorum() {
+        (
+            HealthState::NoQuorum,
+            "the node serves reads but cannot reach a majority of the cluster for writes".to_string(),
+            code(q.noquorumcode, StatusCode::TOO_MANY_REQUESTS)?,
+        )
+    } else {
+        (
+            HealthState::Ok,
+            "the node serves reads and writes".to_string(),
+            code(q.okcode, StatusCode::OK)?,
+        )
+    };
+    let body = Health {
+        raft: raft_view(&node.cluster),
+        status,
+        reason,
+        phase: phase.label(),
+    };
+    Ok((http, json(body)))
 }
 
 /// A member's caller, checked against `action`.

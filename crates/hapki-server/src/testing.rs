@@ -1,0 +1,192 @@
+//! The CA service and its HTTP API in process, for tests: a cluster of one
+//! without Raft ([`LocalReplica`]), a store in a temporary directory, a root CA
+//! with its OCSP signer and first CRL, an admin token, and requests sent to the
+//! router with `tower::ServiceExt::oneshot`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use hapki_cluster::Origin;
+use hapki_domain::key::KeyType;
+use hapki_domain::profile::builtin_profiles;
+use hapki_store::{Command, Role, Settings, Store};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::clock::{ManualClock, Sources, SystemRandom};
+use crate::datadir::DataDir;
+use crate::pki::{Pki, RootRequest, TokenGrant};
+use crate::replica::{LocalReplica, Replica};
+use crate::trust::Keyring;
+
+/// 2027-01-01T00:00:00Z.
+pub const START: u64 = 1_798_761_600;
+
+/// The body limit the in-process API runs with.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// A one-node service on `clock`, with a root CA (and its OCSP signer) and its first CRL.
+pub async fn service(clock: Arc<ManualClock>) -> (tempfile::TempDir, Arc<Pki>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("hapki.redb")).unwrap();
+    let cluster = Arc::new(LocalReplica::new(store.clone()));
+    let bootstrap = Command::Bootstrap {
+        cluster_id: "test".into(),
+        profiles: builtin_profiles(),
+        settings: Settings::default(),
+    };
+    cluster.propose(&Origin::Node, bootstrap).await.unwrap();
+    let keyring = Keyring::open_or_create(&DataDir::new(dir.path().to_path_buf())).unwrap();
+    let sources = Sources {
+        clock,
+        random: Arc::new(SystemRandom),
+    };
+    let pki = Pki::new(store, cluster, keyring, sources);
+    let root = pki
+        .init_root(
+            &Origin::Node,
+            &RootRequest {
+                common_name: "Test Root".into(),
+                subject: None,
+                key_type: KeyType::EcP256,
+                validity_days: 3650,
+                default: true,
+            },
+        )
+        .await
+        .unwrap();
+    pki.refresh_crl(&root.id, 0).await.unwrap();
+    (dir, pki, root.id)
+}
+
+/// An answer: status, headers, and the body (JSON when it is JSON, else a string of it).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    /// The error code of a refusal.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// The error message of a refusal.
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+/// The HTTPS API of one service, called in process.
+pub struct Api {
+    /// Holds the store for as long as the API lives.
+    _dir: tempfile::TempDir,
+    pub pki: Arc<Pki>,
+    pub root: String,
+    pub clock: Arc<ManualClock>,
+    pub admin: String,
+    router: Router,
+    publication: Router,
+}
+
+impl Api {
+    pub async fn new() -> Api {
+        let clock = ManualClock::new(START);
+        let (dir, pki, root) = service(clock.clone()).await;
+        let admin = pki
+            .create_token(&Origin::Node, &TokenGrant::role(Role::Admin, "admin"))
+            .await
+            .unwrap()
+            .token;
+        Api {
+            router: crate::api::router(pki.clone(), MAX_BODY),
+            publication: crate::api::publication_router(pki.clone()),
+            _dir: dir,
+            pki,
+            root,
+            clock,
+            admin,
+        }
+    }
+
+    /// A new token of `role`.
+    pub async fn token(&self, role: Role) -> String {
+        self.token_with(TokenGrant::role(role, role.name())).await
+    }
+
+    /// A new token as `grant` says.
+    pub async fn token_with(&self, grant: TokenGrant) -> String {
+        self.pki.create_token(&Origin::Node, &grant).await.unwrap().token
+    }
+
+    /// The state digest; a refusal leaves it as it was.
+    pub fn digest(&self) -> String {
+        self.pki.reader().unwrap().digest().unwrap()
+    }
+
+    /// Sends `req` to the HTTPS API.
+    pub async fn send(&self, req: Request<Body>) -> Answer {
+        answer(self.router.clone().oneshot(req).await.unwrap()).await
+    }
+
+    /// Sends `req` to the plain-HTTP publication listener.
+    pub async fn publish(&self, req: Request<Body>) -> Answer {
+        answer(self.publication.clone().oneshot(req).await.unwrap()).await
+    }
+
+    /// A JSON request with `token` as bearer.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(b).unwrap())),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.unwrap()).await
+    }
+
+    /// `GET path` as admin.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, Some(&self.admin), None).await
+    }
+
+    /// `POST path` with `body` as admin.
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.call(Method::POST, path, Some(&self.admin), Some(body)).await
+    }
+}
+
+async fn answer(resp: axum::response::Response) -> Answer {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 16 * 1024 * 1024)
+        .await
+        .unwrap()
+        .to_vec();
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    Answer {
+        status,
+        headers,
+        body,
+        bytes,
+    }
+}
+
+/// A CSR (PEM) for `cn` and `sans`, with a fresh key of `key`.
+pub fn csr(key: KeyType, cn: &str, sans: &[&str]) -> String {
+    use hapki_domain::name::{San, SubjectSpec};
+    let key = hapki_domain::key::SigningKey::generate(key).unwrap();
+    let subject = SubjectSpec::parse(&format!("CN={cn}")).unwrap().to_name().unwrap();
+    let sans: Vec<San> = sans.iter().map(|s| San::parse(s).unwrap()).collect();
+    let der = hapki_domain::csr::build_csr(&key, &subject, &sans).unwrap();
+    hapki_domain::pem::encode(hapki_domain::pem::PemLabel::CertificateRequest, &der)
+}
