@@ -133,6 +133,64 @@ impl From<ProposeError> for ApiError {
     }
 }
 
+/// What the HTTP layer itself refuses, before any service is asked: the request's
+/// shape (body, content type, query, headers), its route, its method, its time.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("the request body is too large")]
+    TooLarge,
+    #[error("send the body as JSON with `Content-Type: application/json`")]
+    NotJsonType,
+    #[error("the body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the JSON body does not fit: {0}")]
+    DoesNotFit(String),
+    /// The body could not be read.
+    #[error("{0}")]
+    Body(String),
+    /// A query parameter, path segment or header is malformed; the text says which and how.
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    NoRoute(&'static str),
+    #[error("this endpoint does not take {0}; the Allow header lists the methods it takes")]
+    MethodNotAllowed(axum::http::Method),
+    #[error("the request did not finish within {0} s (request_timeout_secs); a write may still take effect")]
+    Timeout(u64),
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        let message = e.to_string();
+        match e {
+            RequestError::TooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message),
+            RequestError::NotJsonType => {
+                ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+            }
+            RequestError::NotJson(_)
+            | RequestError::DoesNotFit(_)
+            | RequestError::Body(_)
+            | RequestError::Malformed(_) => ApiError::bad_request(message),
+            RequestError::NoRoute(_) => ApiError::not_found(message),
+            RequestError::MethodNotAllowed(_) => {
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+            }
+            RequestError::Timeout(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message),
+        }
+    }
+}
+
+macro_rules! respond_as_api_error {
+    ($($t:ty),*) => {$(
+        impl IntoResponse for $t {
+            fn into_response(self) -> Response {
+                ApiError::from(self).into_response()
+            }
+        }
+    )*};
+}
+respond_as_api_error!(RequestError, PkiError, LifecycleError);
+
 /// Maps a state-machine refusal.
 fn rejected(code: RejectCode, message: String) -> ApiError {
     match code {

@@ -7,13 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::error::ApiError;
+use crate::error::RequestError;
 
 pub use hapki_cluster::listener::Limits;
 use hapki_cluster::listener::{serve_connection, Listener};
@@ -67,13 +66,5 @@ pub async fn serve_http(listener: TcpListener, router: Router, limits: Limits) {
 
 /// The answer to a request still unanswered after the request timeout.
 fn too_slow(timeout: Duration) -> Response {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "timeout",
-        format!(
-            "the request did not finish within {} s (request_timeout_secs); a write may still take effect",
-            timeout.as_secs()
-        ),
-    )
-    .into_response()
+    RequestError::Timeout(timeout.as_secs()).into_response()
 }

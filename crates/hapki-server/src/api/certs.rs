@@ -17,8 +17,8 @@ use hapki_store::{CertFilter, CertRecord, CertStatus};
 
 use super::{json, Json};
 use crate::auth::{Action, Caller};
-use crate::error::ApiError;
-use crate::pki::Pki;
+use crate::error::{ApiError, RequestError};
+use crate::pki::{Pki, PkiError};
 
 /// A certificate as the API shows it, with its PEM when `with_pem`.
 fn cert_view(c: CertRecord, with_pem: bool, now: u64) -> CertView {
@@ -53,7 +53,9 @@ fn idempotency_key(headers: &HeaderMap, caller: &Caller) -> Result<Option<[u8; 3
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| ApiError::bad_request("the Idempotency-Key header must be 1 to 255 visible ASCII characters"))?;
+        .ok_or_else(|| {
+            RequestError::Malformed("the Idempotency-Key header must be 1 to 255 visible ASCII characters".into())
+        })?;
     let scoped = format!("{}\0{key}", caller.token_id);
     Ok(Some(
         hapki_domain::issue::sha256(scoped.as_bytes())
@@ -85,10 +87,10 @@ pub async fn generate(
     let pkcs12 = match body.format.as_deref() {
         None | Some("pem") => false,
         Some("pkcs12") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("format '{other}' is not pem or pkcs12"))),
+        Some(other) => return Err(PkiError::invalid(format!("format '{other}' is not pem or pkcs12")).into()),
     };
     if pkcs12 && body.password.as_deref().unwrap_or("").is_empty() {
-        return Err(ApiError::bad_request("a PKCS#12 file needs a password (--password)"));
+        return Err(PkiError::invalid("a PKCS#12 file needs a password (--password)").into());
     }
     let (issued, key) = pki.generate(&caller, &body, idempotency).await?;
     let mut out = Generated {
@@ -131,7 +133,7 @@ pub async fn get(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ReadCert)?;
     let q: ReadQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+        .map_err(|e| RequestError::Malformed(format!("bad query: {e}")))?;
     let serial = parse_serial(&serial)?;
     if q.consistent {
         pki.cluster.linearizable().await?;
@@ -139,13 +141,13 @@ pub async fn get(
     let cert = pki
         .reader()?
         .cert(&serial)?
-        .ok_or_else(|| ApiError::not_found(format!("no certificate with serial {serial}")))?;
+        .ok_or_else(|| PkiError::NoCertificate(serial.to_string()))?;
     pki.authorize_read(&caller, &cert)?;
     Ok(json(cert_view(cert, true, pki.now())))
 }
 
 /// Parses `30d`, `12h`, `45m`, `90s` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<u64, ApiError> {
+pub fn parse_duration(s: &str) -> Result<u64, PkiError> {
     let s = s.trim();
     let (num, mult) = match s.chars().last() {
         Some('d') => (&s[..s.len() - 1], 86_400),
@@ -157,7 +159,7 @@ pub fn parse_duration(s: &str) -> Result<u64, ApiError> {
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| ApiError::bad_request(format!("'{s}' is not a duration like 30d, 12h or 3600")))
+        .ok_or_else(|| PkiError::invalid(format!("'{s}' is not a duration like 30d, 12h or 3600")))
 }
 
 /// `GET /v1/certs?status=&subject=&san=&expiring_within=&issuer=&limit=&after=`.
@@ -168,7 +170,7 @@ pub async fn list(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ListCerts)?;
     let q: CertQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+        .map_err(|e| RequestError::Malformed(format!("bad query: {e}")))?;
     if q.consistent {
         pki.cluster.linearizable().await?;
     }
@@ -179,14 +181,12 @@ pub async fn list(
         Some("revoked") => Some(CertStatus::Revoked),
         Some("expired") => Some(CertStatus::Expired),
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "status '{other}' is not valid, revoked, expired or all"
-            )))
+            return Err(PkiError::invalid(format!("status '{other}' is not valid, revoked, expired or all")).into())
         }
     };
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
-        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+        return Err(PkiError::invalid("limit must be between 1 and 1000").into());
     }
     let filter = CertFilter {
         status,

@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, RequestError};
 use crate::pki::Pki;
 
 pub use sys::{raft_view, version, VERSION};
@@ -77,18 +77,10 @@ pub(crate) async fn refuse_oversized(State(max_body): State<usize>, req: Request
             if !waits {
                 linger::discard(req.into_body(), max_body as u64).await;
             }
-            too_large().into_response()
+            RequestError::TooLarge.into_response()
         }
         _ => next.run(req).await,
     }
-}
-
-fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too_large",
-        "the request body is too large",
-    )
 }
 
 /// The plain-HTTP publication listener: CA certificates, CRLs, OCSP and health only.
@@ -101,24 +93,20 @@ pub fn publication_router(pki: Arc<Pki>) -> Router {
         .with_state(pki)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint; the API is described in docs/api.md")
+async fn not_found() -> RequestError {
+    RequestError::NoRoute("no such endpoint; the API is described in docs/api.md")
 }
 
 /// The plain-HTTP listener's answer to anything it does not publish.
-async fn not_published() -> ApiError {
-    ApiError::not_found(
+async fn not_published() -> RequestError {
+    RequestError::NoRoute(
         "this plain-HTTP listener publishes only CA certificates, CRLs, OCSP and health; \
          the API is served over HTTPS on the node's --listen address",
     )
 }
 
-pub(crate) async fn method_not_allowed(method: axum::http::Method) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("this endpoint does not take {method}; the Allow header lists the methods it takes"),
-    )
+pub(crate) async fn method_not_allowed(method: axum::http::Method) -> RequestError {
+    RequestError::MethodNotAllowed(method)
 }
 
 /// A JSON body whose rejections are `ApiError`s.
@@ -130,26 +118,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+            Err(rejection) => Err(json_rejection(rejection).into()),
         }
     }
 }
 
-fn json_rejection(r: JsonRejection) -> ApiError {
+fn json_rejection(r: JsonRejection) -> RequestError {
     match r {
-        JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with `Content-Type: application/json`",
-        ),
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::bad_request(format!("the body is not valid JSON: {}", e.body_text()))
-        }
-        JsonRejection::JsonDataError(e) => {
-            ApiError::bad_request(format!("the JSON body does not fit: {}", e.body_text()))
-        }
-        other => ApiError::bad_request(other.body_text()),
+        JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => RequestError::TooLarge,
+        JsonRejection::MissingJsonContentType(_) => RequestError::NotJsonType,
+        JsonRejection::JsonSyntaxError(e) => RequestError::NotJson(e.body_text()),
+        JsonRejection::JsonDataError(e) => RequestError::DoesNotFit(e.body_text()),
+        other => RequestError::Body(other.body_text()),
     }
 }
 
@@ -164,8 +144,8 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::body::Bytes::from_request(req, state).await {
             Ok(b) => Ok(RawBody(b)),
-            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
-            Err(r) => Err(ApiError::bad_request(r.body_text())),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(RequestError::TooLarge.into()),
+            Err(r) => Err(RequestError::Body(r.body_text()).into()),
         }
     }
 }
@@ -182,15 +162,14 @@ pub fn parse_json<T: DeserializeOwned>(headers: &axum::http::HeaderMap, body: &[
         })
         .unwrap_or(false);
     if !json_type {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with `Content-Type: application/json`",
-        ));
+        return Err(RequestError::NotJsonType.into());
     }
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::bad_request(format!("the JSON body does not fit: {e}")),
-        _ => ApiError::bad_request(format!("the body is not valid JSON: {e}")),
+    serde_json::from_slice(body).map_err(|e| {
+        match e.classify() {
+            serde_json::error::Category::Data => RequestError::DoesNotFit(e.to_string()),
+            _ => RequestError::NotJson(e.to_string()),
+        }
+        .into()
     })
 }
 

@@ -13,7 +13,7 @@ use hapki_store::Command;
 use super::{json, Json};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
-use crate::pki::Pki;
+use crate::pki::{Pki, PkiError};
 
 /// `GET /v1/profiles`.
 pub async fn list(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
@@ -61,10 +61,11 @@ pub async fn update(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageProfiles)?;
     if profile.name != name {
-        return Err(ApiError::bad_request(format!(
+        return Err(PkiError::invalid(format!(
             "the body names profile '{}' but the URL names '{name}'",
             profile.name
-        )));
+        ))
+        .into());
     }
     profile.validate()?;
     pki.propose(

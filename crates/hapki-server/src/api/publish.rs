@@ -15,7 +15,7 @@ use base64::Engine;
 use hapki_domain::pem::{encode, PemLabel};
 
 use crate::error::ApiError;
-use crate::pki::{OcspAnswer, Pki};
+use crate::pki::{OcspAnswer, Pki, PkiError};
 
 pub fn routes() -> Router<Arc<Pki>> {
     Router::new()
@@ -45,7 +45,7 @@ fn ca_pem(pki: &Pki, id: Option<&str>) -> Result<Response, ApiError> {
 fn crl_der(pki: &Pki, id: Option<&str>) -> Result<Vec<u8>, ApiError> {
     let issuer = pki.issuer(id)?;
     let crl = pki.reader()?.crl(&issuer.record.id)?.ok_or_else(|| {
-        ApiError::unavailable("the first CRL of this issuer has not been published yet; retry shortly")
+        PkiError::unavailable("the first CRL of this issuer has not been published yet; retry shortly")
     })?;
     Ok(crl.der)
 }

@@ -12,7 +12,7 @@ use super::certs::parse_duration;
 use super::{json, Json};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
-use crate::pki::{Pki, TokenGrant};
+use crate::pki::{Pki, PkiError, TokenGrant};
 
 /// `POST /v1/tokens`.
 pub async fn create(
@@ -21,7 +21,7 @@ pub async fn create(
     Json(body): Json<CreateTokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.may(Action::ManageTokens)?;
-    let role: Role = body.role.parse().map_err(ApiError::bad_request)?;
+    let role: Role = body.role.parse().map_err(PkiError::Invalid)?;
     let grant = TokenGrant {
         role,
         name: body.name,

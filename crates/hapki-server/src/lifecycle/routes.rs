@@ -27,7 +27,7 @@ use super::summary::{report, row, summary};
 use super::{JoinRequest, LifecycleError, Node, Phase, SettingsChange};
 use crate::api::{json, parse_json, raft_view, RawBody, VERSION};
 use crate::auth::{authenticate, bearer, Action, Caller};
-use crate::error::ApiError;
+use crate::error::{ApiError, RequestError};
 
 /// What every node holds, and what stays on each node (SPEC: data, replicated vs node-local).
 const REPLICATED: &[&str] = &[
@@ -86,7 +86,7 @@ pub fn https_app(node: Arc<Node>) -> Router {
             async move {
                 match router {
                     Some(r) => r.oneshot(req).await,
-                    None => Ok(ApiError::from(LifecycleError::NotClustered).into_response()),
+                    None => Ok(LifecycleError::NotClustered.into_response()),
                 }
             }
         }))
@@ -111,7 +111,7 @@ pub fn http_app(node: Arc<Node>) -> Router {
             async move {
                 match router {
                     Some(r) => r.oneshot(req).await,
-                    None => Ok(ApiError::from(LifecycleError::NotClustered).into_response()),
+                    None => Ok(LifecycleError::NotClustered.into_response()),
                 }
             }
         }))
@@ -124,17 +124,17 @@ pub async fn health(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     let q: HealthQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| {
-        ApiError::bad_request(format!(
+        RequestError::Malformed(format!(
             "bad query: {e}; health takes okcode, noquorumcode, notreadycode"
         ))
     })?;
-    let code = |given: Option<u16>, default: StatusCode| -> Result<StatusCode, ApiError> {
+    let code = |given: Option<u16>, default: StatusCode| -> Result<StatusCode, RequestError> {
         match given {
             None => Ok(default),
             Some(c) => StatusCode::from_u16(c)
                 .ok()
                 .filter(|s| (200..600).contains(&s.as_u16()))
-                .ok_or_else(|| ApiError::bad_request(format!("{c} is not an HTTP status code (200-599)"))),
+                .ok_or_else(|| RequestError::Malformed(format!("{c} is not an HTTP status code (200-599)"))),
         }
     };
     let phase = node.phase();
@@ -179,9 +179,9 @@ fn bootstrap_caller(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(node.check_bootstrap_token(bearer(headers).ok())?)
 }
 
-fn node_id(text: &str) -> Result<u64, ApiError> {
+fn node_id(text: &str) -> Result<u64, LifecycleError> {
     u64::from_str_radix(text.trim(), 16).map_err(|_| {
-        ApiError::bad_request(format!(
+        LifecycleError::invalid(format!(
             "'{text}' is not a node id (16 hex digits, as `hapki cluster nodes list` shows)"
         ))
     })
@@ -352,7 +352,7 @@ async fn get_node(
     member_caller(&node, &headers, Action::ReadStatus)?;
     let id = node_id(&id)?;
     let unknown = || {
-        ApiError::not_found(format!(
+        LifecycleError::NotFound(format!(
             "node {id:016x} is not a member; `hapki cluster nodes list` shows the members"
         ))
     };
