@@ -5,11 +5,10 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hapki_api::channel::Refusal;
-use hapki_api::error::codes;
+use hapki_api::error::{codes, ErrorBody, ErrorDetail};
 use hapki_cluster::ProposeError;
 use hapki_domain::DomainError;
 use hapki_store::{RejectCode, StoreError};
-use serde_json::json;
 
 use crate::lifecycle::LifecycleError;
 use crate::pki::PkiError;
@@ -75,16 +74,26 @@ impl IntoResponse for ApiError {
             s if s.is_server_error() => {
                 let id = hex::encode(crate::rand::bytes::<8>());
                 tracing::error!(code = self.code, request_id = %id, "{}", self.message);
-                let body = json!({"error": {
-                    "code": self.code,
-                    "message": format!("the node failed to answer this request; its log has the details under request id {id}"),
-                    "request_id": id,
-                }});
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        code: self.code.to_string(),
+                        message: format!(
+                            "the node failed to answer this request; its log has the details under request id {id}"
+                        ),
+                        request_id: Some(id),
+                    },
+                };
                 return (self.status, axum::Json(body)).into_response();
             }
             _ => {}
         }
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                request_id: None,
+            },
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }
