@@ -1,6 +1,6 @@
 //! Who is calling and what they may do. A bearer token names a role and may be
-//! limited to named profiles and issuers; each handler states the action it
-//! performs and the role is checked against it. What a caller may do with a
+//! limited to named profiles and issuers; each operation of the CA service
+//! states the action it performs and checks the caller's role against it. What a caller may do with a
 //! given profile, issuer or certificate is decided in the service layer
 //! (`pki::authz`).
 
@@ -69,8 +69,8 @@ pub struct Caller {
     /// Issuers the token may issue from; empty means any.
     pub issuers: Vec<String>,
     /// The bearer token as presented: a write forwarded to the leader carries it, and the
-    /// leader checks it again.
-    credential: Credential,
+    /// leader checks it again. None for the node itself.
+    credential: Option<Credential>,
 }
 
 /// A bearer token held in memory; never printed.
@@ -91,14 +91,27 @@ impl Caller {
             role: record.role,
             profiles: record.profiles,
             issuers: record.issuers,
-            credential: Credential(token.to_string()),
+            credential: Some(Credential(token.to_string())),
+        }
+    }
+
+    /// The node itself, for what it does on its own (its first CA, the initial admin token):
+    /// every role's action, and its writes are the node's, which the leader checks as such.
+    pub fn node() -> Caller {
+        Caller {
+            token_id: "node".into(),
+            role: Role::Admin,
+            profiles: Vec::new(),
+            issuers: Vec::new(),
+            credential: None,
         }
     }
 
     /// On whose behalf a write this caller causes is made, for the leader to check again.
     pub fn origin(&self) -> hapki_cluster::Origin {
-        hapki_cluster::Origin::Client {
-            token: self.credential.0.clone(),
+        match &self.credential {
+            Some(c) => hapki_cluster::Origin::Client { token: c.0.clone() },
+            None => hapki_cluster::Origin::Node,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod serve;
 mod testing;
 pub mod tls;
 pub mod trust;
+pub mod version;
 
 pub use config::NodeConfig;
 pub use node::run;

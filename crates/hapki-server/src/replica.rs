@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hapki_api::channel::{paths, CrlRequest};
+use hapki_api::node_id_hex;
+use hapki_api::sys::RaftView;
 use hapki_cluster::{Applied, Authorizer, ClusterNode, NodeId, Origin, ProposeError, RaftStatus};
 use hapki_store::{Command, CommandResult};
 use tokio::sync::broadcast;
@@ -72,6 +74,20 @@ impl Replica for ClusterNode {
 
     fn install_authorizer(&self, authorizer: Arc<dyn Authorizer>) {
         ClusterNode::install_authorizer(self, authorizer)
+    }
+}
+
+/// Where `replica`'s node stands, as the API shows it.
+pub fn raft_view(replica: &dyn Replica) -> RaftView {
+    let s = replica.status();
+    RaftView {
+        node_id: node_id_hex(s.id),
+        leader: s.leader.map(node_id_hex),
+        is_leader: s.is_leader,
+        term: s.term,
+        applied_index: s.last_applied,
+        last_log_index: s.last_log_index,
+        version: crate::version::VERSION.to_string(),
     }
 }
 

@@ -15,6 +15,7 @@ use hapki_store::{Command, Role, Settings, Store};
 use serde_json::Value;
 use tower::ServiceExt;
 
+use crate::auth::Caller;
 use crate::clock::{ManualClock, Sources, SystemRandom};
 use crate::datadir::DataDir;
 use crate::pki::{Pki, RootRequest, TokenGrant};
@@ -46,7 +47,7 @@ pub async fn service(clock: Arc<ManualClock>) -> (tempfile::TempDir, Arc<Pki>, S
     let pki = Pki::new(store, cluster, keyring, sources);
     let root = pki
         .init_root(
-            &Origin::Node,
+            &Caller::node(),
             &RootRequest {
                 common_name: "Test Root".into(),
                 subject: None,
@@ -57,7 +58,6 @@ pub async fn service(clock: Arc<ManualClock>) -> (tempfile::TempDir, Arc<Pki>, S
         )
         .await
         .unwrap();
-    pki.refresh_crl(&root.id, 0).await.unwrap();
     (dir, pki, root.id)
 }
 
@@ -99,7 +99,7 @@ impl Api {
         let clock = ManualClock::new(START);
         let (dir, pki, root) = service(clock.clone()).await;
         let admin = pki
-            .create_token(&Origin::Node, &TokenGrant::role(Role::Admin, "admin"))
+            .create_token(&Caller::node(), &TokenGrant::role(Role::Admin, "admin"))
             .await
             .unwrap()
             .token;
@@ -121,7 +121,7 @@ impl Api {
 
     /// A new token as `grant` says.
     pub async fn token_with(&self, grant: TokenGrant) -> String {
-        self.pki.create_token(&Origin::Node, &grant).await.unwrap().token
+        self.pki.create_token(&Caller::node(), &grant).await.unwrap().token
     }
 
     /// The state digest; a refusal leaves it as it was.

@@ -6,42 +6,14 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use base64::Engine;
-use hapki_api::certs::{
-    CertList, CertQuery, CertState, CertView, GenerateRequest, Generated, IssueRequest, ReadQuery, RevokeRequest,
-};
-use hapki_domain::pem::{encode, PemLabel};
+use hapki_api::certs::{CertQuery, GenerateRequest, IssueRequest, ReadQuery, RevokeRequest};
 use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
-use hapki_store::{CertFilter, CertRecord, CertStatus};
 
 use super::{json, Json};
-use crate::auth::{Action, Caller};
+use crate::auth::Caller;
 use crate::error::{ApiError, RequestError};
-use crate::pki::{Pki, PkiError};
-
-/// A certificate as the API shows it, with its PEM when `with_pem`.
-fn cert_view(c: CertRecord, with_pem: bool, now: u64) -> CertView {
-    let status = match (&c.revoked, c.not_after <= now) {
-        (Some(_), _) => CertState::Revoked,
-        (None, true) => CertState::Expired,
-        (None, false) => CertState::Valid,
-    };
-    CertView {
-        serial: c.serial.to_hex(),
-        issuer_id: c.issuer_id,
-        profile: c.profile,
-        subject: c.subject,
-        sans: c.sans,
-        not_before: c.not_before,
-        not_after: c.not_after,
-        issued_at: c.issued_at,
-        status,
-        revoked_at: c.revoked.map(|r| r.at),
-        revocation_reason: c.revoked.map(|r| r.reason.to_string()),
-        certificate: with_pem.then(|| encode(PemLabel::Certificate, &c.der)),
-    }
-}
+use crate::pki::Pki;
 
 /// The `Idempotency-Key` header, scoped to the caller's token so that one client's key
 /// never answers another's request.
@@ -82,46 +54,15 @@ pub async fn generate(
     headers: HeaderMap,
     Json(body): Json<GenerateRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.may(Action::Issue)?;
     let idempotency = idempotency_key(&headers, &caller)?;
-    let pkcs12 = match body.format.as_deref() {
-        None | Some("pem") => false,
-        Some("pkcs12") => true,
-        Some(other) => return Err(PkiError::invalid(format!("format '{other}' is not pem or pkcs12")).into()),
-    };
-    if pkcs12 && body.password.as_deref().unwrap_or("").is_empty() {
-        return Err(PkiError::invalid("a PKCS#12 file needs a password (--password)").into());
-    }
-    let (issued, key) = pki.generate(&caller, &body, idempotency).await?;
-    let mut out = Generated {
-        issued,
-        private_key: None,
-        pkcs12: None,
-    };
-    if pkcs12 {
-        let issued = &out.issued;
-        let mut chain = hapki_domain::pem::certificates(issued.certificate.as_bytes())?;
-        let issuer = pki.issuer(Some(&issued.issuer_id))?;
-        chain.push(issuer.record.cert_der.clone());
-        chain.extend(issuer.record.chain_der.iter().cloned());
-        let name = issued.subject.clone();
-        let password = body.password.clone().unwrap_or_default();
-        let p12 = pki
-            .work
-            .keygen
-            .run(&caller.token_id, move || {
-                hapki_domain::pkcs12::write(&name, &key, &chain, &password)
-            })
-            .await??;
-        out.pkcs12 = Some(base64::engine::general_purpose::STANDARD.encode(p12));
-    } else {
-        out.private_key = Some(encode(PemLabel::PrivateKey, &key));
-    }
-    Ok((StatusCode::CREATED, json(out)))
+    Ok((
+        StatusCode::CREATED,
+        json(pki.generate(&caller, &body, idempotency).await?),
+    ))
 }
 
 fn parse_serial(s: &str) -> Result<Serial, ApiError> {
-    Ok(Serial::from_hex(s)?)
+    Ok(Serial::from_hex(s).map_err(crate::pki::PkiError::from)?)
 }
 
 /// `GET /v1/certs/{serial}`.
@@ -131,35 +72,9 @@ pub async fn get(
     Path(serial): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.may(Action::ReadCert)?;
     let q: ReadQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| RequestError::Malformed(format!("bad query: {e}")))?;
-    let serial = parse_serial(&serial)?;
-    if q.consistent {
-        pki.cluster.linearizable().await?;
-    }
-    let cert = pki
-        .reader()?
-        .cert(&serial)?
-        .ok_or_else(|| PkiError::NoCertificate(serial.to_string()))?;
-    pki.authorize_read(&caller, &cert)?;
-    Ok(json(cert_view(cert, true, pki.now())))
-}
-
-/// Parses `30d`, `12h`, `45m`, `90s` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<u64, PkiError> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('d') => (&s[..s.len() - 1], 86_400),
-        Some('h') => (&s[..s.len() - 1], 3_600),
-        Some('m') => (&s[..s.len() - 1], 60),
-        Some('s') => (&s[..s.len() - 1], 1),
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| PkiError::invalid(format!("'{s}' is not a duration like 30d, 12h or 3600")))
+    Ok(json(pki.cert(&caller, &serial, q.consistent).await?))
 }
 
 /// `GET /v1/certs?status=&subject=&san=&expiring_within=&issuer=&limit=&after=`.
@@ -168,47 +83,9 @@ pub async fn list(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.may(Action::ListCerts)?;
     let q: CertQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| RequestError::Malformed(format!("bad query: {e}")))?;
-    if q.consistent {
-        pki.cluster.linearizable().await?;
-    }
-    let now = pki.now();
-    let status = match q.status.as_deref() {
-        None | Some("all") => None,
-        Some("valid") => Some(CertStatus::Valid),
-        Some("revoked") => Some(CertStatus::Revoked),
-        Some("expired") => Some(CertStatus::Expired),
-        Some(other) => {
-            return Err(PkiError::invalid(format!("status '{other}' is not valid, revoked, expired or all")).into())
-        }
-    };
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(PkiError::invalid("limit must be between 1 and 1000").into());
-    }
-    let filter = CertFilter {
-        status,
-        subject: q.subject,
-        san: q.san,
-        expiring_before: q
-            .expiring_within
-            .as_deref()
-            .map(parse_duration)
-            .transpose()?
-            .map(|d| now + d),
-        issuer_id: q.issuer,
-        after: q.after.as_deref().map(parse_serial).transpose()?,
-        limit,
-        now,
-    };
-    let certs = pki.reader()?.certs(&filter)?;
-    let next_after = (certs.len() == limit)
-        .then(|| certs.last().map(|c| c.serial.to_hex()))
-        .flatten();
-    let certs = certs.into_iter().map(|c| cert_view(c, false, now)).collect();
-    Ok(json(CertList { certs, next_after }))
+    Ok(json(pki.certs(&caller, q).await?))
 }
 
 /// `POST /v1/certs/{serial}/revoke`.

@@ -27,7 +27,8 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, RequestError};
 use crate::pki::Pki;
 
-pub use sys::{raft_view, version, VERSION};
+pub use crate::replica::raft_view;
+pub use crate::version::{version, VERSION};
 
 /// The HTTPS API.
 pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {

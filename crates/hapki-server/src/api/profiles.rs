@@ -1,26 +1,20 @@
-//! Profiles: list, show, create, update. Changes go through the log, so they
-//! take effect on every node.
+//! Profiles: list, show, create, update.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use hapki_api::profiles::ProfileList;
 use hapki_domain::profile::Profile;
-use hapki_store::Command;
 
 use super::{json, Json};
-use crate::auth::{Action, Caller};
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::pki::{Pki, PkiError};
+use crate::pki::Pki;
 
 /// `GET /v1/profiles`.
 pub async fn list(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
-    caller.may(Action::ReadStatus)?;
-    Ok(json(ProfileList {
-        profiles: pki.reader()?.profiles()?,
-    }))
+    Ok(json(pki.profiles(&caller)?))
 }
 
 /// `GET /v1/profiles/{name}`.
@@ -29,8 +23,7 @@ pub async fn get(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.may(Action::ReadStatus)?;
-    Ok(json(pki.profile(&name)?.as_ref().clone()))
+    Ok(json(pki.profile_for(&caller, &name)?))
 }
 
 /// `POST /v1/profiles`.
@@ -39,16 +32,7 @@ pub async fn create(
     caller: Caller,
     Json(profile): Json<Profile>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.may(Action::ManageProfiles)?;
-    profile.validate()?;
-    pki.propose(
-        &caller.origin(),
-        Command::PutProfile {
-            profile: profile.clone(),
-            create: true,
-        },
-    )
-    .await?;
+    let profile = pki.put_profile(&caller, profile, true, None).await?;
     Ok((StatusCode::CREATED, json(profile)))
 }
 
@@ -59,22 +43,5 @@ pub async fn update(
     Path(name): Path<String>,
     Json(profile): Json<Profile>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.may(Action::ManageProfiles)?;
-    if profile.name != name {
-        return Err(PkiError::invalid(format!(
-            "the body names profile '{}' but the URL names '{name}'",
-            profile.name
-        ))
-        .into());
-    }
-    profile.validate()?;
-    pki.propose(
-        &caller.origin(),
-        Command::PutProfile {
-            profile: profile.clone(),
-            create: false,
-        },
-    )
-    .await?;
-    Ok(json(profile))
+    Ok(json(pki.put_profile(&caller, profile, false, Some(&name)).await?))
 }

@@ -6,7 +6,6 @@
 
 use der::Encode;
 use hapki_cluster::channel::{spki_key, NODE_URI_PREFIX};
-use hapki_cluster::Origin;
 use hapki_cluster::{MembershipChange, MembershipOutcome, MAX_NODES};
 use hapki_domain::csr::parse_and_verify;
 use hapki_domain::name::San;
@@ -15,13 +14,16 @@ use hapki_store::{Command, NodeRecord, NodeStanding, SerialMode};
 
 use super::LifecycleError;
 use super::Node;
+use crate::auth::{Action, Caller};
 use crate::tls;
 
 pub use hapki_api::cluster::{SettingsChange, SignedNode};
 
 impl Node {
     /// Signs a joining node's CSR.
-    pub async fn sign_node_csr(&self, origin: &Origin, csr_pem: &str) -> Result<SignedNode, LifecycleError> {
+    pub async fn sign_node_csr(&self, caller: &Caller, csr_pem: &str) -> Result<SignedNode, LifecycleError> {
+        caller.may(Action::ManageCluster)?;
+        let origin = &caller.origin();
         let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
         let csr = parse_and_verify(csr_pem.as_bytes())?;
         let mut id = None;
@@ -111,7 +113,9 @@ impl Node {
 
     /// Changes the replicated settings given; a new voters target (3 or 5) promotes
     /// learners up to it (lowering it keeps the voters there are). Returns the promoted nodes.
-    pub async fn update_settings(&self, origin: &Origin, change: &SettingsChange) -> Result<Vec<u64>, LifecycleError> {
+    pub async fn update_settings(&self, caller: &Caller, change: &SettingsChange) -> Result<Vec<u64>, LifecycleError> {
+        caller.may(Action::ManageCluster)?;
+        let origin = &caller.origin();
         let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
         if change.voters_target.is_none() && change.serial_mode.is_none() && change.serial_range.is_none() {
             return Err(LifecycleError::invalid(
@@ -170,7 +174,9 @@ impl Node {
     }
 
     /// Removes another node from the cluster.
-    pub async fn remove_node(&self, origin: &Origin, id: u64) -> Result<MembershipOutcome, LifecycleError> {
+    pub async fn remove_node(&self, caller: &Caller, id: u64) -> Result<MembershipOutcome, LifecycleError> {
+        caller.may(Action::ManageCluster)?;
+        let origin = &caller.origin();
         let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
         if id == self.id {
             return Err(LifecycleError::conflict(format!(

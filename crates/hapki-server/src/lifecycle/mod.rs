@@ -30,6 +30,7 @@ use hapki_domain::profile::builtin_profiles;
 use hapki_store::{Command, Role, Settings, Store};
 use tokio::net::TcpListener;
 
+use crate::auth::Caller;
 use crate::config::NodeConfig;
 use crate::datadir::{write_public, write_secret, DataDir};
 use crate::pki::{crl_loop, Pki, RootRequest};
@@ -243,14 +244,13 @@ impl Node {
                 validity_days: 3650,
                 default: true,
             };
-            let root = pki.init_root(&hapki_cluster::Origin::Node, &req).await?;
-            pki.refresh_crl(&root.id, 0).await?;
+            let root = pki.init_root(&Caller::node(), &req).await?;
             println!("Initialised root CA {} ({})", root.name, root.id);
             write_ca_pem(&pki, &self.dir);
         }
         let token = pki
             .create_token(
-                &hapki_cluster::Origin::Node,
+                &Caller::node(),
                 &crate::pki::TokenGrant::role(Role::Admin, "initial admin"),
             )
             .await?;

@@ -8,13 +8,13 @@
 
 use std::time::Duration;
 
-use hapki_cluster::Origin;
 use hapki_store::{Command, RewrappedIssuer};
 
 use super::channel_key::ChannelKey;
 use super::peer::{paths, KekTransfer};
 use super::LifecycleError;
 use super::Node;
+use crate::auth::{Action, Caller};
 use crate::pki::Pki;
 use crate::rand;
 
@@ -24,7 +24,9 @@ pub use hapki_api::cluster::Rotation;
 
 impl Node {
     /// Rotates the KEK on behalf of `origin` (an admin's request).
-    pub async fn rotate_kek(&self, origin: &Origin) -> Result<Rotation, LifecycleError> {
+    pub async fn rotate_kek(&self, caller: &Caller) -> Result<Rotation, LifecycleError> {
+        caller.may(Action::ManageCluster)?;
+        let origin = &caller.origin();
         let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
         let _busy = self.busy.try_lock().map_err(|_| LifecycleError::Busy)?;
         let from = pki.reader()?.kek_id()?;

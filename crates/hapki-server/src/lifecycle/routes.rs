@@ -166,10 +166,16 @@ pub async fn health(
     Ok((http, json(body)))
 }
 
-/// A member's caller, checked against `action`.
-fn member_caller(node: &Node, headers: &HeaderMap, action: Action) -> Result<Caller, ApiError> {
+/// A member's caller; the operation checks what it may do.
+fn member(node: &Node, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let pki = node.pki().ok_or(LifecycleError::NotClustered)?;
-    let caller = authenticate(&pki, headers)?;
+    Ok(authenticate(&pki, headers)?)
+}
+
+/// A member's caller, checked against `action`: for what the lifecycle reads out of the
+/// node's own state.
+fn member_caller(node: &Node, headers: &HeaderMap, action: Action) -> Result<Caller, ApiError> {
+    let caller = member(node, headers)?;
     caller.may(action)?;
     Ok(caller)
 }
@@ -337,9 +343,9 @@ async fn create_node(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = member_caller(&node, &headers, Action::ManageCluster)?;
+    let caller = member(&node, &headers)?;
     let req: CreateNodeRequest = parse_json(&headers, &body)?;
-    let signed = node.sign_node_csr(&caller.origin(), &req.csr).await?;
+    let signed = node.sign_node_csr(&caller, &req.csr).await?;
     Ok((StatusCode::CREATED, json(signed)))
 }
 
@@ -377,9 +383,9 @@ async fn delete_node(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = member_caller(&node, &headers, Action::ManageCluster)?;
+    let caller = member(&node, &headers)?;
     let id = node_id(&id)?;
-    let outcome = node.remove_node(&caller.origin(), id).await?;
+    let outcome = node.remove_node(&caller, id).await?;
     Ok(json(NodeRemoved {
         removed: node_id_hex(id),
         promoted: outcome.promoted.map(node_id_hex),
@@ -414,9 +420,9 @@ async fn put_settings(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = member_caller(&node, &headers, Action::ManageCluster)?;
+    let caller = member(&node, &headers)?;
     let req: SettingsChange = parse_json(&headers, &body)?;
-    let promoted = node.update_settings(&caller.origin(), &req).await?;
+    let promoted = node.update_settings(&caller, &req).await?;
     let mut v = settings_view(&node)?;
     v.promoted = promoted.into_iter().map(node_id_hex).collect();
     Ok(json(v))
@@ -424,8 +430,8 @@ async fn put_settings(
 
 /// `POST /v1/cluster/rotate-kek`: seals every key of the state under a new KEK.
 async fn rotate_kek(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
-    let caller = member_caller(&node, &headers, Action::ManageCluster)?;
-    Ok(json(node.rotate_kek(&caller.origin()).await?))
+    let caller = member(&node, &headers)?;
+    Ok(json(node.rotate_kek(&caller).await?))
 }
 
 /// `GET /v1/cluster/summary`.

@@ -12,6 +12,7 @@ use hapki_store::{Command, IssuerRecord, OcspSignerRecord};
 use hapki_cluster::Origin;
 
 use super::Pki;
+use crate::auth::{Action, Caller};
 use crate::pki::PkiError;
 
 /// Backdating of notBefore, for relying parties with a slow clock.
@@ -19,6 +20,7 @@ pub const BACKDATE_SECS: u64 = 60;
 /// Validity of a delegated OCSP signing certificate.
 const OCSP_SIGNER_DAYS: u64 = 365;
 
+use hapki_api::ca::{self as wire, DefaultIssuer, IssuerList, IssuerState};
 pub use hapki_api::ca::{ImportRequest, IntermediateCsr, RootRequest};
 
 /// Where relying parties find an issuer's CRL, OCSP and certificate.
@@ -45,8 +47,10 @@ fn issuer_id(spki: &spki::SubjectPublicKeyInfoOwned) -> String {
 }
 
 impl Pki {
-    /// Creates a self-signed root CA and makes it available to every node.
-    pub async fn init_root(&self, origin: &Origin, req: &RootRequest) -> Result<IssuerRecord, PkiError> {
+    /// Creates a self-signed root CA, makes it available to every node and publishes its
+    /// first (empty) CRL.
+    pub async fn init_root(&self, caller: &Caller, req: &RootRequest) -> Result<wire::IssuerView, PkiError> {
+        caller.may(Action::ManageCa)?;
         if req.validity_days == 0 || req.validity_days > 36_500 {
             return Err(PkiError::invalid("validity_days must be between 1 and 36500"));
         }
@@ -58,18 +62,19 @@ impl Pki {
         let cert_der = build_certificate(None, Some(&key), &spec)?;
         let record = self.issuer_record(&key, cert_der, vec![], now)?;
         self.propose(
-            origin,
+            &caller.origin(),
             Command::AddIssuer {
                 issuer: record.clone(),
                 make_default: req.default,
             },
         )
         .await?;
-        Ok(record)
+        self.created(record).await
     }
 
     /// Creates an intermediate's key and CSR; it can sign once its certificate is installed.
-    pub async fn init_intermediate(&self, origin: &Origin, req: &RootRequest) -> Result<IntermediateCsr, PkiError> {
+    pub async fn init_intermediate(&self, caller: &Caller, req: &RootRequest) -> Result<IntermediateCsr, PkiError> {
+        caller.may(Action::ManageCa)?;
         let subject = subject_of(req)?.to_name()?;
         let key = SigningKey::generate(req.key_type)?;
         let csr_der = hapki_domain::csr::build_csr(&key, &subject, &[])?;
@@ -87,7 +92,7 @@ impl Pki {
             not_after: 0,
         };
         self.propose(
-            origin,
+            &caller.origin(),
             Command::AddIssuer {
                 issuer: record,
                 make_default: false,
@@ -101,7 +106,13 @@ impl Pki {
     }
 
     /// Installs the signed certificate (and chain) of an intermediate created by `init_intermediate`.
-    pub async fn install_cert(&self, origin: &Origin, id: &str, pem_bundle: &str) -> Result<IssuerRecord, PkiError> {
+    pub async fn install_cert(
+        &self,
+        caller: &Caller,
+        id: &str,
+        pem_bundle: &str,
+    ) -> Result<wire::IssuerView, PkiError> {
+        caller.may(Action::ManageCa)?;
         let record = self
             .reader()?
             .issuer(id)?
@@ -116,7 +127,7 @@ impl Pki {
         let cert_der = chain.remove(0);
         let full = self.issuer_record(&key, cert_der, chain, record.created_at)?;
         self.propose(
-            origin,
+            &caller.origin(),
             Command::InstallIssuerCert {
                 id: id.to_string(),
                 cert_der: full.cert_der.clone(),
@@ -126,11 +137,12 @@ impl Pki {
             },
         )
         .await?;
-        Ok(full)
+        self.created(full).await
     }
 
     /// Imports an existing CA key and chain from PKCS#12.
-    pub async fn import_pkcs12(&self, origin: &Origin, req: &ImportRequest) -> Result<IssuerRecord, PkiError> {
+    pub async fn import_pkcs12(&self, caller: &Caller, req: &ImportRequest) -> Result<wire::IssuerView, PkiError> {
+        caller.may(Action::ManageCa)?;
         use base64::Engine;
         let data = base64::engine::general_purpose::STANDARD
             .decode(req.pkcs12.trim())
@@ -142,14 +154,65 @@ impl Pki {
         let cert_der = chain.remove(0);
         let record = self.issuer_record(&key, cert_der, chain, self.now())?;
         self.propose(
-            origin,
+            &caller.origin(),
             Command::AddIssuer {
                 issuer: record.clone(),
                 make_default: req.default,
             },
         )
         .await?;
-        Ok(record)
+        self.created(record).await
+    }
+
+    /// A new issuer publishes its first (empty) CRL at once.
+    async fn created(&self, record: IssuerRecord) -> Result<wire::IssuerView, PkiError> {
+        let index = self.cluster.status().last_applied.unwrap_or(0);
+        self.refresh_crl(&record.id, index + 1).await?;
+        let default = self.reader()?.default_issuer_id()?;
+        self.issuer_view(record, default.as_deref())
+    }
+
+    /// Every issuer, as the API shows them.
+    pub fn issuers(&self, caller: &Caller) -> Result<IssuerList, PkiError> {
+        caller.may(Action::ReadStatus)?;
+        let reader = self.reader()?;
+        let default = reader.default_issuer_id()?;
+        let issuers = reader
+            .issuers()?
+            .into_iter()
+            .map(|i| self.issuer_view(i, default.as_deref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(IssuerList { issuers })
+    }
+
+    fn issuer_view(&self, i: IssuerRecord, default: Option<&str>) -> Result<wire::IssuerView, PkiError> {
+        let crl_number = self.reader()?.crl(&i.id)?.map(|c| c.number);
+        Ok(wire::IssuerView {
+            default: default == Some(i.id.as_str()),
+            not_after: i.is_active().then_some(i.not_after),
+            status: if i.is_active() {
+                IssuerState::Active
+            } else {
+                IssuerState::AwaitingCertificate
+            },
+            certificate: i.is_active().then(|| encode(PemLabel::Certificate, &i.cert_der)),
+            chain: i.chain_der.iter().map(|d| encode(PemLabel::Certificate, d)).collect(),
+            csr: (!i.is_active()).then(|| encode(PemLabel::CertificateRequest, &i.csr_der)),
+            id: i.id,
+            name: i.name,
+            key_type: i.key_type,
+            crl_number,
+        })
+    }
+
+    /// Makes issuer `id` the one that signs when a request names none.
+    pub async fn set_default_issuer(&self, caller: &Caller, id: &str) -> Result<DefaultIssuer, PkiError> {
+        caller.may(Action::ManageCa)?;
+        self.propose(&caller.origin(), Command::SetDefaultIssuer { id: id.to_string() })
+            .await?;
+        Ok(DefaultIssuer {
+            default: id.to_string(),
+        })
     }
 
     /// Builds an issuer record with the key sealed and a fresh OCSP signer.

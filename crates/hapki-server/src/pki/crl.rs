@@ -26,6 +26,7 @@ pub struct CrlScheduler {
     built_from: tokio::sync::Mutex<HashMap<String, u64>>,
 }
 
+use hapki_api::ca::CrlRotated;
 pub use hapki_api::certs::Revoked;
 
 impl Pki {
@@ -102,6 +103,18 @@ impl Pki {
             reason: reason.to_string(),
             revoked_at: at,
             crl_number,
+        })
+    }
+
+    /// Publishes a new CRL of `issuer` (the default one when `None`) now.
+    pub async fn rotate_crl(&self, caller: &Caller, issuer: Option<&str>) -> Result<CrlRotated, PkiError> {
+        caller.may(crate::auth::Action::RotateCrl)?;
+        let issuer = self.issuer(issuer)?;
+        let index = self.cluster.status().last_applied.unwrap_or(0);
+        let number = self.refresh_crl(&issuer.record.id, index + 1).await?;
+        Ok(CrlRotated {
+            issuer: issuer.record.id.clone(),
+            crl_number: number,
         })
     }
 

@@ -19,6 +19,8 @@ use crate::pki::PkiError;
 /// Draws of a new serial before giving up (a collision of 126 random bits is not expected at all).
 const SERIAL_ATTEMPTS: usize = 3;
 
+use base64::Engine;
+use hapki_api::certs::Generated;
 pub use hapki_api::certs::{GenerateRequest, IssueRequest, Issued};
 
 impl Pki {
@@ -81,15 +83,59 @@ impl Pki {
         })
     }
 
-    /// Generates a key here and issues a certificate for it. Returns the key as PKCS#8 DER.
-    /// A replayed idempotency key is refused: the key generated the first time is not kept.
+    /// Generates a key here and issues a certificate for it; answers the key as PKCS#8 PEM or
+    /// in a PKCS#12 file, as `req.format` asks. A replayed idempotency key is refused: the key
+    /// generated the first time is not kept.
     pub async fn generate(
         &self,
         caller: &Caller,
         req: &GenerateRequest,
         idempotency_key: Option<[u8; 32]>,
-    ) -> Result<(Issued, Vec<u8>), PkiError> {
+    ) -> Result<Generated, PkiError> {
         caller.may(Action::Issue)?;
+        let pkcs12 = match req.format.as_deref() {
+            None | Some("pem") => false,
+            Some("pkcs12") => true,
+            Some(other) => return Err(PkiError::invalid(format!("format '{other}' is not pem or pkcs12"))),
+        };
+        if pkcs12 && req.password.as_deref().unwrap_or("").is_empty() {
+            return Err(PkiError::invalid("a PKCS#12 file needs a password (--password)"));
+        }
+        let (issued, key) = self.generate_key_and_cert(caller, req, idempotency_key).await?;
+        let mut out = Generated {
+            issued,
+            private_key: None,
+            pkcs12: None,
+        };
+        if pkcs12 {
+            let issued = &out.issued;
+            let mut chain = hapki_domain::pem::certificates(issued.certificate.as_bytes())?;
+            let issuer = self.issuer(Some(&issued.issuer_id))?;
+            chain.push(issuer.record.cert_der.clone());
+            chain.extend(issuer.record.chain_der.iter().cloned());
+            let name = issued.subject.clone();
+            let password = req.password.clone().unwrap_or_default();
+            let p12 = self
+                .work
+                .keygen
+                .run(&caller.token_id, move || {
+                    hapki_domain::pkcs12::write(&name, &key, &chain, &password)
+                })
+                .await??;
+            out.pkcs12 = Some(base64::engine::general_purpose::STANDARD.encode(p12));
+        } else {
+            out.private_key = Some(encode(PemLabel::PrivateKey, &key));
+        }
+        Ok(out)
+    }
+
+    /// The key (PKCS#8 DER) and certificate of [`Pki::generate`].
+    async fn generate_key_and_cert(
+        &self,
+        caller: &Caller,
+        req: &GenerateRequest,
+        idempotency_key: Option<[u8; 32]>,
+    ) -> Result<(Issued, Vec<u8>), PkiError> {
         if let Some(first) = self.replayed(idempotency_key)? {
             return Err(PkiError::conflict(format!(
                 "this idempotency key already issued certificate {}; its private key was returned then and is not kept",

@@ -4,10 +4,12 @@
 
 pub mod authz;
 mod ca;
+mod certs;
 mod crl;
 mod error;
 mod issue;
 mod ocsp;
+mod profiles;
 mod serials;
 mod tokens;
 pub mod work;
@@ -33,6 +35,7 @@ pub use issue::{GenerateRequest, IssueRequest, Issued};
 pub use ocsp::{Freshness, OcspAnswer};
 pub use tokens::{token_hash, NewToken, TokenGrant};
 
+use crate::auth::Caller;
 use crate::clock::Sources;
 use crate::replica::Replica;
 use crate::trust::Keyring;
@@ -118,6 +121,19 @@ impl Pki {
         let mut out = [0u8; N];
         self.sources.random.fill(&mut out);
         out
+    }
+
+    /// Where this node stands, the state digest and counts.
+    pub fn status(&self, caller: &Caller) -> Result<hapki_api::sys::Status, PkiError> {
+        caller.may(crate::auth::Action::ReadStatus)?;
+        let reader = self.reader()?;
+        Ok(hapki_api::sys::Status {
+            raft: crate::replica::raft_view(self.cluster.as_ref()),
+            digest: reader.digest()?,
+            certificates: reader.cert_count()?,
+            issuers: reader.issuers()?.len(),
+            cluster_id: reader.cluster_id()?,
+        })
     }
 
     /// A read view of the local replica.
@@ -224,6 +240,22 @@ impl Pki {
             record,
         })
     }
+}
+
+/// Parses `30d`, `12h`, `45m`, `90s` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<u64, PkiError> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('d') => (&s[..s.len() - 1], 86_400),
+        Some('h') => (&s[..s.len() - 1], 3_600),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('s') => (&s[..s.len() - 1], 1),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| PkiError::invalid(format!("'{s}' is not a duration like 30d, 12h or 3600")))
 }
 
 /// Drops the service's caches when a command changes what they hold, for as long as the

@@ -3,11 +3,11 @@
 //! signer renewed 30 days before it ends, an expired token refused) is shown by
 //! moving the clock, with no sleep.
 
-use hapki_cluster::Origin;
 use hapki_domain::issue::summarize;
 use hapki_store::Role;
 
 use super::{Pki, TokenGrant};
+use crate::auth::Caller;
 use crate::clock::{Clock, ManualClock};
 use crate::testing::{service, START};
 
@@ -65,7 +65,7 @@ async fn an_expired_token_is_refused() {
         ttl_secs: Some(3600),
         ..TokenGrant::role(Role::Agent, "short-lived")
     };
-    let token = pki.create_token(&Origin::Node, &grant).await.unwrap();
+    let token = pki.create_token(&Caller::node(), &grant).await.unwrap();
     assert_eq!(token.expires_at, Some(START + 3600));
     pki.authenticate(&token.token).unwrap();
     clock.advance(3599);

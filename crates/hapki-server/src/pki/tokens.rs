@@ -5,10 +5,8 @@ use aws_lc_rs::digest;
 use base64::Engine;
 use hapki_store::{Command, Role, TokenRecord};
 
-use hapki_cluster::Origin;
-
 use super::Pki;
-use crate::auth::Caller;
+use crate::auth::{Action, Caller};
 use crate::pki::PkiError;
 
 const PREFIX: &str = "hapki_";
@@ -16,6 +14,7 @@ const PREFIX: &str = "hapki_";
 const MAX_EXPIRY: u64 = 253_402_300_799;
 
 pub use hapki_api::tokens::NewToken;
+use hapki_api::tokens::{CreateTokenRequest, TokenList, TokenRevoked, TokenView};
 
 /// What a new token may do.
 #[derive(Clone, Debug)]
@@ -52,9 +51,55 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 }
 
 impl Pki {
+    /// Creates a token as `POST /v1/tokens` asks for it.
+    pub async fn create_token_from(&self, caller: &Caller, req: &CreateTokenRequest) -> Result<NewToken, PkiError> {
+        // The role first: a caller that may not create tokens learns nothing about its input.
+        caller.may(Action::ManageTokens)?;
+        let grant = TokenGrant {
+            role: req.role.parse().map_err(PkiError::Invalid)?,
+            name: req.name.clone(),
+            ttl_secs: req.ttl.as_deref().map(super::parse_duration).transpose()?,
+            profiles: req.profiles.clone(),
+            issuers: req.issuers.clone(),
+        };
+        self.create_token(caller, &grant).await
+    }
+
+    /// Every token, never its secret.
+    pub fn tokens(&self, caller: &Caller) -> Result<TokenList, PkiError> {
+        caller.may(Action::ManageTokens)?;
+        let tokens = self
+            .reader()?
+            .tokens()?
+            .into_iter()
+            .map(|t| TokenView {
+                id: t.id,
+                role: t.role,
+                name: t.name,
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                revoked: t.revoked,
+                profiles: t.profiles,
+                issuers: t.issuers,
+            })
+            .collect();
+        Ok(TokenList { tokens })
+    }
+
+    /// Revokes token `id` on every node.
+    pub async fn revoke_token(&self, caller: &Caller, id: &str) -> Result<TokenRevoked, PkiError> {
+        caller.may(Action::ManageTokens)?;
+        self.propose(&caller.origin(), Command::RevokeToken { id: id.to_string() })
+            .await?;
+        Ok(TokenRevoked {
+            revoked: id.to_string(),
+        })
+    }
+
     /// Creates a token as `grant` says, on behalf of `origin`. The profiles and issuers it is
     /// limited to must exist.
-    pub async fn create_token(&self, origin: &Origin, grant: &TokenGrant) -> Result<NewToken, PkiError> {
+    pub async fn create_token(&self, caller: &Caller, grant: &TokenGrant) -> Result<NewToken, PkiError> {
+        caller.may(Action::ManageTokens)?;
         if grant.name.len() > 128 {
             return Err(PkiError::invalid("a token name may be at most 128 characters"));
         }
@@ -96,7 +141,7 @@ impl Pki {
             profiles: grant.profiles.clone(),
             issuers: grant.issuers.clone(),
         };
-        self.propose(origin, Command::CreateToken { token: record.clone() })
+        self.propose(&caller.origin(), Command::CreateToken { token: record.clone() })
             .await?;
         Ok(NewToken {
             id: record.id,
