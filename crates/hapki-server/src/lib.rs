@@ -16,6 +16,7 @@ pub mod recent;
 pub mod serve;
 pub mod tls;
 pub mod trust;
+mod upgrade;
 
 pub use config::NodeConfig;
 pub use node::run;

@@ -217,10 +217,16 @@ mod tests {
         let mut newer = encode(&7u64);
         newer[0] = FORMAT + 1;
         let err = decode::<u64>(&newer).unwrap_err();
-        assert!(matches!(&err, StoreError::Format(m) if m.contains("newer hapki")), "{err}");
+        assert!(
+            matches!(&err, StoreError::Format(m) if m.contains("newer hapki")),
+            "{err}"
+        );
         assert!(matches!(decode::<u64>(&[0, 7]), Err(StoreError::Corrupt(_))));
         assert!(matches!(decode::<u64>(&[]), Err(StoreError::Corrupt(_))));
         assert!(matches!(decode::<u64>(&[FORMAT, 7, 7]), Err(StoreError::Corrupt(_))));
-        assert!(matches!(decode::<String>(&[FORMAT, 5, b'a']), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            decode::<String>(&[FORMAT, 5, b'a']),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

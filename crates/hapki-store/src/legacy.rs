@@ -19,6 +19,7 @@
 //! For example `Some(3u16)` is `01 03 00` and `"ab"` is `02 00 00 00 00 00 00 00 61 62`.
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
+use serde::Serialize;
 
 /// Why bytes are not a value of the type asked for.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,11 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, LegacyError> {
     Ok(value)
 }
 
+/// Reads one `T` of schema 2 and writes it as this build does ([`crate::codec::encode`]).
+pub fn recode<T: Serialize + DeserializeOwned>(legacy: &[u8]) -> Result<Vec<u8>, crate::StoreError> {
+    Ok(crate::codec::encode(&from_slice::<T>(legacy)?))
+}
+
 struct Reader<'de> {
     input: &'de [u8],
 }
@@ -54,10 +60,7 @@ struct Reader<'de> {
 impl<'de> Reader<'de> {
     fn take(&mut self, n: usize) -> Result<&'de [u8], LegacyError> {
         if n > self.input.len() {
-            return Err(LegacyError(format!(
-                "{n} bytes wanted, {} left",
-                self.input.len()
-            )));
+            return Err(LegacyError(format!("{n} bytes wanted, {} left", self.input.len())));
         }
         let (head, rest) = self.input.split_at(n);
         self.input = rest;
@@ -157,7 +160,10 @@ impl<'de> de::VariantAccess<'de> for &mut Reader<'de> {
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, LegacyError> {
-        visitor.visit_seq(Items { reader: self, left: len })
+        visitor.visit_seq(Items {
+            reader: self,
+            left: len,
+        })
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -253,7 +259,11 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
         visitor.visit_unit()
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, LegacyError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, LegacyError> {
         visitor.visit_unit()
     }
 
@@ -271,7 +281,10 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, LegacyError> {
-        visitor.visit_seq(Items { reader: self, left: len })
+        visitor.visit_seq(Items {
+            reader: self,
+            left: len,
+        })
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(

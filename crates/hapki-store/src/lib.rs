@@ -22,9 +22,9 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadTransaction, WriteTransaction};
 
 pub use command::{Command, CommandResult, RejectCode};
+pub use migrate::{Migrated, Upgrade};
 pub use read::{CertFilter, CertStatus, StateReader};
 pub use records::*;
-pub use migrate::{Migrated, Upgrade};
 pub use snapshot::{export_state, import_state, snapshot_is_current, SNAPSHOT_FORMAT};
 
 /// The page cache of a store opened with [`Store::open`].

@@ -13,7 +13,6 @@ use redb::{Database, Durability, ReadableTable, TableDefinition, TableHandle, Wr
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::encode;
 use crate::records::{
     CertRecord, CrlRecord, InternalCaRecord, IssuerRecord, NodeRecord, Revocation, SerialLease, Settings, TokenRecord,
 };
@@ -100,7 +99,7 @@ fn schema_2_meta(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError
 }
 
 fn recode<T: Serialize + DeserializeOwned>(legacy: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(Some(encode(&legacy::from_slice::<T>(legacy)?)))
+    legacy::recode::<T>(legacy).map(Some)
 }
 
 /// Replaces each value of `def` by what `f` makes of it (called with the key's bytes and the

@@ -42,10 +42,7 @@ fn bools_options_and_chars_take_their_own_bytes() {
 
 #[test]
 fn strings_bytes_and_sequences_carry_a_u64_count() {
-    assert_eq!(
-        from_slice::<String>(&cat(&[&u64le(2), b"ab"])).unwrap(),
-        "ab"
-    );
+    assert_eq!(from_slice::<String>(&cat(&[&u64le(2), b"ab"])).unwrap(), "ab");
     assert_eq!(
         from_slice::<Vec<u8>>(&cat(&[&u64le(3), &[9, 8, 7]])).unwrap(),
         vec![9, 8, 7]
@@ -68,10 +65,7 @@ fn strings_bytes_and_sequences_carry_a_u64_count() {
 #[test]
 fn arrays_tuples_and_structs_have_no_count() {
     assert_eq!(from_slice::<[u8; 4]>(&[1, 2, 3, 4]).unwrap(), [1, 2, 3, 4]);
-    assert_eq!(
-        from_slice::<(u32, bool)>(&[5, 0, 0, 0, 1]).unwrap(),
-        (5, true)
-    );
+    assert_eq!(from_slice::<(u32, bool)>(&[5, 0, 0, 0, 1]).unwrap(), (5, true));
     assert_eq!(from_slice::<()>(&[]).unwrap(), ());
     // Revocation { at: u64, reason: enum }: KeyCompromise is variant 1.
     let bytes = cat(&[&u64le(1_700_000_000), &[1, 0, 0, 0]]);
@@ -87,7 +81,10 @@ fn arrays_tuples_and_structs_have_no_count() {
 #[test]
 fn an_enum_is_its_u32_variant_index_then_its_fields() {
     assert_eq!(from_slice::<RejectCode>(&[2, 0, 0, 0]).unwrap(), RejectCode::Invalid);
-    assert_eq!(from_slice::<CommandResult>(&[0, 0, 0, 0]).unwrap(), CommandResult::Applied);
+    assert_eq!(
+        from_slice::<CommandResult>(&[0, 0, 0, 0]).unwrap(),
+        CommandResult::Applied
+    );
     // Rejected { code: NotFound, message: "gone" } is variant 2.
     let rejected = cat(&[&[2, 0, 0, 0], &[1, 0, 0, 0], &u64le(4), b"gone"]);
     assert_eq!(
@@ -108,14 +105,14 @@ fn an_enum_is_its_u32_variant_index_then_its_fields() {
 fn a_node_record_reads_field_by_field() {
     let key = [0xab; 32];
     let bytes = cat(&[
-        &u64le(0x1122),             // id
-        &u64le(2),                  // name: count, bytes
+        &u64le(0x1122), // id
+        &u64le(2),      // name: count, bytes
         b"n1",
-        &[1, 0, 0, 0],              // standing: Removed
-        &u64le(10),                 // admitted_at
-        &[1],                       // removed_at: Some
+        &[1, 0, 0, 0], // standing: Removed
+        &u64le(10),    // admitted_at
+        &[1],          // removed_at: Some
         &u64le(20),
-        &[1],                       // channel_key: Some, 32 bytes with no count
+        &[1], // channel_key: Some, 32 bytes with no count
         &key,
     ]);
     assert_eq!(
@@ -137,10 +134,12 @@ fn damaged_bytes_are_refused() {
     assert!(from_slice::<Option<u8>>(&[2, 0]).is_err(), "an Option tag of 2");
     assert!(from_slice::<u32>(&[1, 2, 3]).is_err(), "a short u32");
     assert!(from_slice::<u8>(&[1, 2]).is_err(), "bytes left over");
-    assert!(from_slice::<Vec<u8>>(&u64le(u64::MAX)).is_err(), "a count beyond the bytes");
+    assert!(
+        from_slice::<Vec<u8>>(&u64le(u64::MAX)).is_err(),
+        "a count beyond the bytes"
+    );
     assert!(from_slice::<String>(&cat(&[&u64le(1), &[0xff]])).is_err(), "not UTF-8");
     assert!(from_slice::<RejectCode>(&[9, 0, 0, 0]).is_err(), "an unknown variant");
     let err = from_slice::<u32>(&[1]).unwrap_err().to_string();
     assert!(err.contains("not a schema-2 value"), "{err}");
 }
-

@@ -64,10 +64,13 @@ fn write_schema_2(path: &Path, revocation: &[u8]) {
     let txn = store.db().begin_write().unwrap();
     {
         let mut meta = txn.open_table(SM_META).unwrap();
-        meta.insert(b"schema_version".as_slice(), 2u32.to_be_bytes().as_slice()).unwrap();
+        meta.insert(b"schema_version".as_slice(), 2u32.to_be_bytes().as_slice())
+            .unwrap();
         meta.insert(b"cluster_id".as_slice(), b"c1".as_slice()).unwrap();
-        meta.insert(b"next_serial".as_slice(), 9u64.to_be_bytes().as_slice()).unwrap();
-        meta.insert(b"settings".as_slice(), legacy_settings().as_slice()).unwrap();
+        meta.insert(b"next_serial".as_slice(), 9u64.to_be_bytes().as_slice())
+            .unwrap();
+        meta.insert(b"settings".as_slice(), legacy_settings().as_slice())
+            .unwrap();
         txn.open_table(SM_NODES)
             .unwrap()
             .insert(7u64.to_be_bytes().as_slice(), legacy_node().as_slice())
@@ -108,7 +111,10 @@ fn a_schema_2_store_is_migrated_in_place_at_open() {
     let path = dir.path().join("hapki.redb");
     write_schema_2(&path, &legacy_revocation());
 
-    let err = Store::open(&path).err().expect("schema 2 needs the upgrade").to_string();
+    let err = Store::open(&path)
+        .err()
+        .expect("schema 2 needs the upgrade")
+        .to_string();
     assert!(err.contains("schema version 2") && err.contains("migrates"), "{err}");
 
     let upgrade = Tagging::default();
@@ -129,7 +135,11 @@ fn a_schema_2_store_is_migrated_in_place_at_open() {
     assert_eq!(r.cluster_id().unwrap().as_deref(), Some("c1"));
     let settings = r.settings().unwrap();
     assert_eq!(
-        (settings.publication_base_url.as_str(), settings.voters_target, settings.serial_mode),
+        (
+            settings.publication_base_url.as_str(),
+            settings.voters_target,
+            settings.serial_mode
+        ),
         ("http", 5, SerialMode::Sequential)
     );
     let node = r.node(7).unwrap().expect("the node record");
@@ -140,10 +150,16 @@ fn a_schema_2_store_is_migrated_in_place_at_open() {
 
     let txn = store.db().begin_read().unwrap();
     let meta = txn.open_table(SM_META).unwrap();
-    assert_eq!(meta.get(b"next_serial".as_slice()).unwrap().unwrap().value(), 9u64.to_be_bytes());
+    assert_eq!(
+        meta.get(b"next_serial".as_slice()).unwrap().unwrap().value(),
+        9u64.to_be_bytes()
+    );
     // Profiles are JSON, counters raw: schema 2 did not use bincode for them.
     let profiles = txn.open_table(SM_PROFILES).unwrap();
-    assert_eq!(profiles.get(b"p".as_slice()).unwrap().unwrap().value(), br#"{"name":"p"}"#);
+    assert_eq!(
+        profiles.get(b"p".as_slice()).unwrap().unwrap().value(),
+        br#"{"name":"p"}"#
+    );
     let log = txn.open_table(RAFT_LOG).unwrap();
     assert_eq!(log.len().unwrap(), log_entries);
     for i in [1, BATCH as u64, log_entries] {
