@@ -160,10 +160,7 @@ impl<'de> de::VariantAccess<'de> for &mut Reader<'de> {
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, LegacyError> {
-        visitor.visit_seq(Items {
-            reader: self,
-            left: len,
-        })
+        de::Deserializer::deserialize_tuple(self, len, visitor)
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -171,10 +168,7 @@ impl<'de> de::VariantAccess<'de> for &mut Reader<'de> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, LegacyError> {
-        visitor.visit_seq(Items {
-            reader: self,
-            left: fields.len(),
-        })
+        de::Deserializer::deserialize_tuple(self, fields.len(), visitor)
     }
 }
 
