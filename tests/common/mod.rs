@@ -94,18 +94,35 @@ impl Node {
         Self::launch_with_env(config, &[])
     }
 
-    fn launch_with_env(config: Option<&str>, env: &[(&str, &str)]) -> Node {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut node = Node {
+    /// A node in a fresh temporary directory, on free ports, not started yet.
+    fn unstarted(env: &[(&str, &str)]) -> Node {
+        Node {
             child: None,
-            dir,
+            dir: tempfile::tempdir().expect("temp dir"),
             https: free_port(),
             http: free_port(),
             channel: free_port(),
             token: String::new(),
-            env: Vec::new(),
-        };
-        node.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    /// Starts `hapki server --dev` on a copy of the data directory `fixture` (a file
+    /// ending in `.gz` is unpacked), as an operator starts a new build on an old node's
+    /// directory; the fixture itself is never written.
+    pub fn start_on_copy_of(fixture: &Path) -> Node {
+        let mut node = Self::unstarted(&[]);
+        copy_tree(fixture, &node.data());
+        node.spawn();
+        node.token = std::fs::read_to_string(node.data().join("admin-token"))
+            .expect("the fixture's admin-token")
+            .trim()
+            .to_string();
+        node
+    }
+
+    fn launch_with_env(config: Option<&str>, env: &[(&str, &str)]) -> Node {
+        let mut node = Self::unstarted(env);
         if let Some(extra) = config {
             let toml = format!(
                 "data_dir = \"{}\"\nlisten = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n{}\n",
@@ -426,6 +443,37 @@ fn hapki_pem_certs(pem: &[u8]) -> Vec<Vec<u8>> {
             base64::engine::general_purpose::STANDARD.decode(clean).expect("base64")
         })
         .collect()
+}
+
+/// Copies the directory `from` to `to` (created), unpacking `.gz` files with `gzip`;
+/// the copies are readable by their owner only, as a node keeps its data directory.
+fn copy_tree(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).expect("create the copy");
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let path = entry.expect("directory entry").path();
+        let name = path.file_name().expect("a file name").to_string_lossy().to_string();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(&name));
+            continue;
+        }
+        let target = match name.strip_suffix(".gz") {
+            Some(stem) => {
+                let out = Command::new("gzip").arg("-dc").arg(&path).output().expect("run gzip");
+                assert!(out.status.success(), "gzip -dc {}: {}", path.display(), stderr(&out));
+                let target = to.join(stem);
+                std::fs::write(&target, out.stdout).expect("write the unpacked file");
+                target
+            }
+            None => {
+                let target = to.join(&name);
+                std::fs::copy(&path, &target).expect("copy a fixture file");
+                target
+            }
+        };
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -15,6 +15,7 @@ pub mod origin;
 mod proposer;
 mod state_machine;
 pub mod types;
+pub mod upgrade;
 
 pub use contact::Contacts;
 pub use log_store::LogStore;
@@ -83,3 +84,5 @@ pub enum ClusterError {
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod encoding_tests;

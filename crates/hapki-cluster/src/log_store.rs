@@ -1,10 +1,12 @@
 //! The Raft log in redb. An append is reported done only after its write
 //! transaction is committed with immediate durability, and a vote is on disk
-//! before `save_vote` returns.
+//! before `save_vote` returns. Entries and bookkeeping values are encoded with
+//! [`hapki_store::codec`].
 
 use std::fmt::Debug;
 use std::ops::RangeBounds;
 
+use hapki_store::codec::{decode, encode};
 use hapki_store::tables::{RAFT_LOG, RAFT_META};
 use hapki_store::Store;
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -32,7 +34,7 @@ impl LogStore {
             let t = txn.open_table(RAFT_META)?;
             let v = t.get(key)?;
             Ok(match v {
-                Some(v) => Some(bincode::deserialize(v.value())?),
+                Some(v) => Some(decode(v.value())?),
                 None => None,
             })
         };
@@ -48,8 +50,7 @@ impl LogStore {
             } else {
                 Durability::None
             });
-            txn.open_table(RAFT_META)?
-                .insert(key, bincode::serialize(value)?.as_slice())?;
+            txn.open_table(RAFT_META)?.insert(key, encode(value).as_slice())?;
             txn.commit()?;
             Ok(())
         };
@@ -77,7 +78,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             let mut out = Vec::new();
             for row in t.range(range)? {
                 let (_, v) = row?;
-                out.push(bincode::deserialize(v.value())?);
+                out.push(decode(v.value())?);
             }
             Ok(out)
         };
@@ -94,7 +95,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let txn = self.store.db().begin_read()?;
             let t = txn.open_table(RAFT_LOG)?;
             let last = match t.last()? {
-                Some((_, v)) => Some(bincode::deserialize::<Entry>(v.value())?.log_id),
+                Some((_, v)) => Some(decode::<Entry>(v.value())?.log_id),
                 None => None,
             };
             Ok(last)
@@ -140,7 +141,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             {
                 let mut t = txn.open_table(RAFT_LOG)?;
                 for entry in entries {
-                    t.insert(entry.log_id.index, bincode::serialize(&entry)?.as_slice())?;
+                    t.insert(entry.log_id.index, encode(&entry).as_slice())?;
                 }
             }
             txn.commit()?;
@@ -176,7 +177,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut txn = self.store.db().begin_write()?;
             txn.set_durability(Durability::Immediate);
             txn.open_table(RAFT_META)?
-                .insert("last_purged", bincode::serialize(&log_id)?.as_slice())?;
+                .insert("last_purged", encode(&log_id).as_slice())?;
             txn.open_table(RAFT_LOG)?.retain_in(..=log_id.index, |_, _| false)?;
             txn.commit()?;
             Ok(())

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hapki_api::channel::Refusal;
-use hapki_store::{Command, CommandResult, Store};
+use hapki_store::{codec, Command, CommandResult, Store};
 use openraft::{Config, SnapshotPolicy};
 use tokio::sync::broadcast;
 
@@ -258,7 +258,7 @@ impl ClusterNode {
             .network
             .http()
             .ok_or_else(|| ProposeError::LeaderUnreachable("this node has no cluster identity".into()))?;
-        let body = bincode::serialize(req).map_err(|e| ProposeError::Raft(e.to_string()))?;
+        let body = codec::encode(req);
         let resp = http
             .post(format!("https://{}{path}", addr.cluster))
             .timeout(Duration::from_secs(30))
@@ -277,7 +277,7 @@ impl ClusterNode {
                 other => ProposeError::LeaderUnreachable(format!("the leader refused ({status}): {other}")),
             });
         }
-        bincode::deserialize::<Result<Resp, ProposeError>>(&bytes)
+        codec::decode::<Result<Resp, ProposeError>>(&bytes)
             .map_err(|e| ProposeError::LeaderUnreachable(format!("undecodable answer: {e}")))?
     }
 

@@ -1,11 +1,14 @@
 //! The openraft state machine over hapki-store: committed batches are applied
 //! in one redb transaction together with the applied log id, so the two never
 //! disagree; snapshots are files in `<data-dir>/snapshots`, streamed in and out.
+//! A snapshot that a node of an earlier schema left there is replaced at start by one
+//! of the same (migrated) state, so that no node sends values this build cannot read.
 
 use std::io::{BufReader, BufWriter};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use hapki_store::codec::{decode, encode};
 use hapki_store::tables::RAFT_META;
 use hapki_store::{Command, Store};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -44,11 +47,33 @@ impl StateMachine {
     pub fn new(store: Store, snapshot_dir: PathBuf) -> std::io::Result<Self> {
         std::fs::create_dir_all(&snapshot_dir)?;
         let (applied_tx, _) = broadcast::channel(4096);
-        Ok(StateMachine {
+        let sm = StateMachine {
             store,
             snapshot_dir,
             applied_tx,
-        })
+        };
+        sm.replace_stale_snapshot().map_err(std::io::Error::other)?;
+        Ok(sm)
+    }
+
+    /// Builds a new current snapshot when the one kept is of another format (written
+    /// before the store was migrated): it is of the applied state, which is at or past
+    /// the old snapshot's, so the log it lets openraft purge is still covered.
+    fn replace_stale_snapshot(&self) -> Result<(), BoxErr> {
+        let file = match std::fs::File::open(self.current_path()) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if hapki_store::snapshot_is_current(BufReader::new(file))? {
+            return Ok(());
+        }
+        let meta = self.build()?;
+        tracing::info!(
+            "replaced a snapshot of an earlier format by snapshot {}",
+            meta.snapshot_id
+        );
+        Ok(())
     }
 
     /// Subscribes to applied commands.
@@ -65,17 +90,32 @@ impl StateMachine {
     }
 
     fn read_applied(&self) -> Result<(Option<LogId>, StoredMembership), BoxErr> {
+        applied_in(&self.store.db().begin_read()?)
+    }
+
+    /// Writes a snapshot of the applied state, flushed, and publishes it as the current one.
+    fn build(&self) -> Result<SnapshotMeta, BoxErr> {
+        // Applied state must be on disk before the log below it may be purged.
+        self.store.flush()?;
         let txn = self.store.db().begin_read()?;
-        let t = txn.open_table(RAFT_META)?;
-        let applied = match t.get("applied")? {
-            Some(v) => bincode::deserialize(v.value())?,
-            None => None,
+        let (applied, membership) = applied_in(&txn)?;
+        let snapshot_id = match applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, std::process::id()),
+            None => format!("empty-{}", std::process::id()),
         };
-        let membership = match t.get("membership")? {
-            Some(v) => bincode::deserialize(v.value())?,
-            None => StoredMembership::default(),
+        let tmp = self.snapshot_dir.join(format!("build-{snapshot_id}.tmp"));
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = BufWriter::new(file);
+        hapki_store::export_state(&txn, &mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let meta = SnapshotMeta {
+            last_log_id: applied,
+            last_membership: membership,
+            snapshot_id,
         };
-        Ok((applied, membership))
+        self.publish(&tmp, &meta)?;
+        Ok(meta)
     }
 
     /// Publishes a finished snapshot file and its meta as the current snapshot.
@@ -89,11 +129,25 @@ impl StateMachine {
     }
 }
 
+/// The last applied log id and the membership it brought, as `txn` sees them.
+fn applied_in(txn: &redb::ReadTransaction) -> Result<(Option<LogId>, StoredMembership), BoxErr> {
+    let t = txn.open_table(RAFT_META)?;
+    let applied = match t.get("applied")? {
+        Some(v) => decode(v.value())?,
+        None => None,
+    };
+    let membership = match t.get("membership")? {
+        Some(v) => decode(v.value())?,
+        None => StoredMembership::default(),
+    };
+    Ok((applied, membership))
+}
+
 fn set_applied(txn: &WriteTransaction, applied: &LogId, membership: Option<&StoredMembership>) -> Result<(), BoxErr> {
     let mut t = txn.open_table(RAFT_META)?;
-    t.insert("applied", bincode::serialize(&Some(*applied))?.as_slice())?;
+    t.insert("applied", encode(&Some(*applied)).as_slice())?;
     if let Some(m) = membership {
-        t.insert("membership", bincode::serialize(m)?.as_slice())?;
+        t.insert("membership", encode(m).as_slice())?;
     }
     Ok(())
 }
@@ -101,41 +155,10 @@ fn set_applied(txn: &WriteTransaction, applied: &LogId, membership: Option<&Stor
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let this = self.clone();
-        let built = tokio::task::spawn_blocking(move || -> Result<SnapshotMeta, BoxErr> {
-            // Applied state must be on disk before the log below it may be purged.
-            this.store.flush()?;
-            let txn = this.store.db().begin_read()?;
-            let t = txn.open_table(RAFT_META)?;
-            let applied: Option<LogId> = match t.get("applied")? {
-                Some(v) => bincode::deserialize(v.value())?,
-                None => None,
-            };
-            let membership: StoredMembership = match t.get("membership")? {
-                Some(v) => bincode::deserialize(v.value())?,
-                None => StoredMembership::default(),
-            };
-            drop(t);
-            let snapshot_id = match applied {
-                Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, std::process::id()),
-                None => format!("empty-{}", std::process::id()),
-            };
-            let tmp = this.snapshot_dir.join(format!("build-{snapshot_id}.tmp"));
-            let file = std::fs::File::create(&tmp)?;
-            let mut w = BufWriter::new(file);
-            hapki_store::export_state(&txn, &mut w)?;
-            let file = w.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            let meta = SnapshotMeta {
-                last_log_id: applied,
-                last_membership: membership,
-                snapshot_id,
-            };
-            this.publish(&tmp, &meta)?;
-            Ok(meta)
-        })
-        .await
-        .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?
-        .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?;
+        let built = tokio::task::spawn_blocking(move || this.build())
+            .await
+            .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?
+            .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?;
         let file = tokio::fs::File::open(self.current_path())
             .await
             .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Read, e))?;

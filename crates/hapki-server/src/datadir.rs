@@ -8,6 +8,7 @@
 //!                 elsewhere, e.g. on another mount, so that a copy of this directory opens nothing
 //! kek.sealed      the cluster key-encryption key, sealed under unseal.key (node-local)
 //! channel.key.sealed  this node's cluster-channel key, sealed under unseal.key (node-local)
+//! *.sealed.schema2    the schema-2 bytes of a sealed file, only while a schema-2 directory migrates
 //! channel.pem     this node's cluster-channel certificate, then the internal CA
 //! bootstrap-token a fresh node's one-time token for `cluster new|csr|join` (0600)
 //! admin-token     the first admin token (0600)

@@ -19,6 +19,7 @@ pub mod serve;
 mod testing;
 pub mod tls;
 pub mod trust;
+mod upgrade;
 pub mod version;
 
 pub use config::NodeConfig;

@@ -5,7 +5,6 @@
 
 use anyhow::Context;
 use hapki_cluster::{ClusterNode, RaftSettings};
-use hapki_store::Store;
 use tokio::net::TcpListener;
 
 use crate::config::NodeConfig;
@@ -45,7 +44,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     dir.create()
         .with_context(|| format!("cannot create the data directory {}", dir.root.display()))?;
     let node_id = node_id(&dir)?;
-    let store = Store::open_with_cache(&dir.db(), cfg.cache_mib.max(1) * 1024 * 1024)
+    let store = crate::upgrade::open_store(&dir, cfg.cache_mib.max(1) * 1024 * 1024)
         .with_context(|| format!("cannot open {}", dir.db().display()))?;
     let settings = RaftSettings {
         heartbeat_ms: cfg.raft.heartbeat_ms,

@@ -6,12 +6,15 @@
 //! replicated state. KEKs are numbered: a rotation hands every member the
 //! next one over the cluster channel, then one command re-seals every key
 //! under it, and each node keeps only that one from then on. No private key
-//! is written to disk in plaintext.
+//! is written to disk in plaintext. Sealed files are [`hapki_store::codec`] values.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
 use hapki_domain::wrap::{self, Wrapped};
+use hapki_store::codec;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::datadir::{write_secret, DataDir};
 use crate::rand;
@@ -51,6 +54,19 @@ impl std::fmt::Debug for Keyring {
 fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrustError {
     let path = path.display().to_string();
     move |source| TrustError::Io { path, source }
+}
+
+/// What `kek.sealed` holds: each KEK's number and the KEK sealed under the unseal key.
+pub(crate) type SealedKeks = Vec<(u32, Wrapped)>;
+
+/// Reads a sealed file.
+fn read_sealed<T: DeserializeOwned>(path: &std::path::Path, bytes: &[u8]) -> Result<T, TrustError> {
+    codec::decode(bytes).map_err(|e| TrustError::Invalid(format!("{} cannot be read: {e}", path.display())))
+}
+
+/// Writes a sealed file (0600).
+fn write_sealed<T: Serialize>(path: &std::path::Path, value: &T) -> Result<(), TrustError> {
+    write_secret(path, &codec::encode(value)).map_err(io(path))
 }
 
 /// The node's unseal key; created when `create` and there is none yet (a node that has
@@ -101,8 +117,7 @@ impl Keyring {
     pub fn load(dir: &DataDir) -> Result<Keyring, TrustError> {
         let unseal = unseal_key(dir, false)?;
         let path = dir.sealed_kek();
-        let sealed: Vec<(u32, Wrapped)> = bincode::deserialize(&std::fs::read(&path).map_err(io(&path))?)
-            .map_err(|_| TrustError::Invalid(format!("{} is damaged", path.display())))?;
+        let sealed: SealedKeks = read_sealed(&path, &std::fs::read(&path).map_err(io(&path))?)?;
         let mut all = BTreeMap::new();
         for (id, w) in sealed {
             let kek = wrap::open(&unseal, &kek_context(id), &w).map_err(|_| {
@@ -129,15 +144,13 @@ impl Keyring {
 
     fn save(&self, keks: &Keks) -> Result<(), TrustError> {
         let unseal = unseal_key(&self.dir, true)?;
-        let mut sealed = Vec::new();
+        let mut sealed = SealedKeks::new();
         for (id, kek) in &keks.all {
             let w = wrap::seal(&unseal, 0, rand::bytes::<12>(), &kek_context(*id), kek)
                 .map_err(|e| TrustError::Invalid(e.to_string()))?;
             sealed.push((*id, w));
         }
-        let bytes = bincode::serialize(&sealed).expect("wrapped keys serialize");
-        let path = self.dir.sealed_kek();
-        write_secret(&path, &bytes).map_err(io(&path))
+        write_sealed(&self.dir.sealed_kek(), &sealed)
     }
 
     /// Keeps KEK `id` beside the others (a rotation under way hands it out before it is used).
@@ -216,8 +229,7 @@ pub fn seal_local(dir: &DataDir, context: &str, plaintext: &[u8], path: &std::pa
     let unseal = unseal_key(dir, true)?;
     let sealed = wrap::seal(&unseal, 0, rand::bytes::<12>(), context, plaintext)
         .map_err(|e| TrustError::Invalid(e.to_string()))?;
-    let bytes = bincode::serialize(&sealed).expect("wrapped keys serialize");
-    write_secret(path, &bytes).map_err(io(path))
+    write_sealed(path, &sealed)
 }
 
 /// Opens what [`seal_local`] wrote to `path`; `None` when there is no such file.
@@ -228,8 +240,7 @@ pub fn open_local(dir: &DataDir, context: &str, path: &std::path::Path) -> Resul
         Err(e) => return Err(io(path)(e)),
     };
     let unseal = unseal_key(dir, false)?;
-    let sealed: Wrapped =
-        bincode::deserialize(&bytes).map_err(|_| TrustError::Invalid(format!("{} is damaged", path.display())))?;
+    let sealed: Wrapped = read_sealed(path, &bytes)?;
     wrap::open(&unseal, context, &sealed).map(Some).map_err(|_| {
         TrustError::Invalid(format!(
             "{} cannot be opened with {}: the unseal key does not belong to this data directory",

@@ -5,10 +5,11 @@
 use hapki_domain::profile::Profile;
 use redb::{ReadableTable, WriteTransaction};
 
+use crate::codec::{decode, encode};
 use crate::command::{Command, CommandResult, RejectCode};
 use crate::records::{
-    decode, encode, CertRecord, CrlRecord, IssuerRecord, NodeRecord, NodeStanding, OcspSignerRecord, Revocation,
-    SerialLease, Settings, TokenRecord,
+    CertRecord, CrlRecord, IssuerRecord, NodeRecord, NodeStanding, OcspSignerRecord, Revocation, SerialLease, Settings,
+    TokenRecord,
 };
 use crate::tables::*;
 use crate::StoreError;

@@ -6,8 +6,9 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
+use crate::codec::{decode, encode};
 use crate::command::{CommandResult, RejectCode};
-use crate::records::{decode, encode, IssuerRecord, RewrappedIssuer};
+use crate::records::{IssuerRecord, RewrappedIssuer};
 use crate::tables::{SM_ISSUERS, SM_META};
 use crate::{Command, StoreError};
 use hapki_domain::wrap::Wrapped;

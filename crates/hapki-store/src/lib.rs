@@ -2,10 +2,15 @@
 //! deterministic apply into redb tables, the reads every node serves from its
 //! own replica, snapshots as a stream, and a digest to compare replicas.
 //! It knows nothing of Raft: the cluster crate feeds it committed commands.
+//! It also owns how every value is encoded ([`codec`]) and the migration of a
+//! store of an earlier schema ([`Upgrade`]).
 
 mod apply;
+pub mod codec;
 pub mod command;
 mod kek;
+pub mod legacy;
+mod migrate;
 mod read;
 pub mod records;
 mod snapshot;
@@ -17,9 +22,10 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadTransaction, WriteTransaction};
 
 pub use command::{Command, CommandResult, RejectCode};
+pub use migrate::{Migrated, Upgrade};
 pub use read::{CertFilter, CertStatus, StateReader};
 pub use records::*;
-pub use snapshot::{export_state, import_state};
+pub use snapshot::{export_state, import_state, snapshot_is_current, SNAPSHOT_FORMAT};
 
 /// The page cache of a store opened with [`Store::open`].
 pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -67,8 +73,26 @@ impl Store {
     }
 
     /// Opens or creates the database with a page cache of `cache_bytes`: what the node keeps of
-    /// its store in memory, whatever the store's size.
+    /// its store in memory, whatever the store's size. A store of another schema is refused.
     pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
+        Self::open_inner(path, cache_bytes, None).map(|(store, _)| store)
+    }
+
+    /// [`Store::open_with_cache`], except that a store of schema 2 is migrated in place first,
+    /// `upgrade` re-encoding what this crate does not know; says what it migrated.
+    pub fn open_upgrading(
+        path: &Path,
+        cache_bytes: usize,
+        upgrade: &dyn Upgrade,
+    ) -> Result<(Store, Option<Migrated>), StoreError> {
+        Self::open_inner(path, cache_bytes, Some(upgrade))
+    }
+
+    fn open_inner(
+        path: &Path,
+        cache_bytes: usize,
+        upgrade: Option<&dyn Upgrade>,
+    ) -> Result<(Store, Option<Migrated>), StoreError> {
         let db = redb::Builder::new().set_cache_size(cache_bytes).create(path)?;
         let txn = db.begin_write()?;
         for table in tables::SM_TABLES {
@@ -78,17 +102,29 @@ impl Store {
         txn.open_table(tables::RAFT_META)?;
         txn.commit()?;
         let store = Store { db: Arc::new(db) };
-        store.check_schema()?;
-        Ok(store)
+        let migrated = store.check_schema(upgrade)?;
+        Ok((store, migrated))
     }
 
-    /// Refuses a database whose state machine was written in another layout: reading it
-    /// as this one would misread every record.
-    fn check_schema(&self) -> Result<(), StoreError> {
-        match self.reader()?.schema_version()? {
-            None => Ok(()),
-            Some(v) if v == tables::SCHEMA_VERSION => Ok(()),
-            Some(v) => Err(StoreError::Format(format!(
+    /// Refuses a database whose state machine was written in another layout (reading it
+    /// as this one would misread every record), unless it can migrate it with `upgrade`.
+    fn check_schema(&self, upgrade: Option<&dyn Upgrade>) -> Result<Option<Migrated>, StoreError> {
+        let found = self.reader()?.schema_version()?;
+        match (found, upgrade) {
+            (None, _) => Ok(None),
+            (Some(tables::SCHEMA_VERSION), _) => Ok(None),
+            (Some(2), Some(upgrade)) => migrate::from_schema_2(&self.db, upgrade).map(Some),
+            (Some(2), None) => Err(StoreError::Format(format!(
+                "this data directory holds schema version 2; `hapki server` migrates it to version {} \
+                 when it starts on it",
+                tables::SCHEMA_VERSION
+            ))),
+            (Some(v), _) if v > tables::SCHEMA_VERSION => Err(StoreError::Format(format!(
+                "this data directory holds schema version {v}, written by a newer hapki; this build \
+                 reads version {}: start the newer build on it",
+                tables::SCHEMA_VERSION
+            ))),
+            (Some(v), _) => Err(StoreError::Format(format!(
                 "this data directory holds schema version {v}, and this build reads version {}; \
                  it was written by an earlier development build, whose records this one cannot read: \
                  start that build on it, or start this one on a new data directory",

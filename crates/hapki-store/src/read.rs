@@ -6,9 +6,8 @@ use hapki_domain::profile::Profile;
 use hapki_domain::serial::Serial;
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::records::{
-    decode, CertRecord, CrlRecord, IssuerRecord, NodeRecord, Revocation, SerialLease, Settings, TokenRecord,
-};
+use crate::codec::decode;
+use crate::records::{CertRecord, CrlRecord, IssuerRecord, NodeRecord, Revocation, SerialLease, Settings, TokenRecord};
 use crate::tables::*;
 use crate::StoreError;
 

@@ -1,6 +1,6 @@
 //! What the state machine stores: issuers, certificates, revocations, tokens,
-//! CRLs. Records are plain data encoded with bincode; profiles are JSON because
-//! they are edited by hand and carry optional fields.
+//! CRLs. Records are plain data encoded with [`crate::codec`]; profiles are JSON
+//! because they are edited by hand and carry optional fields.
 
 use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
@@ -232,12 +232,4 @@ pub(crate) fn decode_u32(key: &str, bytes: &[u8]) -> Result<u32, crate::StoreErr
     <[u8; 4]>::try_from(bytes)
         .map(u32::from_be_bytes)
         .map_err(|_| crate::StoreError::Corrupt(format!("{key} is not 4 bytes")))
-}
-
-pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    bincode::serialize(v).expect("records serialize")
-}
-
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, crate::StoreError> {
-    bincode::deserialize(bytes).map_err(|e| crate::StoreError::Corrupt(e.to_string()))
 }

@@ -2,8 +2,11 @@
 //! `Write`, and read back from any `Read` into an emptied state, so a snapshot of
 //! any size passes through a file without being held in memory.
 //!
-//! Format: `HAPKISNAP1`, then rows `[table u8][key len u32][key][value len u32][value]`,
-//! then `0xFF` and the SHA-256 of everything before it.
+//! Format: `HAPKISNAP` and the format byte [`SNAPSHOT_FORMAT`], then rows
+//! `[table u8][key len u32][key][value len u32][value]`, the values as the tables hold
+//! them, then `0xFF` and the SHA-256 of everything before it. Format 1 (the ASCII digit
+//! `1` in that place) carried schema-2 values and is refused: a node of schema 3 sends
+//! only format 2.
 
 use std::io::{Read, Write};
 
@@ -13,7 +16,11 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use crate::tables::{SmTable, SM_TABLES};
 use crate::StoreError;
 
-const MAGIC: &[u8] = b"HAPKISNAP1";
+const MAGIC: &[u8] = b"HAPKISNAP";
+/// The snapshot layout this build writes and reads.
+pub const SNAPSHOT_FORMAT: u8 = 2;
+/// What format 1, written by schema 2, had in the format byte's place.
+const SCHEMA_2_SNAPSHOT: u8 = b'1';
 const END: u8 = 0xFF;
 const MAX_ROW: usize = 64 * 1024 * 1024;
 
@@ -37,6 +44,7 @@ pub fn export_state(txn: &ReadTransaction, out: impl Write) -> Result<u64, Store
         ctx: digest::Context::new(&digest::SHA256),
     };
     w.put(MAGIC)?;
+    w.put(&[SNAPSHOT_FORMAT])?;
     let mut rows = 0u64;
     for (i, table) in SM_TABLES.iter().enumerate() {
         for_each_row(txn, *table, |k, v| {
@@ -66,9 +74,7 @@ pub fn import_state(txn: &WriteTransaction, input: impl Read) -> Result<u64, Sto
         inner: input,
         ctx: digest::Context::new(&digest::SHA256),
     };
-    if r.take(MAGIC.len())? != MAGIC {
-        return Err(StoreError::Corrupt("not a hapki snapshot".into()));
-    }
+    check_header(&r.take(MAGIC.len() + 1)?)?;
     let mut rows = 0u64;
     loop {
         let index = r.take(1)?[0];
@@ -92,6 +98,34 @@ pub fn import_state(txn: &WriteTransaction, input: impl Read) -> Result<u64, Sto
         return Err(StoreError::Corrupt("snapshot checksum does not match".into()));
     }
     Ok(rows)
+}
+
+/// Whether `header`, the first bytes of a snapshot, says a format this build reads.
+fn check_header(header: &[u8]) -> Result<(), StoreError> {
+    let (magic, format) = header.split_at(header.len().min(MAGIC.len()));
+    if magic != MAGIC || format.is_empty() {
+        return Err(StoreError::Corrupt("not a hapki snapshot".into()));
+    }
+    match format[0] {
+        SNAPSHOT_FORMAT => Ok(()),
+        SCHEMA_2_SNAPSHOT => Err(StoreError::Format(
+            "the snapshot was written by a hapki of schema 2, whose values this build reads only to \
+             migrate a data directory; upgrade every node of the cluster"
+                .into(),
+        )),
+        f if f > SNAPSHOT_FORMAT => Err(StoreError::Format(format!(
+            "the snapshot is of format {f}, written by a newer hapki; this build reads format {SNAPSHOT_FORMAT}"
+        ))),
+        f => Err(StoreError::Corrupt(format!("a snapshot of unknown format {f}"))),
+    }
+}
+
+/// Whether the snapshot `input` starts with is of the format this build writes; a node
+/// builds a new one in place of one that is not (one a schema-2 node left behind).
+pub fn snapshot_is_current(mut input: impl Read) -> std::io::Result<bool> {
+    let mut header = Vec::with_capacity(MAGIC.len() + 1);
+    input.by_ref().take(MAGIC.len() as u64 + 1).read_to_end(&mut header)?;
+    Ok(check_header(&header).is_ok())
 }
 
 struct HashingWriter<W> {
@@ -127,5 +161,33 @@ impl<R: Read> HashingReader<R> {
             return Err(StoreError::Corrupt("snapshot row larger than 64 MiB".into()));
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{history, run, store};
+
+    #[test]
+    fn the_header_carries_the_format_and_another_format_is_refused_by_name() {
+        let (_a, a) = store();
+        run(&a, &history());
+        let mut snap = Vec::new();
+        export_state(&a.db().begin_read().unwrap(), &mut snap).unwrap();
+        assert_eq!(&snap[..10], b"HAPKISNAP\x02");
+        assert!(snapshot_is_current(snap.as_slice()).unwrap());
+
+        let (_b, b) = store();
+        for (format, says) in [(b'1', "schema 2"), (3, "newer hapki")] {
+            let mut other = snap.clone();
+            other[MAGIC.len()] = format;
+            assert!(!snapshot_is_current(other.as_slice()).unwrap());
+            let txn = b.begin_apply().unwrap();
+            let err = import_state(&txn, other.as_slice()).unwrap_err();
+            assert!(matches!(&err, StoreError::Format(m) if m.contains(says)), "{err}");
+        }
+        assert!(!snapshot_is_current(b"HAPKI".as_slice()).unwrap());
+        assert!(!snapshot_is_current(b"".as_slice()).unwrap());
     }
 }

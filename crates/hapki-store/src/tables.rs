@@ -7,10 +7,12 @@
 
 use redb::TableDefinition;
 
-/// Version of the layout below; bumped with a migration command when it changes.
-/// Version 2: tokens carry profile and issuer limits, certificates the token that asked
-/// for them, node records the key each node presents on the cluster channel.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version of the layout below and of the values' encoding; bumped when either changes,
+/// with a migration. Version 2: tokens carry profile and issuer limits, certificates the
+/// token that asked for them, node records the key each node presents on the cluster
+/// channel. Version 3: every value is a format byte and postcard ([`crate::codec`]), not
+/// bincode 1; a node migrates a store of version 2 when it opens it ([`crate::Upgrade`]).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Replicated settings and counters: `schema_version`, `cluster_id`, `default_issuer`, `settings`.
 pub const SM_META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_meta");
@@ -31,7 +33,7 @@ pub const SM_CRLS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crls
 /// Node id (8 bytes, big-endian) → [`crate::NodeRecord`]: nodes admitted to join, and removed ones.
 pub const SM_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_nodes");
 
-/// Raft log: index → serialized entry.
+/// Raft log: index → entry ([`crate::codec`]).
 pub const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 /// Raft bookkeeping: `vote`, `committed`, `last_purged`, `applied`, `membership`, `snapshot_meta`.
 pub const RAFT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");

@@ -1,5 +1,5 @@
 //! The channel's client side: openraft's network. Each RPC is one HTTPS POST
-//! with a bincode body to the target's cluster address, presenting this node's
+//! with a [`hapki_store::codec`] body to the target's cluster address, presenting this node's
 //! certificate. Until the node has an identity, every peer is unreachable.
 
 use std::sync::{Arc, RwLock};
@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use hapki_api::channel::Refusal;
+use hapki_store::codec;
 
 use super::paths;
 use super::pins::Pins;
@@ -160,7 +161,7 @@ impl PeerConnection {
         let Some(http) = self.network.http() else {
             return Err(unreachable("this node has no cluster identity yet".into()));
         };
-        let body = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let body = codec::encode(req);
         let resp = http
             .post(format!("{}{path}", self.base))
             .timeout(option.hard_ttl())
@@ -180,8 +181,7 @@ impl PeerConnection {
                 String::from_utf8_lossy(&bytes)
             )));
         }
-        let result: Result<Resp, E> =
-            bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, E> = codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         self.network.contacts.touch(self.target);
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }

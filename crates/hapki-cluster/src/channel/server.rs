@@ -2,7 +2,7 @@
 //! node id from its certificate, refuses callers that are not members (or
 //! joining) and callers whose key is not the one recorded for their id, and
 //! hands Raft RPCs to openraft. A forwarded write is proposed only after the
-//! node's authorizer accepts its origin. Bodies are bincode.
+//! node's authorizer accepts its origin. Bodies are [`hapki_store::codec`].
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use hapki_api::channel::Refusal;
-use hapki_store::Store;
+use hapki_store::{codec, Store};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -146,15 +146,11 @@ fn too_slow(timeout: Duration) -> Response {
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    bincode::deserialize(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable RPC body: {e}")).into_response())
+    codec::decode(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable RPC body: {e}")).into_response())
 }
 
 fn encode<T: Serialize>(value: &T) -> Response {
-    match bincode::serialize(value) {
-        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    (StatusCode::OK, codec::encode(value)).into_response()
 }
 
 async fn append(State(s): State<ChannelState>, body: Bytes) -> Response {

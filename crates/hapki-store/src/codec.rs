@@ -1,0 +1,232 @@
+//! How hapki encodes what it keeps and sends: one format byte ([`FORMAT`]), then the
+//! value in postcard (its wire format is written down at
+//! <https://postcard.jamesmunns.com/wire-format>). Every record in the state-machine
+//! tables, every Raft log entry and bookkeeping value, every sealed file and every
+//! cluster-channel body goes through this one pair, so a value written by a later
+//! layout is refused by name instead of misread.
+//!
+//! Postcard is not self-describing: a type it carries must not use serde attributes
+//! that need to look ahead (`skip_serializing_if`, `flatten`, `untagged`, internally
+//! tagged enums). The round-trip tests of each crate cover the types it encodes.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::StoreError;
+
+/// The layout of everything [`encode`] writes. Schema 2 wrote bincode 1 with no format
+/// byte; [`crate::legacy`] reads that, to migrate it.
+pub const FORMAT: u8 = 1;
+
+/// The format byte, then `value` in postcard.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    postcard::to_extend(value, vec![FORMAT]).expect("postcard encodes every type hapki keeps")
+}
+
+/// Reads what [`encode`] wrote. A value of another format, a damaged one, or one with
+/// bytes left over is an error, never a guess.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    let (format, body) = bytes
+        .split_first()
+        .ok_or_else(|| StoreError::Corrupt("an empty value".into()))?;
+    match *format {
+        FORMAT => {}
+        f if f > FORMAT => {
+            return Err(StoreError::Format(format!(
+                "a value of format {f} was written by a newer hapki; this build reads format {FORMAT}"
+            )))
+        }
+        f => return Err(StoreError::Corrupt(format!("a value of unknown format {f}"))),
+    }
+    let (value, rest) = postcard::take_from_bytes(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(StoreError::Corrupt(format!("{} bytes after the value", rest.len())));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use hapki_domain::profile::builtin_profiles;
+    use hapki_domain::revocation::RevocationReason;
+    use hapki_domain::serial::Serial;
+
+    use super::*;
+    use crate::records::*;
+    use crate::tests::{cert, issuer, sealed};
+    use crate::{Command, CommandResult, RejectCode};
+
+    fn round_trips<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
+        assert_eq!(&decode::<T>(&encode(value)).unwrap(), value);
+    }
+
+    /// One of every command, with every optional part present, as the Raft log carries them.
+    fn every_command() -> Vec<Command> {
+        let mut full = issuer("aa");
+        full.ocsp = Some(OcspSignerRecord {
+            cert_der: vec![0x30, 1],
+            wrapped_key: sealed(0, 4),
+        });
+        full.chain_der = vec![vec![0x30, 2], vec![0x30, 3]];
+        let mut revoked = cert(7, "aa");
+        revoked.revoked = Some(Revocation {
+            at: 9,
+            reason: RevocationReason::AaCompromise,
+        });
+        revoked.requested_by = Some("0123456789abcdef".into());
+        let token = TokenRecord {
+            id: "0123456789abcdef".into(),
+            hash: [7; 32],
+            role: Role::Requester,
+            name: "ci".into(),
+            created_at: 1,
+            expires_at: Some(2),
+            revoked: false,
+            profiles: vec!["server".into()],
+            issuers: vec!["aa".into()],
+        };
+        let settings = Settings {
+            serial_mode: SerialMode::Sequential,
+            ..Settings::default()
+        };
+        let node = NodeRecord {
+            id: u64::MAX,
+            name: "n1".into(),
+            standing: NodeStanding::Admitted,
+            admitted_at: 3,
+            removed_at: None,
+            channel_key: Some([9; 32]),
+        };
+        vec![
+            Command::Bootstrap {
+                cluster_id: "c1".into(),
+                profiles: builtin_profiles(),
+                settings: settings.clone(),
+            },
+            Command::AddIssuer {
+                issuer: full.clone(),
+                make_default: true,
+            },
+            Command::InstallIssuerCert {
+                id: "aa".into(),
+                cert_der: vec![0x30, 0],
+                chain_der: vec![vec![0x30, 5]],
+                not_after: 10,
+                ocsp: full.ocsp.clone(),
+            },
+            Command::SetInternalCa {
+                ca: InternalCaRecord {
+                    cert_der: vec![0x30, 6],
+                    wrapped_key: sealed(0, 5),
+                },
+            },
+            Command::SetOcspSigner {
+                issuer_id: "aa".into(),
+                signer: full.ocsp.clone().expect("set above"),
+            },
+            Command::SetDefaultIssuer { id: "aa".into() },
+            Command::PutProfile {
+                profile: builtin_profiles().pop().expect("built-in profiles"),
+                create: false,
+            },
+            Command::IssueCert {
+                cert: revoked,
+                idempotency_key: Some([1; 32]),
+            },
+            Command::Revoke {
+                serial: Serial::from_u64(7),
+                reason: RevocationReason::KeyCompromise,
+                at: 11,
+                idempotency_key: Some([2; 32]),
+            },
+            Command::PublishCrl {
+                crl: CrlRecord {
+                    issuer_id: "aa".into(),
+                    number: 2,
+                    this_update: 3,
+                    next_update: 4,
+                    entries: 1,
+                    der: vec![0x30, 7],
+                },
+            },
+            Command::CreateToken { token },
+            Command::RevokeToken { id: "0123".into() },
+            Command::PutSettings { settings },
+            Command::AdmitNode { node },
+            Command::RemoveNode { id: 5, at: 6 },
+            Command::LeaseSerials { node: 5, size: 1000 },
+            Command::RotateKek {
+                from: 0,
+                to: 1,
+                issuers: vec![RewrappedIssuer {
+                    id: "aa".into(),
+                    key: sealed(1, 1),
+                    ocsp: Some(sealed(1, 2)),
+                }],
+                internal_ca: Some(sealed(1, 3)),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_command_and_record_round_trips() {
+        let commands = every_command();
+        let kinds: BTreeSet<&str> = commands.iter().map(Command::kind).collect();
+        assert_eq!(kinds.len(), 17, "one of each command: {kinds:?}");
+        for command in &commands {
+            round_trips(command);
+        }
+        for result in [
+            CommandResult::Applied,
+            CommandResult::Replayed {
+                serial: Serial::from_u64(3),
+            },
+            CommandResult::Rejected {
+                code: RejectCode::Conflict,
+                message: "no".into(),
+            },
+        ] {
+            round_trips(&result);
+        }
+        round_trips(&SerialLease { start: 1, end: 1001 });
+        round_trips(&NodeRecord {
+            id: 1,
+            name: String::new(),
+            standing: NodeStanding::Removed,
+            admitted_at: 0,
+            removed_at: Some(1),
+            channel_key: None,
+        });
+    }
+
+    #[test]
+    fn a_value_is_its_format_byte_then_postcard() {
+        let bytes = encode(&(300u32, "ab".to_string(), Some(true)));
+        // 300 is the varint ac 02; a string is its length then its bytes; Some is 01.
+        assert_eq!(bytes, [FORMAT, 0xac, 0x02, 2, b'a', b'b', 1, 1]);
+        assert_eq!(
+            decode::<(u32, String, Option<bool>)>(&bytes).unwrap(),
+            (300, "ab".into(), Some(true))
+        );
+    }
+
+    #[test]
+    fn another_format_or_leftover_bytes_are_refused() {
+        let mut newer = encode(&7u64);
+        newer[0] = FORMAT + 1;
+        let err = decode::<u64>(&newer).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Format(m) if m.contains("newer hapki")),
+            "{err}"
+        );
+        assert!(matches!(decode::<u64>(&[0, 7]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(decode::<u64>(&[]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(decode::<u64>(&[FORMAT, 7, 7]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            decode::<String>(&[FORMAT, 5, b'a']),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
