@@ -159,6 +159,11 @@ impl Api {
         self.call(Method::GET, path, Some(&self.admin), None).await
     }
 
+    /// `PUT path` with `body` as admin.
+    pub async fn put(&self, path: &str, body: &Value) -> Answer {
+        self.call(Method::PUT, path, Some(&self.admin), Some(body)).await
+    }
+
     /// `POST path` with `body` as admin.
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
         self.call(Method::POST, path, Some(&self.admin), Some(body)).await
@@ -183,10 +188,14 @@ async fn answer(resp: axum::response::Response) -> Answer {
 
 /// A CSR (PEM) for `cn` and `sans`, with a fresh key of `key`.
 pub fn csr(key: KeyType, cn: &str, sans: &[&str]) -> String {
+    hapki_domain::pem::encode(hapki_domain::pem::PemLabel::CertificateRequest, &csr_der(key, cn, sans))
+}
+
+/// The DER of [`csr`].
+pub fn csr_der(key: KeyType, cn: &str, sans: &[&str]) -> Vec<u8> {
     use hapki_domain::name::{San, SubjectSpec};
     let key = hapki_domain::key::SigningKey::generate(key).unwrap();
     let subject = SubjectSpec::parse(&format!("CN={cn}")).unwrap().to_name().unwrap();
     let sans: Vec<San> = sans.iter().map(|s| San::parse(s).unwrap()).collect();
-    let der = hapki_domain::csr::build_csr(&key, &subject, &sans).unwrap();
-    hapki_domain::pem::encode(hapki_domain::pem::PemLabel::CertificateRequest, &der)
+    hapki_domain::csr::build_csr(&key, &subject, &sans).unwrap()
 }

@@ -11,6 +11,8 @@ mod sys;
 mod tokens;
 
 #[cfg(test)]
+mod refusals;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
