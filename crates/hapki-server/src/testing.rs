@@ -186,6 +186,19 @@ async fn answer(resp: axum::response::Response) -> Answer {
     }
 }
 
+/// Checks a refusal: status, code, a message containing `says`; returns the message.
+#[track_caller]
+pub fn refused(case: &str, a: &Answer, status: u16, code: &str, says: &str) -> String {
+    assert_eq!(a.status.as_u16(), status, "{case}: {:?}", a.body);
+    assert_eq!(a.code(), code, "{case}: {:?}", a.body);
+    assert!(
+        a.message().contains(says),
+        "{case}: the message {:?} should say {says:?}",
+        a.message()
+    );
+    a.message().to_string()
+}
+
 /// A CSR (PEM) for `cn` and `sans`, with a fresh key of `key`.
 pub fn csr(key: KeyType, cn: &str, sans: &[&str]) -> String {
     hapki_domain::pem::encode(hapki_domain::pem::PemLabel::CertificateRequest, &csr_der(key, cn, sans))

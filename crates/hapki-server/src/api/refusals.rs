@@ -11,20 +11,7 @@ use hapki_store::Role;
 use serde_json::{json, Value};
 
 use crate::pki::TokenGrant;
-use crate::testing::{csr, csr_der, Answer, Api};
-
-/// Checks a refusal: status, code, a message containing `says`; returns the message.
-#[track_caller]
-fn refused(case: &str, a: &Answer, status: u16, code: &str, says: &str) -> String {
-    assert_eq!(a.status.as_u16(), status, "{case}: {:?}", a.body);
-    assert_eq!(a.code(), code, "{case}: {:?}", a.body);
-    assert!(
-        a.message().contains(says),
-        "{case}: the message {:?} should say {says:?}",
-        a.message()
-    );
-    a.message().to_string()
-}
+use crate::testing::{csr, csr_der, refused, Api};
 
 fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine;
@@ -53,7 +40,13 @@ fn ca_pkcs12(password: &str) -> (String, String) {
         None,
     );
     let cert = build_certificate(None, Some(&key), &spec).unwrap();
-    let p12 = hapki_domain::pkcs12::write("Imported CA", &key.to_pkcs8().unwrap(), std::slice::from_ref(&cert), password).unwrap();
+    let p12 = hapki_domain::pkcs12::write(
+        "Imported CA",
+        &key.to_pkcs8().unwrap(),
+        std::slice::from_ref(&cert),
+        password,
+    )
+    .unwrap();
     (
         base64::engine::general_purpose::STANDARD.encode(p12),
         pem("CERTIFICATE", &cert),

@@ -9,19 +9,7 @@ use hapki_domain::key::KeyType;
 use hapki_store::Role;
 use serde_json::json;
 
-use crate::testing::{csr, Answer, Api, MAX_BODY};
-
-/// Checks a refusal: status, code, a message containing `says`.
-#[track_caller]
-fn refused(case: &str, a: &Answer, status: u16, code: &str, says: &str) {
-    assert_eq!(a.status.as_u16(), status, "{case}: {:?}", a.body);
-    assert_eq!(a.code(), code, "{case}: {:?}", a.body);
-    assert!(
-        a.message().to_lowercase().contains(&says.to_lowercase()),
-        "{case}: the message {:?} should say {says:?}",
-        a.message()
-    );
-}
+use crate::testing::{csr, refused, Api, MAX_BODY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_request_issues_and_reads_back() {
