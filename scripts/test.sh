@@ -4,6 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if cargo nextest --version >/dev/null 2>&1; then
+    run=(cargo nextest run --workspace --no-fail-fast)
+else
+    run=(cargo test --workspace --no-fail-fast)
+fi
+
+# Build the tests while the packages below install: the build keeps both cores busy, the
+# install mostly waits on downloads. Its outcome is collected before the tests run.
+"${run[@]}" --no-run "$@" &
+build=$!
+cleanup() {
+    kill "$build" 2>/dev/null || true
+    [ -z "${added_policy:-}" ] || $sudo rm -f "$policy"
+}
+trap cleanup EXIT
+
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v python3 >/dev/null || need_apt+=(python3)
@@ -22,18 +38,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     # The tests start their own nginx, postgres and haproxy on free ports: keep the
     # packages' services from starting (and taking ports) while they install.
     policy=/usr/sbin/policy-rc.d
-    added_policy=""
     if [ ! -e "$policy" ]; then
-        trap '$sudo rm -f "$policy"' EXIT  # also when the install fails
+        added_policy=1  # removed by cleanup, also when the install fails
         printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
         $sudo chmod 755 "$policy"
-        added_policy=1
     fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}"
-    if [ -n "$added_policy" ]; then
+    if [ -n "${added_policy:-}" ]; then
         $sudo rm -f "$policy"
-        trap - EXIT
+        added_policy=""
     fi
 fi
 
@@ -44,8 +58,6 @@ if [ ! -x "$venv/bin/lint_pkix_cert" ]; then
 fi
 export HAPKI_PKILINT_BIN="$PWD/$venv/bin"
 
-if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast "$@"
-else
-    cargo test --workspace --no-fail-fast "$@"
-fi
+wait "$build"
+trap - EXIT
+"${run[@]}" "$@"
