@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if cargo nextest --version >/dev/null 2>&1; then
-    run=(cargo nextest run --workspace --no-fail-fast)
+    run=(cargo nextest run --workspace)
 else
-    run=(cargo test --workspace --no-fail-fast)
+    run=(cargo test --workspace)
 fi
 
 # Build the tests while the packages below install: the build keeps both cores busy, the
@@ -60,4 +60,4 @@ export HAPKI_PKILINT_BIN="$PWD/$venv/bin"
 
 wait "$build"
 trap - EXIT
-"${run[@]}" "$@"
+"${run[@]}" --no-fail-fast "$@"
