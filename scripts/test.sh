@@ -30,6 +30,9 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v javac >/dev/null || need_apt+=(default-jdk-headless)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+# PKCS#11 roots of trust: SoftHSM2, and pkcs11-tool (opensc) to look at its tokens.
+command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 # The load balancer in tests/ha.rs (deploy/haproxy.cfg).
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -315,9 +315,12 @@ fn kept_identity_client(
     work: &std::path::Path,
     name: &str,
 ) -> reqwest::blocking::Client {
-    let kept = hapki_server::lifecycle::channel_key::ChannelKey::load(dir)
-        .expect("load")
-        .expect("the node keeps its channel key");
+    let kept = hapki_server::lifecycle::channel_key::ChannelKey::load(
+        dir,
+        &*hapki_server::trust::root::recorded(dir).expect("root of trust"),
+    )
+    .expect("load")
+    .expect("the node keeps its channel key");
     let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
     std::fs::write(
         work.join(&key),
@@ -357,7 +360,9 @@ fn a_removed_node_cannot_use_its_data_directory_on_the_channel() {
     // Everything the removed node kept: its root of trust opens the KEK, the KEK the internal CA.
     let removed = &cluster.nodes[2];
     let dir = hapki_server::datadir::DataDir::new(removed.data());
-    let keyring = hapki_server::trust::Keyring::load(&dir).expect("the removed node's KEK");
+    let keyring =
+        hapki_server::trust::Keyring::load(&dir, hapki_server::trust::root::recorded(&dir).expect("root of trust"))
+            .expect("the removed node's KEK");
     let store = hapki_store::Store::open(&dir.db()).expect("the removed node's store");
     let internal = store
         .reader()
@@ -639,9 +644,15 @@ fn rotating_the_kek_reseals_every_key_and_every_node_follows() {
     let reader = store.reader().expect("reader");
     assert_eq!(reader.kek_id().expect("kek id"), 1);
     let issuers = reader.issuers().expect("issuers");
-    let old = hapki_server::trust::Keyring::load(&hapki_server::datadir::DataDir::new(kept.path().to_path_buf()))
-        .expect("the kept KEK");
-    let new = hapki_server::trust::Keyring::load(&dir).expect("the node's KEK");
+    let kept_dir = hapki_server::datadir::DataDir::new(kept.path().to_path_buf());
+    let old = hapki_server::trust::Keyring::load(
+        &kept_dir,
+        hapki_server::trust::root::recorded(&kept_dir).expect("root of trust"),
+    )
+    .expect("the kept KEK");
+    let new =
+        hapki_server::trust::Keyring::load(&dir, hapki_server::trust::root::recorded(&dir).expect("root of trust"))
+            .expect("the node's KEK");
     assert!(!new.holds(0), "the node forgot the old KEK");
     for i in &issuers {
         let context = format!("issuer-key:{}", i.id);

@@ -328,8 +328,10 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                     ("role", v.role.clone()),
                     ("version", opt(v.version.as_ref())),
                     ("address", v.address.clone()),
+                    ("root of trust", opt(v.root_of_trust.as_ref())),
                     ("applied index", opt(v.applied_index)),
                     ("digest", opt(v.digest.as_ref())),
+                    ("reason", opt(v.reason.as_ref())),
                 ],
             );
         }
@@ -507,6 +509,12 @@ async fn follow(output: Output, client: &Client) -> CliResult {
                     "the join failed, the node is {status}: {reason}; reset it with `hapki cluster delete`, then join again"
                 )));
             }
+            Phase::Sealed { reason } => {
+                bar.abandon_with_message(status.clone());
+                return Err(Failure::other(format!(
+                    "the node is sealed: {reason}; it unseals by itself once its root of trust is back (or `hapki node unseal`)"
+                )));
+            }
             Phase::NotClustered => bar.set_message(status),
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -576,6 +584,7 @@ async fn summary(ctx: &Ctx) -> CliResult {
                 n.role.clone(),
                 opt(n.version.as_ref()),
                 n.address.clone(),
+                opt(n.root_of_trust.as_ref()),
                 opt(n.last_contact_ms.map(|ms| format!("{ms} ms ago"))),
                 opt(n.matched_index),
                 opt(n.lag_entries),
@@ -599,6 +608,7 @@ async fn summary(ctx: &Ctx) -> CliResult {
             "role",
             "version",
             "address",
+            "root of trust",
             "last contact",
             "matched",
             "lag",

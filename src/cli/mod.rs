@@ -7,6 +7,7 @@ mod certs;
 mod cluster;
 mod local;
 mod misc;
+mod node;
 mod outfile;
 mod output;
 mod server;
@@ -124,6 +125,9 @@ enum Command {
     /// The cluster: members, roles, replicated and node-local data
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// This node itself: unseal it, move it to another root of trust
+    #[command(subcommand)]
+    Node(node::NodeCommand),
     /// Load generators (issuance throughput and latency)
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -236,6 +240,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Token(c) => misc::run_token(&ctx, c).await,
         Command::Status => misc::status(&ctx).await,
         Command::Cluster(c) => cluster::run(&ctx, c).await,
+        Command::Node(c) => node::run(&ctx, c).await,
         Command::Bench(BenchCommand::Issue(args)) => bench::issue(&ctx, args).await,
     }
 }

@@ -37,6 +37,8 @@ pub struct ServerArgs {
     /// Node name shown in listings [default: host name]
     #[arg(long)]
     node_name: Option<String>,
+    #[command(flatten)]
+    root: super::node::RootOfTrustArgs,
     /// Log filter, e.g. info or hapki_server=debug [env: HAPKI_LOG]
     #[arg(long, default_value = "warn")]
     log: String,
@@ -95,6 +97,10 @@ pub async fn run(args: ServerArgs) -> CliResult {
     }
     if let Some(n) = args.node_name {
         cfg.node_name = Some(n);
+    }
+    if let Some(root) = args.root.spec()? {
+        cfg.root_of_trust = Some(root);
+        cfg.unseal_key_file = None;
     }
     cfg.validate().map_err(Failure::usage)?;
     hapki_server::run(cfg)

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod refusals;
+pub mod softhsm;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -241,7 +242,13 @@ impl Node {
     }
 
     pub fn cli_with_token(&self, args: &[&str], token: Option<&str>) -> Output {
+        self.cli_with_env(args, token, &[])
+    }
+
+    /// The CLI with `token` and extra environment (e.g. `HAPKI_RETRY_SECS`).
+    pub fn cli_with_env(&self, args: &[&str], token: Option<&str>, env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(HAPKI);
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .current_dir(self.dir.path())
             .env("HAPKI_URL", self.url())

@@ -45,6 +45,12 @@ pub enum Phase {
     Unknown {
         reason: String,
     },
+    /// The node's root of trust cannot be reached (token absent, PIN refused, key file
+    /// missing): it holds no key it could sign with, tries again by itself, and serves
+    /// nothing that needs one.
+    Sealed {
+        reason: String,
+    },
 }
 
 impl Phase {
@@ -56,6 +62,7 @@ impl Phase {
             Phase::Ready => "ready".into(),
             Phase::Killed { .. } => "killed".into(),
             Phase::Unknown { .. } => "unknown".into(),
+            Phase::Sealed { .. } => "sealed".into(),
         }
     }
 
@@ -93,6 +100,9 @@ pub struct ClusterStatus {
     pub cluster: Option<String>,
     pub leader: Option<String>,
     pub applied_index: Option<u64>,
+    /// `file` or `pkcs11`.
+    #[serde(default)]
+    pub root_of_trust: Option<String>,
 }
 
 /// `POST /v1/cluster/new`.
@@ -302,6 +312,9 @@ pub struct NodeReport {
     pub snapshot_index: Option<u64>,
     pub apply_rate: f64,
     pub digest: Option<String>,
+    /// `file`, `pkcs11`.
+    #[serde(default)]
+    pub root_of_trust: String,
     pub recent_errors: Vec<RecentError>,
     /// Filled on the leader only.
     pub followers: Vec<FollowerView>,
@@ -323,6 +336,9 @@ pub struct SummaryRow {
     pub applied_index: Option<u64>,
     pub apply_rate: Option<f64>,
     pub digest: Option<String>,
+    /// `file`, `pkcs11`; unknown when the node did not answer.
+    #[serde(default)]
+    pub root_of_trust: Option<String>,
     pub errors: Vec<RecentError>,
     pub reason: Option<String>,
 }

@@ -23,4 +23,6 @@ pub struct ErrorDetail {
 pub mod codes {
     /// A node that has no cluster yet: waiting will not change that.
     pub const NOT_CLUSTERED: &str = "not_clustered";
+    /// The node's root of trust cannot be reached: it cannot open any private key.
+    pub const SEALED: &str = "sealed";
 }

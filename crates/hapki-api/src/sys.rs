@@ -24,6 +24,8 @@ pub enum HealthState {
     NoQuorum,
     /// Does not serve (not clustered, joining, killed).
     NotReady,
+    /// Its root of trust cannot be reached: it opens no key until it unseals.
+    Sealed,
 }
 
 /// `GET /v1/sys/health`.
@@ -50,6 +52,9 @@ pub struct HealthQuery {
     /// Code when the node does not serve (not clustered, joining, killed) [503].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notreadycode: Option<u16>,
+    /// Code when the node is sealed [503].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealedcode: Option<u16>,
 }
 
 /// `GET /v1/sys/status`.

@@ -44,7 +44,11 @@ pub fn seal(
 ) -> Result<Wrapped, DomainError> {
     let mut buf = plaintext.to_vec();
     key(kek)
-        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad(context)), &mut buf)
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(associated_data(context)),
+            &mut buf,
+        )
         .map_err(|_| DomainError::Crypto("sealing failed".into()))?;
     Ok(Wrapped {
         version: 1,
@@ -66,14 +70,16 @@ pub fn open(kek: &[u8; 32], context: &str, wrapped: &Wrapped) -> Result<Vec<u8>,
     let plain = key(kek)
         .open_in_place(
             Nonce::assume_unique_for_key(wrapped.nonce),
-            Aad::from(aad(context)),
+            Aad::from(associated_data(context)),
             &mut buf,
         )
         .map_err(|_| DomainError::Crypto(format!("unwrapping '{context}' failed: wrong key or damaged data")))?;
     Ok(plain.to_vec())
 }
 
-fn aad(context: &str) -> Vec<u8> {
+/// The associated data a secret for `context` is sealed with; a PKCS#11 token that seals
+/// with AES-GCM uses it too, so its output opens the same way.
+pub fn associated_data(context: &str) -> Vec<u8> {
     format!("hapki-wrap-v1:{context}").into_bytes()
 }
 

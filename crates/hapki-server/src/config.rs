@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hapki_api::node::RootOfTrustSpec;
 use serde::Deserialize;
 
 use crate::serve::Limits;
@@ -17,10 +18,14 @@ pub struct NodeConfig {
     /// Where the node keeps its database, keys and snapshots.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    /// The node's unseal key (its root of trust), when not `<data_dir>/unseal.key`: keep it
-    /// on another mount so that a copy of the data directory alone opens nothing.
+    /// The node's unseal key, when not `<data_dir>/unseal.key`: the older spelling of
+    /// `key_file` in `[root_of_trust]`.
     #[serde(default)]
     pub unseal_key_file: Option<PathBuf>,
+    /// What seals this node's KEK and channel key: a key file or an AES key on a PKCS#11
+    /// token. Unset: what the data directory records, else a key file.
+    #[serde(default)]
+    pub root_of_trust: Option<RootOfTrustSpec>,
     /// HTTPS API address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
@@ -279,12 +284,24 @@ impl NodeConfig {
                 return Err(format!("advertise '{a}' must be host:port"));
             }
         }
+        if self.unseal_key_file.is_some() && self.root_of_trust.is_some() {
+            return Err("unseal_key_file and [root_of_trust] both name the root of trust: keep [root_of_trust] (key_file says where a key file is)".into());
+        }
         if let Some(url) = &self.public_url {
             if !url.starts_with("http://") && !url.starts_with("https://") {
                 return Err(format!("public_url '{url}' must start with http:// or https://"));
             }
         }
         Ok(())
+    }
+
+    /// The root of trust the configuration names, if it names one.
+    pub fn configured_root(&self) -> Option<RootOfTrustSpec> {
+        self.root_of_trust.clone().or_else(|| {
+            self.unseal_key_file
+                .clone()
+                .map(|p| RootOfTrustSpec::File { key_file: Some(p) })
+        })
     }
 
     /// Where other nodes reach this node's cluster channel, if it has one.

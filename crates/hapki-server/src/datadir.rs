@@ -4,10 +4,12 @@
 //! hapki.redb      state machine and Raft log
 //! snapshots/      Raft snapshots
 //! node-id         this node's Raft id (node-local)
-//! unseal.key      the node's root of trust (node-local, 0600); `unseal_key_file` may put it
+//! unseal.key      a key-file root of trust (node-local, 0600); `key_file` may put it
 //!                 elsewhere, e.g. on another mount, so that a copy of this directory opens nothing
-//! kek.sealed      the cluster key-encryption key, sealed under unseal.key (node-local)
-//! channel.key.sealed  this node's cluster-channel key, sealed under unseal.key (node-local)
+//! root-of-trust.toml  which root of trust the sealed files are under (a key file or a token)
+//! kek.sealed      the cluster key-encryption key, sealed under the root of trust (node-local)
+//! channel.key.sealed  this node's cluster-channel key, sealed under the root of trust (node-local)
+//! *.sealed.next   a root-of-trust migration's new sealing, until it commits
 //! *.sealed.schema2    the schema-2 bytes of a sealed file, only while a schema-2 directory migrates
 //! channel.pem     this node's cluster-channel certificate, then the internal CA
 //! bootstrap-token a fresh node's one-time token for `cluster new|csr|join` (0600)

@@ -249,6 +249,7 @@ impl From<LifecycleError> for ApiError {
             LifecycleError::NotFound(m) => ApiError::not_found(m),
             LifecycleError::Conflict(m) => ApiError::conflict(m),
             LifecycleError::Unavailable(m) => ApiError::unavailable(m),
+            LifecycleError::Sealed(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::SEALED, message),
             LifecycleError::Internal(m) => ApiError::internal(m),
         }
     }

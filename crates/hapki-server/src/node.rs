@@ -4,6 +4,7 @@
 //! `not clustered` with a bootstrap token.
 
 use anyhow::Context;
+use hapki_api::node::RootOfTrustSpec;
 use hapki_cluster::{ClusterNode, RaftSettings};
 use tokio::net::TcpListener;
 
@@ -40,9 +41,15 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         })?),
         None => None,
     };
-    let dir = DataDir::new(cfg.data_dir.clone()).with_unseal_key(cfg.unseal_key_file.clone());
+    let dir = DataDir::new(cfg.data_dir.clone());
     dir.create()
         .with_context(|| format!("cannot create the data directory {}", dir.root.display()))?;
+    let root_spec = crate::trust::root::resolve(cfg.configured_root().as_ref(), &dir)?;
+    let dir = match &root_spec {
+        RootOfTrustSpec::File { key_file } => dir.with_unseal_key(key_file.clone()),
+        RootOfTrustSpec::Pkcs11 { .. } => dir,
+    };
+    let root = crate::trust::root::open(&root_spec, &dir);
     let node_id = node_id(&dir)?;
     let store = crate::upgrade::open_store(&dir, cfg.cache_mib.max(1) * 1024 * 1024)
         .with_context(|| format!("cannot open {}", dir.db().display()))?;
@@ -60,6 +67,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         node_id,
         store.clone(),
         cluster.clone(),
+        root,
         cluster_listener,
     )?;
 
@@ -113,6 +121,14 @@ fn banner(node: &Node, token: Option<&str>) {
         "export HAPKI_URL=https://{} HAPKI_CA_CERT={root}/api-ca.pem",
         cfg.listen
     );
+    if let crate::lifecycle::Phase::Sealed { reason } = node.phase() {
+        println!();
+        println!("This node is sealed: {reason}");
+        println!("It tries again by itself; once its root of trust is back it serves. To try at once:");
+        println!("  {client} HAPKI_TOKEN=<an admin token of the cluster>");
+        println!("  hapki node unseal");
+        return;
+    }
     if node.pki().is_none() {
         println!();
         println!("This node is not clustered. Its bootstrap token is in {root}/bootstrap-token.");

@@ -39,7 +39,9 @@ pub async fn service(clock: Arc<ManualClock>) -> (tempfile::TempDir, Arc<Pki>, S
         settings: Settings::default(),
     };
     cluster.propose(&Origin::Node, bootstrap).await.unwrap();
-    let keyring = Keyring::open_or_create(&DataDir::new(dir.path().to_path_buf())).unwrap();
+    let data = DataDir::new(dir.path().to_path_buf());
+    let root = crate::trust::root::open(&Default::default(), &data);
+    let keyring = Keyring::open_or_create(&data, root).unwrap();
     let sources = Sources {
         clock,
         random: Arc::new(SystemRandom),

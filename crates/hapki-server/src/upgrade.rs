@@ -116,9 +116,10 @@ mod tests {
     fn sealed_files_of_schema_2_are_re_encoded_even_when_interrupted() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::new(tmp.path().to_path_buf());
-        let ring = Keyring::open_or_create(&dir).unwrap();
+        let root = crate::trust::root::open(&Default::default(), &dir);
+        let ring = Keyring::open_or_create(&dir, root.clone()).unwrap();
         let sealed = ring.seal("issuer-key:x", b"pkcs8");
-        crate::trust::seal_local(&dir, "channel-key", b"channel", &dir.channel_key()).unwrap();
+        crate::trust::seal_local(&*root, "channel-key", b"channel", &dir.channel_key()).unwrap();
         // Write both files back in the schema-2 layout.
         let keks: SealedKeks = hapki_store::codec::decode(&std::fs::read(dir.sealed_kek()).unwrap()).unwrap();
         let mut legacy = u64le(keks.len() as u64);
@@ -129,16 +130,19 @@ mod tests {
         std::fs::write(dir.sealed_kek(), &legacy).unwrap();
         let channel: Wrapped = hapki_store::codec::decode(&std::fs::read(dir.channel_key()).unwrap()).unwrap();
         std::fs::write(dir.channel_key(), legacy_wrapped(&channel)).unwrap();
-        assert!(Keyring::load(&dir).is_err(), "schema 2 is not read as it is");
+        assert!(
+            Keyring::load(&dir, root.clone()).is_err(),
+            "schema 2 is not read as it is"
+        );
 
         let upgrade = Schema2 { dir: &dir };
         hapki_store::Upgrade::files(&upgrade).unwrap();
         // Interrupted before the store committed: the next start runs it again, from the copies.
         hapki_store::Upgrade::files(&upgrade).unwrap();
         assert!(schema_2_copy(&dir.sealed_kek()).exists());
-        let back = Keyring::load(&dir).unwrap();
+        let back = Keyring::load(&dir, root.clone()).unwrap();
         assert_eq!(back.open("issuer-key:x", &sealed).unwrap(), b"pkcs8");
-        let key = crate::trust::open_local(&dir, "channel-key", &dir.channel_key()).unwrap();
+        let key = crate::trust::open_local(&*root, "channel-key", &dir.channel_key()).unwrap();
         assert_eq!(key.as_deref(), Some(b"channel".as_slice()));
 
         // Once the store is at schema 3, the copies go.

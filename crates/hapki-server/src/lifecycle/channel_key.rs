@@ -1,6 +1,6 @@
 //! This node's identity on the cluster channel. Its key is made once (for the
 //! CSR of a join, or by the first node of a new cluster), kept across restarts
-//! sealed under the node's unseal key, and recorded by the cluster (SHA-256 of
+//! sealed under the node's root of trust, and recorded by the cluster (SHA-256 of
 //! its SPKI) when the node is admitted: members accept this node only with that
 //! key, whatever certificate the internal CA could sign. The certificate for
 //! the key is kept beside it and signed again for the same key when it nears
@@ -21,10 +21,8 @@ use super::{advertise_host, Node};
 use crate::datadir::{write_public, DataDir};
 use crate::pki::Pki;
 use crate::tls::InternalCa;
-use crate::trust;
+use crate::trust::{self, RootOfTrust, CHANNEL_KEY_CONTEXT};
 
-/// What the sealed key file is bound to.
-const CONTEXT: &str = "channel-key";
 /// A certificate with less left than this is signed again at start.
 const RENEW_BEFORE_SECS: u64 = 60 * 86_400;
 
@@ -41,8 +39,8 @@ impl ChannelKey {
     }
 
     /// Writes the key (sealed) and the chain to the data directory.
-    pub fn save(&self, dir: &DataDir) -> Result<(), LifecycleError> {
-        trust::seal_local(dir, CONTEXT, &self.key.to_pkcs8()?, &dir.channel_key())
+    pub fn save(&self, dir: &DataDir, root: &dyn RootOfTrust) -> Result<(), LifecycleError> {
+        trust::seal_local(root, CHANNEL_KEY_CONTEXT, &self.key.to_pkcs8()?, &dir.channel_key())
             .map_err(|e| LifecycleError::internal(e.to_string()))?;
         let pem: String = self.chain.iter().map(|c| encode(PemLabel::Certificate, c)).collect();
         write_public(&dir.channel_cert(), pem.as_bytes())
@@ -50,10 +48,8 @@ impl ChannelKey {
     }
 
     /// The key and chain kept in the data directory, if the node has them.
-    pub fn load(dir: &DataDir) -> Result<Option<ChannelKey>, LifecycleError> {
-        let Some(pkcs8) =
-            trust::open_local(dir, CONTEXT, &dir.channel_key()).map_err(|e| LifecycleError::internal(e.to_string()))?
-        else {
+    pub fn load(dir: &DataDir, root: &dyn RootOfTrust) -> Result<Option<ChannelKey>, LifecycleError> {
+        let Some(pkcs8) = trust::open_local(root, CHANNEL_KEY_CONTEXT, &dir.channel_key())? else {
             return Ok(None);
         };
         let key = SigningKey::from_pkcs8(&pkcs8)?;
@@ -88,7 +84,7 @@ impl Node {
     ) -> Result<NodeIdentity, LifecycleError> {
         let advertised = self.cfg.cluster_address().unwrap_or_default();
         let host = advertise_host(&advertised);
-        let mut kept = match ChannelKey::load(&self.dir)? {
+        let mut kept = match ChannelKey::load(&self.dir, &*self.root())? {
             Some(k) => k,
             None => self.first_channel_key(pki, internal, host).await?,
         };
@@ -102,7 +98,7 @@ impl Node {
         if stale_ca || cert_end.is_none_or(|end| end < pki.now() + RENEW_BEFORE_SECS) {
             let cert = internal.channel_certificate(&self.name, self.id, host, kept.key.spki())?;
             kept.chain = vec![cert, internal.cert_der.clone()];
-            kept.save(&self.dir)?;
+            kept.save(&self.dir, &*self.root())?;
             tracing::info!("signed this node's cluster-channel certificate again, for the same key");
         }
         kept.identity()
@@ -131,7 +127,7 @@ impl Node {
             key,
             chain: vec![cert, internal.cert_der.clone()],
         };
-        kept.save(&self.dir)?;
+        kept.save(&self.dir, &*self.root())?;
         pki.propose(
             &Origin::Node,
             Command::AdmitNode {

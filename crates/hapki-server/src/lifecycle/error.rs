@@ -7,6 +7,7 @@ use hapki_domain::DomainError;
 use hapki_store::StoreError;
 
 use crate::pki::PkiError;
+use crate::trust::TrustError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
@@ -43,6 +44,9 @@ pub enum LifecycleError {
     /// Another member could not be reached or did not take part; nothing was changed.
     #[error("{0}")]
     Unavailable(String),
+    /// The node's root of trust cannot be reached, so it holds no key to sign with.
+    #[error("this node is sealed: {0}; it unseals by itself once its root of trust is back (or `hapki node unseal`); other nodes of the cluster can serve meanwhile")]
+    Sealed(String),
     /// A fault of this node; its text goes to the log only.
     #[error("{0}")]
     Internal(String),
@@ -60,6 +64,15 @@ impl LifecycleError {
     }
     pub fn internal(message: impl Into<String>) -> Self {
         LifecycleError::Internal(message.into())
+    }
+}
+
+impl From<TrustError> for LifecycleError {
+    fn from(e: TrustError) -> Self {
+        match e {
+            TrustError::Unavailable(m) => LifecycleError::Sealed(m),
+            other => LifecycleError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -151,7 +151,10 @@ impl Node {
     async fn run_join(self: &Arc<Self>, ticket: Ticket) -> Result<(), JoinFailure> {
         let network = self.cluster.network().clone();
         // 1. creating: take the certificate and open the cluster channel.
-        ticket.channel.save(&self.dir).map_err(JoinFailure::before)?;
+        ticket
+            .channel
+            .save(&self.dir, &*self.root())
+            .map_err(JoinFailure::before)?;
         self.start_channel(ticket.identity.clone())
             .map_err(JoinFailure::before)?;
 
@@ -175,8 +178,8 @@ impl Node {
             .ok()
             .and_then(|k| k.try_into().ok())
             .ok_or_else(|| JoinFailure::before("the member sent a malformed KEK"))?;
-        let keyring =
-            Keyring::install(&self.dir, welcome.kek_id, kek).map_err(|e| JoinFailure::before(e.to_string()))?;
+        let keyring = Keyring::install(&self.dir, self.root(), welcome.kek_id, kek)
+            .map_err(|e| JoinFailure::before(e.to_string()))?;
         network
             .call_json::<_, MembershipOutcome>(&ticket.member, paths::ADD, &self.addr(), RPC_TIMEOUT)
             .await

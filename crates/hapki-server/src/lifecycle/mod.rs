@@ -14,6 +14,7 @@ mod rate;
 mod reset;
 mod rotate;
 mod routes;
+mod seal;
 pub mod summary;
 
 pub use error::LifecycleError;
@@ -35,7 +36,7 @@ use crate::config::NodeConfig;
 use crate::datadir::{write_public, write_secret, DataDir};
 use crate::pki::{crl_loop, Pki, RootRequest};
 use crate::tls::{self, CertSlot, InternalCa};
-use crate::trust::Keyring;
+use crate::trust::{Keyring, RootOfTrust};
 use crate::{api, rand};
 
 pub use admit::{SettingsChange, SignedNode};
@@ -53,6 +54,9 @@ pub struct Node {
     pub name: String,
     pub store: Store,
     pub cluster: ClusterNode,
+    /// What seals this node's KEK and channel key until the CA service runs (then its
+    /// keyring's root is the one in use; a migration changes both).
+    root: RwLock<Arc<dyn RootOfTrust>>,
     cert: Arc<CertSlot>,
     phase: RwLock<Phase>,
     pki: OnceLock<Arc<Pki>>,
@@ -78,6 +82,7 @@ impl Node {
         id: u64,
         store: Store,
         cluster: ClusterNode,
+        root: Arc<dyn RootOfTrust>,
         cluster_listener: Option<TcpListener>,
     ) -> Result<Arc<Node>, LifecycleError> {
         let name = cfg.node_name.clone().unwrap_or_else(hostname);
@@ -91,6 +96,7 @@ impl Node {
             name,
             store,
             cluster,
+            root: RwLock::new(root),
             phase: RwLock::new(Phase::NotClustered),
             pki: OnceLock::new(),
             routers: OnceLock::new(),
@@ -138,6 +144,22 @@ impl Node {
                 status: label.clone(),
             })
             .collect()
+    }
+
+    /// The root of trust that seals this node's KEK and channel key.
+    pub fn root(&self) -> Arc<dyn RootOfTrust> {
+        match self.pki() {
+            Some(pki) => pki.keyring.root(),
+            None => self.root.read().expect("root lock").clone(),
+        }
+    }
+
+    /// Why the node serves none of the CA's routes: it has no cluster, or it is sealed.
+    pub fn unserved(&self) -> LifecycleError {
+        match self.phase() {
+            Phase::Sealed { reason } => LifecycleError::Sealed(reason),
+            _ => LifecycleError::NotClustered,
+        }
     }
 
     /// The CA service, once the node has a cluster.
@@ -196,13 +218,21 @@ impl Node {
     }
 
     /// Starts a node whose data directory already holds a cluster: opens the KEK and
-    /// turns the CA service on.
+    /// turns the CA service on, or stays sealed until its root of trust can be reached.
     pub async fn resume(self: &Arc<Self>) -> anyhow::Result<()> {
-        let keyring = Keyring::load(&self.dir)?;
-        // The channel opens at once: a member that returns hears from the leader through it
-        // and catches up by itself (health says `no_quorum` until it does).
-        self.activate(keyring).await?;
-        Ok(())
+        match self.unseal_now().await {
+            Ok(()) => Ok(()),
+            Err(LifecycleError::Sealed(reason)) => {
+                tracing::warn!("this node starts sealed: {reason}");
+                // It cannot reach the others without its channel key: no elections meanwhile,
+                // which would only raise its term.
+                self.cluster.raft().runtime_config().elect(false);
+                self.set_phase(Phase::Sealed { reason });
+                tokio::spawn(seal::retry(self.clone()));
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// `cluster new` (and a dev node's first start): a one-node cluster with this node
@@ -212,7 +242,7 @@ impl Node {
         if self.cluster.is_initialized().await.map_err(LifecycleError::Cluster)? {
             return Err(LifecycleError::AlreadyClustered);
         }
-        let keyring = Keyring::open_or_create(&self.dir).map_err(|e| LifecycleError::internal(e.to_string()))?;
+        let keyring = Keyring::open_or_create(&self.dir, self.root())?;
         self.cluster
             .bootstrap_single(self.addr())
             .await

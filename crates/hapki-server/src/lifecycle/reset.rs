@@ -69,6 +69,7 @@ impl Node {
             d.db(),
             d.node_id(),
             d.unseal_key(),
+            crate::trust::root::record_path(d),
             d.sealed_kek(),
             d.channel_key(),
             d.channel_cert(),

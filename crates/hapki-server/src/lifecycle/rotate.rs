@@ -78,7 +78,7 @@ impl Node {
         if !pki.keyring.holds(wanted) {
             if self.cluster.network().http().is_none() {
                 // Back from a stop: the channel identity kept on disk is enough to ask.
-                if let Some(kept) = ChannelKey::load(&self.dir)? {
+                if let Some(kept) = ChannelKey::load(&self.dir, &*self.root())? {
                     self.cluster
                         .network()
                         .set_identity(&kept.identity()?)

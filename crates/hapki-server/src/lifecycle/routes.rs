@@ -6,7 +6,8 @@
 //!
 //! `GET status` (no token: load balancers and joining operators read it),
 //! `POST new | csr | join | delete`, `GET info`, `GET summary`,
-//! `GET|POST nodes`, `GET|DELETE nodes/{id}`.
+//! `GET|POST nodes`, `GET|DELETE nodes/{id}`; and for the node itself
+//! `POST /v1/node/unseal` (also while sealed) and `POST /v1/node/root-of-trust`.
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use hapki_api::cluster::{
     ClusterCreated, ClusterInfo, ClusterSettings, ClusterStatus, CreateNodeRequest, DeleteRequest, JoinStarted, Member,
     MemberList, MemberRole, NodeCsr, NodeRemoved, Resetting,
 };
+use hapki_api::node::MigrateRootOfTrust;
 use hapki_api::node_id_hex;
 use hapki_api::sys::{Health, HealthQuery, HealthState};
 use tower::ServiceExt;
@@ -46,7 +48,7 @@ const NODE_LOCAL: &[&str] = &[
     "listen addresses (API, publication, cluster channel)",
     "the node's TLS certificates and keys (in memory)",
     "data directory and log settings",
-    "root of trust: unseal.key and the sealed KEK",
+    "root of trust (unseal.key, or an AES key on a PKCS#11 token) and the sealed KEK",
     "Raft timings",
     "how far the node has got in its current serial range (in memory)",
 ];
@@ -71,22 +73,27 @@ fn routes(node: Arc<Node>) -> Router {
         .route("/v1/cluster/rotate-kek", post(rotate_kek))
         .route("/v1/cluster/nodes", get(list).post(create_node))
         .route("/v1/cluster/nodes/{id}", get(get_node).delete(delete_node))
+        .route("/v1/node/unseal", post(unseal))
+        .route("/v1/node/root-of-trust", post(migrate_root_of_trust))
         .method_not_allowed_fallback(crate::api::method_not_allowed)
         .with_state(node)
 }
 
 /// What the HTTPS listener serves: `/v1/cluster/*` in every state, the rest once the
-/// node has a cluster (a fresh node answers 503 `not_clustered` to it).
+/// node has a cluster and is unsealed (503 `not_clustered` or `sealed` until then).
 pub fn https_app(node: Arc<Node>) -> Router {
     let full = node.clone();
     let max_body = node.cfg.max_body_bytes;
     routes(node)
         .fallback_service(tower::service_fn(move |req: Request| {
-            let router = full.routers().map(|(https, _)| https.clone());
+            let router = full
+                .routers()
+                .map(|(https, _)| https.clone())
+                .ok_or_else(|| full.unserved());
             async move {
                 match router {
-                    Some(r) => r.oneshot(req).await,
-                    None => Ok(LifecycleError::NotClustered.into_response()),
+                    Ok(r) => r.oneshot(req).await,
+                    Err(e) => Ok(e.into_response()),
                 }
             }
         }))
@@ -107,11 +114,14 @@ pub fn http_app(node: Arc<Node>) -> Router {
     health_route()
         .with_state(node)
         .fallback_service(tower::service_fn(move |req: Request| {
-            let router = full.routers().map(|(_, http)| http.clone());
+            let router = full
+                .routers()
+                .map(|(_, http)| http.clone())
+                .ok_or_else(|| full.unserved());
             async move {
                 match router {
-                    Some(r) => r.oneshot(req).await,
-                    None => Ok(LifecycleError::NotClustered.into_response()),
+                    Ok(r) => r.oneshot(req).await,
+                    Err(e) => Ok(e.into_response()),
                 }
             }
         }))
@@ -138,7 +148,13 @@ pub async fn health(
         }
     };
     let phase = node.phase();
-    let (status, reason, http) = if phase != Phase::Ready {
+    let (status, reason, http) = if let Phase::Sealed { reason } = &phase {
+        (
+            HealthState::Sealed,
+            format!("the node is sealed: {reason}"),
+            code(q.sealedcode, StatusCode::SERVICE_UNAVAILABLE)?,
+        )
+    } else if phase != Phase::Ready {
         (
             HealthState::NotReady,
             format!("the node is {}", phase.label()),
@@ -166,10 +182,18 @@ pub async fn health(
     Ok((http, json(body)))
 }
 
-/// A member's caller; the operation checks what it may do.
+/// A member's caller; the operation checks what it may do. A sealed node has no CA service
+/// but has the replicated state, and checks the token against it.
 fn member(node: &Node, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let pki = node.pki().ok_or(LifecycleError::NotClustered)?;
-    Ok(authenticate(&pki, headers)?)
+    match node.pki() {
+        Some(pki) => Ok(authenticate(&pki, headers)?),
+        None if matches!(node.phase(), Phase::Sealed { .. }) => {
+            let token = bearer(headers)?;
+            let record = crate::pki::check_token(&node.store.reader()?, crate::clock::system_now(), token)?;
+            Ok(Caller::new(token, record))
+        }
+        None => Err(LifecycleError::NotClustered.into()),
+    }
 }
 
 /// A member's caller, checked against `action`: for what the lifecycle reads out of the
@@ -206,6 +230,7 @@ async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
         history: node.history(),
         version: VERSION.to_string(),
         cluster_id: if node.pki().is_some() { cluster_id } else { None },
+        root_of_trust: Some(node.root().spec().kind().to_string()),
         api: node.cfg.listen.to_string(),
         cluster: node.cfg.cluster_address(),
         leader: s.leader.map(node_id_hex),
@@ -217,7 +242,7 @@ async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
 async fn new(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     bootstrap_caller(&node, &headers)?;
     let token = node.form_new().await?;
-    let pki = node.pki().ok_or(LifecycleError::NotClustered)?;
+    let pki = node.pki().ok_or_else(|| node.unserved())?;
     Ok((
         StatusCode::CREATED,
         json(ClusterCreated {
@@ -311,7 +336,7 @@ fn members(node: &Node) -> Vec<Member> {
 /// `GET /v1/cluster/info`.
 async fn info(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     member_caller(&node, &headers, Action::ReadStatus)?;
-    let pki = node.pki().ok_or(LifecycleError::NotClustered)?;
+    let pki = node.pki().ok_or_else(|| node.unserved())?;
     let status = node.cluster.status();
     let reader = pki.reader()?;
     let settings = reader.settings()?;
@@ -394,7 +419,7 @@ async fn delete_node(
 }
 
 fn settings_view(node: &Node) -> Result<ClusterSettings, ApiError> {
-    let pki = node.pki().ok_or(LifecycleError::NotClustered)?;
+    let pki = node.pki().ok_or_else(|| node.unserved())?;
     let s = pki.reader()?.settings()?;
     Ok(ClusterSettings {
         voters_target: s.voters_target,
@@ -441,4 +466,21 @@ async fn cluster_summary(State(node): State<Arc<Node>>, headers: HeaderMap) -> R
         return Err(LifecycleError::NotClustered.into());
     }
     Ok(json(summary(&node).await))
+}
+
+/// `POST /v1/node/unseal`: tries to open this node's root of trust now.
+async fn unseal(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    let caller = member(&node, &headers)?;
+    Ok(json(node.unseal(&caller).await?))
+}
+
+/// `POST /v1/node/root-of-trust`: moves this node's sealed files under another root of trust.
+async fn migrate_root_of_trust(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let caller = member(&node, &headers)?;
+    let req: MigrateRootOfTrust = parse_json(&headers, &body)?;
+    Ok(json(node.migrate_root_of_trust(&caller, req.to).await?))
 }

@@ -15,7 +15,7 @@ use crate::recent::recent_errors;
 /// Lag, in entries, above which a follower makes the cluster `BAD`.
 pub const LAG_ALARM_ENTRIES: u64 = 10_000;
 
-pub use hapki_api::cluster::{FollowerView, NodeReport, Summary, SummaryRow};
+pub use hapki_api::cluster::{ClusterStatus, FollowerView, NodeReport, Summary, SummaryRow};
 
 fn hex_id(id: NodeId) -> String {
     format!("{id:016x}")
@@ -34,7 +34,7 @@ pub fn report(node: &Node) -> NodeReport {
     };
     let phase = node.phase();
     let reason = match &phase {
-        Phase::Killed { reason } | Phase::Unknown { reason } => Some(reason.clone()),
+        Phase::Killed { reason } | Phase::Unknown { reason } | Phase::Sealed { reason } => Some(reason.clone()),
         Phase::Joining { detail, .. } if !detail.is_empty() => Some(detail.clone()),
         _ => None,
     };
@@ -71,6 +71,7 @@ pub fn report(node: &Node) -> NodeReport {
         snapshot_index: node.cluster.snapshot_index(),
         apply_rate: (node.apply_rate.per_second() * 10.0).round() / 10.0,
         digest: node.pki().and_then(|p| p.reader().ok()).and_then(|r| r.digest().ok()),
+        root_of_trust: node.root().spec().kind().to_string(),
         recent_errors: recent_errors(),
         followers,
     }
@@ -92,6 +93,7 @@ pub fn row(m: &hapki_cluster::Member, r: NodeReport, follower: Option<&FollowerV
         applied_index: r.applied_index,
         apply_rate: Some(r.apply_rate),
         digest: r.digest,
+        root_of_trust: Some(r.root_of_trust).filter(|k| !k.is_empty()),
         errors: r.recent_errors,
         reason: r.reason,
     }
@@ -135,14 +137,21 @@ pub async fn summary(node: &Node) -> Summary {
                 row(m, r, follower)
             }
             Err(e) => {
-                problems.push(format!("node {} is down", m.addr.name));
+                // A sealed member has no channel identity; its API says what it is.
+                let probed = probe(&m.addr.api).await;
+                let status = probed.as_ref().map_or("down".to_string(), |p| p.status.clone());
+                problems.push(format!("node {} is {status}", m.addr.name));
+                let reason = match probed.as_ref().map(|p| &p.phase) {
+                    Some(Phase::Sealed { reason }) => reason.clone(),
+                    _ => e,
+                };
                 SummaryRow {
                     id,
                     name: m.addr.name.clone(),
                     address: m.addr.api.clone(),
-                    status: "down".into(),
+                    status,
                     role: if m.voter { "voter" } else { "learner" }.into(),
-                    version: None,
+                    version: probed.as_ref().map(|p| p.version.clone()),
                     last_contact_ms: follower.and_then(|f| f.last_contact_ms),
                     matched_index: follower.and_then(|f| f.matched),
                     lag_entries: follower.map(|f| f.lag_entries),
@@ -150,8 +159,9 @@ pub async fn summary(node: &Node) -> Summary {
                     applied_index: None,
                     apply_rate: None,
                     digest: None,
+                    root_of_trust: probed.and_then(|p| p.root_of_trust),
                     errors: Vec::new(),
-                    reason: Some(e),
+                    reason: Some(reason),
                 }
             }
         };
@@ -160,7 +170,7 @@ pub async fn summary(node: &Node) -> Summary {
                 problems.push(format!("node {} lags {} entries", row.name, f.lag_entries));
             }
             let alarm_ms = node.cfg.contact_alarm_secs * 1000;
-            if f.last_contact_ms.is_none_or(|ms| ms > alarm_ms) && row.status != "down" {
+            if f.last_contact_ms.is_none_or(|ms| ms > alarm_ms) && !matches!(row.status.as_str(), "down" | "sealed") {
                 problems.push(format!(
                     "the leader has not heard from node {} for over {} s",
                     row.name, node.cfg.contact_alarm_secs
@@ -178,4 +188,26 @@ pub async fn summary(node: &Node) -> Summary {
         },
         computed_at: hapki_domain::time::rfc3339(crate::clock::system_now()),
     }
+}
+
+/// What a member that did not answer on the cluster channel says on its API (`GET
+/// /v1/cluster/status`, no token): a sealed node still answers there. Its certificate is not
+/// checked: it is signed by the node's throwaway CA while it is sealed, and only the phase
+/// is read from it.
+async fn probe(api: &str) -> Option<ClusterStatus> {
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let status: ClusterStatus = client
+        .get(format!("https://{api}/v1/cluster/status"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    // A node answering but ready would have answered on the channel too: keep "down".
+    (status.status != "ready").then_some(status)
 }

@@ -33,7 +33,7 @@ pub use crl::{crl_loop, CrlRequest, CrlScheduler, CRL_PATH};
 pub use error::PkiError;
 pub use issue::{GenerateRequest, IssueRequest, Issued};
 pub use ocsp::{Freshness, OcspAnswer};
-pub use tokens::{token_hash, NewToken, TokenGrant};
+pub use tokens::{check_token, token_hash, NewToken, TokenGrant};
 
 use crate::auth::Caller;
 use crate::clock::Sources;

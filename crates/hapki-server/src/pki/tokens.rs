@@ -3,7 +3,7 @@
 
 use aws_lc_rs::digest;
 use base64::Engine;
-use hapki_store::{Command, Role, TokenRecord};
+use hapki_store::{Command, Role, StateReader, TokenRecord};
 
 use super::Pki;
 use crate::auth::{Action, Caller};
@@ -161,30 +161,35 @@ impl Pki {
 
     /// Checks a presented token; the error says what is wrong with it.
     pub fn authenticate(&self, token: &str) -> Result<TokenRecord, PkiError> {
-        if !token.starts_with(PREFIX) || token.len() > 128 {
-            return Err(PkiError::unauthenticated(
-                "the token is not a hapki token; check --token or HAPKI_TOKEN",
-            ));
-        }
-        let record = self
-            .reader()?
-            .token_by_hash(&token_hash(token))?
-            .ok_or_else(|| PkiError::unauthenticated("the token is not valid on this cluster"))?;
-        if record.revoked {
+        check_token(&self.reader()?, self.now(), token)
+    }
+}
+
+/// Checks a presented token against the replicated state at time `now`: also what a sealed
+/// node, which has no CA service, checks its own routes' tokens with.
+pub fn check_token(reader: &StateReader, now: u64, token: &str) -> Result<TokenRecord, PkiError> {
+    if !token.starts_with(PREFIX) || token.len() > 128 {
+        return Err(PkiError::unauthenticated(
+            "the token is not a hapki token; check --token or HAPKI_TOKEN",
+        ));
+    }
+    let record = reader
+        .token_by_hash(&token_hash(token))?
+        .ok_or_else(|| PkiError::unauthenticated("the token is not valid on this cluster"))?;
+    if record.revoked {
+        return Err(PkiError::unauthenticated(format!(
+            "token {} has been revoked",
+            record.id
+        )));
+    }
+    if let Some(exp) = record.expires_at {
+        if exp <= now {
             return Err(PkiError::unauthenticated(format!(
-                "token {} has been revoked",
-                record.id
+                "token {} expired at {}; create a new one with `hapki token create`",
+                record.id,
+                hapki_domain::time::rfc3339(exp)
             )));
         }
-        if let Some(exp) = record.expires_at {
-            if exp <= self.now() {
-                return Err(PkiError::unauthenticated(format!(
-                    "token {} expired at {}; create a new one with `hapki token create`",
-                    record.id,
-                    hapki_domain::time::rfc3339(exp)
-                )));
-            }
-        }
-        Ok(record)
     }
+    Ok(record)
 }

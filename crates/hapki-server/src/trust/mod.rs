@@ -1,23 +1,34 @@
 //! The node's root of trust and the cluster key-encryption keys (KEKs).
 //!
-//! `unseal.key` (32 random bytes, mode 0600, node-local, or wherever
-//! `unseal_key_file` puts it) seals the KEKs this node holds in `kek.sealed`;
-//! the current KEK seals every CA, OCSP and internal key kept in the
-//! replicated state. KEKs are numbered: a rotation hands every member the
-//! next one over the cluster channel, then one command re-seals every key
-//! under it, and each node keeps only that one from then on. No private key
-//! is written to disk in plaintext. Sealed files are [`hapki_store::codec`] values.
+//! The node's root of trust ([`root`]: a key file or an AES key on a PKCS#11
+//! token, each node its own) seals the KEKs this node holds in `kek.sealed`
+//! and the node's cluster-channel key; the current KEK seals every CA, OCSP
+//! and internal key kept in the replicated state. KEKs are numbered: a
+//! rotation hands every member the next one over the cluster channel, then one
+//! command re-seals every key under it, and each node keeps only that one from
+//! then on. No private key is written to disk in plaintext. Sealed files are
+//! [`hapki_store::codec`] values.
+
+mod file;
+pub mod migrate;
+mod pkcs11;
+pub mod root;
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use hapki_domain::wrap::{self, Wrapped};
 use hapki_store::codec;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use root::RootOfTrust;
+
 use crate::datadir::{write_secret, DataDir};
 use crate::rand;
+
+/// The context the node's cluster-channel key is sealed under in `channel.key.sealed`.
+pub const CHANNEL_KEY_CONTEXT: &str = "channel-key";
 
 /// The context a KEK is sealed under in `kek.sealed`.
 fn kek_context(id: u32) -> String {
@@ -29,6 +40,10 @@ fn kek_context(id: u32) -> String {
 pub enum TrustError {
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// The root of trust cannot be reached now (key file missing, token absent, PIN
+    /// refused): the node stays sealed and tries again.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Invalid(String),
 }
@@ -39,9 +54,10 @@ struct Keks {
     current: u32,
 }
 
-/// The unsealed cluster KEKs, held in memory only.
+/// The unsealed cluster KEKs, held in memory only, and the root of trust that seals them.
 pub struct Keyring {
     dir: DataDir,
+    root: RwLock<Arc<dyn RootOfTrust>>,
     keks: RwLock<Keks>,
 }
 
@@ -56,7 +72,7 @@ fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrustError {
     move |source| TrustError::Io { path, source }
 }
 
-/// What `kek.sealed` holds: each KEK's number and the KEK sealed under the unseal key.
+/// What `kek.sealed` holds: each KEK's number and the KEK sealed under the root of trust.
 pub(crate) type SealedKeks = Vec<(u32, Wrapped)>;
 
 /// Reads a sealed file.
@@ -69,40 +85,23 @@ fn write_sealed<T: Serialize>(path: &std::path::Path, value: &T) -> Result<(), T
     write_secret(path, &codec::encode(value)).map_err(io(path))
 }
 
-/// The node's unseal key; created when `create` and there is none yet (a node that has
-/// sealed nothing). A missing key of a node that sealed things is an error, never a new key.
-fn unseal_key(dir: &DataDir, create: bool) -> Result<[u8; 32], TrustError> {
-    let path = dir.unseal_key();
-    if !path.exists() {
-        if !create {
-            return Err(TrustError::Invalid(format!(
-                "the unseal key {} is missing: mount or restore it (unseal_key_file in node.toml says where it is)",
-                path.display()
-            )));
-        }
-        write_secret(&path, &rand::bytes::<32>()).map_err(io(&path))?;
-    }
-    std::fs::read(&path)
-        .map_err(io(&path))?
-        .try_into()
-        .map_err(|_| TrustError::Invalid(format!("{} must hold exactly 32 bytes", path.display())))
-}
-
 impl Keyring {
-    /// Opens the node's unseal key and KEKs, creating both (KEK 0) on a fresh data directory.
-    pub fn open_or_create(dir: &DataDir) -> Result<Keyring, TrustError> {
+    /// Opens the node's KEKs under `root`, creating the first (KEK 0) on a fresh data directory.
+    pub fn open_or_create(dir: &DataDir, root: Arc<dyn RootOfTrust>) -> Result<Keyring, TrustError> {
         if dir.sealed_kek().exists() {
-            Self::load(dir)
+            Self::load(dir, root)
         } else {
-            Self::install(dir, 0, rand::bytes::<32>())
+            Self::install(dir, root, 0, rand::bytes::<32>())
         }
     }
 
-    /// Seals KEK `id` under this node's unseal key and keeps it as the only one: a new
-    /// cluster's own, or the one a joining node receives over the cluster channel.
-    pub fn install(dir: &DataDir, id: u32, kek: [u8; 32]) -> Result<Keyring, TrustError> {
+    /// Seals KEK `id` under this node's root of trust and keeps it as the only one: a new
+    /// cluster's own, or the one a joining node receives over the cluster channel (so each
+    /// node seals it under its own root, whatever the others use).
+    pub fn install(dir: &DataDir, root: Arc<dyn RootOfTrust>, id: u32, kek: [u8; 32]) -> Result<Keyring, TrustError> {
         let keyring = Keyring {
             dir: dir.clone(),
+            root: RwLock::new(root),
             keks: RwLock::new(Keks {
                 all: BTreeMap::from([(id, kek)]),
                 current: id,
@@ -114,43 +113,47 @@ impl Keyring {
 
     /// Opens the KEKs sealed in the data directory; the newest seals until told otherwise
     /// ([`Keyring::set_current`]).
-    pub fn load(dir: &DataDir) -> Result<Keyring, TrustError> {
-        let unseal = unseal_key(dir, false)?;
+    pub fn load(dir: &DataDir, root: Arc<dyn RootOfTrust>) -> Result<Keyring, TrustError> {
         let path = dir.sealed_kek();
         let sealed: SealedKeks = read_sealed(&path, &std::fs::read(&path).map_err(io(&path))?)?;
-        let mut all = BTreeMap::new();
-        for (id, w) in sealed {
-            let kek = wrap::open(&unseal, &kek_context(id), &w).map_err(|_| {
-                TrustError::Invalid(format!(
-                    "{} cannot be opened with {}: the unseal key does not belong to this data directory",
-                    path.display(),
-                    dir.unseal_key().display()
-                ))
-            })?;
-            let kek: [u8; 32] = kek
-                .try_into()
-                .map_err(|_| TrustError::Invalid("a sealed KEK has the wrong length".into()))?;
-            all.insert(id, kek);
-        }
+        let all = open_keks(&*root, sealed, &path)?;
         let current = *all
             .keys()
             .next_back()
             .ok_or_else(|| TrustError::Invalid(format!("{} holds no KEK", path.display())))?;
+        if root::read_record(&root::record_path(dir))?.is_none() {
+            root::write_record(&root::record_path(dir), root.spec())?;
+        }
         Ok(Keyring {
             dir: dir.clone(),
+            root: RwLock::new(root),
             keks: RwLock::new(Keks { all, current }),
         })
     }
 
+    /// The root of trust that seals this node's KEKs.
+    pub fn root(&self) -> Arc<dyn RootOfTrust> {
+        self.root.read().expect("root lock").clone()
+    }
+
+    /// From now on `root` seals (after a migration has moved every sealed file under it).
+    pub(crate) fn set_root(&self, root: Arc<dyn RootOfTrust>) {
+        *self.root.write().expect("root lock") = root;
+    }
+
+    /// The KEKs sealed under `root`, as `kek.sealed` holds them.
+    fn sealed_under(&self, root: &dyn RootOfTrust, keks: &Keks) -> Result<SealedKeks, TrustError> {
+        keks.all
+            .iter()
+            .map(|(id, kek)| Ok((*id, root.seal(&kek_context(*id), kek)?)))
+            .collect()
+    }
+
     fn save(&self, keks: &Keks) -> Result<(), TrustError> {
-        let unseal = unseal_key(&self.dir, true)?;
-        let mut sealed = SealedKeks::new();
-        for (id, kek) in &keks.all {
-            let w = wrap::seal(&unseal, 0, rand::bytes::<12>(), &kek_context(*id), kek)
-                .map_err(|e| TrustError::Invalid(e.to_string()))?;
-            sealed.push((*id, w));
-        }
-        write_sealed(&self.dir.sealed_kek(), &sealed)
+        let root = self.root();
+        let sealed = self.sealed_under(&*root, keks)?;
+        write_sealed(&self.dir.sealed_kek(), &sealed)?;
+        root::write_record(&root::record_path(&self.dir), root.spec())
     }
 
     /// Keeps KEK `id` beside the others (a rotation under way hands it out before it is used).
@@ -223,47 +226,74 @@ impl Keyring {
     }
 }
 
-/// Seals a node-local secret (the node's cluster-channel key) under the unseal key itself
+/// Opens the KEKs of `kek.sealed` (at `path`) under `root`.
+fn open_keks(
+    root: &dyn RootOfTrust,
+    sealed: SealedKeks,
+    path: &std::path::Path,
+) -> Result<BTreeMap<u32, [u8; 32]>, TrustError> {
+    let mut all = BTreeMap::new();
+    for (id, w) in sealed {
+        let kek = root.open(&kek_context(id), &w).map_err(|e| match e {
+            TrustError::Invalid(why) => TrustError::Invalid(format!("{}: {why}", path.display())),
+            other => other,
+        })?;
+        let kek: [u8; 32] = kek
+            .try_into()
+            .map_err(|_| TrustError::Invalid("a sealed KEK has the wrong length".into()))?;
+        all.insert(id, kek);
+    }
+    Ok(all)
+}
+
+/// Seals a node-local secret (the node's cluster-channel key) under the root of trust itself
 /// and writes it to `path` (0600): it is never replicated, so it needs no KEK.
-pub fn seal_local(dir: &DataDir, context: &str, plaintext: &[u8], path: &std::path::Path) -> Result<(), TrustError> {
-    let unseal = unseal_key(dir, true)?;
-    let sealed = wrap::seal(&unseal, 0, rand::bytes::<12>(), context, plaintext)
-        .map_err(|e| TrustError::Invalid(e.to_string()))?;
-    write_sealed(path, &sealed)
+pub fn seal_local(
+    root: &dyn RootOfTrust,
+    context: &str,
+    plaintext: &[u8],
+    path: &std::path::Path,
+) -> Result<(), TrustError> {
+    write_sealed(path, &root.seal(context, plaintext)?)
 }
 
 /// Opens what [`seal_local`] wrote to `path`; `None` when there is no such file.
-pub fn open_local(dir: &DataDir, context: &str, path: &std::path::Path) -> Result<Option<Vec<u8>>, TrustError> {
+pub fn open_local(
+    root: &dyn RootOfTrust,
+    context: &str,
+    path: &std::path::Path,
+) -> Result<Option<Vec<u8>>, TrustError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(path)(e)),
     };
-    let unseal = unseal_key(dir, false)?;
     let sealed: Wrapped = read_sealed(path, &bytes)?;
-    wrap::open(&unseal, context, &sealed).map(Some).map_err(|_| {
-        TrustError::Invalid(format!(
-            "{} cannot be opened with {}: the unseal key does not belong to this data directory",
-            path.display(),
-            dir.unseal_key().display()
-        ))
+    root.open(context, &sealed).map(Some).map_err(|e| match e {
+        TrustError::Invalid(why) => TrustError::Invalid(format!("{}: {why}", path.display())),
+        other => other,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hapki_api::node::RootOfTrustSpec;
+
+    fn file_root(dir: &DataDir) -> Arc<dyn RootOfTrust> {
+        root::open(&RootOfTrustSpec::default(), dir)
+    }
 
     #[test]
     fn the_kek_survives_a_restart_and_needs_its_unseal_key() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::new(tmp.path().to_path_buf());
-        let k1 = Keyring::open_or_create(&dir).unwrap();
+        let k1 = Keyring::open_or_create(&dir, file_root(&dir)).unwrap();
         let sealed = k1.seal("issuer-key:x", b"pkcs8");
-        let k2 = Keyring::open_or_create(&dir).unwrap();
+        let k2 = Keyring::open_or_create(&dir, file_root(&dir)).unwrap();
         assert_eq!(k2.open("issuer-key:x", &sealed).unwrap(), b"pkcs8");
         std::fs::write(dir.unseal_key(), [0u8; 32]).unwrap();
-        let err = Keyring::open_or_create(&dir).unwrap_err().to_string();
+        let err = Keyring::open_or_create(&dir, file_root(&dir)).unwrap_err().to_string();
         assert!(err.contains("does not belong"), "{err}");
     }
 
@@ -271,7 +301,7 @@ mod tests {
     fn a_rotation_moves_sealing_to_the_next_kek_and_drops_the_old_one() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::new(tmp.path().to_path_buf());
-        let ring = Keyring::open_or_create(&dir).unwrap();
+        let ring = Keyring::open_or_create(&dir, file_root(&dir)).unwrap();
         let old = ring.seal("issuer-key:x", b"pkcs8");
         assert_eq!(old.kek, 0);
         ring.add(1, [6; 32]).unwrap();
@@ -287,7 +317,7 @@ mod tests {
         let err = ring.open("issuer-key:x", &old).unwrap_err().to_string();
         assert!(err.contains("KEK 0, which this node does not hold"), "{err}");
         // What a restart finds: only KEK 1.
-        let back = Keyring::load(&dir).unwrap();
+        let back = Keyring::load(&dir, file_root(&dir)).unwrap();
         assert_eq!(back.current(), 1);
         assert!(!back.holds(0));
         assert_eq!(back.open("issuer-key:x", &new).unwrap(), b"pkcs8");
@@ -300,14 +330,16 @@ mod tests {
         let mount = tempfile::tempdir().unwrap();
         let key = mount.path().join("unseal.key");
         let dir = DataDir::new(data.path().to_path_buf()).with_unseal_key(Some(key.clone()));
-        let sealed = Keyring::open_or_create(&dir).unwrap().seal("issuer-key:x", b"pkcs8");
+        let sealed = Keyring::open_or_create(&dir, file_root(&dir))
+            .unwrap()
+            .seal("issuer-key:x", b"pkcs8");
         assert!(key.exists() && !data.path().join("unseal.key").exists());
         // A copy of the data directory alone opens nothing, and makes no new key.
         let copy = DataDir::new(data.path().to_path_buf());
-        let err = Keyring::load(&copy).unwrap_err().to_string();
+        let err = Keyring::load(&copy, file_root(&copy)).unwrap_err().to_string();
         assert!(err.contains("is missing"), "{err}");
         assert!(!data.path().join("unseal.key").exists());
-        let back = Keyring::load(&dir).unwrap();
+        let back = Keyring::load(&dir, file_root(&dir)).unwrap();
         assert_eq!(back.open("issuer-key:x", &sealed).unwrap(), b"pkcs8");
     }
 }
