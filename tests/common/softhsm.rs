@@ -1,12 +1,18 @@
 //! SoftHSM2 for the tests: a token directory of the test process's own (set in
 //! `SOFTHSM2_CONF`, which the nodes it starts inherit), tokens made with
 //! `softhsm2-util`, and `pkcs11-tool` (opensc) to look at them as an operator would.
+//! The server crate's unit tests include this file too. Make a process's tokens
+//! before it loads the module: a module sees the tokens there were when it started.
+
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use super::stderr;
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
 
 pub const USER_PIN: &str = "1234";
 const SO_PIN: &str = "5678";

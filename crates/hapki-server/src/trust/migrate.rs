@@ -267,10 +267,10 @@ mod tests {
         let ring = Keyring::open_or_create(&dir, root::open(&RootOfTrustSpec::default(), &dir)).unwrap();
         super::super::seal_local(&*ring.root(), CHANNEL_KEY_CONTEXT, b"channel", &dir.channel_key()).unwrap();
         let sealed = ring.seal("issuer-key:x", b"pkcs8");
-        let token = softhsm::spec(
+        let token = super::super::pkcs11::test_root(
             "migrate",
             hapki_api::node::DEFAULT_KEY_LABEL,
-            softhsm::dir().join("pin"),
+            softhsm::pin_file("pin", softhsm::USER_PIN),
         );
 
         let removed = migrate(&ring, root::open(&token, &dir)).unwrap();

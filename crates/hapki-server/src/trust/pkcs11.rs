@@ -270,78 +270,24 @@ impl RootOfTrust for Pkcs11Root {
     }
 }
 
-/// SoftHSM2 for tests: one token directory per test process, its tokens made before the
-/// module is first loaded (a module sees the tokens that exist when it is initialised).
 #[cfg(test)]
-pub(crate) mod softhsm {
-    use std::path::PathBuf;
-    use std::sync::OnceLock;
+#[path = "../../../../tests/common/softhsm.rs"]
+pub(crate) mod softhsm;
 
-    pub const PIN: &str = "1234";
-    /// The tokens every test process has; each test uses its own.
-    pub const TOKENS: &[&str] = &["seal", "pin", "other-key", "migrate"];
-
-    /// The SoftHSM2 module; the tests need the Debian package `softhsm2`.
-    pub fn module() -> PathBuf {
-        [
-            "/usr/lib/softhsm/libsofthsm2.so",
-            "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-            "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-            "/usr/local/lib/softhsm/libsofthsm2.so",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("SoftHSM2 is not installed: apt-get install softhsm2 (scripts/test.sh does)")
-    }
-
-    /// The directory holding the PIN file and the tokens, set up once per process.
-    pub fn dir() -> &'static PathBuf {
-        static DIR: OnceLock<PathBuf> = OnceLock::new();
-        DIR.get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap().keep();
-            let tokens = dir.join("tokens");
-            std::fs::create_dir(&tokens).unwrap();
-            let conf = dir.join("softhsm2.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                    tokens.display()
-                ),
-            )
-            .unwrap();
-            std::env::set_var("SOFTHSM2_CONF", &conf);
-            for label in TOKENS {
-                let out = std::process::Command::new("softhsm2-util")
-                    .args([
-                        "--init-token",
-                        "--free",
-                        "--label",
-                        label,
-                        "--pin",
-                        PIN,
-                        "--so-pin",
-                        "5678",
-                    ])
-                    .output()
-                    .expect("softhsm2-util (apt-get install softhsm2)");
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            }
-            std::fs::write(dir.join("pin"), format!("{PIN}\n")).unwrap();
-            dir
-        })
-    }
-
-    /// A PKCS#11 root of trust on the test token `token`, its PIN read from `pin_file`.
-    pub fn spec(token: &str, key_label: &str, pin_file: PathBuf) -> hapki_api::node::RootOfTrustSpec {
-        dir();
-        hapki_api::node::RootOfTrustSpec::Pkcs11 {
-            module: module(),
-            token_label: token.into(),
-            pin_file,
-            key_label: key_label.into(),
+/// The tokens this crate's tests use, made once per test process before any loads the module.
+#[cfg(test)]
+pub(crate) fn test_root(token: &str, key_label: &str, pin_file: PathBuf) -> RootOfTrustSpec {
+    static TOKENS: OnceLock<()> = OnceLock::new();
+    TOKENS.get_or_init(|| {
+        for label in ["seal", "pin", "migrate"] {
+            softhsm::init_token(label);
         }
+    });
+    RootOfTrustSpec::Pkcs11 {
+        module: softhsm::module(),
+        token_label: token.into(),
+        pin_file,
+        key_label: key_label.into(),
     }
 }
 
@@ -350,12 +296,12 @@ mod tests {
     use super::*;
 
     fn root(token: &str, key_label: &str, pin_file: PathBuf) -> Pkcs11Root {
-        Pkcs11Root::new(softhsm::spec(token, key_label, pin_file))
+        Pkcs11Root::new(test_root(token, key_label, pin_file))
     }
 
     #[test]
     fn the_token_makes_a_sensitive_key_and_seals_with_it() {
-        let r = root("seal", "k", softhsm::dir().join("pin"));
+        let r = root("seal", "k", softhsm::pin_file("pin", softhsm::USER_PIN));
         let sealed = r.seal("cluster-kek:0", b"a 32-byte key-encryption key...").unwrap();
         assert_ne!(sealed.ciphertext, b"a 32-byte key-encryption key...");
         assert_eq!(
@@ -394,7 +340,7 @@ mod tests {
         assert_eq!(r.open("cluster-kek:0", &again).unwrap(), b"x");
         drop(session);
         // Another root on the same token, with another key label, cannot open it.
-        let other = root("seal", "another", softhsm::dir().join("pin"));
+        let other = root("seal", "another", softhsm::pin_file("pin", softhsm::USER_PIN));
         other.seal("warm-up", b"makes its own key").unwrap();
         assert!(matches!(
             other.open("cluster-kek:0", &sealed),
@@ -404,20 +350,19 @@ mod tests {
 
     #[test]
     fn a_refused_pin_is_not_presented_again_until_its_file_changes() {
-        let pin_file = softhsm::dir().join("pin-of-pin-test");
-        std::fs::write(&pin_file, "9999\n").unwrap();
+        let pin_file = softhsm::pin_file("pin-of-pin-test", "9999");
         let r = root("pin", "k", pin_file.clone());
         let first = r.seal("x", b"y").unwrap_err().to_string();
         assert!(first.contains("refused the PIN"), "{first}");
         let second = r.seal("x", b"y").unwrap_err().to_string();
         assert!(second.contains("not tried again"), "{second}");
-        std::fs::write(&pin_file, format!("{}\n", softhsm::PIN)).unwrap();
+        std::fs::write(&pin_file, format!("{}\n", softhsm::USER_PIN)).unwrap();
         let sealed = r.seal("x", b"y").unwrap();
         assert_eq!(r.open("x", &sealed).unwrap(), b"y");
         // A missing PIN file or token is a root that cannot be reached now, not a bad one.
         std::fs::remove_file(&pin_file).unwrap();
         assert!(matches!(r.open("x", &sealed), Err(TrustError::Unavailable(_))));
-        let absent = root("no-such-token", "k", softhsm::dir().join("pin"));
+        let absent = root("no-such-token", "k", softhsm::pin_file("pin", softhsm::USER_PIN));
         let err = absent.open("x", &sealed).unwrap_err();
         assert!(
             matches!(&err, TrustError::Unavailable(m) if m.contains("no token labelled")),
