@@ -174,59 +174,51 @@ fn key_files_and_a_token_in_one_cluster_a_sealed_node_and_a_migration() {
     let pin_c = softhsm::pin_file("pin-c", softhsm::USER_PIN);
     let module = softhsm::module().display().to_string();
     let pin_c_arg = pin_c.display().to_string();
-    let migrate = [
-        "node",
-        "migrate-root-of-trust",
-        "--to",
-        "pkcs11",
-        "--module",
-        &module,
-        "--token-label",
-        "hapki-c",
-        "--pin-file",
-        &pin_c_arg,
-    ];
-    let out = c.cli_with_token(&migrate, Some(&requester));
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    let out = c.cli(&["node", "migrate-root-of-trust", "--to", "pkcs11", "--module", &module]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("needs --token-label"), "{}", stderr(&out));
-    let out = c.cli(&[
-        "node",
-        "migrate-root-of-trust",
-        "--to",
-        "pkcs11",
-        "--module",
-        "/nonexistent/module.so",
-        "--token-label",
-        "hapki-c",
-        "--pin-file",
-        &pin_c_arg,
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is not a file"), "{}", stderr(&out));
-    let out = c.cli(&[
-        "node",
-        "migrate-root-of-trust",
-        "--to",
-        "pkcs11",
-        "--module",
-        &module,
-        "--token-label",
-        "no-such-token",
-        "--pin-file",
-        &pin_c_arg,
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("nothing was changed"), "{}", stderr(&out));
-    let out = c.cli(&["node", "migrate-root-of-trust", "--to", "file"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("already sealed"), "{}", stderr(&out));
+    let to_pkcs11 = |module: &str, token: &str| -> Vec<String> {
+        let args = [
+            "node",
+            "migrate-root-of-trust",
+            "--to",
+            "pkcs11",
+            "--module",
+            module,
+            "--token-label",
+            token,
+        ];
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend(["--pin-file".to_string(), pin_c_arg.clone()]);
+        args
+    };
+    let refused = |args: &[String], token: Option<&str>, exit: i32, needle: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = c.cli_with_token(&args, token);
+        assert_eq!(out.status.code(), Some(exit), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    };
+    let migrate = to_pkcs11(&module, "hapki-c");
+    refused(&migrate, Some(&requester), 4, "may not manage the cluster");
+    let incomplete = &migrate[..6];
+    refused(incomplete, Some(&c.token), 2, "needs --token-label");
+    refused(
+        &to_pkcs11("/nonexistent/module.so", "hapki-c"),
+        Some(&c.token),
+        2,
+        "is not a file",
+    );
+    refused(
+        &to_pkcs11(&module, "no-such-token"),
+        Some(&c.token),
+        2,
+        "nothing was changed",
+    );
+    let to_file = ["node", "migrate-root-of-trust", "--to", "file"].map(String::from);
+    refused(&to_file, Some(&c.token), 2, "already sealed");
     assert!(
         c.data().join("unseal.key").exists(),
         "a refused migration changes nothing"
     );
 
+    let migrate: Vec<&str> = migrate.iter().map(String::as_str).collect();
     let moved = c.json(&migrate);
     assert_eq!(
         moved["removed"].as_str(),
