@@ -66,6 +66,9 @@ pub enum CertCommand {
         out: PathBuf,
         #[arg(long)]
         force: bool,
+        /// Also keep the key in the cluster's key archive (sealed), for recovery with approvals
+        #[arg(long)]
+        archive: bool,
     },
     /// Show one certificate by serial
     Get {
@@ -169,6 +172,7 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             password_file,
             out,
             force,
+            archive,
         } => {
             let password = match password_file {
                 Some(path) => Some(super::secret_file(&path)?),
@@ -187,6 +191,7 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
                 validity_days,
                 format: Some(format),
                 password,
+                archive,
             };
             // Every file is claimed first: the key exists only in the answer.
             let files = match generated_files(&out, pkcs12) {

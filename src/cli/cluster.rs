@@ -122,6 +122,9 @@ pub struct SettingsArgs {
     /// In sequential mode, how many serials a node leases at a time
     #[arg(long)]
     serial_range: Option<u64>,
+    /// How many approvals a key recovery needs, from tokens other than the requester's (1-10)
+    #[arg(long)]
+    recovery_approvals: Option<u8>,
 }
 
 #[derive(Args)]
@@ -259,9 +262,12 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                 voters_target: args.voters_target,
                 serial_mode: args.serial_mode,
                 serial_range: args.serial_range,
+                recovery_approvals: args.recovery_approvals,
             };
-            let nothing =
-                change.voters_target.is_none() && change.serial_mode.is_none() && change.serial_range.is_none();
+            let nothing = change.voters_target.is_none()
+                && change.serial_mode.is_none()
+                && change.serial_range.is_none()
+                && change.recovery_approvals.is_none();
             let v: ClusterSettings = if nothing {
                 client.get("/v1/cluster/settings").await?
             } else {
@@ -277,6 +283,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                     ("publication base URL", v.publication_base_url.clone()),
                     ("CRL validity (s)", v.crl_validity_secs.to_string()),
                     ("OCSP validity (s)", v.ocsp_validity_secs.to_string()),
+                    ("recovery approvals", v.recovery_approvals.to_string()),
                     ("promoted", list(&v.promoted, ", ")),
                 ],
             );

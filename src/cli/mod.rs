@@ -5,6 +5,7 @@ mod bench;
 mod ca;
 mod certs;
 mod cluster;
+mod keys;
 mod local;
 mod misc;
 mod node;
@@ -120,6 +121,9 @@ enum Command {
     /// API tokens
     #[command(subcommand)]
     Token(misc::TokenCommand),
+    /// The key archive: archive keys, list them, recover one with approvals
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
     /// This node's status and state digest
     Status,
     /// The cluster: members, roles, replicated and node-local data
@@ -238,6 +242,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Crl(c) => ca::run_crl(&ctx, c).await,
         Command::Profile(c) => misc::run_profile(&ctx, c).await,
         Command::Token(c) => misc::run_token(&ctx, c).await,
+        Command::Key(c) => keys::run(&ctx, c).await,
         Command::Status => misc::status(&ctx).await,
         Command::Cluster(c) => cluster::run(&ctx, c).await,
         Command::Node(c) => node::run(&ctx, c).await,

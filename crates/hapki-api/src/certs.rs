@@ -38,6 +38,9 @@ pub struct GenerateRequest {
     /// Password of the PKCS#12 file.
     #[serde(default)]
     pub password: Option<String>,
+    /// Keep the generated key in the key archive, sealed, for recovery.
+    #[serde(default)]
+    pub archive: bool,
 }
 
 fn default_key() -> KeyType {

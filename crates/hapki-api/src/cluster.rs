@@ -248,6 +248,9 @@ pub struct ClusterSettings {
     pub publication_base_url: String,
     pub crl_validity_secs: u64,
     pub ocsp_validity_secs: u64,
+    /// Approvals a key recovery needs, by tokens other than the requester's.
+    #[serde(default)]
+    pub recovery_approvals: u8,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promoted: Vec<String>,
 }
@@ -262,6 +265,8 @@ pub struct SettingsChange {
     pub serial_mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial_range: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_approvals: Option<u8>,
 }
 
 /// What `cluster rotate-kek` did.

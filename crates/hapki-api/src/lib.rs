@@ -12,6 +12,7 @@ pub mod certs;
 pub mod channel;
 pub mod cluster;
 pub mod error;
+pub mod keys;
 pub mod node;
 pub mod profiles;
 pub mod sys;

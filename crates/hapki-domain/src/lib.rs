@@ -7,6 +7,7 @@ pub mod crl;
 pub mod csr;
 mod error;
 pub mod issue;
+pub mod jwe;
 pub mod key;
 pub mod name;
 pub mod ocsp;

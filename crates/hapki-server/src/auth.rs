@@ -27,6 +27,10 @@ pub enum Action {
     ManageProfiles,
     ManageTokens,
     ManageCluster,
+    /// Archive keys, read the transport certificate, list archived keys.
+    ArchiveKey,
+    /// Request, approve and fetch key recoveries.
+    RecoverKey,
 }
 
 impl Action {
@@ -43,6 +47,8 @@ impl Action {
             Action::ManageProfiles => "manage profiles",
             Action::ManageTokens => "manage tokens",
             Action::ManageCluster => "manage the cluster",
+            Action::ArchiveKey => "archive keys",
+            Action::RecoverKey => "recover archived keys",
         }
     }
 
@@ -53,8 +59,9 @@ impl Action {
                 self,
                 Action::ManageCa | Action::ManageProfiles | Action::ManageTokens | Action::ManageCluster
             ),
-            // A requester issues and reads back what it issued (checked per certificate).
-            Role::Requester => matches!(self, Action::Issue | Action::ReadCert),
+            // A requester issues, reads back what it issued and archives its keys (checked
+            // per certificate).
+            Role::Requester => matches!(self, Action::Issue | Action::ReadCert | Action::ArchiveKey),
         }
     }
 }
@@ -175,5 +182,8 @@ mod tests {
         assert!(!Action::ListCerts.allowed(Role::Requester));
         assert!(!Action::ReadStatus.allowed(Role::Requester));
         assert!(!Action::Revoke.allowed(Role::Requester));
+        assert!(Action::ArchiveKey.allowed(Role::Requester));
+        assert!(!Action::RecoverKey.allowed(Role::Requester));
+        assert!(Action::RecoverKey.allowed(Role::Agent));
     }
 }

@@ -206,6 +206,7 @@ fn rejected(code: RejectCode, message: String) -> ApiError {
         RejectCode::Conflict => ApiError::conflict(message),
         RejectCode::NotFound => ApiError::not_found(message),
         RejectCode::Invalid => ApiError::bad_request(message),
+        RejectCode::Forbidden => ApiError::forbidden(message),
     }
 }
 

@@ -214,3 +214,20 @@ pub fn csr_der(key: KeyType, cn: &str, sans: &[&str]) -> Vec<u8> {
     let sans: Vec<San> = sans.iter().map(|s| San::parse(s).unwrap()).collect();
     hapki_domain::csr::build_csr(&key, &subject, &sans).unwrap()
 }
+
+/// A self-signed certificate (PEM) that no service issued.
+pub fn foreign_cert() -> String {
+    use hapki_domain::issue::{build_certificate, CertSpec};
+    use hapki_domain::name::SubjectSpec;
+    let key = hapki_domain::key::SigningKey::generate(KeyType::EcP256).unwrap();
+    let subject = SubjectSpec::parse("CN=Elsewhere").unwrap().to_name().unwrap();
+    let spec = CertSpec::self_signed_ca(
+        hapki_domain::serial::Serial::from_u64(7),
+        (START - 60, START + 86_400),
+        subject,
+        key.spki(),
+        None,
+    );
+    let der = build_certificate(None, Some(&key), &spec).unwrap();
+    hapki_domain::pem::encode(hapki_domain::pem::PemLabel::Certificate, &der)
+}

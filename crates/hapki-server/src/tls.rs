@@ -111,10 +111,46 @@ impl InternalCa {
         sans: Vec<San>,
         spki: SubjectPublicKeyInfoOwned,
     ) -> Result<Vec<u8>, PkiError> {
+        self.sign(
+            &format!("O=hapki, CN={node_name}"),
+            sans,
+            spki,
+            vec![KeyUsageBit::DigitalSignature],
+            vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
+            NODE_CERT_DAYS,
+        )
+    }
+
+    /// Signs the key archive's transport certificate for the RSA key in `spki`: clients
+    /// encrypt the keys they archive to it.
+    pub fn transport_certificate(
+        &self,
+        cluster_id: &str,
+        spki: SubjectPublicKeyInfoOwned,
+    ) -> Result<Vec<u8>, PkiError> {
+        self.sign(
+            &format!("O=hapki, OU=cluster {cluster_id}, CN=hapki key archive transport"),
+            Vec::new(),
+            spki,
+            vec![KeyUsageBit::KeyEncipherment],
+            Vec::new(),
+            INTERNAL_CA_DAYS,
+        )
+    }
+
+    fn sign(
+        &self,
+        subject: &str,
+        sans: Vec<San>,
+        spki: SubjectPublicKeyInfoOwned,
+        key_usage: Vec<KeyUsageBit>,
+        ext_key_usage: Vec<ExtKeyUsage>,
+        days: u64,
+    ) -> Result<Vec<u8>, PkiError> {
         let summary = summarize(&self.cert_der)?;
-        let subject = name_from_der(&summary.subject_der)?;
+        let issuer = name_from_der(&summary.subject_der)?;
         let view = IssuerView {
-            subject: &subject,
+            subject: &issuer,
             key_id: &summary.subject_key_id,
             key: &self.key,
         };
@@ -122,12 +158,12 @@ impl InternalCa {
         let spec = CertSpec {
             serial: Serial::from_random(rand::bytes()),
             not_before: now - BACKDATE_SECS,
-            not_after: (now + NODE_CERT_DAYS * 86_400).min(summary.not_after),
-            subject: SubjectSpec::parse(&format!("O=hapki, CN={node_name}"))?.to_name()?,
+            not_after: (now + days * 86_400).min(summary.not_after),
+            subject: SubjectSpec::parse(subject)?.to_name()?,
             spki,
             sans,
-            key_usage: vec![KeyUsageBit::DigitalSignature],
-            ext_key_usage: vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
+            key_usage,
+            ext_key_usage,
             ca: false,
             path_len: None,
             name_constraints: None,

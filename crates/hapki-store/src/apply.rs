@@ -90,7 +90,33 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
             to,
             issuers,
             internal_ca,
-        } => crate::kek::rotate(txn, *from, *to, issuers, internal_ca),
+        } => crate::kek::rotate(txn, *from, *to, issuers, internal_ca, None),
+        Command::RotateKekWithArchive {
+            from,
+            to,
+            issuers,
+            internal_ca,
+            archived,
+            transport,
+        } => crate::kek::rotate(txn, *from, *to, issuers, internal_ca, Some((archived, transport))),
+        Command::SetArchiveTransport { transport } => crate::archive::set_transport(txn, transport),
+        Command::ArchiveKey { key } => crate::archive::archive_key(txn, key),
+        Command::IssueAndArchive {
+            cert,
+            idempotency_key,
+            key,
+        } => crate::archive::issue_and_archive(txn, cert, idempotency_key.as_ref(), key),
+        Command::SetRecoveryPolicy { policy } => crate::archive::set_policy(txn, policy),
+        Command::RequestRecovery {
+            id,
+            serial,
+            reason,
+            by,
+            by_name,
+            at,
+        } => crate::archive::request_recovery(txn, id, serial, reason, by, by_name, *at),
+        Command::ApproveRecovery { id, approval } => crate::archive::approve_recovery(txn, id, approval),
+        Command::FetchRecovery { id, by, at } => crate::archive::fetch_recovery(txn, id, by, *at),
     }
 }
 
@@ -294,7 +320,7 @@ fn put_profile(txn: &WriteTransaction, profile: &Profile, create: bool) -> Resul
     Ok(CommandResult::Applied)
 }
 
-fn issue_cert(
+pub(crate) fn issue_cert(
     txn: &WriteTransaction,
     cert: &CertRecord,
     idempotency_key: Option<&[u8; 32]>,

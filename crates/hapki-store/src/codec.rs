@@ -56,7 +56,9 @@ mod tests {
     use super::*;
     use crate::records::*;
     use crate::tests::{cert, issuer, sealed};
-    use crate::{Command, CommandResult, RejectCode};
+    use crate::{
+        Approval, ArchiveSource, ArchivedKey, Command, CommandResult, RecoveryPolicy, RejectCode, TransportRecord,
+    };
 
     fn round_trips<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
         assert_eq!(&decode::<T>(&encode(value)).unwrap(), value);
@@ -64,6 +66,14 @@ mod tests {
 
     /// One of every command, with every optional part present, as the Raft log carries them.
     fn every_command() -> Vec<Command> {
+        let archived = ArchivedKey {
+            serial: Serial::from_u64(9),
+            wrapped_key: sealed(0, 8),
+            archived_at: 3,
+            archived_by: "t1".into(),
+            archived_by_name: "alice".into(),
+            source: ArchiveSource::Generated,
+        };
         let mut full = issuer("aa");
         full.ocsp = Some(OcspSignerRecord {
             cert_der: vec![0x30, 1],
@@ -167,6 +177,50 @@ mod tests {
                 }],
                 internal_ca: Some(sealed(1, 3)),
             },
+            Command::RotateKekWithArchive {
+                from: 0,
+                to: 1,
+                issuers: Vec::new(),
+                internal_ca: None,
+                archived: vec![(Serial::from_u64(9), sealed(1, 4))],
+                transport: Some(sealed(1, 5)),
+            },
+            Command::SetArchiveTransport {
+                transport: TransportRecord {
+                    cert_der: vec![0x30, 0],
+                    wrapped_key: sealed(0, 6),
+                },
+            },
+            Command::ArchiveKey { key: archived.clone() },
+            Command::IssueAndArchive {
+                cert: cert(9, "aa"),
+                idempotency_key: Some([7; 32]),
+                key: archived,
+            },
+            Command::SetRecoveryPolicy {
+                policy: RecoveryPolicy::default(),
+            },
+            Command::RequestRecovery {
+                id: "00112233aabbccdd".into(),
+                serial: Serial::from_u64(9),
+                reason: "lost".into(),
+                by: "t1".into(),
+                by_name: "alice".into(),
+                at: 5,
+            },
+            Command::ApproveRecovery {
+                id: "00112233aabbccdd".into(),
+                approval: Approval {
+                    token_id: "t2".into(),
+                    token_name: "bob".into(),
+                    at: 6,
+                },
+            },
+            Command::FetchRecovery {
+                id: "00112233aabbccdd".into(),
+                by: "t1".into(),
+                at: 7,
+            },
         ]
     }
 
@@ -174,7 +228,8 @@ mod tests {
     fn every_command_and_record_round_trips() {
         let commands = every_command();
         let kinds: BTreeSet<&str> = commands.iter().map(Command::kind).collect();
-        assert_eq!(kinds.len(), 17, "one of each command: {kinds:?}");
+        // Both rotations are `rotate_kek`.
+        assert_eq!(kinds.len(), 24, "one of each command: {kinds:?}");
         for command in &commands {
             round_trips(command);
         }

@@ -7,6 +7,7 @@ use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
 use serde::{Deserialize, Serialize};
 
+use crate::archive::{Approval, ArchivedKey, RecoveryPolicy, TransportRecord};
 use crate::records::{
     CertRecord, CrlRecord, InternalCaRecord, IssuerRecord, NodeRecord, OcspSignerRecord, RewrappedIssuer, Settings,
     TokenRecord,
@@ -80,6 +81,42 @@ pub enum Command {
         issuers: Vec<RewrappedIssuer>,
         internal_ca: Option<hapki_domain::wrap::Wrapped>,
     },
+    /// Sets the key archive's transport key, once.
+    SetArchiveTransport { transport: TransportRecord },
+    /// Archives the private key of a certificate this cluster issued; refused if one is.
+    ArchiveKey { key: ArchivedKey },
+    /// Records a certificate (as [`Command::IssueCert`]) and archives its key, in one step.
+    IssueAndArchive {
+        cert: CertRecord,
+        idempotency_key: Option<[u8; 32]>,
+        key: ArchivedKey,
+    },
+    /// Sets how many approvals a recovery needs and how long a request stays open.
+    SetRecoveryPolicy { policy: RecoveryPolicy },
+    /// Opens recovery request `id` for the archived key of `serial`, made by token `by`.
+    RequestRecovery {
+        id: String,
+        serial: Serial,
+        reason: String,
+        by: String,
+        by_name: String,
+        at: u64,
+    },
+    /// Approves a recovery request; refused for its requester, a second approval by the
+    /// same token, and a request fetched or expired.
+    ApproveRecovery { id: String, approval: Approval },
+    /// Marks a recovery request fetched by `by`, once it has its approvals; refused for
+    /// anyone but its requester, a second time, and after it expired.
+    FetchRecovery { id: String, by: String, at: u64 },
+    /// [`Command::RotateKek`] that also seals every archived key and the transport key anew.
+    RotateKekWithArchive {
+        from: u32,
+        to: u32,
+        issuers: Vec<RewrappedIssuer>,
+        internal_ca: Option<hapki_domain::wrap::Wrapped>,
+        archived: Vec<(Serial, hapki_domain::wrap::Wrapped)>,
+        transport: Option<hapki_domain::wrap::Wrapped>,
+    },
 }
 
 impl Command {
@@ -103,6 +140,14 @@ impl Command {
             Command::RemoveNode { .. } => "remove_node",
             Command::LeaseSerials { .. } => "lease_serials",
             Command::RotateKek { .. } => "rotate_kek",
+            Command::SetArchiveTransport { .. } => "set_archive_transport",
+            Command::ArchiveKey { .. } => "archive_key",
+            Command::IssueAndArchive { .. } => "issue_and_archive",
+            Command::SetRecoveryPolicy { .. } => "set_recovery_policy",
+            Command::RequestRecovery { .. } => "request_recovery",
+            Command::ApproveRecovery { .. } => "approve_recovery",
+            Command::FetchRecovery { .. } => "fetch_recovery",
+            Command::RotateKekWithArchive { .. } => "rotate_kek",
         }
     }
 }
@@ -116,6 +161,8 @@ pub enum RejectCode {
     NotFound,
     /// The command is not valid in the current state.
     Invalid,
+    /// The command's author may not do this to this object (e.g. approve its own request).
+    Forbidden,
 }
 
 /// The outcome of applying one command.

@@ -4,13 +4,14 @@
 //! that brings a key sealed under any other KEK than the current one is refused,
 //! so nothing sealed under an old KEK slips in after a rotation.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use crate::codec::{decode, encode};
 use crate::command::{CommandResult, RejectCode};
 use crate::records::{IssuerRecord, RewrappedIssuer};
-use crate::tables::{SM_ISSUERS, SM_META};
+use crate::tables::{SM_ARCHIVE, SM_ISSUERS, SM_META};
 use crate::{Command, StoreError};
+use hapki_domain::serial::Serial;
 use hapki_domain::wrap::Wrapped;
 
 /// The number of the KEK that seals the state's keys (0 until the first rotation).
@@ -31,6 +32,8 @@ fn sealed_in(cmd: &Command) -> Vec<&Wrapped> {
         Command::InstallIssuerCert { ocsp, .. } => ocsp.iter().map(|o| &o.wrapped_key).collect(),
         Command::SetOcspSigner { signer, .. } => vec![&signer.wrapped_key],
         Command::SetInternalCa { ca } => vec![&ca.wrapped_key],
+        Command::SetArchiveTransport { transport } => vec![&transport.wrapped_key],
+        Command::ArchiveKey { key } | Command::IssueAndArchive { key, .. } => vec![&key.wrapped_key],
         _ => Vec::new(),
     }
 }
@@ -53,14 +56,19 @@ pub(crate) fn check_sealing(txn: &WriteTransaction, cmd: &Command) -> Result<Opt
     }))
 }
 
+/// The archive's part of a rotation: every archived key by serial, and the transport key.
+pub(crate) type RewrappedArchive<'a> = (&'a [(Serial, Wrapped)], &'a Option<Wrapped>);
+
 /// Replaces every sealed key by its copy under KEK `to`, if the state is at KEK `from`
-/// and the command covers exactly the issuers there are.
+/// and the command covers exactly the issuers there are, and the archive (a rotation
+/// without `archive` applies only to a state whose archive is empty).
 pub(crate) fn rotate(
     txn: &WriteTransaction,
     from: u32,
     to: u32,
     issuers: &[RewrappedIssuer],
     internal_ca: &Option<Wrapped>,
+    archive: Option<RewrappedArchive>,
 ) -> Result<CommandResult, StoreError> {
     let refuse = |m: String| Ok(CommandResult::reject(RejectCode::Conflict, m));
     let now = current(txn)?;
@@ -72,7 +80,12 @@ pub(crate) fn rotate(
     let all_new = issuers
         .iter()
         .flat_map(|i| std::iter::once(&i.key).chain(i.ocsp.as_ref()))
-        .chain(internal_ca.as_ref());
+        .chain(internal_ca.as_ref())
+        .chain(
+            archive
+                .iter()
+                .flat_map(|(keys, t)| keys.iter().map(|(_, w)| w).chain(t.as_ref())),
+        );
     if all_new.clone().any(|w| w.kek != to) {
         return refuse(format!("every key of a rotation to KEK {to} must be sealed under it"));
     }
@@ -90,6 +103,17 @@ pub(crate) fn rotate(
     if !covered {
         return refuse("the issuers changed while the KEK was being rotated; retry".into());
     }
+    if let Some(refusal) = check_archive(txn, archive)? {
+        return Ok(refusal);
+    }
+    let ca = txn
+        .open_table(SM_META)?
+        .get(b"internal_ca".as_slice())?
+        .map(|v| v.value().to_vec());
+    if ca.is_some() != internal_ca.is_some() {
+        return refuse("the internal CA changed while the KEK was being rotated; retry".into());
+    }
+    // Checked: from here on everything is written.
     for mut issuer in stored {
         let new = issuers.iter().find(|i| i.id == issuer.id).expect("covered above");
         issuer.wrapped_key = new.key.clone();
@@ -98,17 +122,64 @@ pub(crate) fn rotate(
         }
         table.insert(issuer.id.as_bytes(), encode(&issuer).as_slice())?;
     }
-    let mut meta = txn.open_table(SM_META)?;
-    let ca = meta.get(b"internal_ca".as_slice())?.map(|v| v.value().to_vec());
-    match (ca, internal_ca) {
-        (Some(bytes), Some(w)) => {
-            let mut ca: crate::InternalCaRecord = decode(&bytes)?;
-            ca.wrapped_key = w.clone();
-            meta.insert(b"internal_ca".as_slice(), encode(&ca).as_slice())?;
-        }
-        (None, None) => {}
-        _ => return refuse("the internal CA changed while the KEK was being rotated; retry".into()),
+    if let (Some(bytes), Some(w)) = (ca, internal_ca) {
+        let mut ca: crate::InternalCaRecord = decode(&bytes)?;
+        ca.wrapped_key = w.clone();
+        txn.open_table(SM_META)?
+            .insert(b"internal_ca".as_slice(), encode(&ca).as_slice())?;
     }
-    meta.insert(b"kek_id".as_slice(), to.to_be_bytes().as_slice())?;
+    rewrite_archive(txn, archive)?;
+    txn.open_table(SM_META)?
+        .insert(b"kek_id".as_slice(), to.to_be_bytes().as_slice())?;
     Ok(CommandResult::Applied)
+}
+
+/// The archive's part of [`rotate`], checked before anything is written: it must cover
+/// exactly the archived keys and the transport key there are.
+fn check_archive(
+    txn: &WriteTransaction,
+    archive: Option<RewrappedArchive>,
+) -> Result<Option<CommandResult>, StoreError> {
+    let refuse = |m: &str| Ok(Some(CommandResult::reject(RejectCode::Conflict, m)));
+    let table = txn.open_table(SM_ARCHIVE)?;
+    let has_transport = txn.open_table(SM_META)?.get(b"archive_transport".as_slice())?.is_some();
+    let Some((keys, new_transport)) = archive else {
+        if table.is_empty()? && !has_transport {
+            return Ok(None);
+        }
+        return refuse("this rotation leaves out the key archive; retry (the node that rotates must seal it too)");
+    };
+    let mut covered = table.len()? == keys.len() as u64 && has_transport == new_transport.is_some();
+    for (serial, _) in keys {
+        covered &= table.get(serial.0.as_slice())?.is_some();
+    }
+    if !covered {
+        return refuse("the key archive changed while the KEK was being rotated; retry");
+    }
+    Ok(None)
+}
+
+/// Writes the archive's part of a rotation that [`check_archive`] passed.
+fn rewrite_archive(txn: &WriteTransaction, archive: Option<RewrappedArchive>) -> Result<(), StoreError> {
+    let Some((keys, new_transport)) = archive else {
+        return Ok(());
+    };
+    let mut table = txn.open_table(SM_ARCHIVE)?;
+    for (serial, wrapped) in keys {
+        let bytes = table
+            .get(serial.0.as_slice())?
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| StoreError::Corrupt("an archived key vanished during a rotation".into()))?;
+        let mut key: crate::ArchivedKey = decode(&bytes)?;
+        key.wrapped_key = wrapped.clone();
+        table.insert(serial.0.as_slice(), encode(&key).as_slice())?;
+    }
+    let mut meta = txn.open_table(SM_META)?;
+    let transport = meta.get(b"archive_transport".as_slice())?.map(|v| v.value().to_vec());
+    if let (Some(bytes), Some(w)) = (transport, new_transport) {
+        let mut record: crate::TransportRecord = decode(&bytes)?;
+        record.wrapped_key = w.clone();
+        meta.insert(b"archive_transport".as_slice(), encode(&record).as_slice())?;
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! store of an earlier schema ([`Upgrade`]).
 
 mod apply;
+pub mod archive;
 pub mod codec;
 pub mod command;
 mod kek;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use redb::{Database, Durability, ReadTransaction, WriteTransaction};
 
+pub use archive::{Approval, ArchiveSource, ArchivedKey, RecoveryPolicy, RecoveryRequest, TransportRecord};
 pub use command::{Command, CommandResult, RejectCode};
 pub use migrate::{Migrated, Upgrade};
 pub use read::{CertFilter, CertStatus, StateReader};

@@ -33,6 +33,11 @@ pub const SM_CRLS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crls
 /// Node id (8 bytes, big-endian) → [`crate::NodeRecord`]: nodes admitted to join, and removed ones.
 pub const SM_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_nodes");
 
+/// Serial (20 bytes) → [`crate::ArchivedKey`]: private keys kept for recovery, sealed.
+pub const SM_ARCHIVE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_archive");
+/// Request id (16 hex digits) → [`crate::RecoveryRequest`].
+pub const SM_RECOVERIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_recoveries");
+
 /// Raft log: index → entry ([`crate::codec`]).
 pub const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 /// Raft bookkeeping: `vote`, `committed`, `last_purged`, `applied`, `membership`, `snapshot_meta`.
@@ -41,8 +46,10 @@ pub const RAFT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_m
 /// A state-machine table: every one is keyed and valued by bytes.
 pub type SmTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
-/// The state-machine tables, in the fixed order snapshots and digests use.
-pub const SM_TABLES: [SmTable; 9] = [
+/// The state-machine tables, in the fixed order snapshots and digests use; new tables go
+/// at the end, and count in the digest only once they hold rows (so that a state without
+/// them digests as it did before they existed).
+pub const SM_TABLES: [SmTable; 11] = [
     SM_META,
     SM_ISSUERS,
     SM_CERTS,
@@ -52,4 +59,9 @@ pub const SM_TABLES: [SmTable; 9] = [
     SM_CRLS,
     SM_IDEMPOTENCY,
     SM_NODES,
+    SM_ARCHIVE,
+    SM_RECOVERIES,
 ];
+
+/// How many of [`SM_TABLES`] count in the digest even when empty.
+pub const SM_TABLES_ALWAYS_DIGESTED: usize = 9;

@@ -4,12 +4,15 @@
 
 mod ca;
 mod certs;
+mod keys;
 pub(crate) mod linger;
 mod profiles;
 mod publish;
 mod sys;
 mod tokens;
 
+#[cfg(test)]
+mod keys_tests;
 #[cfg(test)]
 mod refusals;
 #[cfg(test)]
@@ -51,6 +54,15 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .route("/v1/profiles/{name}", get(profiles::get).put(profiles::update))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/v1/keys", get(keys::list).post(keys::archive))
+        .route("/v1/keys/transport", get(keys::transport))
+        .route(
+            "/v1/keys/recoveries",
+            get(keys::recoveries).post(keys::request_recovery),
+        )
+        .route("/v1/keys/recoveries/{id}", get(keys::recovery))
+        .route("/v1/keys/recoveries/{id}/approve", post(keys::approve))
+        .route("/v1/keys/recoveries/{id}/fetch", post(keys::fetch))
         .merge(publish::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

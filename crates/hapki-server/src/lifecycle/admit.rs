@@ -117,10 +117,20 @@ impl Node {
         caller.may(Action::ManageCluster)?;
         let origin = &caller.origin();
         let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
-        if change.voters_target.is_none() && change.serial_mode.is_none() && change.serial_range.is_none() {
+        if change.voters_target.is_none()
+            && change.serial_mode.is_none()
+            && change.serial_range.is_none()
+            && change.recovery_approvals.is_none()
+        {
             return Err(LifecycleError::invalid(
-                "nothing to change: give voters_target, serial_mode or serial_range",
+                "nothing to change: give voters_target, serial_mode, serial_range or recovery_approvals",
             ));
+        }
+        let max = hapki_store::archive::MAX_RECOVERY_APPROVALS;
+        if let Some(m) = change.recovery_approvals.filter(|m| *m == 0 || *m > max) {
+            return Err(LifecycleError::invalid(format!(
+                "recovery_approvals must be between 1 and {max} (got {m})"
+            )));
         }
         let mut settings = pki.reader()?.settings()?;
         if let Some(target) = change.voters_target {
@@ -151,7 +161,18 @@ impl Node {
             settings.serial_range = range;
         }
         let target = settings.voters_target;
-        pki.propose(origin, Command::PutSettings { settings }).await?;
+        let settings_changed =
+            change.voters_target.is_some() || change.serial_mode.is_some() || change.serial_range.is_some();
+        if settings_changed {
+            pki.propose(origin, Command::PutSettings { settings }).await?;
+        }
+        if let Some(approvals) = change.recovery_approvals {
+            let policy = hapki_store::RecoveryPolicy {
+                approvals,
+                ..pki.recovery_policy()?
+            };
+            pki.propose(origin, Command::SetRecoveryPolicy { policy }).await?;
+        }
         let mut promoted = Vec::new();
         if change.voters_target.is_some() {
             for learner in self.cluster.members().into_iter().filter(|m| !m.voter) {

@@ -402,7 +402,7 @@ async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
                     pki.invalidate();
                     write_ca_pem(&pki, &node.dir);
                 }
-                Command::RotateKek { .. } => {
+                Command::RotateKek { .. } | Command::RotateKekWithArchive { .. } => {
                     if let Err(e) = node.sync_kek(&pki).await {
                         tracing::error!("after a KEK rotation: {}", e);
                     }

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use hapki_domain::serial::Serial;
+use hapki_domain::wrap::Wrapped;
 use hapki_store::{Command, RewrappedIssuer};
 
 use super::channel_key::ChannelKey;
@@ -15,7 +17,7 @@ use super::peer::{paths, KekTransfer};
 use super::LifecycleError;
 use super::Node;
 use crate::auth::{Action, Caller};
-use crate::pki::Pki;
+use crate::pki::{archived_context, Pki, TRANSPORT_CONTEXT};
 use crate::rand;
 
 const OFFER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -51,14 +53,22 @@ impl Node {
                     ))
                 })?;
         }
-        let (issuers, internal_ca, keys) = rewrap(&pki, to)?;
+        let Rewrapped {
+            issuers,
+            internal_ca,
+            archived,
+            transport,
+            keys,
+        } = rewrap(&pki, to)?;
         pki.propose(
             origin,
-            Command::RotateKek {
+            Command::RotateKekWithArchive {
                 from,
                 to,
                 issuers,
                 internal_ca,
+                archived,
+                transport,
             },
         )
         .await?;
@@ -110,13 +120,19 @@ impl Node {
 }
 
 /// Every key of the state sealed anew under KEK `to`; returns them and how many there are.
-fn rewrap(
-    pki: &Pki,
-    to: u32,
-) -> Result<(Vec<RewrappedIssuer>, Option<hapki_domain::wrap::Wrapped>, usize), LifecycleError> {
+/// Every key of the state, sealed anew under KEK `to`.
+struct Rewrapped {
+    issuers: Vec<RewrappedIssuer>,
+    internal_ca: Option<Wrapped>,
+    archived: Vec<(Serial, Wrapped)>,
+    transport: Option<Wrapped>,
+    keys: usize,
+}
+
+fn rewrap(pki: &Pki, to: u32) -> Result<Rewrapped, LifecycleError> {
     let reader = pki.reader()?;
     let mut keys = 0;
-    let mut again = |context: String, w: &hapki_domain::wrap::Wrapped| -> Result<_, LifecycleError> {
+    let mut again = |context: String, w: &Wrapped| -> Result<_, LifecycleError> {
         let plain = pki.keyring.open(&context, w)?;
         keys += 1;
         Ok(pki.keyring.seal_with(to, &context, &plain)?)
@@ -134,5 +150,19 @@ fn rewrap(
         Some(ca) => Some(again("internal-ca-key".into(), &ca.wrapped_key)?),
         None => None,
     };
-    Ok((issuers, internal_ca, keys))
+    let mut archived = Vec::new();
+    for k in reader.archived_keys()? {
+        archived.push((k.serial, again(archived_context(&k.serial), &k.wrapped_key)?));
+    }
+    let transport = match reader.archive_transport()? {
+        Some(t) => Some(again(TRANSPORT_CONTEXT.into(), &t.wrapped_key)?),
+        None => None,
+    };
+    Ok(Rewrapped {
+        issuers,
+        internal_ca,
+        archived,
+        transport,
+        keys,
+    })
 }

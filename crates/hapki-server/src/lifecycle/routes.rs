@@ -41,6 +41,7 @@ const REPLICATED: &[&str] = &[
     "cluster settings (publication URL, CRL and OCSP validity, voters target, serial mode and range)",
     "sequential serial leases",
     "the internal CA (sealed key)",
+    "the key archive: archived keys (sealed), its transport key (sealed), recovery requests and approvals",
     "cluster membership, admitted and removed nodes",
 ];
 const NODE_LOCAL: &[&str] = &[
@@ -428,6 +429,7 @@ fn settings_view(node: &Node) -> Result<ClusterSettings, ApiError> {
         publication_base_url: s.publication_base_url,
         crl_validity_secs: s.crl_validity_secs,
         ocsp_validity_secs: s.ocsp_validity_secs,
+        recovery_approvals: pki.recovery_policy()?.approvals,
         promoted: Vec::new(),
     })
 }

@@ -96,6 +96,41 @@ impl Pki {
                     .ok_or_else(|| PkiError::not_found(format!("no certificate with serial {serial}")))?;
                 return self.authorize_revoke(&caller, &cert);
             }
+            Command::IssueAndArchive { cert, key, .. } => {
+                if cert.requested_by.as_deref() != Some(caller.token_id.as_str()) || key.archived_by != caller.token_id
+                {
+                    return Err(PkiError::forbidden(
+                        "a forwarded issuance must be recorded for the token that asked for it",
+                    ));
+                }
+                let profile = self.profile(&cert.profile)?;
+                return self.authorize_issue(&caller, &profile, &cert.issuer_id);
+            }
+            Command::ArchiveKey { key } => {
+                if key.archived_by != caller.token_id {
+                    return Err(PkiError::forbidden(
+                        "a forwarded archive must be recorded for the token that asked for it",
+                    ));
+                }
+                let cert = self
+                    .reader()?
+                    .cert(&key.serial)?
+                    .ok_or_else(|| PkiError::not_found(format!("no certificate with serial {}", key.serial)))?;
+                return self.authorize_archive(&caller, &cert);
+            }
+            Command::RequestRecovery { by, .. } | Command::FetchRecovery { by, .. } if *by != caller.token_id => {
+                return Err(PkiError::forbidden(
+                    "a forwarded recovery step must be recorded for the token that took it",
+                ))
+            }
+            Command::ApproveRecovery { approval, .. } if approval.token_id != caller.token_id => {
+                return Err(PkiError::forbidden(
+                    "a forwarded approval must be recorded for the token that gave it",
+                ))
+            }
+            Command::RequestRecovery { .. } | Command::ApproveRecovery { .. } | Command::FetchRecovery { .. } => {
+                Action::RecoverKey
+            }
             Command::PublishCrl { .. } => Action::RotateCrl,
             Command::AddIssuer { .. }
             | Command::InstallIssuerCert { .. }
@@ -106,8 +141,13 @@ impl Pki {
             Command::PutSettings { .. }
             | Command::AdmitNode { .. }
             | Command::RemoveNode { .. }
-            | Command::RotateKek { .. } => Action::ManageCluster,
-            Command::Bootstrap { .. } | Command::SetInternalCa { .. } | Command::LeaseSerials { .. } => {
+            | Command::RotateKek { .. }
+            | Command::RotateKekWithArchive { .. }
+            | Command::SetRecoveryPolicy { .. } => Action::ManageCluster,
+            Command::Bootstrap { .. }
+            | Command::SetInternalCa { .. }
+            | Command::LeaseSerials { .. }
+            | Command::SetArchiveTransport { .. } => {
                 return Err(PkiError::forbidden(format!(
                     "{} is made by nodes, never on a client's behalf",
                     command.kind()
@@ -125,8 +165,12 @@ fn node_may_propose(from: NodeId, command: &Command) -> Result<(), String> {
         Command::LeaseSerials { node, .. } => Err(format!(
             "node {from:016x} may lease serials for itself only, not for node {node:016x}"
         )),
-        // The CRL owner's renewals, the OCSP signer's renewal, the internal CA of a new cluster.
-        Command::PublishCrl { .. } | Command::SetOcspSigner { .. } | Command::SetInternalCa { .. } => Ok(()),
+        // The CRL owner's renewals, the OCSP signer's renewal, the internal CA of a new
+        // cluster, the key archive's transport key.
+        Command::PublishCrl { .. }
+        | Command::SetOcspSigner { .. }
+        | Command::SetInternalCa { .. }
+        | Command::SetArchiveTransport { .. } => Ok(()),
         other => Err(format!(
             "a member may not propose {} on its own; it needs the token of the client that asked",
             other.kind()

@@ -9,7 +9,7 @@ use hapki_domain::name::{common_name, display_name, San, SubjectSpec};
 use hapki_domain::pem::{encode, PemLabel};
 use hapki_domain::profile::SubjectSpecOrRaw;
 use hapki_domain::serial::Serial;
-use hapki_store::{CertRecord, Command, CommandResult, RejectCode};
+use hapki_store::{ArchiveSource, CertRecord, Command, CommandResult, RejectCode};
 
 use super::ca::{publication, BACKDATE_SECS};
 use super::Pki;
@@ -49,6 +49,7 @@ impl Pki {
             req.issuer.as_deref(),
             req.validity_days,
             idempotency_key,
+            None,
         )
         .await
     }
@@ -164,6 +165,7 @@ impl Pki {
             key: key.kind(),
             sans,
         };
+        let pkcs8 = key.to_pkcs8()?;
         let issued = self
             .issue_verified(
                 caller,
@@ -172,11 +174,15 @@ impl Pki {
                 req.issuer.as_deref(),
                 req.validity_days,
                 idempotency_key,
+                req.archive.then_some(pkcs8.as_slice()),
             )
             .await?;
-        Ok((issued, key.to_pkcs8()?))
+        Ok((issued, pkcs8))
     }
 
+    /// Issues for a verified request; with `archive` (the key's PKCS#8) the key is archived
+    /// in the same log entry as the certificate.
+    #[allow(clippy::too_many_arguments)]
     async fn issue_verified(
         &self,
         caller: &Caller,
@@ -185,6 +191,7 @@ impl Pki {
         issuer_id: Option<&str>,
         validity_days: Option<u32>,
         idempotency_key: Option<[u8; 32]>,
+        archive: Option<&[u8]>,
     ) -> Result<Issued, PkiError> {
         let profile = self.profile(profile_name)?;
         let issuer = self.issuer(issuer_id)?;
@@ -240,17 +247,18 @@ impl Pki {
                 revoked: None,
                 requested_by: Some(caller.token_id.clone()),
             };
-            match self
-                .cluster
-                .propose(
-                    &caller.origin(),
-                    Command::IssueCert {
-                        cert: record,
-                        idempotency_key,
-                    },
-                )
-                .await?
-            {
+            let command = match archive {
+                Some(pkcs8) => Command::IssueAndArchive {
+                    key: self.archived_record(caller, &spec.serial, pkcs8, ArchiveSource::Generated)?,
+                    cert: record,
+                    idempotency_key,
+                },
+                None => Command::IssueCert {
+                    cert: record,
+                    idempotency_key,
+                },
+            };
+            match self.cluster.propose(&caller.origin(), command).await? {
                 CommandResult::Replayed { serial } => {
                     // A concurrent retry with the same key won: answer with its certificate.
                     self.cluster.linearizable().await?;

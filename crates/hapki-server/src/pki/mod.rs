@@ -2,6 +2,7 @@
 //! and the Raft node (writes). Parsed CA keys, OCSP responders and profiles are
 //! cached in memory and dropped when a command that changes them is applied.
 
+mod archive;
 pub mod authz;
 mod ca;
 mod certs;
@@ -10,6 +11,7 @@ mod error;
 mod issue;
 mod ocsp;
 mod profiles;
+mod recovery;
 mod serials;
 mod tokens;
 pub mod work;
@@ -28,6 +30,7 @@ use hapki_domain::profile::Profile;
 use hapki_store::{Command, CommandResult, IssuerRecord, StateReader, Store};
 use x509_cert::name::Name;
 
+pub use archive::{archived_context, TRANSPORT_CONTEXT};
 pub use ca::{ImportRequest, IntermediateCsr, RootRequest, BACKDATE_SECS};
 pub use crl::{crl_loop, CrlRequest, CrlScheduler, CRL_PATH};
 pub use error::PkiError;
@@ -86,6 +89,8 @@ pub struct Pki {
     /// Where key generation and CSR checks run, off the async workers.
     pub work: work::Pools,
     sources: Sources,
+    /// The key archive's transport key, once loaded.
+    transport: RwLock<Option<Arc<archive::Transport>>>,
 }
 
 impl Pki {
@@ -103,6 +108,7 @@ impl Pki {
             serials: serials::SerialAllocator::default(),
             work: work::Pools::default(),
             sources,
+            transport: RwLock::new(None),
         });
         pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
             pki: Arc::downgrade(&pki),
@@ -273,6 +279,7 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
                     | Command::SetDefaultIssuer { .. }
                     | Command::PutProfile { .. }
                     | Command::RotateKek { .. }
+                    | Command::RotateKekWithArchive { .. }
             ),
             // Missed some: any of them may have changed a cached thing.
             Err(RecvError::Lagged(_)) => true,
