@@ -40,37 +40,19 @@ fn refused_as(node: &Node, token: &str, args: &[&str], exit: i32, needle: &str) 
 /// SEC1 and the bare scalar, as `openssl` writes them.
 fn key_encodings(work: &Path, key: &Path) -> Vec<Vec<u8>> {
     let der = work.join("probe.der");
-    let (ok, out) = openssl(
-        work,
-        &[
-            "pkey",
-            "-in",
-            &key.display().to_string(),
-            "-outform",
-            "DER",
-            "-out",
-            &der.display().to_string(),
-        ],
-    );
-    assert!(ok, "{out}");
-    let pkcs8 = std::fs::read(&der).expect("pkcs8");
-    let (ok, out) = openssl(
-        work,
-        &[
-            "ec",
-            "-in",
-            &key.display().to_string(),
-            "-outform",
-            "DER",
-            "-out",
-            &der.display().to_string(),
-        ],
-    );
-    assert!(ok, "{out}");
-    let sec1 = std::fs::read(&der).expect("sec1");
+    let mut out: Vec<Vec<u8>> = ["pkey", "ec"]
+        .iter()
+        .map(|tool| {
+            let (key, der_arg) = (key.display().to_string(), der.display().to_string());
+            let (ok, log) = openssl(work, &[tool, "-in", &key, "-outform", "DER", "-out", &der_arg]);
+            assert!(ok, "{log}");
+            std::fs::read(&der).expect("the key's DER")
+        })
+        .collect();
     // ECPrivateKey: SEQUENCE, INTEGER 1, OCTET STRING (32) with the scalar.
-    let scalar = sec1[7..39].to_vec();
-    vec![pkcs8, sec1, scalar]
+    let scalar = out[1][7..39].to_vec();
+    out.push(scalar);
+    out
 }
 
 /// Every file under `dir`, recursively.
