@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use base64::Engine;
 use clap::Subcommand;
 use hapki_api::ca::{
-    CrlRotated, DefaultIssuer, ImportRequest, InstallCertRequest, IntermediateCsr, IssuerList, IssuerView, RootRequest,
-    RotateCrlRequest,
+    CrlRotated, DefaultIssuer, ExportRequest, Exported, ImportRequest, InstallCertRequest, IntermediateCsr, IssuerList,
+    IssuerView, RootRequest, RotateCrlRequest,
 };
 
 use super::outfile::OutFile;
@@ -57,6 +57,20 @@ pub enum CaCommand {
         password_file: Option<PathBuf>,
         #[arg(long)]
         default: bool,
+    },
+    /// Export an issuer's signing key and certificate and its OCSP signer's to PKCS#12, to
+    /// import into a clone (`ca import --pkcs12`); admin only
+    Export {
+        #[arg(long)]
+        id: String,
+        /// The file to write (0600)
+        #[arg(long)]
+        pkcs12: PathBuf,
+        /// File whose first line is the password for the file
+        #[arg(long)]
+        password_file: PathBuf,
+        #[arg(long)]
+        force: bool,
     },
     /// List issuers
     List,
@@ -155,6 +169,39 @@ pub async fn run(ctx: &Ctx, cmd: CaCommand) -> CliResult {
             };
             let v: IssuerView = client.post("/v1/ca/import", &body).await?;
             issuer_record(ctx, &v);
+        }
+        CaCommand::Export {
+            id,
+            pkcs12,
+            password_file,
+            force,
+        } => {
+            let password = super::secret_file(&password_file)?;
+            let file = OutFile::claim(&pkcs12, true, force)?;
+            let v: Exported = client
+                .post(
+                    &format!("/v1/ca/{}/export", super::certs::urlencode(&id)),
+                    &ExportRequest { password },
+                )
+                .await?;
+            let p12 = base64::engine::general_purpose::STANDARD
+                .decode(&v.pkcs12)
+                .map_err(|_| Failure::other("the node sent a damaged PKCS#12 file; export again"))?;
+            let path = file.path().to_path_buf();
+            file.write(&p12, "export again")?;
+            record(
+                ctx.output,
+                &v,
+                vec![
+                    ("issuer", v.id.clone()),
+                    ("entries", v.entries.join(", ")),
+                    ("written to", path.display().to_string()),
+                    (
+                        "next",
+                        "on the clone: hapki ca import --pkcs12 FILE --password-file F --default".into(),
+                    ),
+                ],
+            );
         }
         CaCommand::List => {
             let v: IssuerList = client.get("/v1/ca").await?;

@@ -115,3 +115,21 @@ pub struct CrlRotated {
     pub issuer: String,
     pub crl_number: u64,
 }
+
+/// `POST /v1/ca/{id}/export` (admin): the issuer's signing key and certificate and its OCSP
+/// signer's, for a clone (`ca import --pkcs12` on another cluster).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    pub password: String,
+}
+
+/// The exported file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Exported {
+    pub id: String,
+    /// The PKCS#12 file, base64.
+    pub pkcs12: String,
+    /// The friendly names of its entries (`caSigningCert <id>`, `ocspSigningCert <id>`).
+    pub entries: Vec<String>,
+}

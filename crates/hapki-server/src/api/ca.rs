@@ -73,3 +73,13 @@ pub async fn rotate_crl(
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(json(pki.rotate_crl(&caller, body.issuer.as_deref()).await?))
 }
+
+/// `POST /v1/ca/{id}/export`.
+pub async fn export(
+    State(pki): State<Arc<Pki>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<hapki_api::ca::ExportRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(json(pki.export_ca(&caller, &id, &req.password).await?))
+}

@@ -15,6 +15,10 @@ use super::Pki;
 use crate::auth::{Action, Caller};
 use crate::pki::PkiError;
 
+/// The friendly names of an export's entries, as Dogtag's clone-prepare names them.
+const CA_ALIAS: &str = "caSigningCert";
+const OCSP_ALIAS: &str = "ocspSigningCert";
+
 /// Backdating of notBefore, for relying parties with a slow clock.
 pub const BACKDATE_SECS: u64 = 60;
 /// Validity of a delegated OCSP signing certificate.
@@ -147,12 +151,32 @@ impl Pki {
         let data = base64::engine::general_purpose::STANDARD
             .decode(req.pkcs12.trim())
             .map_err(|_| PkiError::invalid("pkcs12 must be the file's bytes in base64"))?;
-        let kc = hapki_domain::pkcs12::read(&data, &req.password)?;
-        let key = SigningKey::from_pkcs8(&kc.key_pkcs8)?;
-        check_ca_chain(&key, &kc.chain)?;
-        let mut chain = kc.chain;
-        let cert_der = chain.remove(0);
-        let record = self.issuer_record(&key, cert_der, chain, self.now())?;
+        let entries = hapki_domain::pkcs12::read_entries(&data, &req.password)?;
+        // The CA is the entry whose certificate is a CA's; an export also brings its OCSP signer.
+        let (ca, others): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .partition(|e| summarize(&e.chain[0]).is_ok_and(|s| s.is_ca));
+        let mut ca = match <[_; 1]>::try_from(ca) {
+            Ok([one]) => one,
+            Err(v) if v.is_empty() => {
+                return Err(PkiError::invalid(
+                    "the PKCS#12 file holds no CA key with its CA certificate (basicConstraints cA)",
+                ))
+            }
+            Err(v) => {
+                return Err(PkiError::invalid(format!(
+                    "the PKCS#12 file holds {} CA keys; import one CA per file",
+                    v.len()
+                )))
+            }
+        };
+        let key = SigningKey::from_pkcs8(&ca.key_pkcs8)?;
+        check_ca_chain(&key, &ca.chain)?;
+        let cert_der = ca.chain.remove(0);
+        let mut record = self.issuer_record(&key, cert_der, ca.chain, self.now())?;
+        if let Some(signer) = others.iter().find(|e| e.alias.starts_with(OCSP_ALIAS)) {
+            record.ocsp = Some(self.imported_ocsp_signer(&record, signer)?);
+        }
         self.propose(
             &caller.origin(),
             Command::AddIssuer {
@@ -162,6 +186,80 @@ impl Pki {
         )
         .await?;
         self.created(record).await
+    }
+
+    /// The OCSP signer an export brought: its certificate must be for its key and issued by
+    /// the imported CA, so that the clone answers with the same responder.
+    fn imported_ocsp_signer(
+        &self,
+        issuer: &IssuerRecord,
+        signer: &hapki_domain::pkcs12::Entry,
+    ) -> Result<OcspSignerRecord, PkiError> {
+        let key = SigningKey::from_pkcs8(&signer.key_pkcs8)?;
+        let cert = &signer.chain[0];
+        let summary = summarize(cert)?;
+        let spki = der::Encode::to_der(&summary.spki).map_err(|e| PkiError::internal(e.to_string()))?;
+        if spki != key.spki_der() {
+            return Err(PkiError::invalid(format!(
+                "the OCSP signing certificate in '{}' is not for the key beside it",
+                signer.alias
+            )));
+        }
+        verify_issued_by(cert, &issuer.cert_der).map_err(|_| {
+            PkiError::invalid(format!(
+                "the OCSP signing certificate in '{}' was not issued by the CA in the file",
+                signer.alias
+            ))
+        })?;
+        Ok(OcspSignerRecord {
+            cert_der: cert.clone(),
+            wrapped_key: self.keyring.seal(&format!("ocsp-key:{}", issuer.id), &key.to_pkcs8()?),
+        })
+    }
+
+    /// `POST /v1/ca/{id}/export` (clone-prepare): the issuer's key and certificate chain and
+    /// its OCSP signer's, in one PKCS#12 file under `password`. Admin only, and logged.
+    pub async fn export_ca(&self, caller: &Caller, id: &str, password: &str) -> Result<wire::Exported, PkiError> {
+        caller.may(Action::ManageCa)?;
+        if password.is_empty() {
+            return Err(PkiError::invalid("the PKCS#12 file needs a password (--password-file)"));
+        }
+        let issuer = self.issuer(Some(id))?;
+        let mut chain = vec![issuer.record.cert_der.clone()];
+        chain.extend(issuer.record.chain_der.iter().cloned());
+        let mut entries = vec![hapki_domain::pkcs12::Entry {
+            alias: format!("{CA_ALIAS} {id}"),
+            key_pkcs8: issuer.key.to_pkcs8()?,
+            chain: chain.clone(),
+        }];
+        if let Some(o) = &issuer.record.ocsp {
+            let pkcs8 = self.keyring.open(&format!("ocsp-key:{id}"), &o.wrapped_key)?;
+            entries.push(hapki_domain::pkcs12::Entry {
+                alias: format!("{OCSP_ALIAS} {id}"),
+                key_pkcs8: pkcs8,
+                chain: std::iter::once(o.cert_der.clone()).chain(chain).collect(),
+            });
+        }
+        let names: Vec<String> = entries.iter().map(|e| e.alias.clone()).collect();
+        let password = password.to_string();
+        let p12 = self
+            .work
+            .keygen
+            .run(&caller.token_id, move || {
+                hapki_domain::pkcs12::write_entries(&entries, &password)
+            })
+            .await??;
+        tracing::warn!(
+            "token {} exported the keys of issuer {id} ({})",
+            caller.token_id,
+            names.join(", ")
+        );
+        use base64::Engine;
+        Ok(wire::Exported {
+            id: id.to_string(),
+            pkcs12: base64::engine::general_purpose::STANDARD.encode(p12),
+            entries: names,
+        })
     }
 
     /// A new issuer publishes its first (empty) CRL at once.
