@@ -110,6 +110,25 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<R, ClientError> {
+        let (url, resp) = self.respond(method, path, body).await?;
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
+            urls: url.clone(),
+            detail: error_chain(&e),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Undecodable {
+            url,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Sends a request to the first URL that answers with success, and returns that URL
+    /// and the answer, its body unread (for answers that are files, read as they come).
+    pub async fn respond<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(String, reqwest::Response), ClientError> {
         let mut last = String::new();
         // One key for every attempt of this call, so a retry on another node never issues twice.
         let idempotency_key = (method == Method::POST).then(|| {
@@ -156,13 +175,10 @@ impl Client {
                     }
                 };
                 let status = resp.status();
-                let bytes = resp.bytes().await.unwrap_or_default();
                 if status.is_success() {
-                    return serde_json::from_slice(&bytes).map_err(|e| ClientError::Undecodable {
-                        url,
-                        detail: e.to_string(),
-                    });
+                    return Ok((url, resp));
                 }
+                let bytes = resp.bytes().await.unwrap_or_default();
                 let error = serde_json::from_slice::<ErrorBody>(&bytes).ok().map(|b| b.error);
                 if status == StatusCode::SERVICE_UNAVAILABLE {
                     // A node that is not clustered will not become one by waiting.

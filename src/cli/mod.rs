@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Global client options come from
 //! flags, then `HAPKI_*` environment variables, then `~/.config/hapki/config.toml`.
 
+mod backup;
 mod bench;
 mod ca;
 mod certs;
@@ -124,6 +125,9 @@ enum Command {
     /// The key archive: archive keys, list them, recover one with approvals
     #[command(subcommand)]
     Key(keys::KeyCommand),
+    /// Encrypted backups of the whole state: create, inspect, list, restore
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// This node's status and state digest
     Status,
     /// The cluster: members, roles, replicated and node-local data
@@ -243,6 +247,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Profile(c) => misc::run_profile(&ctx, c).await,
         Command::Token(c) => misc::run_token(&ctx, c).await,
         Command::Key(c) => keys::run(&ctx, c).await,
+        Command::Backup(c) => backup::run(&ctx, c).await,
         Command::Status => misc::status(&ctx).await,
         Command::Cluster(c) => cluster::run(&ctx, c).await,
         Command::Node(c) => node::run(&ctx, c).await,

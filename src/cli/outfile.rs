@@ -65,6 +65,20 @@ impl OutFile {
     }
 }
 
+impl OutFile {
+    /// The open file, for content written as it arrives; [`OutFile::commit`] keeps it.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("an OutFile is written once")
+    }
+
+    /// Flushes what was written through [`OutFile::file`] to disk and keeps it.
+    pub fn commit(mut self) -> CliResult {
+        let file = self.file.take().expect("an OutFile is written once");
+        file.sync_all()
+            .map_err(|e| Failure::other(format!("cannot write {}: {e}", self.path.display())))
+    }
+}
+
 impl Drop for OutFile {
     fn drop(&mut self) {
         if self.file.is_some() && self.created {

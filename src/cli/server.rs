@@ -13,6 +13,16 @@ pub struct ServerArgs {
     /// A single development node: data in ./hapki-data, a root CA and an admin token on first start
     #[arg(long)]
     dev: bool,
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Log filter, e.g. info or hapki_server=debug [env: HAPKI_LOG]
+    #[arg(long, default_value = "warn")]
+    log: String,
+}
+
+/// What a node is configured with: `--config` and the flags that override it.
+#[derive(Args)]
+pub struct NodeArgs {
     /// Node configuration file (every field is in docs/configuration.md)
     #[arg(long)]
     config: Option<PathBuf>,
@@ -39,9 +49,48 @@ pub struct ServerArgs {
     node_name: Option<String>,
     #[command(flatten)]
     root: super::node::RootOfTrustArgs,
-    /// Log filter, e.g. info or hapki_server=debug [env: HAPKI_LOG]
-    #[arg(long, default_value = "warn")]
-    log: String,
+}
+
+impl NodeArgs {
+    /// The node configuration: the file's, or the defaults, then the flags.
+    pub fn config(self) -> Result<NodeConfig, Failure> {
+        let mut cfg = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+                NodeConfig::from_toml(&text, &path.display().to_string()).map_err(Failure::usage)?
+            }
+            // Without a file, every field comes from its flag or its default.
+            None => NodeConfig::default(),
+        };
+        if let Some(d) = self.data_dir {
+            cfg.data_dir = d;
+        }
+        if let Some(l) = self.listen {
+            cfg.listen = l;
+        }
+        if let Some(h) = self.http_listen {
+            cfg.http_listen = Some(h);
+        }
+        if let Some(c) = self.cluster_listen {
+            cfg.cluster_listen = Some(c);
+        }
+        if let Some(a) = self.advertise {
+            cfg.advertise = Some(a);
+        }
+        if let Some(u) = self.public_url {
+            cfg.public_url = Some(u);
+        }
+        if let Some(n) = self.node_name {
+            cfg.node_name = Some(n);
+        }
+        if let Some(root) = self.root.spec()? {
+            cfg.root_of_trust = Some(root);
+            cfg.unseal_key_file = None;
+        }
+        cfg.validate().map_err(Failure::usage)?;
+        Ok(cfg)
+    }
 }
 
 pub async fn run(args: ServerArgs) -> CliResult {
@@ -64,45 +113,11 @@ pub async fn run(args: ServerArgs) -> CliResult {
             .with(recent)
             .init();
     }
-    let mut cfg = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-            NodeConfig::from_toml(&text, &path.display().to_string()).map_err(Failure::usage)?
-        }
-        // Without a file, every field comes from its flag or its default.
-        None => NodeConfig::default(),
-    };
+    let mut cfg = args.node.config()?;
     if args.dev {
         cfg.init_root_ca = true;
         cfg.dev = true;
     }
-    if let Some(d) = args.data_dir {
-        cfg.data_dir = d;
-    }
-    if let Some(l) = args.listen {
-        cfg.listen = l;
-    }
-    if let Some(h) = args.http_listen {
-        cfg.http_listen = Some(h);
-    }
-    if let Some(c) = args.cluster_listen {
-        cfg.cluster_listen = Some(c);
-    }
-    if let Some(a) = args.advertise {
-        cfg.advertise = Some(a);
-    }
-    if let Some(u) = args.public_url {
-        cfg.public_url = Some(u);
-    }
-    if let Some(n) = args.node_name {
-        cfg.node_name = Some(n);
-    }
-    if let Some(root) = args.root.spec()? {
-        cfg.root_of_trust = Some(root);
-        cfg.unseal_key_file = None;
-    }
-    cfg.validate().map_err(Failure::usage)?;
     hapki_server::run(cfg)
         .await
         .map_err(|e| Failure::other(format!("{e:#}")))

@@ -13,6 +13,7 @@ pub mod membership;
 mod node;
 pub mod origin;
 mod proposer;
+pub mod restore;
 mod state_machine;
 pub mod types;
 pub mod upgrade;

@@ -94,7 +94,7 @@ impl StateMachine {
     }
 
     /// Writes a snapshot of the applied state, flushed, and publishes it as the current one.
-    fn build(&self) -> Result<SnapshotMeta, BoxErr> {
+    pub(crate) fn build(&self) -> Result<SnapshotMeta, BoxErr> {
         // Applied state must be on disk before the log below it may be purged.
         self.store.flush()?;
         let txn = self.store.db().begin_read()?;
@@ -130,7 +130,7 @@ impl StateMachine {
 }
 
 /// The last applied log id and the membership it brought, as `txn` sees them.
-fn applied_in(txn: &redb::ReadTransaction) -> Result<(Option<LogId>, StoredMembership), BoxErr> {
+pub(crate) fn applied_in(txn: &redb::ReadTransaction) -> Result<(Option<LogId>, StoredMembership), BoxErr> {
     let t = txn.open_table(RAFT_META)?;
     let applied = match t.get("applied")? {
         Some(v) => decode(v.value())?,
@@ -143,7 +143,11 @@ fn applied_in(txn: &redb::ReadTransaction) -> Result<(Option<LogId>, StoredMembe
     Ok((applied, membership))
 }
 
-fn set_applied(txn: &WriteTransaction, applied: &LogId, membership: Option<&StoredMembership>) -> Result<(), BoxErr> {
+pub(crate) fn set_applied(
+    txn: &WriteTransaction,
+    applied: &LogId,
+    membership: Option<&StoredMembership>,
+) -> Result<(), BoxErr> {
     let mut t = txn.open_table(RAFT_META)?;
     t.insert("applied", encode(&Some(*applied)).as_slice())?;
     if let Some(m) = membership {

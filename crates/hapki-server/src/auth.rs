@@ -31,6 +31,8 @@ pub enum Action {
     ArchiveKey,
     /// Request, approve and fetch key recoveries.
     RecoverKey,
+    /// Take and list backups (they hold every key, sealed under a key the taker gets).
+    Backup,
 }
 
 impl Action {
@@ -49,6 +51,7 @@ impl Action {
             Action::ManageCluster => "manage the cluster",
             Action::ArchiveKey => "archive keys",
             Action::RecoverKey => "recover archived keys",
+            Action::Backup => "take backups",
         }
     }
 
@@ -57,7 +60,11 @@ impl Action {
             Role::Admin => true,
             Role::Agent => !matches!(
                 self,
-                Action::ManageCa | Action::ManageProfiles | Action::ManageTokens | Action::ManageCluster
+                Action::ManageCa
+                    | Action::ManageProfiles
+                    | Action::ManageTokens
+                    | Action::ManageCluster
+                    | Action::Backup
             ),
             // A requester issues, reads back what it issued and archives its keys (checked
             // per certificate).

@@ -71,9 +71,45 @@ pub struct NodeConfig {
     /// Caps on connections and deadlines for the HTTPS API and plain-HTTP listeners.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Scheduled backups, taken by whichever node leads.
+    #[serde(default)]
+    pub backup: Option<BackupConfig>,
     /// A development node (`--dev`): forms its one-node cluster by itself on first start.
     #[serde(skip)]
     pub dev: bool,
+}
+
+/// `[backup]`: backups the leader takes on a schedule, encrypted to a recipient's RSA key
+/// (no one is there to be shown a key), into `dir` on the leader, keeping the newest `keep`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// How often, e.g. `24h`, `30m` or a number of seconds.
+    pub every: String,
+    /// Where the leader writes them (every node that may lead needs it).
+    pub dir: PathBuf,
+    /// How many scheduled backups to keep in `dir`.
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+    /// The RSA public key or certificate (PEM) each backup's key is encrypted to.
+    pub recipient: PathBuf,
+}
+
+impl BackupConfig {
+    /// The interval in seconds.
+    pub fn every_secs(&self) -> Result<u64, String> {
+        match crate::pki::parse_duration(&self.every) {
+            Ok(0) | Err(_) => Err(format!(
+                "backup.every '{}' must be a duration like 24h, 30m or 3600 (more than 0)",
+                self.every
+            )),
+            Ok(n) => Ok(n),
+        }
+    }
+}
+
+fn default_keep() -> usize {
+    7
 }
 
 /// Raft timings, in milliseconds.
@@ -286,6 +322,16 @@ impl NodeConfig {
         }
         if self.unseal_key_file.is_some() && self.root_of_trust.is_some() {
             return Err("unseal_key_file and [root_of_trust] both name the root of trust: keep [root_of_trust] (key_file says where a key file is)".into());
+        }
+        if let Some(b) = &self.backup {
+            b.every_secs()?;
+            if b.keep == 0 {
+                return Err("backup.keep must be at least 1".into());
+            }
+            let pem =
+                std::fs::read(&b.recipient).map_err(|e| format!("backup.recipient {}: {e}", b.recipient.display()))?;
+            hapki_domain::backup::recipient_key(&pem)
+                .map_err(|e| format!("backup.recipient {}: {e}", b.recipient.display()))?;
         }
         if let Some(url) = &self.public_url {
             if !url.starts_with("http://") && !url.starts_with("https://") {

@@ -203,7 +203,8 @@ fn raise_open_file_limit() -> u64 {
     limit.rlim_cur
 }
 
-fn node_id(dir: &DataDir) -> anyhow::Result<u64> {
+/// This node's Raft id, chosen when its data directory is first used.
+pub(crate) fn node_id(dir: &DataDir) -> anyhow::Result<u64> {
     let path = dir.node_id();
     if !path.exists() {
         write_public(&path, format!("{:016x}\n", rand::id64()).as_bytes())?;

@@ -117,6 +117,7 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         } => crate::archive::request_recovery(txn, id, serial, reason, by, by_name, *at),
         Command::ApproveRecovery { id, approval } => crate::archive::approve_recovery(txn, id, approval),
         Command::FetchRecovery { id, by, at } => crate::archive::fetch_recovery(txn, id, by, *at),
+        Command::RecordBackup { backup } => crate::backups::record(txn, backup),
     }
 }
 

@@ -221,6 +221,23 @@ mod tests {
                 by: "t1".into(),
                 at: 7,
             },
+            Command::RecordBackup {
+                backup: crate::BackupRecord {
+                    id: "b1".into(),
+                    index: 9,
+                    digest: "d".into(),
+                    taken_at: 8,
+                    size: 10,
+                    sha256: "s".into(),
+                    rows: 3,
+                    certificates: 1,
+                    taken_by: None,
+                    taken_by_name: "schedule".into(),
+                    node: 1,
+                    file: Some("hapki-backup.hbk".into()),
+                    recipient: Some("r".into()),
+                },
+            },
         ]
     }
 
@@ -229,7 +246,7 @@ mod tests {
         let commands = every_command();
         let kinds: BTreeSet<&str> = commands.iter().map(Command::kind).collect();
         // Both rotations are `rotate_kek`.
-        assert_eq!(kinds.len(), 24, "one of each command: {kinds:?}");
+        assert_eq!(kinds.len(), 25, "one of each command: {kinds:?}");
         for command in &commands {
             round_trips(command);
         }

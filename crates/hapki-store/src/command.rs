@@ -117,6 +117,8 @@ pub enum Command {
         archived: Vec<(Serial, hapki_domain::wrap::Wrapped)>,
         transport: Option<hapki_domain::wrap::Wrapped>,
     },
+    /// Records a backup that was taken; refused if its id is recorded.
+    RecordBackup { backup: crate::backups::BackupRecord },
 }
 
 impl Command {
@@ -148,6 +150,7 @@ impl Command {
             Command::ApproveRecovery { .. } => "approve_recovery",
             Command::FetchRecovery { .. } => "fetch_recovery",
             Command::RotateKekWithArchive { .. } => "rotate_kek",
+            Command::RecordBackup { .. } => "record_backup",
         }
     }
 }

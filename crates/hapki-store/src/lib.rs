@@ -7,6 +7,7 @@
 
 mod apply;
 pub mod archive;
+pub mod backups;
 pub mod codec;
 pub mod command;
 mod kek;
@@ -23,11 +24,12 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadTransaction, WriteTransaction};
 
 pub use archive::{Approval, ArchiveSource, ArchivedKey, RecoveryPolicy, RecoveryRequest, TransportRecord};
+pub use backups::BackupRecord;
 pub use command::{Command, CommandResult, RejectCode};
 pub use migrate::{Migrated, Upgrade};
 pub use read::{CertFilter, CertStatus, StateReader};
 pub use records::*;
-pub use snapshot::{export_state, import_state, snapshot_is_current, SNAPSHOT_FORMAT};
+pub use snapshot::{export_state, import_state, snapshot_is_current, snapshot_len, SNAPSHOT_FORMAT};
 
 /// The page cache of a store opened with [`Store::open`].
 pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;

@@ -47,6 +47,11 @@ impl StateReader {
         StateReader { txn }
     }
 
+    /// The read transaction behind this view: a snapshot of it is of the same moment.
+    pub fn txn(&self) -> &ReadTransaction {
+        &self.txn
+    }
+
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let t = self.txn.open_table(SM_META)?;
         Ok(t.get(key.as_bytes())?.map(|v| v.value().to_vec()))
@@ -290,7 +295,7 @@ impl StateReader {
     }
 }
 
-fn all_values<K: redb::Key + 'static, T: for<'de> serde::Deserialize<'de>>(
+pub(crate) fn all_values<K: redb::Key + 'static, T: for<'de> serde::Deserialize<'de>>(
     txn: &ReadTransaction,
     def: TableDefinition<K, &[u8]>,
 ) -> Result<Vec<T>, StoreError> {

@@ -64,6 +64,18 @@ pub fn export_state(txn: &ReadTransaction, out: impl Write) -> Result<u64, Store
     Ok(rows)
 }
 
+/// How many bytes [`export_state`] writes for the state `txn` sees.
+pub fn snapshot_len(txn: &ReadTransaction) -> Result<u64, StoreError> {
+    let mut len = (MAGIC.len() + 1 + 1 + 32) as u64;
+    for table in SM_TABLES {
+        for_each_row(txn, table, |k, v| {
+            len += (1 + 4 + k.len() + 4 + v.len()) as u64;
+            Ok(())
+        })?;
+    }
+    Ok(len)
+}
+
 /// Replaces the state machine in `txn` with the snapshot read from `input`.
 /// Nothing is kept unless the caller commits, which it does only on `Ok`.
 pub fn import_state(txn: &WriteTransaction, input: impl Read) -> Result<u64, StoreError> {
@@ -176,6 +188,7 @@ mod tests {
         let mut snap = Vec::new();
         export_state(&a.db().begin_read().unwrap(), &mut snap).unwrap();
         assert_eq!(&snap[..10], b"HAPKISNAP\x02");
+        assert_eq!(snapshot_len(&a.db().begin_read().unwrap()).unwrap(), snap.len() as u64);
         assert!(snapshot_is_current(snap.as_slice()).unwrap());
 
         let (_b, b) = store();

@@ -38,6 +38,9 @@ pub const SM_ARCHIVE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_a
 /// Request id (16 hex digits) → [`crate::RecoveryRequest`].
 pub const SM_RECOVERIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_recoveries");
 
+/// Backup id → [`crate::backups::BackupRecord`].
+pub const SM_BACKUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_backups");
+
 /// Raft log: index → entry ([`crate::codec`]).
 pub const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 /// Raft bookkeeping: `vote`, `committed`, `last_purged`, `applied`, `membership`, `snapshot_meta`.
@@ -49,7 +52,7 @@ pub type SmTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 /// The state-machine tables, in the fixed order snapshots and digests use; new tables go
 /// at the end, and count in the digest only once they hold rows (so that a state without
 /// them digests as it did before they existed).
-pub const SM_TABLES: [SmTable; 11] = [
+pub const SM_TABLES: [SmTable; 12] = [
     SM_META,
     SM_ISSUERS,
     SM_CERTS,
@@ -61,6 +64,7 @@ pub const SM_TABLES: [SmTable; 11] = [
     SM_NODES,
     SM_ARCHIVE,
     SM_RECOVERIES,
+    SM_BACKUPS,
 ];
 
 /// How many of [`SM_TABLES`] count in the digest even when empty.

@@ -2,6 +2,7 @@
 //! HTTP publication, and the JSON extractor that gives malformed input the same
 //! error shape as everything else.
 
+mod backups;
 mod ca;
 mod certs;
 mod keys;
@@ -43,6 +44,7 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .route("/v1/certs/generate", post(certs::generate))
         .route("/v1/certs/{serial}", get(certs::get))
         .route("/v1/certs/{serial}/revoke", post(certs::revoke))
+        .route("/v1/backups", post(backups::create).get(backups::list))
         .route("/v1/ca", get(ca::list))
         .route("/v1/ca/root", post(ca::init_root))
         .route("/v1/ca/intermediate", post(ca::init_intermediate))

@@ -113,7 +113,12 @@ impl Node {
         host: &str,
     ) -> Result<ChannelKey, LifecycleError> {
         let members = self.cluster.members();
-        let sole = members.len() == 1 && members[0].id == self.id && self.cluster.status().is_leader;
+        let alone = members.len() == 1 && members[0].id == self.id;
+        if alone && !self.cluster.status().is_leader {
+            // A one-node cluster restored from a backup: it elects itself first.
+            let _ = self.cluster.wait_ready(std::time::Duration::from_secs(30)).await;
+        }
+        let sole = alone && self.cluster.status().is_leader;
         if !sole {
             return Err(LifecycleError::conflict(format!(
                 "this node has no cluster-channel key ({} is missing), so members cannot recognise it; \
@@ -142,6 +147,11 @@ impl Node {
             },
         )
         .await?;
+        // A node that joins receives the current snapshot and then trusts only the nodes it
+        // records: it must record this one (a restored cluster's snapshot is from before).
+        if let Err(e) = self.cluster.snapshot_now(std::time::Duration::from_secs(60)).await {
+            tracing::warn!("after recording this node's channel key: {e}");
+        }
         Ok(kept)
     }
 }

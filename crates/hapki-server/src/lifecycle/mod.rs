@@ -85,7 +85,7 @@ impl Node {
         root: Arc<dyn RootOfTrust>,
         cluster_listener: Option<TcpListener>,
     ) -> Result<Arc<Node>, LifecycleError> {
-        let name = cfg.node_name.clone().unwrap_or_else(hostname);
+        let name = node_name(&cfg);
         let ephemeral = InternalCa::ephemeral(id)?;
         let (chain, key) = ephemeral.node_certificate(&name, &api_names(&cfg, &name))?;
         let node = Arc::new(Node {
@@ -319,6 +319,9 @@ impl Node {
             pki.clone(),
             Duration::from_secs(self.cfg.crl_check_secs.max(1)),
         ));
+        if let Some(backup) = self.cfg.backup.clone() {
+            tokio::spawn(crate::backups::schedule(pki.clone(), backup));
+        }
         *self.bootstrap.write().expect("bootstrap lock") = None;
         let _ = std::fs::remove_file(self.dir.bootstrap_token());
         self.set_phase(Phase::Ready);
@@ -419,6 +422,11 @@ async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
+}
+
+/// The name a node goes by: `node_name`, else the host name.
+pub(crate) fn node_name(cfg: &NodeConfig) -> String {
+    cfg.node_name.clone().unwrap_or_else(hostname)
 }
 
 fn hostname() -> String {

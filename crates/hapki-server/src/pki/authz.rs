@@ -144,6 +144,14 @@ impl Pki {
             | Command::RotateKek { .. }
             | Command::RotateKekWithArchive { .. }
             | Command::SetRecoveryPolicy { .. } => Action::ManageCluster,
+            Command::RecordBackup { backup } => {
+                if backup.taken_by.as_deref() != Some(caller.token_id.as_str()) {
+                    return Err(PkiError::forbidden(
+                        "a forwarded backup record must name the token that took it",
+                    ));
+                }
+                Action::Backup
+            }
             Command::Bootstrap { .. }
             | Command::SetInternalCa { .. }
             | Command::LeaseSerials { .. }
@@ -171,6 +179,8 @@ fn node_may_propose(from: NodeId, command: &Command) -> Result<(), String> {
         | Command::SetOcspSigner { .. }
         | Command::SetInternalCa { .. }
         | Command::SetArchiveTransport { .. } => Ok(()),
+        // The leader's scheduled backups.
+        Command::RecordBackup { backup } if backup.taken_by.is_none() => Ok(()),
         other => Err(format!(
             "a member may not propose {} on its own; it needs the token of the client that asked",
             other.kind()

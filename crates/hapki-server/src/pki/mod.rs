@@ -4,6 +4,7 @@
 
 mod archive;
 pub mod authz;
+pub mod backup;
 mod ca;
 mod certs;
 mod crl;
