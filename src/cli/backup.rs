@@ -197,10 +197,8 @@ async fn create(ctx: &Ctx, out: &Path, key_out: Option<&Path>, recipient: Option
 
 /// Opens every chunk of the backup at `path` with `key`.
 fn verify(path: &Path, key: &BackupKey) -> Result<Header, String> {
-    let mut input = BufReader::new(std::fs::File::open(path).map_err(|e| e.to_string())?);
-    let (header, hash) = backup::read_header(&mut input).map_err(|e| e.to_string())?;
-    header.open_kek(key).map_err(|e| e.to_string())?;
-    let mut reader = backup::Reader::new(input, key, &header, hash).map_err(|e| e.to_string())?;
+    let input = BufReader::new(std::fs::File::open(path).map_err(|e| e.to_string())?);
+    let (header, mut reader) = backup::open(input, key).map_err(|e| e.to_string())?;
     std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| e.to_string())?;
     Ok(header)
 }

@@ -347,6 +347,15 @@ pub fn read_header(input: &mut impl Read) -> Result<(Header, Vec<u8>), DomainErr
     Ok((header, hash))
 }
 
+/// Opens a backup with its key: reads the header, checks the key against the sealed KEK,
+/// and returns the header and a reader of the snapshot.
+pub fn open<R: Read>(mut input: R, key: &BackupKey) -> Result<(Header, Reader<R>), DomainError> {
+    let (header, hash) = read_header(&mut input)?;
+    header.open_kek(key)?;
+    let reader = Reader::new(input, key, &header, hash)?;
+    Ok((header, reader))
+}
+
 /// Reads the snapshot out of a backup, after [`read_header`]: every chunk is checked
 /// before its bytes are given out, and the end is reached only at a sealed last chunk
 /// followed by nothing.
@@ -465,14 +474,9 @@ mod tests {
     }
 
     fn restore(key: &BackupKey, file: &[u8]) -> Result<Vec<u8>, String> {
-        let mut input = file;
-        let (h, hash) = read_header(&mut input).map_err(|e| e.to_string())?;
-        h.open_kek(key).map_err(|e| e.to_string())?;
+        let (_, mut reader) = open(file, key).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
-        Reader::new(input, key, &h, hash)
-            .unwrap()
-            .read_to_end(&mut out)
-            .map_err(|e| e.to_string())?;
+        reader.read_to_end(&mut out).map_err(|e| e.to_string())?;
         Ok(out)
     }
 

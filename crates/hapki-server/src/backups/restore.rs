@@ -6,7 +6,6 @@
 
 use std::io::{BufReader, Read};
 use std::path::Path;
-use std::sync::Arc;
 
 use hapki_api::node::RootOfTrustSpec;
 use hapki_cluster::restore::AppliedAt;
@@ -162,8 +161,7 @@ fn fill(
         ));
     }
     drop(store);
-    let root = crate::trust::root::open(&spec, &dir);
-    Keyring::install(&dir, Arc::clone(&root), kek_id, kek).map_err(|e| e.to_string())?;
+    Keyring::install(&dir, crate::trust::root::open(&spec, &dir), kek_id, kek).map_err(|e| e.to_string())?;
     Ok(Restored {
         header: header.clone(),
         node_id,

@@ -12,7 +12,6 @@ use hapki_domain::backup::{self, BackupKey};
 use hapki_store::BackupRecord;
 
 use crate::config::BackupConfig;
-use crate::datadir::write_secret;
 use crate::pki::backup::BackupFor;
 use crate::pki::Pki;
 
@@ -80,9 +79,12 @@ async fn take(
     let job = Arc::new(job);
     let (writer_job, path) = (job.clone(), partial.clone());
     let written = tokio::task::spawn_blocking(move || -> Result<_, String> {
-        write_secret(&path, b"").map_err(|e| e.to_string())?;
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| e.to_string())?;
         let (out, written) = writer_job
