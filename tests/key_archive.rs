@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
+use common::secrets::{assert_nowhere, key_encodings};
 use common::{openssl, stderr, Cluster, Node};
 
 /// A new token of `role`, made on `node`.
@@ -34,39 +34,6 @@ fn refused_as(node: &Node, token: &str, args: &[&str], exit: i32, needle: &str) 
     let out = node.cli_with_token(args, Some(token));
     assert_eq!(out.status.code(), Some(exit), "hapki {args:?}: {}", stderr(&out));
     assert!(stderr(&out).contains(needle), "hapki {args:?}: {}", stderr(&out));
-}
-
-/// The DER forms of the private key in PEM file `key`: PKCS#8, and for an EC key also
-/// SEC1 and the bare scalar, as `openssl` writes them.
-fn key_encodings(work: &Path, key: &Path) -> Vec<Vec<u8>> {
-    let der = work.join("probe.der");
-    let mut out: Vec<Vec<u8>> = ["pkey", "ec"]
-        .iter()
-        .map(|tool| {
-            let (key, der_arg) = (key.display().to_string(), der.display().to_string());
-            let (ok, log) = openssl(work, &[tool, "-in", &key, "-outform", "DER", "-out", &der_arg]);
-            assert!(ok, "{log}");
-            std::fs::read(&der).expect("the key's DER")
-        })
-        .collect();
-    // ECPrivateKey: SEQUENCE, INTEGER 1, OCTET STRING (32) with the scalar.
-    let scalar = out[1][7..39].to_vec();
-    out.push(scalar);
-    out
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]
@@ -260,16 +227,6 @@ fn a_key_archived_on_one_node_is_recovered_with_two_approvals_across_the_cluster
     // No archived key is on any disk in plaintext, in any encoding.
     let mut secrets = key_encodings(work, &key);
     secrets.extend(key_encodings(work, &gen.with_extension("key")));
-    for node in &cluster.nodes {
-        for file in files(&node.data()) {
-            let bytes = std::fs::read(&file).unwrap_or_default();
-            for s in &secrets {
-                assert!(
-                    !bytes.windows(s.len()).any(|w| w == s.as_slice()),
-                    "{} holds an archived key in plaintext",
-                    file.display()
-                );
-            }
-        }
-    }
+    let dirs: Vec<_> = cluster.nodes.iter().map(|n| n.data()).collect();
+    assert_nowhere(&dirs, &secrets);
 }

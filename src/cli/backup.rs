@@ -239,7 +239,7 @@ fn show_header(output: Output, h: &Header, mut fields: Vec<(&str, String)>) {
         for (k, v) in &all {
             if matches!(
                 *k,
-                "written to" | "bytes" | "key" | "key written to" | "key encrypted to"
+                "written to" | "bytes" | "key" | "key written to" | "key encrypted to" | "restored digest"
             ) {
                 o.insert(k.replace(' ', "_"), serde_json::Value::String(v.clone()));
             }
@@ -269,6 +269,7 @@ async fn restore(ctx: &Ctx, file: &Path, key_file: &Path, node: NodeArgs) -> Cli
         ("restored into", dir.clone()),
         ("node", hapki_api::node_id_hex(restored.node_id)),
         ("rows", restored.rows.to_string()),
+        ("restored digest", restored.digest.clone()),
     ];
     let mut start = format!("hapki server --data-dir {dir} --listen {}", cfg.listen);
     if let Some(h) = cfg.http_listen {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod refusals;
+pub mod secrets;
 pub mod softhsm;
 
 use std::net::TcpListener;
@@ -15,13 +16,29 @@ use std::time::{Duration, Instant};
 
 pub const HAPKI: &str = env!("CARGO_BIN_EXE_hapki");
 
-/// A free TCP port on 127.0.0.1 (bound once, then released).
+/// A free TCP port on 127.0.0.1, drawn below the kernel's ephemeral range
+/// (32768 and up on Linux) so that no outgoing connection of a running test takes
+/// it between this check and the server's bind; each test process starts from its
+/// own point in the range and walks on from there.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let seed = {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        (std::process::id().wrapping_mul(7919) ^ nanos) % SPAN
+    };
+    let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {LOW} and {}", LOW + SPAN);
 }
 
 /// Polls `cond` until it holds or `timeout` passes.
@@ -125,17 +142,35 @@ impl Node {
     fn launch_with_env(config: Option<&str>, env: &[(&str, &str)]) -> Node {
         let mut node = Self::unstarted(env);
         if let Some(extra) = config {
-            let toml = format!(
-                "data_dir = \"{}\"\nlisten = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n{}\n",
-                node.data().display(),
-                node.https,
-                node.http,
-                extra.replace("{channel}", &node.channel.to_string())
-            );
-            std::fs::write(node.dir.path().join("node.toml"), toml).expect("write node.toml");
+            node.write_config(extra);
         }
         node.spawn();
         node
+    }
+
+    /// A node whose `node.toml` (with a cluster channel and `extra`) is written but whose
+    /// server is not started: for commands that prepare a data directory first, such as
+    /// `hapki backup restore --config node.toml`. Start it with [`Node::start_server`].
+    pub fn configured(extra: &str) -> Node {
+        let node = Self::unstarted(&[]);
+        node.write_config(&format!("cluster_listen = \"127.0.0.1:{{channel}}\"\n{extra}"));
+        node
+    }
+
+    /// Starts the server of a [`Node::configured`] node and waits until it serves.
+    pub fn start_server(&mut self) {
+        self.spawn();
+    }
+
+    fn write_config(&self, extra: &str) {
+        let toml = format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n{}\n",
+            self.data().display(),
+            self.https,
+            self.http,
+            extra.replace("{channel}", &self.channel.to_string())
+        );
+        std::fs::write(self.dir.path().join("node.toml"), toml).expect("write node.toml");
     }
 
     /// A fresh node's bootstrap token.
@@ -209,12 +244,21 @@ impl Node {
     /// Waits until the server printed its banner and accepts connections.
     pub fn wait_ready(&mut self) {
         let port = self.https;
-        wait_for("the node to serve", Duration::from_secs(60), || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("hapki server exited early ({status}):\n{}", self.log());
             }
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && self.log().contains(" is ready")
-        });
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && self.log().contains(" is ready") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node on port {port} did not serve within 60 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The server's output so far.

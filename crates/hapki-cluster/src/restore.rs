@@ -37,6 +37,13 @@ pub fn applied_at(txn: &ReadTransaction) -> Result<Option<AppliedAt>, BoxErr> {
     }))
 }
 
+/// Records `at` as the applied position inside `txn`, as the state machine does with
+/// each entry it applies; for a replica that applies commands without Raft.
+pub fn mark_applied(txn: &redb::WriteTransaction, at: AppliedAt) -> Result<(), BoxErr> {
+    let log_id = LogId::new(openraft::CommittedLeaderId::new(at.term, at.leader), at.index);
+    crate::state_machine::set_applied(txn, &log_id, None)
+}
+
 /// Fills the empty `store` with the snapshot read from `input` (see
 /// [`hapki_store::import_state`]) as applied at `at`, with node `node` at `addr` the only
 /// voter, and writes the current snapshot into `snapshot_dir`. Returns the rows read.

@@ -126,8 +126,15 @@ mod local {
             let fail = |e: hapki_store::StoreError| ProposeError::Raft(e.to_string());
             let txn = self.store.begin_apply().map_err(fail)?;
             let result = hapki_store::apply(&txn, &command).map_err(fail)?;
+            let index = self.index.load(Ordering::SeqCst) + 1;
+            let at = hapki_cluster::restore::AppliedAt {
+                term: 1,
+                leader: self.node_id(),
+                index,
+            };
+            hapki_cluster::restore::mark_applied(&txn, at).map_err(|e| ProposeError::Raft(e.to_string()))?;
             txn.commit().map_err(|e| ProposeError::Raft(e.to_string()))?;
-            let index = self.index.fetch_add(1, Ordering::SeqCst) + 1;
+            self.index.store(index, Ordering::SeqCst);
             if result == CommandResult::Applied {
                 let _ = self.applied.send(Applied {
                     index,

@@ -109,3 +109,93 @@ impl Write for HoldBack {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+    use hapki_domain::backup::{self, BackupKey};
+    use hapki_store::Role;
+    use serde_json::json;
+
+    use crate::testing::{refused, Api};
+
+    fn key() -> BackupKey {
+        BackupKey::from_bytes([7; 32])
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_admin_receives_a_backup_that_opens_with_its_key_and_is_recorded() {
+        let api = Api::new().await;
+        let before = api.digest();
+        let a = api.post("/v1/backups", &json!({"key": key().to_text()})).await;
+        assert_eq!(a.status.as_u16(), 200, "{:?}", a.body);
+        assert_eq!(
+            a.headers[axum::http::header::CONTENT_LENGTH].to_str().unwrap(),
+            a.bytes.len().to_string()
+        );
+        let id = a.headers[super::ID_HEADER].to_str().unwrap().to_string();
+        let (header, mut reader) = backup::open(std::io::Cursor::new(&a.bytes), &key()).unwrap();
+        assert_eq!(header.id, id);
+        assert_eq!(header.digest, before, "the backup holds the state as it was");
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut plain).unwrap();
+        assert!(!plain.is_empty());
+        assert!(
+            backup::open(std::io::Cursor::new(&a.bytes), &BackupKey::from_bytes([8; 32])).is_err(),
+            "another key does not open it"
+        );
+        let list = api.get("/v1/backups").await;
+        assert_eq!(list.status.as_u16(), 200, "{:?}", list.body);
+        let rows = list.body["backups"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{:?}", list.body);
+        assert_eq!(rows[0]["id"], id.as_str());
+        assert_eq!(rows[0]["size"], a.bytes.len() as u64);
+        assert_eq!(rows[0]["taken_by"], "admin");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn weaker_tokens_and_bad_requests_are_refused_and_change_nothing() {
+        let api = Api::new().await;
+        let weaker = [
+            (Role::Agent, api.token(Role::Agent).await),
+            (Role::Requester, api.token(Role::Requester).await),
+        ];
+        let before = api.digest();
+        let body = json!({"key": key().to_text()});
+        for (role, token) in weaker {
+            let a = api.call(Method::POST, "/v1/backups", Some(&token), Some(&body)).await;
+            refused(role.name(), &a, 403, "forbidden", "may not");
+            let a = api.call(Method::GET, "/v1/backups", Some(&token), None).await;
+            refused(role.name(), &a, 403, "forbidden", "may not");
+        }
+        let a = api.call(Method::POST, "/v1/backups", None, Some(&body)).await;
+        refused("no token", &a, 401, "unauthorized", "token");
+        let fp = "ab".repeat(32);
+        for (case, req, says) in [
+            ("no key", json!({}), "key"),
+            ("a key that is not one", json!({"key": "hbk_short"}), "key"),
+            ("a key of another kind", json!({"key": "hpk_AAAA"}), "key"),
+            (
+                "a recipient without its fingerprint",
+                json!({"key": key().to_text(), "recipient": "a.b.c.d.e"}),
+                "go together",
+            ),
+            (
+                "a recipient that is not a JWE",
+                json!({"key": key().to_text(), "recipient": "not a jwe", "recipient_fingerprint": fp}),
+                "JWE",
+            ),
+            (
+                "a fingerprint that is not hex",
+                json!({"key": key().to_text(), "recipient": "a.b.c.d.e", "recipient_fingerprint": "zz"}),
+                "64 hex digits",
+            ),
+            ("an unknown field", json!({"key": key().to_text(), "other": 1}), "other"),
+        ] {
+            let a = api.post("/v1/backups", &req).await;
+            refused(case, &a, 400, "invalid_request", says);
+        }
+        assert_eq!(api.digest(), before);
+        assert_eq!(api.get("/v1/backups").await.body["backups"], json!([]));
+    }
+}

@@ -52,6 +52,8 @@ pub struct Restored {
     pub header: Header,
     pub node_id: u64,
     pub rows: u64,
+    /// The digest of the restored state, computed from the new store (the header's).
+    pub digest: String,
 }
 
 /// Reads the header of a backup file without its key.
@@ -166,6 +168,7 @@ fn fill(
         header: header.clone(),
         node_id,
         rows,
+        digest,
     })
 }
 

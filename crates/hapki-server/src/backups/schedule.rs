@@ -72,7 +72,9 @@ async fn take(
             recipient: Some((jwe, fingerprint.clone())),
         })
         .map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&cfg.dir).map_err(|e| format!("cannot create it: {e}"))?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&cfg.dir)
+        .map_err(|e| format!("cannot create it: {e}"))?;
     let h = job.header();
     let name = format!("{}{}-{:012}-{}.hbk", PREFIX, h.cluster_id, h.index, h.id);
     let partial = cfg.dir.join(format!(".{name}.partial"));

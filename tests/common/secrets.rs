@@ -1,0 +1,76 @@
+//! Looking for private keys in plaintext on disk: every encoding `openssl` writes of
+//! a key, searched for in every file under a directory.
+
+use std::path::{Path, PathBuf};
+
+use super::openssl;
+
+/// The DER forms of the private key in PEM file `key`: PKCS#8, and for an EC key also
+/// SEC1 and the bare scalar, as `openssl` writes them.
+pub fn key_encodings(work: &Path, key: &Path) -> Vec<Vec<u8>> {
+    let der = work.join("probe.der");
+    let mut out: Vec<Vec<u8>> = ["pkey", "ec"]
+        .iter()
+        .map(|tool| {
+            let (key, der_arg) = (key.display().to_string(), der.display().to_string());
+            let (ok, log) = openssl(work, &[tool, "-in", &key, "-outform", "DER", "-out", &der_arg]);
+            assert!(ok, "{log}");
+            std::fs::read(&der).expect("the key's DER")
+        })
+        .collect();
+    // ECPrivateKey: SEQUENCE, INTEGER 1, OCTET STRING (32) with the scalar.
+    let scalar = out[1][7..39].to_vec();
+    out.push(scalar);
+    let _ = std::fs::remove_file(&der);
+    out
+}
+
+/// Splits a PEM file holding several private keys (as `openssl pkcs12 -nodes` writes
+/// them) into one file per key next to it; returns those files.
+pub fn split_keys(pem: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string(pem).expect("the keys' PEM");
+    let end = "-----END PRIVATE KEY-----";
+    text.split_inclusive(end)
+        .filter_map(|part| part.find("-----BEGIN PRIVATE KEY-----").map(|at| &part[at..]))
+        .enumerate()
+        .map(|(i, key)| {
+            let path = pem.with_extension(format!("{i}.pem"));
+            std::fs::write(&path, format!("{key}\n")).expect("write one key");
+            path
+        })
+        .collect()
+}
+
+/// Every file under `dir`, recursively.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Fails naming the first of `paths` (files, or directories searched recursively) that
+/// holds one of `secrets`.
+#[track_caller]
+pub fn assert_nowhere(paths: &[PathBuf], secrets: &[Vec<u8>]) {
+    assert!(!secrets.is_empty(), "no secrets to look for");
+    for path in paths {
+        let all = if path.is_dir() { files(path) } else { vec![path.clone()] };
+        for file in all {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            for s in secrets {
+                assert!(
+                    !bytes.windows(s.len()).any(|w| w == s.as_slice()),
+                    "{} holds a private key in plaintext",
+                    file.display()
+                );
+            }
+        }
+    }
+}
