@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Global client options come from
 //! flags, then `HAPKI_*` environment variables, then `~/.config/hapki/config.toml`.
 
+mod audit;
 mod backup;
 mod bench;
 mod ca;
@@ -128,6 +129,9 @@ enum Command {
     /// Encrypted backups of the whole state: create, inspect, list, restore
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// The signed audit log: list, export, verify
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// This node's status and state digest
     Status,
     /// The cluster: members, roles, replicated and node-local data
@@ -248,6 +252,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Token(c) => misc::run_token(&ctx, c).await,
         Command::Key(c) => keys::run(&ctx, c).await,
         Command::Backup(c) => backup::run(&ctx, c).await,
+        Command::Audit(c) => audit::run(&ctx, c).await,
         Command::Status => misc::status(&ctx).await,
         Command::Cluster(c) => cluster::run(&ctx, c).await,
         Command::Node(c) => node::run(&ctx, c).await,

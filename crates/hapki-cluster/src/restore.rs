@@ -67,6 +67,10 @@ pub fn restore(
         let mut meta = txn.open_table(RAFT_META)?;
         meta.insert("last_purged", encode(&log_id).as_slice())?;
         meta.insert("committed", encode(&Some(log_id)).as_slice())?;
+        // A term past the backup's: this node's first election then leads a term that no
+        // leader of the old cluster held, whatever the two nodes' ids.
+        let vote: crate::types::Vote = openraft::Vote::new(at.term + 1, node);
+        meta.insert("vote", encode(&vote).as_slice())?;
     }
     txn.commit()?;
     StateMachine::new(store.clone(), snapshot_dir.to_path_buf())?.build()?;

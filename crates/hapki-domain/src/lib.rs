@@ -3,6 +3,7 @@
 //! and nonces are passed in by the caller, so the same inputs give the same
 //! to-be-signed bytes.
 
+pub mod audit;
 pub mod backup;
 pub mod crl;
 pub mod csr;

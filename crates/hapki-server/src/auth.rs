@@ -33,6 +33,8 @@ pub enum Action {
     RecoverKey,
     /// Take and list backups (they hold every key, sealed under a key the taker gets).
     Backup,
+    /// Read, export and verify the audit log.
+    ReadAudit,
 }
 
 impl Action {
@@ -52,6 +54,7 @@ impl Action {
             Action::ArchiveKey => "archive keys",
             Action::RecoverKey => "recover archived keys",
             Action::Backup => "take backups",
+            Action::ReadAudit => "read the audit log",
         }
     }
 
@@ -65,6 +68,7 @@ impl Action {
                     | Action::ManageTokens
                     | Action::ManageCluster
                     | Action::Backup
+                    | Action::ReadAudit
             ),
             // A requester issues, reads back what it issued and archives its keys (checked
             // per certificate).
@@ -77,6 +81,8 @@ impl Action {
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub token_id: String,
+    /// The token's name (`node` for the node itself), as audit records give it.
+    pub name: String,
     pub role: Role,
     /// Profiles the token may issue with; empty means any its role allows.
     pub profiles: Vec<String>,
@@ -102,6 +108,7 @@ impl Caller {
     pub fn new(token: &str, record: hapki_store::TokenRecord) -> Caller {
         Caller {
             token_id: record.id,
+            name: record.name,
             role: record.role,
             profiles: record.profiles,
             issuers: record.issuers,
@@ -114,11 +121,17 @@ impl Caller {
     pub fn node() -> Caller {
         Caller {
             token_id: "node".into(),
+            name: "node".into(),
             role: Role::Admin,
             profiles: Vec::new(),
             issuers: Vec::new(),
             credential: None,
         }
+    }
+
+    /// Whether this is the node itself, with no client behind it.
+    pub fn is_node(&self) -> bool {
+        self.credential.is_none()
     }
 
     /// On whose behalf a write this caller causes is made, for the leader to check again.
@@ -170,9 +183,52 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, PkiError> {
         .ok_or_else(|| PkiError::unauthenticated("the Authorization header must be `Bearer <token>`"))
 }
 
-/// The caller a request's bearer token names.
+/// The caller a request's bearer token names. A refusal goes to this node's log (not
+/// the replicated audit log), at most one line per [`FAILURE_REPORT_EVERY`].
 pub fn authenticate(pki: &Pki, headers: &HeaderMap) -> Result<Caller, PkiError> {
-    pki.caller(bearer(headers)?)
+    let caller = bearer(headers).and_then(|t| pki.caller(t));
+    if let Err(e) = &caller {
+        FAILURES.note(&e.to_string());
+    }
+    caller
+}
+
+/// How often refused authentications are reported in the node's log, at most.
+pub const FAILURE_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+static FAILURES: FailureLog = FailureLog {
+    state: std::sync::Mutex::new(None),
+};
+
+/// Counts refused authentications and reports them together.
+struct FailureLog {
+    /// When the last line was written, and how many were refused since.
+    state: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
+}
+
+impl FailureLog {
+    fn note(&self, reason: &str) {
+        let now = std::time::Instant::now();
+        let mut state = self.state.lock().expect("failure log lock");
+        match &mut *state {
+            Some((last, count)) if now.duration_since(*last) < FAILURE_REPORT_EVERY => *count += 1,
+            other => {
+                let before = other.map_or(0, |(_, c)| c);
+                tracing::warn!(
+                    "authentication refused: {reason}{}",
+                    if before > 0 {
+                        format!(
+                            " ({before} more refused in the {} s before)",
+                            FAILURE_REPORT_EVERY.as_secs()
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+                *other = Some((now, 0));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -126,9 +126,10 @@ impl Api {
         self.pki.create_token(&Caller::node(), &grant).await.unwrap().token
     }
 
-    /// The state digest; a refusal leaves it as it was.
+    /// The state digest but the audit log's (which records refused attempts too): a
+    /// refusal leaves it as it was.
     pub fn digest(&self) -> String {
-        self.pki.reader().unwrap().digest().unwrap()
+        self.pki.reader().unwrap().digest_without_audit().unwrap()
     }
 
     /// Sends `req` to the HTTPS API.

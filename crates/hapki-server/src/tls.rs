@@ -138,6 +138,18 @@ impl InternalCa {
         )
     }
 
+    /// The certificate of the audit log's signing key.
+    pub fn audit_certificate(&self, cluster_id: &str, spki: SubjectPublicKeyInfoOwned) -> Result<Vec<u8>, PkiError> {
+        self.sign(
+            &format!("O=hapki, OU=cluster {cluster_id}, CN=hapki audit signing"),
+            Vec::new(),
+            spki,
+            vec![KeyUsageBit::DigitalSignature, KeyUsageBit::ContentCommitment],
+            Vec::new(),
+            INTERNAL_CA_DAYS,
+        )
+    }
+
     fn sign(
         &self,
         subject: &str,

@@ -85,20 +85,22 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         Command::AdmitNode { node } => admit_node(txn, node),
         Command::RemoveNode { id, at } => remove_node(txn, *id, *at),
         Command::LeaseSerials { node, size } => lease_serials(txn, *node, *size),
-        Command::RotateKek {
-            from,
-            to,
-            issuers,
-            internal_ca,
-        } => crate::kek::rotate(txn, *from, *to, issuers, internal_ca, None),
-        Command::RotateKekWithArchive {
-            from,
-            to,
-            issuers,
-            internal_ca,
-            archived,
-            transport,
-        } => crate::kek::rotate(txn, *from, *to, issuers, internal_ca, Some((archived, transport))),
+        Command::RotateKek { .. } | Command::RotateKekWithArchive { .. } => {
+            if let Some(refusal) = crate::audit::rewrap_key(txn, &None)? {
+                return Ok(CommandResult::reject(RejectCode::Conflict, refusal));
+            }
+            rotate(txn, cmd)
+        }
+        Command::RotateKekWithAudit { rotation, audit } => {
+            if let Some(refusal) = crate::audit::check_rewrap(txn, audit, rotation)? {
+                return Ok(CommandResult::reject(RejectCode::Conflict, refusal));
+            }
+            let result = rotate(txn, rotation)?;
+            if result == CommandResult::Applied {
+                crate::audit::rewrap_key(txn, &Some(audit.clone()))?;
+            }
+            Ok(result)
+        }
         Command::SetArchiveTransport { transport } => crate::archive::set_transport(txn, transport),
         Command::ArchiveKey { key } => crate::archive::archive_key(txn, key),
         Command::IssueAndArchive {
@@ -118,6 +120,34 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         Command::ApproveRecovery { id, approval } => crate::archive::approve_recovery(txn, id, approval),
         Command::FetchRecovery { id, by, at } => crate::archive::fetch_recovery(txn, id, by, *at),
         Command::RecordBackup { backup } => crate::backups::record(txn, backup),
+        Command::Audited { meta, command } => crate::audit::audited(txn, meta, command),
+        Command::AuditEvent { meta, action, object } => crate::audit::event(txn, meta, action, object),
+        Command::SealAudit { seal } => crate::audit::seal(txn, seal),
+        Command::SetAuditKey { key } => crate::audit::set_key(txn, key),
+    }
+}
+
+/// A KEK rotation's own part: every issuer, the internal CA, and the archive.
+fn rotate(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, StoreError> {
+    match cmd {
+        Command::RotateKek {
+            from,
+            to,
+            issuers,
+            internal_ca,
+        } => crate::kek::rotate(txn, *from, *to, issuers, internal_ca, None),
+        Command::RotateKekWithArchive {
+            from,
+            to,
+            issuers,
+            internal_ca,
+            archived,
+            transport,
+        } => crate::kek::rotate(txn, *from, *to, issuers, internal_ca, Some((archived, transport))),
+        other => Ok(CommandResult::reject(
+            RejectCode::Invalid,
+            format!("{} is not a KEK rotation", other.kind()),
+        )),
     }
 }
 

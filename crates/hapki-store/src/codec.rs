@@ -238,15 +238,56 @@ mod tests {
                     recipient: Some("r".into()),
                 },
             },
+            Command::Audited {
+                meta: audit_meta(),
+                command: Box::new(Command::RevokeToken { id: "0123".into() }),
+            },
+            Command::AuditEvent {
+                meta: audit_meta(),
+                action: "export_ca".into(),
+                object: "issuer aa".into(),
+            },
+            Command::SealAudit {
+                seal: hapki_domain::audit::Seal {
+                    seq: 3,
+                    hash: "ab".into(),
+                    at: 4,
+                    signature: "c2ln".into(),
+                },
+            },
+            Command::SetAuditKey {
+                key: crate::AuditKeyRecord {
+                    cert_der: vec![0x30, 0],
+                    wrapped_key: sealed(0, 8),
+                },
+            },
+            Command::RotateKekWithAudit {
+                rotation: Box::new(Command::RotateKek {
+                    from: 0,
+                    to: 1,
+                    issuers: Vec::new(),
+                    internal_ca: None,
+                }),
+                audit: sealed(1, 9),
+            },
         ]
+    }
+
+    fn audit_meta() -> crate::AuditMeta {
+        crate::AuditMeta {
+            at: 5,
+            actor: Some("t1".into()),
+            actor_name: "alice".into(),
+            node: 1,
+        }
     }
 
     #[test]
     fn every_command_and_record_round_trips() {
         let commands = every_command();
         let kinds: BTreeSet<&str> = commands.iter().map(Command::kind).collect();
-        // Both rotations are `rotate_kek`.
-        assert_eq!(kinds.len(), 25, "one of each command: {kinds:?}");
+        // The three rotations are `rotate_kek`; an audited command is its command's kind.
+        assert_eq!(kinds.len(), 28, "one of each command: {kinds:?}");
         for command in &commands {
             round_trips(command);
         }

@@ -119,9 +119,40 @@ pub enum Command {
     },
     /// Records a backup that was taken; refused if its id is recorded.
     RecordBackup { backup: crate::backups::BackupRecord },
+    /// Applies `command` and appends a record of it, with its outcome, to the audit log.
+    Audited {
+        meta: crate::audit::AuditMeta,
+        command: Box<Command>,
+    },
+    /// Appends a record of an action that changes nothing else (a CA key exported).
+    AuditEvent {
+        meta: crate::audit::AuditMeta,
+        action: String,
+        object: String,
+    },
+    /// Records the audit key's signature over the head of the audit log.
+    SealAudit { seal: hapki_domain::audit::Seal },
+    /// Sets the audit signing key, once.
+    SetAuditKey { key: crate::audit::AuditKeyRecord },
+    /// A rotation ([`Command::RotateKek`] or [`Command::RotateKekWithArchive`]) that also
+    /// seals the audit key anew; a state with an audit key takes no other.
+    RotateKekWithAudit {
+        rotation: Box<Command>,
+        audit: hapki_domain::wrap::Wrapped,
+    },
 }
 
 impl Command {
+    /// The command that takes effect: the one inside an audited command or a rotation that
+    /// also seals the audit key, otherwise this one. Listeners of applied commands match on it.
+    pub fn inner(&self) -> &Command {
+        match self {
+            Command::Audited { command, .. } => command.inner(),
+            Command::RotateKekWithAudit { rotation, .. } => rotation.inner(),
+            other => other,
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -151,6 +182,11 @@ impl Command {
             Command::FetchRecovery { .. } => "fetch_recovery",
             Command::RotateKekWithArchive { .. } => "rotate_kek",
             Command::RecordBackup { .. } => "record_backup",
+            Command::Audited { command, .. } => command.kind(),
+            Command::AuditEvent { .. } => "audit_event",
+            Command::SealAudit { .. } => "seal_audit",
+            Command::SetAuditKey { .. } => "set_audit_key",
+            Command::RotateKekWithAudit { .. } => "rotate_kek",
         }
     }
 }
@@ -166,6 +202,18 @@ pub enum RejectCode {
     Invalid,
     /// The command's author may not do this to this object (e.g. approve its own request).
     Forbidden,
+}
+
+impl RejectCode {
+    /// The name audit records give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectCode::Conflict => "conflict",
+            RejectCode::NotFound => "not_found",
+            RejectCode::Invalid => "invalid",
+            RejectCode::Forbidden => "forbidden",
+        }
+    }
 }
 
 /// The outcome of applying one command.

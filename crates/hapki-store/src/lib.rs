@@ -7,6 +7,7 @@
 
 mod apply;
 pub mod archive;
+pub mod audit;
 pub mod backups;
 pub mod codec;
 pub mod command;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadTransaction, WriteTransaction};
 
 pub use archive::{Approval, ArchiveSource, ArchivedKey, RecoveryPolicy, RecoveryRequest, TransportRecord};
+pub use audit::{AuditKeyRecord, AuditMeta};
 pub use backups::BackupRecord;
 pub use command::{Command, CommandResult, RejectCode};
 pub use migrate::{Migrated, Upgrade};

@@ -277,9 +277,20 @@ impl StateReader {
     /// SHA-256 over every state-machine table, in a fixed order: equal on two
     /// replicas exactly when they hold the same data.
     pub fn digest(&self) -> Result<String, StoreError> {
+        self.digest_of(|_| true)
+    }
+
+    /// The digest of everything but the audit log: what a refused request leaves as it
+    /// was (the audit log records refused attempts too).
+    pub fn digest_without_audit(&self) -> Result<String, StoreError> {
+        let audit = [SM_AUDIT, SM_AUDIT_SEALS].map(|t| redb::TableHandle::name(&t).to_string());
+        self.digest_of(|t| !audit.iter().any(|a| a == redb::TableHandle::name(&t)))
+    }
+
+    fn digest_of(&self, include: impl Fn(SmTable) -> bool) -> Result<String, StoreError> {
         let mut ctx = digest::Context::new(&digest::SHA256);
         for (i, table) in SM_TABLES.into_iter().enumerate() {
-            if i >= SM_TABLES_ALWAYS_DIGESTED && self.txn.open_table(table)?.is_empty()? {
+            if !include(table) || (i >= SM_TABLES_ALWAYS_DIGESTED && self.txn.open_table(table)?.is_empty()?) {
                 continue;
             }
             ctx.update(redb::TableHandle::name(&table).as_bytes());

@@ -41,6 +41,11 @@ pub const SM_RECOVERIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("s
 /// Backup id → [`crate::backups::BackupRecord`].
 pub const SM_BACKUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_backups");
 
+/// Position (8 bytes, big-endian) → [`hapki_domain::audit::Record`]: the audit log.
+pub const SM_AUDIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_audit");
+/// Position (8 bytes, big-endian) → [`hapki_domain::audit::Seal`] of the record there.
+pub const SM_AUDIT_SEALS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_audit_seals");
+
 /// Raft log: index → entry ([`crate::codec`]).
 pub const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 /// Raft bookkeeping: `vote`, `committed`, `last_purged`, `applied`, `membership`, `snapshot_meta`.
@@ -52,7 +57,7 @@ pub type SmTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 /// The state-machine tables, in the fixed order snapshots and digests use; new tables go
 /// at the end, and count in the digest only once they hold rows (so that a state without
 /// them digests as it did before they existed).
-pub const SM_TABLES: [SmTable; 12] = [
+pub const SM_TABLES: [SmTable; 14] = [
     SM_META,
     SM_ISSUERS,
     SM_CERTS,
@@ -65,6 +70,8 @@ pub const SM_TABLES: [SmTable; 12] = [
     SM_ARCHIVE,
     SM_RECOVERIES,
     SM_BACKUPS,
+    SM_AUDIT,
+    SM_AUDIT_SEALS,
 ];
 
 /// How many of [`SM_TABLES`] count in the digest even when empty.

@@ -2,6 +2,7 @@
 //! HTTP publication, and the JSON extractor that gives malformed input the same
 //! error shape as everything else.
 
+mod audit;
 mod backups;
 mod ca;
 mod certs;
@@ -45,6 +46,10 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .route("/v1/certs/{serial}", get(certs::get))
         .route("/v1/certs/{serial}/revoke", post(certs::revoke))
         .route("/v1/backups", post(backups::create).get(backups::list))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/export", get(audit::export))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/certificate", get(audit::certificate))
         .route("/v1/ca", get(ca::list))
         .route("/v1/ca/root", post(ca::init_root))
         .route("/v1/ca/intermediate", post(ca::init_intermediate))

@@ -23,7 +23,6 @@ impl Node {
     /// Signs a joining node's CSR.
     pub async fn sign_node_csr(&self, caller: &Caller, csr_pem: &str) -> Result<SignedNode, LifecycleError> {
         caller.may(Action::ManageCluster)?;
-        let origin = &caller.origin();
         let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
         let csr = parse_and_verify(csr_pem.as_bytes())?;
         let mut id = None;
@@ -78,8 +77,8 @@ impl Node {
             .spki
             .to_der()
             .map_err(|e| LifecycleError::internal(format!("encoding the node key: {e}")))?;
-        pki.propose(
-            origin,
+        pki.propose_as(
+            caller,
             Command::AdmitNode {
                 node: NodeRecord {
                     id,
@@ -164,14 +163,14 @@ impl Node {
         let settings_changed =
             change.voters_target.is_some() || change.serial_mode.is_some() || change.serial_range.is_some();
         if settings_changed {
-            pki.propose(origin, Command::PutSettings { settings }).await?;
+            pki.propose_as(caller, Command::PutSettings { settings }).await?;
         }
         if let Some(approvals) = change.recovery_approvals {
             let policy = hapki_store::RecoveryPolicy {
                 approvals,
                 ..pki.recovery_policy()?
             };
-            pki.propose(origin, Command::SetRecoveryPolicy { policy }).await?;
+            pki.propose_as(caller, Command::SetRecoveryPolicy { policy }).await?;
         }
         let mut promoted = Vec::new();
         if change.voters_target.is_some() {
@@ -209,7 +208,8 @@ impl Node {
         let admitted = matches!(reader.node(id)?, Some(r) if r.standing == NodeStanding::Admitted);
         if admitted && !self.cluster.members().iter().any(|m| m.id == id) {
             // Certified but never joined: withdraw the admission, so its certificate cannot join.
-            pki.propose(origin, Command::RemoveNode { id, at: pki.now() }).await?;
+            pki.propose_as(caller, Command::RemoveNode { id, at: pki.now() })
+                .await?;
             tracing::info!("withdrew the admission of node {id:016x}, which never joined");
             return Ok(MembershipOutcome::default());
         }
@@ -217,7 +217,8 @@ impl Node {
             .cluster
             .change_membership(origin, MembershipChange::Remove { id, voters_target })
             .await?;
-        pki.propose(origin, Command::RemoveNode { id, at: pki.now() }).await?;
+        pki.propose_as(caller, Command::RemoveNode { id, at: pki.now() })
+            .await?;
         tracing::info!("removed node {id:016x} from the cluster");
         Ok(outcome)
     }

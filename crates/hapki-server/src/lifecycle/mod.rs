@@ -394,7 +394,7 @@ async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
     let mut rx = pki.cluster.subscribe();
     loop {
         match rx.recv().await {
-            Ok(applied) => match applied.command.as_ref() {
+            Ok(applied) => match applied.command.inner() {
                 Command::Bootstrap { .. }
                 | Command::AddIssuer { .. }
                 | Command::InstallIssuerCert { .. }
@@ -410,6 +410,7 @@ async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
                         tracing::error!("after a KEK rotation: {}", e);
                     }
                     pki.invalidate();
+                    pki.forget_audit_signer();
                 }
                 _ => {}
             },

@@ -17,7 +17,7 @@ use super::peer::{paths, KekTransfer};
 use super::LifecycleError;
 use super::Node;
 use crate::auth::{Action, Caller};
-use crate::pki::{archived_context, Pki, TRANSPORT_CONTEXT};
+use crate::pki::{archived_context, Pki, AUDIT_CONTEXT, TRANSPORT_CONTEXT};
 use crate::rand;
 
 const OFFER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -58,20 +58,25 @@ impl Node {
             internal_ca,
             archived,
             transport,
+            audit,
             keys,
         } = rewrap(&pki, to)?;
-        pki.propose(
-            origin,
-            Command::RotateKekWithArchive {
-                from,
-                to,
-                issuers,
-                internal_ca,
-                archived,
-                transport,
+        let rotation = Command::RotateKekWithArchive {
+            from,
+            to,
+            issuers,
+            internal_ca,
+            archived,
+            transport,
+        };
+        let command = match audit {
+            Some(audit) => Command::RotateKekWithAudit {
+                rotation: Box::new(rotation),
+                audit,
             },
-        )
-        .await?;
+            None => rotation,
+        };
+        pki.propose(origin, pki.audited(caller, command)).await?;
         tracing::info!("rotated the cluster KEK from {from} to {to}: {keys} keys sealed anew");
         Ok(Rotation {
             from,
@@ -126,6 +131,7 @@ struct Rewrapped {
     internal_ca: Option<Wrapped>,
     archived: Vec<(Serial, Wrapped)>,
     transport: Option<Wrapped>,
+    audit: Option<Wrapped>,
     keys: usize,
 }
 
@@ -158,11 +164,16 @@ fn rewrap(pki: &Pki, to: u32) -> Result<Rewrapped, LifecycleError> {
         Some(t) => Some(again(TRANSPORT_CONTEXT.into(), &t.wrapped_key)?),
         None => None,
     };
+    let audit = match reader.audit_key()? {
+        Some(a) => Some(again(AUDIT_CONTEXT.into(), &a.wrapped_key)?),
+        None => None,
+    };
     Ok(Rewrapped {
         issuers,
         internal_ca,
         archived,
         transport,
+        audit,
         keys,
     })
 }

@@ -151,7 +151,7 @@ impl Pki {
             })
             .await??;
         let key = self.archived_record(caller, &serial, &pkcs8, ArchiveSource::Client)?;
-        self.propose(&caller.origin(), Command::ArchiveKey { key: key.clone() })
+        self.propose_as(caller, Command::ArchiveKey { key: key.clone() })
             .await?;
         Ok(view(&key, &cert))
     }

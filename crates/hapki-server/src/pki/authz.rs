@@ -80,6 +80,30 @@ impl Pki {
     fn authorize_forwarded(&self, token: &str, command: &Command) -> Result<(), PkiError> {
         let caller = self.caller(token)?;
         let action = match command {
+            Command::Audited { meta, command } => {
+                if meta.actor.as_deref() != Some(caller.token_id.as_str()) {
+                    return Err(PkiError::forbidden(
+                        "a forwarded audit record must name the token that asked",
+                    ));
+                }
+                return self.authorize_forwarded(token, command);
+            }
+            Command::AuditEvent { meta, action, .. } => {
+                if meta.actor.as_deref() != Some(caller.token_id.as_str()) {
+                    return Err(PkiError::forbidden(
+                        "a forwarded audit record must name the token that asked",
+                    ));
+                }
+                match action.as_str() {
+                    "export_ca" => Action::ManageCa,
+                    other => {
+                        return Err(PkiError::forbidden(format!(
+                            "no client records an audit event '{other}'"
+                        )))
+                    }
+                }
+            }
+            Command::RotateKekWithAudit { .. } => Action::ManageCluster,
             Command::IssueCert { cert, .. } => {
                 if cert.requested_by.as_deref() != Some(caller.token_id.as_str()) {
                     return Err(PkiError::forbidden(
@@ -155,7 +179,9 @@ impl Pki {
             Command::Bootstrap { .. }
             | Command::SetInternalCa { .. }
             | Command::LeaseSerials { .. }
-            | Command::SetArchiveTransport { .. } => {
+            | Command::SetArchiveTransport { .. }
+            | Command::SealAudit { .. }
+            | Command::SetAuditKey { .. } => {
                 return Err(PkiError::forbidden(format!(
                     "{} is made by nodes, never on a client's behalf",
                     command.kind()
@@ -181,6 +207,9 @@ fn node_may_propose(from: NodeId, command: &Command) -> Result<(), String> {
         | Command::SetArchiveTransport { .. } => Ok(()),
         // The leader's scheduled backups.
         Command::RecordBackup { backup } if backup.taken_by.is_none() => Ok(()),
+        // The audit log's seals and key; what a member does on its own, recorded as the node's.
+        Command::SealAudit { .. } | Command::SetAuditKey { .. } => Ok(()),
+        Command::Audited { meta, command } if meta.actor.is_none() => node_may_propose(from, command),
         other => Err(format!(
             "a member may not propose {} on its own; it needs the token of the client that asked",
             other.kind()

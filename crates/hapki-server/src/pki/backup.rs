@@ -7,7 +7,6 @@ use std::io::Write;
 
 use aws_lc_rs::digest;
 use hapki_api::backups as wire;
-use hapki_cluster::Origin;
 use hapki_domain::backup::{self, BackupKey, Header};
 use hapki_store::{BackupRecord, Command, StateReader};
 
@@ -28,7 +27,7 @@ pub struct BackupJob {
     key: BackupKey,
     /// The exact length of the file.
     pub len: u64,
-    origin: Origin,
+    caller: Caller,
     taken_by: Option<String>,
     taken_by_name: String,
     recipient_fingerprint: Option<String>,
@@ -115,7 +114,7 @@ impl Pki {
             header,
             key: target.key,
             len,
-            origin: caller.origin(),
+            caller: caller.clone(),
             taken_by,
             taken_by_name,
             recipient_fingerprint,
@@ -145,7 +144,7 @@ impl Pki {
             file,
             recipient: job.recipient_fingerprint.clone(),
         };
-        self.propose(&job.origin, Command::RecordBackup { backup: record.clone() })
+        self.propose_as(&job.caller, Command::RecordBackup { backup: record.clone() })
             .await?;
         tracing::warn!(
             "backup {} of index {} taken by {} ({} bytes)",

@@ -65,8 +65,8 @@ impl Pki {
         let spec = CertSpec::self_signed_ca(Serial::from_random(self.random()), validity, subject, key.spki(), None);
         let cert_der = build_certificate(None, Some(&key), &spec)?;
         let record = self.issuer_record(&key, cert_der, vec![], now)?;
-        self.propose(
-            &caller.origin(),
+        self.propose_as(
+            caller,
             Command::AddIssuer {
                 issuer: record.clone(),
                 make_default: req.default,
@@ -95,8 +95,8 @@ impl Pki {
             created_at: self.now(),
             not_after: 0,
         };
-        self.propose(
-            &caller.origin(),
+        self.propose_as(
+            caller,
             Command::AddIssuer {
                 issuer: record,
                 make_default: false,
@@ -130,8 +130,8 @@ impl Pki {
         let mut chain = certs;
         let cert_der = chain.remove(0);
         let full = self.issuer_record(&key, cert_der, chain, record.created_at)?;
-        self.propose(
-            &caller.origin(),
+        self.propose_as(
+            caller,
             Command::InstallIssuerCert {
                 id: id.to_string(),
                 cert_der: full.cert_der.clone(),
@@ -177,8 +177,8 @@ impl Pki {
         if let Some(signer) = others.iter().find(|e| e.alias.starts_with(OCSP_ALIAS)) {
             record.ocsp = Some(self.imported_ocsp_signer(&record, signer)?);
         }
-        self.propose(
-            &caller.origin(),
+        self.propose_as(
+            caller,
             Command::AddIssuer {
                 issuer: record.clone(),
                 make_default: req.default,
@@ -249,6 +249,9 @@ impl Pki {
                 hapki_domain::pkcs12::write_entries(&entries, &password)
             })
             .await??;
+        // Recorded in the audit log before the keys leave the node.
+        self.audit_event(caller, "export_ca", format!("issuer {id} ({})", names.join(", ")))
+            .await?;
         tracing::warn!(
             "token {} exported the keys of issuer {id} ({})",
             caller.token_id,
@@ -306,7 +309,7 @@ impl Pki {
     /// Makes issuer `id` the one that signs when a request names none.
     pub async fn set_default_issuer(&self, caller: &Caller, id: &str) -> Result<DefaultIssuer, PkiError> {
         caller.may(Action::ManageCa)?;
-        self.propose(&caller.origin(), Command::SetDefaultIssuer { id: id.to_string() })
+        self.propose_as(caller, Command::SetDefaultIssuer { id: id.to_string() })
             .await?;
         Ok(DefaultIssuer {
             default: id.to_string(),

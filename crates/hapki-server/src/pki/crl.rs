@@ -66,12 +66,15 @@ impl Pki {
             .cluster
             .propose(
                 &caller.origin(),
-                Command::Revoke {
-                    serial: *serial,
-                    reason,
-                    at,
-                    idempotency_key,
-                },
+                self.audited(
+                    caller,
+                    Command::Revoke {
+                        serial: *serial,
+                        reason,
+                        at,
+                        idempotency_key,
+                    },
+                ),
             )
             .await?
         {

@@ -258,7 +258,11 @@ impl Pki {
                     idempotency_key,
                 },
             };
-            match self.cluster.propose(&caller.origin(), command).await? {
+            match self
+                .cluster
+                .propose(&caller.origin(), self.audited(caller, command))
+                .await?
+            {
                 CommandResult::Replayed { serial } => {
                     // A concurrent retry with the same key won: answer with its certificate.
                     self.cluster.linearizable().await?;

@@ -3,6 +3,7 @@
 //! cached in memory and dropped when a command that changes them is applied.
 
 mod archive;
+pub mod audit;
 pub mod authz;
 pub mod backup;
 mod ca;
@@ -32,6 +33,7 @@ use hapki_store::{Command, CommandResult, IssuerRecord, StateReader, Store};
 use x509_cert::name::Name;
 
 pub use archive::{archived_context, TRANSPORT_CONTEXT};
+pub use audit::AUDIT_CONTEXT;
 pub use ca::{ImportRequest, IntermediateCsr, RootRequest, BACKDATE_SECS};
 pub use crl::{crl_loop, CrlRequest, CrlScheduler, CRL_PATH};
 pub use error::PkiError;
@@ -92,6 +94,7 @@ pub struct Pki {
     sources: Sources,
     /// The key archive's transport key, once loaded.
     transport: RwLock<Option<Arc<archive::Transport>>>,
+    audit_signer: RwLock<Option<Arc<audit::AuditSigner>>>,
 }
 
 impl Pki {
@@ -110,11 +113,13 @@ impl Pki {
             work: work::Pools::default(),
             sources,
             transport: RwLock::new(None),
+            audit_signer: RwLock::new(None),
         });
         pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
             pki: Arc::downgrade(&pki),
         }));
         tokio::spawn(forget_on_change(pki.cluster.subscribe(), Arc::downgrade(&pki)));
+        tokio::spawn(audit::seal_loop(pki.cluster.subscribe(), Arc::downgrade(&pki)));
         pki
     }
 
@@ -149,6 +154,29 @@ impl Pki {
     }
 
     /// Proposes a command on behalf of `origin` and turns a refusal into an API error.
+    /// Proposes `cmd` on behalf of `caller`, with a record of it in the audit log.
+    pub async fn propose_as(&self, caller: &Caller, cmd: Command) -> Result<(), PkiError> {
+        self.propose(&caller.origin(), self.audited(caller, cmd)).await
+    }
+
+    /// `cmd` with the audit stamp of `caller` on this node now.
+    pub fn audited(&self, caller: &Caller, cmd: Command) -> Command {
+        Command::Audited {
+            meta: self.audit_meta(caller),
+            command: Box::new(cmd),
+        }
+    }
+
+    /// Who (`None` for the node itself), where and when, for an audit record.
+    pub fn audit_meta(&self, caller: &Caller) -> hapki_store::AuditMeta {
+        hapki_store::AuditMeta {
+            at: self.now(),
+            actor: (!caller.is_node()).then(|| caller.token_id.clone()),
+            actor_name: caller.name.clone(),
+            node: self.cluster.node_id(),
+        }
+    }
+
     pub async fn propose(&self, origin: &Origin, cmd: Command) -> Result<(), PkiError> {
         match self.cluster.propose(origin, cmd).await? {
             CommandResult::Applied | CommandResult::Replayed { .. } => Ok(()),
@@ -272,7 +300,7 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
     loop {
         let changes_caches = match applied.recv().await {
             Ok(a) => matches!(
-                a.command.as_ref(),
+                a.command.inner(),
                 Command::Bootstrap { .. }
                     | Command::AddIssuer { .. }
                     | Command::InstallIssuerCert { .. }

@@ -40,8 +40,8 @@ impl Pki {
             )));
         }
         profile.validate()?;
-        self.propose(
-            &caller.origin(),
+        self.propose_as(
+            caller,
             Command::PutProfile {
                 profile: profile.clone(),
                 create,

@@ -32,8 +32,8 @@ impl Pki {
             )));
         }
         let id = hex::encode(self.random::<8>());
-        self.propose(
-            &caller.origin(),
+        self.propose_as(
+            caller,
             Command::RequestRecovery {
                 id: id.clone(),
                 serial,
@@ -78,8 +78,8 @@ impl Pki {
             token_name: self.token_name(&caller.token_id)?,
             at: self.now(),
         };
-        self.propose(
-            &caller.origin(),
+        self.propose_as(
+            caller,
             Command::ApproveRecovery {
                 id: id.to_string(),
                 approval,
@@ -107,8 +107,8 @@ impl Pki {
             .ok_or_else(|| PkiError::internal(format!("certificate {} vanished", request.serial)))?;
         self.issuer(Some(&cert.issuer_id))?;
         drop(reader);
-        self.propose(
-            &caller.origin(),
+        self.propose_as(
+            caller,
             Command::FetchRecovery {
                 id: id.to_string(),
                 by: caller.token_id.clone(),

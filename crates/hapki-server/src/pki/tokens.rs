@@ -89,7 +89,7 @@ impl Pki {
     /// Revokes token `id` on every node.
     pub async fn revoke_token(&self, caller: &Caller, id: &str) -> Result<TokenRevoked, PkiError> {
         caller.may(Action::ManageTokens)?;
-        self.propose(&caller.origin(), Command::RevokeToken { id: id.to_string() })
+        self.propose_as(caller, Command::RevokeToken { id: id.to_string() })
             .await?;
         Ok(TokenRevoked {
             revoked: id.to_string(),
@@ -141,7 +141,7 @@ impl Pki {
             profiles: grant.profiles.clone(),
             issuers: grant.issuers.clone(),
         };
-        self.propose(&caller.origin(), Command::CreateToken { token: record.clone() })
+        self.propose_as(caller, Command::CreateToken { token: record.clone() })
             .await?;
         Ok(NewToken {
             id: record.id,
