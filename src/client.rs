@@ -97,7 +97,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(120))
+            // Between two reads, not for the whole answer: a backup of a large store
+            // streams for as long as it takes.
+            .read_timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| ClientError::Usage(e.to_string()))?;
         Ok(Client { http, cfg })
