@@ -88,9 +88,17 @@ fn an_exported_ca_signs_and_answers_ocsp_as_the_same_ca_in_another_cluster() {
     ]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let exported = a.json(&export);
+    let cluster = a.json(&["cluster", "info"])["cluster_id"]
+        .as_str()
+        .expect("cluster id")
+        .to_string();
     assert_eq!(
         exported["entries"],
-        serde_json::json!([format!("caSigningCert {id}"), format!("ocspSigningCert {id}")])
+        serde_json::json!([
+            format!("caSigningCert {id}"),
+            format!("ocspSigningCert {id}"),
+            format!("auditSigningCert {cluster}")
+        ])
     );
     let p12 = a.work().join("ca.p12");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&p12).expect("p12").permissions());
@@ -110,6 +118,19 @@ fn an_exported_ca_signs_and_answers_ocsp_as_the_same_ca_in_another_cluster() {
     for name in ["caSigningCert", "ocspSigningCert"] {
         assert!(keys.contains(&format!("friendlyName: {name} {id}")), "{keys}");
     }
+    assert!(
+        keys.contains(&format!("friendlyName: auditSigningCert {cluster}")),
+        "{keys}"
+    );
+    // The audit key is the one whose certificate `hapki audit certificate` gives.
+    a.ok(&["audit", "certificate", "-o", "audit.pem"]);
+    let (ok, audit_pub) = openssl(a.work(), &["x509", "-in", "audit.pem", "-noout", "-pubkey"]);
+    assert!(ok, "{audit_pub}");
+    let keys_pub: Vec<String> = common::secrets::split_keys(&a.work().join("keys.pem"))
+        .iter()
+        .map(|k| openssl(a.work(), &["pkey", "-in", &k.display().to_string(), "-pubout"]).1)
+        .collect();
+    assert!(keys_pub.contains(&audit_pub), "{keys_pub:?} {audit_pub}");
 
     // The other cluster imports it and issues from it by default.
     let out = b.cli(&[

@@ -6,21 +6,25 @@ use std::path::{Path, PathBuf};
 use super::openssl;
 
 /// The DER forms of the private key in PEM file `key`: PKCS#8, and for an EC key also
-/// SEC1 and the bare scalar, as `openssl` writes them.
+/// SEC1 and the bare scalar, for an Ed25519 key the bare seed, as `openssl` writes them.
 pub fn key_encodings(work: &Path, key: &Path) -> Vec<Vec<u8>> {
     let der = work.join("probe.der");
-    let mut out: Vec<Vec<u8>> = ["pkey", "ec"]
-        .iter()
-        .map(|tool| {
-            let (key, der_arg) = (key.display().to_string(), der.display().to_string());
-            let (ok, log) = openssl(work, &[tool, "-in", &key, "-outform", "DER", "-out", &der_arg]);
-            assert!(ok, "{log}");
-            std::fs::read(&der).expect("the key's DER")
-        })
-        .collect();
-    // ECPrivateKey: SEQUENCE, INTEGER 1, OCTET STRING (32) with the scalar.
-    let scalar = out[1][7..39].to_vec();
-    out.push(scalar);
+    let (key, der_arg) = (key.display().to_string(), der.display().to_string());
+    let to_der = |tool: &str| {
+        let (ok, log) = openssl(work, &[tool, "-in", &key, "-outform", "DER", "-out", &der_arg]);
+        ok.then(|| std::fs::read(&der).expect("the key's DER")).ok_or(log)
+    };
+    let pkcs8 = to_der("pkey").unwrap_or_else(|log| panic!("{log}"));
+    let mut out = vec![pkcs8.clone()];
+    match to_der("ec") {
+        // ECPrivateKey: SEQUENCE, INTEGER 1, OCTET STRING (32) with the scalar.
+        Ok(sec1) => {
+            out.push(sec1[7..39].to_vec());
+            out.push(sec1);
+        }
+        // Ed25519's PKCS#8 ends with the 32-byte seed.
+        Err(_) => out.push(pkcs8[pkcs8.len() - 32..].to_vec()),
+    }
     let _ = std::fs::remove_file(&der);
     out
 }

@@ -37,6 +37,20 @@ pub fn applied_at(txn: &ReadTransaction) -> Result<Option<AppliedAt>, BoxErr> {
     }))
 }
 
+/// What is read through it is also written to `out`.
+struct Tee<R> {
+    inner: R,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        std::io::Write::write_all(&mut self.out, &buf[..n])?;
+        Ok(n)
+    }
+}
+
 /// Records `at` as the applied position inside `txn`, as the state machine does with
 /// each entry it applies; for a replica that applies commands without Raft.
 pub fn mark_applied(txn: &redb::WriteTransaction, at: AppliedAt) -> Result<(), BoxErr> {
@@ -59,9 +73,24 @@ pub fn restore(
     let log_id = LogId::new(openraft::CommittedLeaderId::new(at.term, at.leader), at.index);
     let membership = openraft::Membership::new(vec![BTreeSet::from([node])], BTreeMap::from([(node, addr)]));
     let stored = StoredMembership::new(Some(log_id), membership);
+    let sm = StateMachine::new(store.clone(), snapshot_dir.to_path_buf())?;
+    // The rows arrive in the snapshot format: kept as they are read, they are the node's
+    // first snapshot, with no second pass over the store to write it.
+    let tmp = snapshot_dir.join(format!("build-{}-{}-restore.tmp", at.term, at.index));
+    let mut tee = Tee {
+        inner: input,
+        out: std::io::BufWriter::new(std::fs::File::create(&tmp)?),
+    };
     let mut txn = store.db().begin_write()?;
     txn.set_durability(redb::Durability::Immediate);
-    let rows = hapki_store::import_state(&txn, input)?;
+    let rows = match hapki_store::import_state(&txn, &mut tee) {
+        Ok(rows) => rows,
+        Err(e) => {
+            drop(tee);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+    };
     crate::state_machine::set_applied(&txn, &log_id, Some(&stored))?;
     {
         let mut meta = txn.open_table(RAFT_META)?;
@@ -73,6 +102,15 @@ pub fn restore(
         meta.insert("vote", encode(&vote).as_slice())?;
     }
     txn.commit()?;
-    StateMachine::new(store.clone(), snapshot_dir.to_path_buf())?.build()?;
+    let file = tee.out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    sm.publish(
+        &tmp,
+        &crate::types::SnapshotMeta {
+            last_log_id: Some(log_id),
+            last_membership: stored,
+            snapshot_id: format!("{}-{}-{}", at.term, at.index, std::process::id()),
+        },
+    )?;
     Ok(rows)
 }

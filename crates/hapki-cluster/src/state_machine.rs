@@ -119,7 +119,7 @@ impl StateMachine {
     }
 
     /// Publishes a finished snapshot file and its meta as the current snapshot.
-    fn publish(&self, tmp: &std::path::Path, meta: &SnapshotMeta) -> Result<(), BoxErr> {
+    pub(crate) fn publish(&self, tmp: &std::path::Path, meta: &SnapshotMeta) -> Result<(), BoxErr> {
         std::fs::rename(tmp, self.current_path())?;
         let meta_tmp = self.snapshot_dir.join("current.meta.tmp");
         std::fs::write(&meta_tmp, serde_json::to_vec(&SnapshotFileMeta { meta: meta.clone() })?)?;

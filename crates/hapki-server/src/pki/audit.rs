@@ -28,6 +28,13 @@ pub struct AuditSigner {
     key: SigningKey,
 }
 
+impl AuditSigner {
+    /// The key as PKCS#8 DER, for an export.
+    pub fn pkcs8(&self) -> Result<Vec<u8>, PkiError> {
+        Ok(self.key.to_pkcs8()?)
+    }
+}
+
 impl Pki {
     /// The audit key, made (and recorded through the log) when it is first needed.
     pub async fn audit_signer(&self) -> Result<Arc<AuditSigner>, PkiError> {

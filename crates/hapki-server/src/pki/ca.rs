@@ -18,6 +18,7 @@ use crate::pki::PkiError;
 /// The friendly names of an export's entries, as Dogtag's clone-prepare names them.
 const CA_ALIAS: &str = "caSigningCert";
 const OCSP_ALIAS: &str = "ocspSigningCert";
+const AUDIT_ALIAS: &str = "auditSigningCert";
 
 /// Backdating of notBefore, for relying parties with a slow clock.
 pub const BACKDATE_SECS: u64 = 60;
@@ -240,6 +241,16 @@ impl Pki {
                 chain: std::iter::once(o.cert_der.clone()).chain(chain).collect(),
             });
         }
+        // The audit key comes along, as in Dogtag's clone-prepare, so that the records it
+        // signed stay verifiable and its key stays in the operator's hands with the CA's.
+        // A cluster that imports the file keeps signing its own log with its own key.
+        let audit = self.audit_signer().await?;
+        let internal = crate::tls::internal_ca(self).await?;
+        entries.push(hapki_domain::pkcs12::Entry {
+            alias: format!("{AUDIT_ALIAS} {}", self.reader()?.cluster_id()?.unwrap_or_default()),
+            key_pkcs8: audit.pkcs8()?,
+            chain: vec![audit.cert_der.clone(), internal.cert_der.clone()],
+        });
         let names: Vec<String> = entries.iter().map(|e| e.alias.clone()).collect();
         let password = password.to_string();
         let p12 = self
