@@ -176,10 +176,10 @@ async fn create(ctx: &Ctx, out: &Path, key_out: Option<&Path>, recipient: Option
         (None, Some(fp)) => fields.push(("key encrypted to", format!("the recipient key {fp}"))),
         (None, None) => fields.push(("key", key.to_text())),
     }
-    let restore_key = if key_out.is_some() || fingerprint.is_none() {
-        "KEY-FILE"
-    } else {
-        "RECIPIENT-KEY.pem"
+    let restore_key = match (key_out, &fingerprint) {
+        (Some(k), _) => k.display().to_string(),
+        (None, Some(_)) => "RECIPIENT-KEY.pem".to_string(),
+        (None, None) => "KEY-FILE".to_string(),
     };
     fields.push((
         "next",
@@ -251,6 +251,7 @@ fn show_header(output: Output, h: &Header, mut fields: Vec<(&str, String)>) {
 async fn restore(ctx: &Ctx, file: &Path, key_file: &Path, node: NodeArgs) -> CliResult {
     let key = KeyMaterial::parse(&read_file(key_file)?)
         .map_err(|e| Failure::usage(format!("{}: {e}", key_file.display())))?;
+    let config_file = node.config_file().map(Path::to_path_buf);
     let cfg = node.config()?;
     let len = std::fs::metadata(file)
         .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?
@@ -271,13 +272,19 @@ async fn restore(ctx: &Ctx, file: &Path, key_file: &Path, node: NodeArgs) -> Cli
         ("rows", restored.rows.to_string()),
         ("restored digest", restored.digest.clone()),
     ];
-    let mut start = format!("hapki server --data-dir {dir} --listen {}", cfg.listen);
-    if let Some(h) = cfg.http_listen {
-        start.push_str(&format!(" --http-listen {h}"));
-    }
-    if let Some(c) = cfg.cluster_listen {
-        start.push_str(&format!(" --cluster-listen {c}"));
-    }
+    let start = match &config_file {
+        Some(f) => format!("hapki server --config {}", f.display()),
+        None => {
+            let mut start = format!("hapki server --data-dir {dir} --listen {}", cfg.listen);
+            if let Some(h) = cfg.http_listen {
+                start.push_str(&format!(" --http-listen {h}"));
+            }
+            if let Some(c) = cfg.cluster_listen {
+                start.push_str(&format!(" --cluster-listen {c}"));
+            }
+            start
+        }
+    };
     fields.push(("next", format!("start it with `{start}`; the cluster's tokens work as before, and other nodes join it with `hapki cluster fulljoin`")));
     show_header(ctx.output, &restored.header, fields);
     Ok(())

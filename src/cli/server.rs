@@ -52,6 +52,11 @@ pub struct NodeArgs {
 }
 
 impl NodeArgs {
+    /// The configuration file named with `--config`, if any.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        self.config.as_deref()
+    }
+
     /// The node configuration: the file's, or the defaults, then the flags.
     pub fn config(self) -> Result<NodeConfig, Failure> {
         let mut cfg = match &self.config {
