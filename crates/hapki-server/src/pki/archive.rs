@@ -9,13 +9,12 @@ use std::sync::Arc;
 use base64::Engine;
 use der::Encode;
 use hapki_api::keys::{ArchiveRequest, ArchivedKeyList, ArchivedKeyView, KeyQuery, TransportCert};
-use hapki_cluster::Origin;
 use hapki_domain::issue::summarize;
 use hapki_domain::key::{KeyType, SigningKey};
 use hapki_domain::pem::{certificates, encode, PemLabel};
 use hapki_domain::serial::Serial;
 use hapki_domain::time::rfc3339;
-use hapki_store::{ArchiveSource, ArchivedKey, CertRecord, Command, RejectCode, Role, TransportRecord};
+use hapki_store::{ArchiveSource, ArchivedKey, CertRecord, Command, Role, TransportRecord};
 
 use super::{Pki, PkiError};
 use crate::auth::{Action, Caller};
@@ -56,18 +55,9 @@ impl Pki {
                 cert_der,
                 wrapped_key: self.keyring.seal(TRANSPORT_CONTEXT, &key.to_pkcs8()?),
             };
-            match self
-                .propose(&Origin::Node, Command::SetArchiveTransport { transport: record })
-                .await
-            {
-                // Another node made it first: use that one.
-                Ok(())
-                | Err(PkiError::Rejected {
-                    code: RejectCode::Conflict,
-                    ..
-                }) => {}
-                Err(e) => return Err(e),
-            }
+            // Another node may have made it first: then that one is used.
+            self.propose_once(Command::SetArchiveTransport { transport: record })
+                .await?;
         }
         let record = self
             .reader()?

@@ -11,7 +11,7 @@ use hapki_cluster::Origin;
 use hapki_domain::audit::{self, Record, Seal};
 use hapki_domain::key::{KeyType, SigningKey};
 use hapki_domain::pem::{encode, PemLabel};
-use hapki_store::{AuditKeyRecord, Command, CommandResult, RejectCode};
+use hapki_store::{AuditKeyRecord, Command, CommandResult};
 
 use super::{Pki, PkiError};
 use crate::auth::{Action, Caller};
@@ -50,15 +50,8 @@ impl Pki {
                 cert_der,
                 wrapped_key: self.keyring.seal(AUDIT_CONTEXT, &key.to_pkcs8()?),
             };
-            match self.propose(&Origin::Node, Command::SetAuditKey { key: record }).await {
-                // Another node made it first: use that one.
-                Ok(())
-                | Err(PkiError::Rejected {
-                    code: RejectCode::Conflict,
-                    ..
-                }) => {}
-                Err(e) => return Err(e),
-            }
+            // Another node may have made it first: then that one is used.
+            self.propose_once(Command::SetAuditKey { key: record }).await?;
         }
         let record = self
             .reader()?

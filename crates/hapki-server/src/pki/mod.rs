@@ -177,6 +177,19 @@ impl Pki {
         }
     }
 
+    /// Proposes, as the node, a command that sets something once: refused because it is
+    /// set already (by another node, at the same moment) is success too.
+    pub async fn propose_once(&self, cmd: Command) -> Result<(), PkiError> {
+        match self.propose(&Origin::Node, cmd).await {
+            Ok(())
+            | Err(PkiError::Rejected {
+                code: hapki_store::RejectCode::Conflict,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn propose(&self, origin: &Origin, cmd: Command) -> Result<(), PkiError> {
         match self.cluster.propose(origin, cmd).await? {
             CommandResult::Applied | CommandResult::Replayed { .. } => Ok(()),
