@@ -105,6 +105,16 @@ impl Api {
             .await
             .unwrap()
             .token;
+        // The first seal makes the audit key (and the internal CA that certifies it): wait
+        // for it, so that what tests compare is not changed by it afterwards.
+        for _ in 0..500 {
+            let (head, sealed) = pki.reader().unwrap().audit_head().unwrap();
+            if head.is_some_and(|(seq, _)| seq == sealed) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(pki.reader().unwrap().audit_key().unwrap().is_some(), "no audit key after 5 s");
         Api {
             router: crate::api::router(pki.clone(), MAX_BODY),
             publication: crate::api::publication_router(pki.clone()),
