@@ -307,7 +307,7 @@ fn output_files_are_checked_before_anything_is_issued() {
     node.ok(&["csr", "out", "--cn", "out.example.com", "--san", "out.example.com"]);
     std::fs::write(work.join("taken.pem"), "keep me").unwrap();
     std::fs::write(work.join("taken.key"), "keep me").unwrap();
-    let (digest, count) = node.digest();
+    let (digest, count) = node.quiet_digest();
 
     let refused = |args: &[&str], needle: &str| {
         let out = node.cli(args);

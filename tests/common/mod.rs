@@ -352,6 +352,17 @@ impl Node {
         (ct, resp.bytes().expect("body").to_vec())
     }
 
+    /// [`Node::digest`] once this node's audit log is sealed through its last record: the
+    /// leader seals after each batch on its own, so a digest taken before that seal lands
+    /// would change by itself. Take a digest to compare a later one with this way.
+    pub fn quiet_digest(&self) -> (String, u64) {
+        wait_for("the audit log sealed", Duration::from_secs(30), || {
+            let v = self.json(&["audit", "list", "--limit", "1"]);
+            v["head"] == v["sealed_through"]
+        });
+        self.digest()
+    }
+
     /// The state digest and certificate count from `hapki status`.
     pub fn digest(&self) -> (String, u64) {
         let v = self.json(&["status"]);
