@@ -114,7 +114,10 @@ impl Api {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        assert!(pki.reader().unwrap().audit_key().unwrap().is_some(), "no audit key after 5 s");
+        assert!(
+            pki.reader().unwrap().audit_key().unwrap().is_some(),
+            "no audit key after 5 s"
+        );
         Api {
             router: crate::api::router(pki.clone(), MAX_BODY),
             publication: crate::api::publication_router(pki.clone()),

@@ -35,15 +35,10 @@ pub async fn verify(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl 
     Ok(json(checked))
 }
 
-/// `GET /v1/audit/export`: JSON lines.
+/// `GET /v1/audit/export`: JSON lines, sent as they are written.
 pub async fn export(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<Response, ApiError> {
-    let body = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        pki.audit_export(&caller, &mut out).map(|()| out)
-    })
-    .await
-    .map_err(|e| PkiError::internal(e.to_string()))??;
-    let mut resp = body.into_response();
+    let job = pki.audit_export(&caller)?;
+    let mut resp = super::stream::written(move |out| job.write(out)).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jsonl"));
     Ok(resp)

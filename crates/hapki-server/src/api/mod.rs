@@ -10,6 +10,7 @@ mod keys;
 pub(crate) mod linger;
 mod profiles;
 mod publish;
+mod stream;
 mod sys;
 mod tokens;
 

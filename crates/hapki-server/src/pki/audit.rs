@@ -1,8 +1,8 @@
 //! The audit log as the service offers it: reading it by page, exporting it, checking
 //! it, and keeping it sealed. The audit key (Ed25519, sealed under the KEK, certified
 //! by the internal CA) is made when the log is first sealed; the leader signs the head
-//! of the chain after each batch of records is applied, in one command per batch, so a
-//! record waits for its seal no longer than one round of the log.
+//! of the chain once records were applied and a few milliseconds passed, in one command
+//! for all of them, so a record waits for its seal about one round of the log.
 
 use std::sync::{Arc, Weak};
 
@@ -146,35 +146,14 @@ impl Pki {
         })
     }
 
-    /// `GET /v1/audit/export`: every line, in order, written to `out` as JSON lines.
-    pub fn audit_export(&self, caller: &Caller, out: &mut dyn std::io::Write) -> Result<(), PkiError> {
+    /// `GET /v1/audit/export`: the log as this node holds it now, to be written with
+    /// [`AuditExport::write`] as it is sent.
+    pub fn audit_export(&self, caller: &Caller) -> Result<AuditExport, PkiError> {
         caller.may(Action::ReadAudit)?;
-        let reader = self.reader()?;
-        let seals = reader.audit_seals()?;
-        let (head, _) = reader.audit_head()?;
-        let io = |e: std::io::Error| PkiError::internal(format!("writing the export: {e}"));
-        let mut line = |l: &ExportLine| -> Result<(), PkiError> {
-            serde_json::to_writer(&mut *out, l).map_err(|e| PkiError::internal(e.to_string()))?;
-            out.write_all(b"\n").map_err(io)
-        };
-        line(&ExportLine::Header {
-            cluster_id: reader.cluster_id()?.unwrap_or_default(),
-            exported_at: hapki_domain::time::rfc3339(self.now()),
-            head: head.map_or(0, |(seq, _)| seq),
-        })?;
-        let mut seals = seals.into_iter().peekable();
-        reader.for_each_audit_record(|position, record| {
-            line(&ExportLine::Record { position, record })
-                .map_err(|e| hapki_store::StoreError::Corrupt(e.to_string()))?;
-            while let Some(s) = seals.next_if(|s| s.seq <= position) {
-                line(&ExportLine::Seal(s)).map_err(|e| hapki_store::StoreError::Corrupt(e.to_string()))?;
-            }
-            Ok(())
-        })?;
-        for s in seals {
-            line(&ExportLine::Seal(s))?;
-        }
-        Ok(())
+        Ok(AuditExport {
+            reader: self.reader()?,
+            exported_at: self.now(),
+        })
     }
 
     /// `GET /v1/audit/certificate`.
@@ -192,6 +171,44 @@ impl Pki {
     }
 }
 
+/// One read of the audit log, written out as JSON lines.
+pub struct AuditExport {
+    reader: hapki_store::StateReader,
+    exported_at: u64,
+}
+
+impl AuditExport {
+    /// Writes a header, then every record with its position and every seal, in order.
+    pub fn write(&self, out: &mut dyn std::io::Write) -> Result<(), PkiError> {
+        let reader = &self.reader;
+        let seals = reader.audit_seals()?;
+        let (head, _) = reader.audit_head()?;
+        let io = |e: std::io::Error| PkiError::internal(format!("writing the export: {e}"));
+        let mut line = |l: &ExportLine| -> Result<(), PkiError> {
+            serde_json::to_writer(&mut *out, l).map_err(|e| PkiError::internal(e.to_string()))?;
+            out.write_all(b"\n").map_err(io)
+        };
+        line(&ExportLine::Header {
+            cluster_id: reader.cluster_id()?.unwrap_or_default(),
+            exported_at: hapki_domain::time::rfc3339(self.exported_at),
+            head: head.map_or(0, |(seq, _)| seq),
+        })?;
+        let mut seals = seals.into_iter().peekable();
+        let corrupt = |e: PkiError| hapki_store::StoreError::Corrupt(e.to_string());
+        reader.for_each_audit_record(|position, record| {
+            line(&ExportLine::Record { position, record }).map_err(corrupt)?;
+            while let Some(s) = seals.next_if(|s| s.seq <= position) {
+                line(&ExportLine::Seal(s)).map_err(corrupt)?;
+            }
+            Ok(())
+        })?;
+        for s in seals {
+            line(&ExportLine::Seal(s))?;
+        }
+        Ok(())
+    }
+}
+
 fn keep(q: &AuditQuery, r: &Record) -> bool {
     q.action.as_deref().is_none_or(|a| r.action == a)
         && q.actor
@@ -200,8 +217,8 @@ fn keep(q: &AuditQuery, r: &Record) -> bool {
         && q.object.as_deref().is_none_or(|o| r.object.contains(o))
 }
 
-/// Seals the audit log while this node leads: after each batch of applied records, one
-/// seal of the head, and at least every [`SEAL_CHECK`] (records of refused commands are
+/// Seals the audit log while this node leads: once records were applied, after
+/// [`SEAL_DELAY`], one seal of the head for all of them, and at least every [`SEAL_CHECK`] (records of refused commands are
 /// not announced as applied), for as long as the service lives.
 pub async fn seal_loop(mut applied: tokio::sync::broadcast::Receiver<hapki_cluster::Applied>, pki: Weak<Pki>) {
     use tokio::sync::broadcast::error::RecvError;
@@ -217,7 +234,9 @@ pub async fn seal_loop(mut applied: tokio::sync::broadcast::Receiver<hapki_clust
             },
             _ = tick.tick() => {}
         }
-        // What else arrived meanwhile is covered by the same seal.
+        // A moment for the records of the next requests, then one seal covers them all:
+        // one seal per request would be an entry (and an fsync) per request at low load.
+        tokio::time::sleep(SEAL_DELAY).await;
         while applied.try_recv().is_ok() {}
         let Some(pki) = pki.upgrade() else { return };
         if !pki.cluster.status().is_leader {
@@ -228,6 +247,9 @@ pub async fn seal_loop(mut applied: tokio::sync::broadcast::Receiver<hapki_clust
         }
     }
 }
+
+/// How long the leader lets records gather before it seals them.
+const SEAL_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How often the leader checks for records no seal covers yet, at the longest.
 const SEAL_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
