@@ -195,41 +195,39 @@ fn verify_file(file: &Path, cert: &Path) -> Result<Report, Failure> {
         .map(|(_, der)| der)
         .ok_or_else(|| Failure::usage(format!("{}: no certificate in it", cert.display())))?;
     let public = audit::ed25519_public(&der).map_err(|e| Failure::usage(format!("{}: {e}", cert.display())))?;
-    let input = std::fs::File::open(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-    let (mut records, mut seals, mut head) = (Vec::new(), Vec::new(), None);
-    for (n, line) in BufReader::new(input).lines().enumerate() {
-        let line = line.map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<ExportLine>(&line) {
-            Ok(ExportLine::Header { head: h, .. }) if n == 0 => head = Some(h),
-            Ok(ExportLine::Header { .. }) => {
+    // Two passes, so that no record is held: the header and the seals, then the records.
+    let (mut seals, mut head) = (Vec::new(), None);
+    for_each_line(file, |n, line| {
+        match line {
+            ExportLine::Header { head: h, .. } if n == 0 => head = Some(h),
+            ExportLine::Header { .. } => {
                 return Err(Failure::usage(format!(
                     "{} line {}: a second header",
                     file.display(),
                     n + 1
                 )))
             }
-            Ok(ExportLine::Record { position, record }) => records.push((position, record)),
-            Ok(ExportLine::Seal(s)) => seals.push(s),
-            Err(e) => {
-                return Err(Failure::usage(format!(
-                    "{} line {}: not an audit export line ({e})",
-                    file.display(),
-                    n + 1
-                )))
-            }
+            ExportLine::Seal(s) => seals.push(s),
+            ExportLine::Record { .. } => {}
         }
-    }
+        Ok(())
+    })?;
     let Some(head) = head else {
         return Err(Failure::usage(format!(
             "{}: not an audit export (`hapki audit export` writes one)",
             file.display()
         )));
     };
-    let last = records.last().map_or(0, |(p, _)| *p);
-    let mut report = audit::verify(records, &seals, &public);
+    let mut check = audit::Verifier::new(&seals, &public);
+    let mut last = 0;
+    for_each_line(file, |_, line| {
+        if let ExportLine::Record { position, record } = line {
+            last = position;
+            check.push(position, &record);
+        }
+        Ok(())
+    })?;
+    let mut report = check.finish();
     if report.fault.is_none() && last < head {
         report.fault = Some(audit::Fault {
             seq: last + 1,
@@ -241,6 +239,26 @@ fn verify_file(file: &Path, cert: &Path) -> Result<Report, Failure> {
         });
     }
     Ok(report)
+}
+
+/// Each line of an export, with its number from 0, to `f`.
+fn for_each_line(file: &Path, mut f: impl FnMut(usize, ExportLine) -> Result<(), Failure>) -> Result<(), Failure> {
+    let input = std::fs::File::open(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+    for (n, line) in BufReader::new(input).lines().enumerate() {
+        let line = line.map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_str::<ExportLine>(&line).map_err(|e| {
+            Failure::usage(format!(
+                "{} line {}: not an audit export line ({e})",
+                file.display(),
+                n + 1
+            ))
+        })?;
+        f(n, parsed)?;
+    }
+    Ok(())
 }
 
 fn show(ctx: &Ctx, report: &Report, head: u64, file: Option<&Path>) -> CliResult {

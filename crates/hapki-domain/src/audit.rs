@@ -150,36 +150,71 @@ impl Report {
 }
 
 /// Checks `records` in stored order, each with its storage position (the key the node
-/// stores it under, which an export carries with it), against `seals` (by `seq`) and
-/// the audit key's raw Ed25519 public key.
+/// stores it under, which an export carries with it), against `seals` and the audit key's
+/// raw Ed25519 public key. [`Verifier`] does the same one record at a time.
 pub fn verify(records: impl IntoIterator<Item = (u64, Record)>, seals: &[Seal], public: &[u8]) -> Report {
-    let mut report = Report {
-        records: 0,
-        seals: seals.len() as u64,
-        sealed_through: 0,
-        fault: None,
-    };
-    let fault = |seq: u64, kind: FaultKind, message: String| Some(Fault { seq, kind, message });
-    // Every seal must be the key's; the hashes they sign are checked as records pass.
-    let mut signed = std::collections::BTreeMap::new();
-    for s in seals {
-        if !s.signed_by(public) {
-            report.fault = fault(
-                s.seq,
-                FaultKind::BadSeal,
-                format!("the seal of record {} is not signed by the audit key", s.seq),
-            );
-            return report;
-        }
-        signed.insert(s.seq, s.hash.clone());
-    }
-    let mut prev = GENESIS;
-    let mut expected = 1u64;
-    let mut last_position = 0u64;
+    let mut v = Verifier::new(seals, public);
     for (position, r) in records {
-        report.records += 1;
+        if !v.push(position, &r) {
+            break;
+        }
+    }
+    v.finish()
+}
+
+/// The check of [`verify`], fed one record at a time, so that a log of any length is
+/// checked without holding it: only the seals (a few per second of activity) are kept.
+pub struct Verifier {
+    /// The hash each valid seal signs, by position.
+    signed: std::collections::BTreeMap<u64, String>,
+    prev: [u8; 32],
+    expected: u64,
+    last_position: u64,
+    report: Report,
+}
+
+impl Verifier {
+    /// A check against `seals`, each of which must be signed by `public`.
+    pub fn new(seals: &[Seal], public: &[u8]) -> Verifier {
+        let mut v = Verifier {
+            signed: std::collections::BTreeMap::new(),
+            prev: GENESIS,
+            expected: 1,
+            last_position: 0,
+            report: Report {
+                records: 0,
+                seals: seals.len() as u64,
+                sealed_through: 0,
+                fault: None,
+            },
+        };
+        for s in seals {
+            if !s.signed_by(public) {
+                v.fail(
+                    s.seq,
+                    FaultKind::BadSeal,
+                    format!("the seal of record {} is not signed by the audit key", s.seq),
+                );
+                break;
+            }
+            v.signed.insert(s.seq, s.hash.clone());
+        }
+        v
+    }
+
+    fn fail(&mut self, seq: u64, kind: FaultKind, message: String) {
+        self.report.fault = Some(Fault { seq, kind, message });
+    }
+
+    /// Checks the next record, stored at `position`; false once a fault is found.
+    pub fn push(&mut self, position: u64, r: &Record) -> bool {
+        if self.report.fault.is_some() {
+            return false;
+        }
+        self.report.records += 1;
+        let (expected, last_position) = (self.expected, self.last_position);
         if r.seq != position || position <= last_position {
-            report.fault = fault(
+            self.fail(
                 position,
                 FaultKind::Reordered,
                 format!(
@@ -187,24 +222,21 @@ pub fn verify(records: impl IntoIterator<Item = (u64, Record)>, seals: &[Seal], 
                     r.seq
                 ),
             );
-            return report;
+            return false;
         }
-        last_position = position;
+        self.last_position = position;
         if position != expected {
-            report.fault = fault(
-                expected,
-                FaultKind::Removed,
-                if position == expected + 1 {
-                    format!("record {expected} is missing: it was removed")
-                } else {
-                    format!("records {expected} to {} are missing: they were removed", position - 1)
-                },
-            );
-            return report;
+            let message = if position == expected + 1 {
+                format!("record {expected} is missing: it was removed")
+            } else {
+                format!("records {expected} to {} are missing: they were removed", position - 1)
+            };
+            self.fail(expected, FaultKind::Removed, message);
+            return false;
         }
-        let hash = r.chain(&prev);
+        let hash = r.chain(&self.prev);
         if hex::encode(hash) != r.hash {
-            report.fault = fault(
+            self.fail(
                 r.seq,
                 FaultKind::Changed,
                 format!(
@@ -212,11 +244,11 @@ pub fn verify(records: impl IntoIterator<Item = (u64, Record)>, seals: &[Seal], 
                     r.seq, r.action, r.object, r.actor_name
                 ),
             );
-            return report;
+            return false;
         }
-        if let Some(h) = signed.get(&r.seq) {
+        if let Some(h) = self.signed.get(&r.seq) {
             if *h != r.hash {
-                report.fault = fault(
+                self.fail(
                     r.seq,
                     FaultKind::Changed,
                     format!(
@@ -224,26 +256,34 @@ pub fn verify(records: impl IntoIterator<Item = (u64, Record)>, seals: &[Seal], 
                         r.seq, r.seq
                     ),
                 );
-                return report;
+                return false;
             }
-            report.sealed_through = r.seq;
+            self.report.sealed_through = r.seq;
         }
-        prev = hash;
-        expected += 1;
+        self.prev = hash;
+        self.expected += 1;
+        true
     }
-    if let Some((&last_signed, _)) = signed.iter().next_back() {
-        if last_signed >= expected {
-            report.fault = fault(
-                expected,
-                FaultKind::Removed,
-                format!(
-                    "the audit key signed the log up to record {last_signed}, but it ends at record {}: records from {expected} were removed",
-                    expected - 1
-                ),
-            );
+
+    /// What the check found, once every record was pushed.
+    pub fn finish(mut self) -> Report {
+        if self.report.fault.is_none() {
+            if let Some((&last_signed, _)) = self.signed.iter().next_back() {
+                let expected = self.expected;
+                if last_signed >= expected {
+                    self.fail(
+                        expected,
+                        FaultKind::Removed,
+                        format!(
+                            "the audit key signed the log up to record {last_signed}, but it ends at record {}: records from {expected} were removed",
+                            expected - 1
+                        ),
+                    );
+                }
+            }
         }
+        self.report
     }
-    report
 }
 
 /// The raw Ed25519 public key in a DER SubjectPublicKeyInfo or certificate.

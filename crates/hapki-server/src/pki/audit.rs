@@ -134,14 +134,15 @@ impl Pki {
             Some(k) => audit::ed25519_public(&k.cert_der).map_err(PkiError::internal)?,
             None => Vec::new(),
         };
-        let mut records = Vec::new();
+        let mut check = audit::Verifier::new(&seals, &public);
+        let mut head = 0;
         reader.for_each_audit_record(|position, r| {
-            records.push((position, r));
+            head = position;
+            check.push(position, &r);
             Ok(())
         })?;
-        let head = records.last().map_or(0, |(p, _)| *p);
         Ok(AuditVerified {
-            report: audit::verify(records, &seals, &public),
+            report: check.finish(),
             head,
         })
     }
