@@ -76,6 +76,9 @@ pub fn snapshot_len(txn: &ReadTransaction) -> Result<u64, StoreError> {
     Ok(len)
 }
 
+/// A state-machine table open for writing.
+type RowTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+
 /// Replaces the state machine in `txn` with the snapshot read from `input`.
 /// Nothing is kept unless the caller commits, which it does only on `Ok`.
 pub fn import_state(txn: &WriteTransaction, input: impl Read) -> Result<u64, StoreError> {
@@ -88,21 +91,32 @@ pub fn import_state(txn: &WriteTransaction, input: impl Read) -> Result<u64, Sto
     };
     check_header(&r.take(MAGIC.len() + 1)?)?;
     let mut rows = 0u64;
+    // Rows come table by table: each table is opened once for its run of rows, and the
+    // key and value buffers are reused.
+    let mut open: Option<(u8, RowTable)> = None;
+    let (mut k, mut v) = (Vec::new(), Vec::new());
     loop {
         let index = r.take(1)?[0];
         if index == END {
             break;
         }
-        let table = *SM_TABLES
-            .get(index as usize)
-            .ok_or_else(|| StoreError::Corrupt(format!("snapshot names table {index}")))?;
+        if open.as_ref().is_none_or(|(i, _)| *i != index) {
+            let table = *SM_TABLES
+                .get(index as usize)
+                .ok_or_else(|| StoreError::Corrupt(format!("snapshot names table {index}")))?;
+            // The table before is closed first.
+            drop(open.take());
+            open = Some((index, txn.open_table(table)?));
+        }
         let klen = r.len()?;
-        let k = r.take(klen)?;
+        r.take_into(klen, &mut k)?;
         let vlen = r.len()?;
-        let v = r.take(vlen)?;
-        txn.open_table(table)?.insert(k.as_slice(), v.as_slice())?;
+        r.take_into(vlen, &mut v)?;
+        let (_, table) = open.as_mut().expect("opened above");
+        table.insert(k.as_slice(), v.as_slice())?;
         rows += 1;
     }
+    drop(open);
     let expected = r.ctx.clone().finish();
     let mut sum = vec![0u8; expected.as_ref().len()];
     r.inner.read_exact(&mut sum)?;
@@ -160,10 +174,17 @@ struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     fn take(&mut self, n: usize) -> Result<Vec<u8>, StoreError> {
-        let mut buf = vec![0u8; n];
-        self.inner.read_exact(&mut buf)?;
-        self.ctx.update(&buf);
+        let mut buf = Vec::new();
+        self.take_into(n, &mut buf)?;
         Ok(buf)
+    }
+
+    /// Reads the next `n` bytes into `buf`, replacing what it held.
+    fn take_into(&mut self, n: usize, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        buf.resize(n, 0);
+        self.inner.read_exact(buf)?;
+        self.ctx.update(buf);
+        Ok(())
     }
 
     fn len(&mut self) -> Result<usize, StoreError> {
