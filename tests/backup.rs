@@ -180,7 +180,7 @@ fn a_backup_restores_on_a_fresh_node_with_the_same_state_and_a_second_node_joins
     let bytes = std::fs::read(&file).expect("backup");
     let cut = work.join("cut.hbk");
     std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).expect("cut");
-    refused(&fresh, &cut, &key, 1, "nothing was restored");
+    refused(&fresh, &cut, &key, 1, "nothing was restored: the backup is cut short");
     let mut altered = bytes.clone();
     let at = altered.len() - 40;
     altered[at] ^= 1;

@@ -154,7 +154,7 @@ fn fill(
         cluster: cfg.cluster_address().unwrap_or_default(),
     };
     let rows = hapki_cluster::restore::restore(&store, &dir.root.join("snapshots"), reader, at, node_id, addr)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| damage(&*e))?;
     let digest = store.reader().and_then(|r| r.digest()).map_err(|e| e.to_string())?;
     if digest != header.digest {
         return Err(format!(
@@ -170,6 +170,15 @@ fn fill(
         rows,
         digest,
     })
+}
+
+/// What went wrong in a restore, in words: a file that does not open (cut, altered,
+/// another key's) says so without the storage layer's "I/O:" in front.
+fn damage(e: &(dyn std::error::Error + 'static)) -> String {
+    match e.downcast_ref::<hapki_store::StoreError>() {
+        Some(hapki_store::StoreError::Io(io)) if io.kind() == std::io::ErrorKind::InvalidData => io.to_string(),
+        _ => e.to_string(),
+    }
 }
 
 /// Tells how far a read has come.
