@@ -86,8 +86,11 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         Command::RemoveNode { id, at } => remove_node(txn, *id, *at),
         Command::LeaseSerials { node, size } => lease_serials(txn, *node, *size),
         Command::RotateKek { .. } | Command::RotateKekWithArchive { .. } => {
-            if let Some(refusal) = crate::audit::rewrap_key(txn, &None)? {
-                return Ok(CommandResult::reject(RejectCode::Conflict, refusal));
+            if crate::audit::key_is_set(txn)? {
+                return Ok(CommandResult::reject(
+                    RejectCode::Conflict,
+                    "the rotation does not seal the audit key anew; retry",
+                ));
             }
             rotate(txn, cmd)
         }
@@ -97,7 +100,7 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
             }
             let result = rotate(txn, rotation)?;
             if result == CommandResult::Applied {
-                crate::audit::rewrap_key(txn, &Some(audit.clone()))?;
+                crate::audit::rewrap_key(txn, audit)?;
             }
             Ok(result)
         }

@@ -143,6 +143,11 @@ pub(crate) fn set_key(txn: &WriteTransaction, key: &AuditKeyRecord) -> Result<Co
     Ok(CommandResult::Applied)
 }
 
+/// Whether the state holds an audit key (a KEK rotation must then seal it anew).
+pub(crate) fn key_is_set(txn: &WriteTransaction) -> Result<bool, StoreError> {
+    Ok(txn.open_table(SM_META)?.get(KEY_ROW)?.is_some())
+}
+
 /// Why a [`Command::RotateKekWithAudit`] cannot apply, checked before anything is written.
 pub(crate) fn check_rewrap(
     txn: &WriteTransaction,
@@ -153,7 +158,7 @@ pub(crate) fn check_rewrap(
         Command::RotateKek { to, .. } | Command::RotateKekWithArchive { to, .. } => *to,
         other => return Ok(Some(format!("{} is not a KEK rotation", other.kind()))),
     };
-    if txn.open_table(SM_META)?.get(KEY_ROW)?.is_none() {
+    if !key_is_set(txn)? {
         return Ok(Some("the rotation seals an audit key there is none of; retry".into()));
     }
     if audit.kek != to {
@@ -165,23 +170,16 @@ pub(crate) fn check_rewrap(
     Ok(None)
 }
 
-/// The audit key sealed anew in a KEK rotation.
-pub(crate) fn rewrap_key(txn: &WriteTransaction, wrapped: &Option<Wrapped>) -> Result<Option<String>, StoreError> {
+/// Replaces the audit key's sealing by `wrapped`, after [`check_rewrap`] passed.
+pub(crate) fn rewrap_key(txn: &WriteTransaction, wrapped: &Wrapped) -> Result<(), StoreError> {
     let mut meta = txn.open_table(SM_META)?;
-    let current: Option<AuditKeyRecord> = match meta.get(KEY_ROW)? {
-        Some(v) => Some(decode(v.value())?),
-        None => None,
+    let mut key: AuditKeyRecord = match meta.get(KEY_ROW)? {
+        Some(v) => decode(v.value())?,
+        None => return Err(StoreError::Corrupt("the audit key vanished during a rotation".into())),
     };
-    match (current, wrapped) {
-        (None, None) => Ok(None),
-        (Some(mut key), Some(w)) => {
-            key.wrapped_key = w.clone();
-            meta.insert(KEY_ROW, encode(&key).as_slice())?;
-            Ok(None)
-        }
-        (Some(_), None) => Ok(Some("the rotation does not seal the audit key anew; retry".into())),
-        (None, Some(_)) => Ok(Some("the rotation seals an audit key there is none of; retry".into())),
-    }
+    key.wrapped_key = wrapped.clone();
+    meta.insert(KEY_ROW, encode(&key).as_slice())?;
+    Ok(())
 }
 
 /// What an audited command was done to, as the record names it.

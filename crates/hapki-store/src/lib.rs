@@ -31,7 +31,7 @@ pub use command::{Command, CommandResult, RejectCode};
 pub use migrate::{Migrated, Upgrade};
 pub use read::{CertFilter, CertStatus, StateReader};
 pub use records::*;
-pub use snapshot::{export_state, import_state, snapshot_is_current, snapshot_len, SNAPSHOT_FORMAT};
+pub use snapshot::{export_state, import_state, snapshot_is_current, SNAPSHOT_FORMAT};
 
 /// The page cache of a store opened with [`Store::open`].
 pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;

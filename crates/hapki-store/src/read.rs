@@ -277,17 +277,31 @@ impl StateReader {
     /// SHA-256 over every state-machine table, in a fixed order: equal on two
     /// replicas exactly when they hold the same data.
     pub fn digest(&self) -> Result<String, StoreError> {
-        self.digest_of(|_| true)
+        self.digest_of(|_| true, |_, _| {})
+    }
+
+    /// [`StateReader::digest`], and how many bytes [`crate::export_state`] writes for this
+    /// view, in one pass over the rows.
+    pub fn digest_and_snapshot_len(&self) -> Result<(String, u64), StoreError> {
+        let mut len = crate::snapshot::FRAME_LEN;
+        let digest = self.digest_of(|_| true, |k, v| len += crate::snapshot::row_len(k, v))?;
+        Ok((digest, len))
     }
 
     /// The digest of everything but the audit log: what a refused request leaves as it
     /// was (the audit log records refused attempts too).
     pub fn digest_without_audit(&self) -> Result<String, StoreError> {
         let audit = [SM_AUDIT, SM_AUDIT_SEALS].map(|t| redb::TableHandle::name(&t).to_string());
-        self.digest_of(|t| !audit.iter().any(|a| a == redb::TableHandle::name(&t)))
+        self.digest_of(|t| !audit.iter().any(|a| a == redb::TableHandle::name(&t)), |_, _| {})
     }
 
-    fn digest_of(&self, include: impl Fn(SmTable) -> bool) -> Result<String, StoreError> {
+    /// The digest of the tables `include` accepts; `on_row` sees every row digested
+    /// (every row of those tables: an empty table is only left out of the digest).
+    fn digest_of(
+        &self,
+        include: impl Fn(SmTable) -> bool,
+        mut on_row: impl FnMut(&[u8], &[u8]),
+    ) -> Result<String, StoreError> {
         let mut ctx = digest::Context::new(&digest::SHA256);
         for (i, table) in SM_TABLES.into_iter().enumerate() {
             if !include(table) || (i >= SM_TABLES_ALWAYS_DIGESTED && self.txn.open_table(table)?.is_empty()?) {
@@ -295,6 +309,7 @@ impl StateReader {
             }
             ctx.update(redb::TableHandle::name(&table).as_bytes());
             crate::snapshot::for_each_row(&self.txn, table, |k, v| {
+                on_row(k, v);
                 ctx.update(&(k.len() as u32).to_be_bytes());
                 ctx.update(k);
                 ctx.update(&(v.len() as u32).to_be_bytes());

@@ -64,16 +64,12 @@ pub fn export_state(txn: &ReadTransaction, out: impl Write) -> Result<u64, Store
     Ok(rows)
 }
 
-/// How many bytes [`export_state`] writes for the state `txn` sees.
-pub fn snapshot_len(txn: &ReadTransaction) -> Result<u64, StoreError> {
-    let mut len = (MAGIC.len() + 1 + 1 + 32) as u64;
-    for table in SM_TABLES {
-        for_each_row(txn, table, |k, v| {
-            len += (1 + 4 + k.len() + 4 + v.len()) as u64;
-            Ok(())
-        })?;
-    }
-    Ok(len)
+/// What [`export_state`] writes besides the rows: magic, format, end marker, SHA-256.
+pub(crate) const FRAME_LEN: u64 = (MAGIC.len() + 1 + 1 + 32) as u64;
+
+/// What [`export_state`] writes for one row: table, key and value with their lengths.
+pub(crate) fn row_len(k: &[u8], v: &[u8]) -> u64 {
+    (1 + 4 + k.len() + 4 + v.len()) as u64
 }
 
 /// A state-machine table open for writing.
@@ -209,7 +205,11 @@ mod tests {
         let mut snap = Vec::new();
         export_state(&a.db().begin_read().unwrap(), &mut snap).unwrap();
         assert_eq!(&snap[..10], b"HAPKISNAP\x02");
-        assert_eq!(snapshot_len(&a.db().begin_read().unwrap()).unwrap(), snap.len() as u64);
+        let reader = a.reader().unwrap();
+        assert_eq!(
+            reader.digest_and_snapshot_len().unwrap(),
+            (reader.digest().unwrap(), snap.len() as u64)
+        );
         assert!(snapshot_is_current(snap.as_slice()).unwrap());
 
         let (_b, b) = store();

@@ -25,10 +25,9 @@ const OFFER_TIMEOUT: Duration = Duration::from_secs(15);
 pub use hapki_api::cluster::Rotation;
 
 impl Node {
-    /// Rotates the KEK on behalf of `origin` (an admin's request).
+    /// Rotates the KEK on behalf of `caller` (an admin's request).
     pub async fn rotate_kek(&self, caller: &Caller) -> Result<Rotation, LifecycleError> {
         caller.may(Action::ManageCluster)?;
-        let origin = &caller.origin();
         let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
         let _busy = self.busy.try_lock().map_err(|_| LifecycleError::Busy)?;
         let from = pki.reader()?.kek_id()?;
@@ -76,7 +75,7 @@ impl Node {
             },
             None => rotation,
         };
-        pki.propose(origin, pki.audited(caller, command)).await?;
+        pki.propose_as(caller, command).await?;
         tracing::info!("rotated the cluster KEK from {from} to {to}: {keys} keys sealed anew");
         Ok(Rotation {
             from,

@@ -159,20 +159,9 @@ impl Pki {
             wrapped_key: self.keyring.seal(&archived_context(serial), pkcs8),
             archived_at: self.now(),
             archived_by: caller.token_id.clone(),
-            archived_by_name: self.token_name(&caller.token_id)?,
+            archived_by_name: caller.name.clone(),
             source,
         })
-    }
-
-    /// The name of token `id` (empty for the node itself).
-    pub(super) fn token_name(&self, id: &str) -> Result<String, PkiError> {
-        Ok(self
-            .reader()?
-            .tokens()?
-            .into_iter()
-            .find(|t| t.id == id)
-            .map(|t| t.name)
-            .unwrap_or_default())
     }
 
     /// `GET /v1/keys`: the archived keys `q` finds; a requester sees those of its own

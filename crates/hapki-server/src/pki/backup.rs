@@ -27,9 +27,8 @@ pub struct BackupJob {
     key: BackupKey,
     /// The exact length of the file.
     pub len: u64,
+    /// Who takes it: a client's token, or the node on its schedule.
     caller: Caller,
-    taken_by: Option<String>,
-    taken_by_name: String,
     recipient_fingerprint: Option<String>,
     node: u64,
 }
@@ -60,27 +59,15 @@ impl Pki {
             }
             _ => return Err(PkiError::invalid("recipient and recipient_fingerprint go together")),
         };
-        let name = self.token_name(&caller.token_id)?;
-        self.backup_job(
-            caller,
-            Some(caller.token_id.clone()),
-            name,
-            BackupFor { key, recipient },
-        )
+        self.backup_job(caller, BackupFor { key, recipient })
     }
 
     /// A backup the node takes on its own schedule.
     pub fn scheduled_backup(&self, target: BackupFor) -> Result<BackupJob, PkiError> {
-        self.backup_job(&Caller::node(), None, "schedule".into(), target)
+        self.backup_job(&Caller::node(), target)
     }
 
-    fn backup_job(
-        &self,
-        caller: &Caller,
-        taken_by: Option<String>,
-        taken_by_name: String,
-        target: BackupFor,
-    ) -> Result<BackupJob, PkiError> {
+    fn backup_job(&self, caller: &Caller, target: BackupFor) -> Result<BackupJob, PkiError> {
         let reader = self.reader()?;
         let at = hapki_cluster::restore::applied_at(reader.txn())
             .map_err(|e| PkiError::internal(format!("reading the applied index: {e}")))?
@@ -91,6 +78,7 @@ impl Pki {
                 "this node does not hold KEK {kek_id} yet (a rotation is under way); try again"
             ))
         })?;
+        let (digest, snapshot_len) = reader.digest_and_snapshot_len()?;
         let (salt, sealed) = Header::seal_kek(&target.key, self.random(), self.random(), kek_id, &kek);
         let (recipient, recipient_fingerprint) = target.recipient.unzip();
         let header = Header {
@@ -100,7 +88,7 @@ impl Pki {
             term: at.term,
             leader: at.leader,
             created_at: self.now(),
-            digest: reader.digest()?,
+            digest,
             rows: reader.rows()?,
             counts: reader.counts()?,
             version: crate::version::VERSION.to_string(),
@@ -108,15 +96,13 @@ impl Pki {
             kek: sealed,
             recipient,
         };
-        let len = backup::file_len(&header, hapki_store::snapshot_len(reader.txn())?)?;
+        let len = backup::file_len(&header, snapshot_len)?;
         Ok(BackupJob {
             reader,
             header,
             key: target.key,
             len,
             caller: caller.clone(),
-            taken_by,
-            taken_by_name,
             recipient_fingerprint,
             node: self.cluster.node_id(),
         })
@@ -138,8 +124,12 @@ impl Pki {
             sha256: written.sha256.clone(),
             rows: job.header.rows,
             certificates: job.header.counts.certificates,
-            taken_by: job.taken_by.clone(),
-            taken_by_name: job.taken_by_name.clone(),
+            taken_by: (!job.caller.is_node()).then(|| job.caller.token_id.clone()),
+            taken_by_name: if job.caller.is_node() {
+                "schedule".into()
+            } else {
+                job.caller.name.clone()
+            },
             node: job.node,
             file,
             recipient: job.recipient_fingerprint.clone(),

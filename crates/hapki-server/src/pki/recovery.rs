@@ -39,7 +39,7 @@ impl Pki {
                 serial,
                 reason: reason.to_string(),
                 by: caller.token_id.clone(),
-                by_name: self.token_name(&caller.token_id)?,
+                by_name: caller.name.clone(),
                 at: self.now(),
             },
         )
@@ -75,7 +75,7 @@ impl Pki {
         find(&self.reader()?, id)?;
         let approval = Approval {
             token_id: caller.token_id.clone(),
-            token_name: self.token_name(&caller.token_id)?,
+            token_name: caller.name.clone(),
             at: self.now(),
         };
         self.propose_as(
