@@ -6,7 +6,7 @@ use base64::Engine;
 use clap::Subcommand;
 use hapki_api::ca::{
     CrlRotated, DefaultIssuer, ExportRequest, Exported, ImportRequest, InstallCertRequest, IntermediateCsr, IssuerList,
-    IssuerView, RootRequest, RotateCrlRequest,
+    IssuerView, RootRequest, RotateCrlRequest, RotateRequest, Rotated,
 };
 
 use super::outfile::OutFile;
@@ -71,6 +71,30 @@ pub enum CaCommand {
         password_file: PathBuf,
         #[arg(long)]
         force: bool,
+    },
+    /// Roll an issuer over: a successor with the same subject and a new key, the default for
+    /// new certificates from --at on; the old one keeps its CRL and OCSP for what it issued
+    Rotate {
+        /// The issuer to roll over (`hapki ca list`)
+        #[arg(long)]
+        id: String,
+        /// When the successor becomes the default: `now`, `+30d`, RFC 3339
+        /// (`2027-03-01T00:00:00Z`) or Unix seconds
+        #[arg(long, default_value = "now")]
+        at: String,
+        /// The successor's validity in days; the old issuer's length by default
+        #[arg(long)]
+        days: Option<u32>,
+        /// The successor's key type; the old issuer's by default
+        #[arg(long)]
+        key: Option<String>,
+        /// Where to write the successor's certificate and chain (or its CSR, when its parent
+        /// is outside this cluster)
+        #[arg(long, default_value = "successor.pem")]
+        out: PathBuf,
+        /// For a root: where to write the successor's self-signed certificate, for trust stores
+        #[arg(long, default_value = "successor-root.pem")]
+        self_signed_out: PathBuf,
     },
     /// List issuers
     List,
@@ -203,6 +227,62 @@ pub async fn run(ctx: &Ctx, cmd: CaCommand) -> CliResult {
                 ],
             );
         }
+        CaCommand::Rotate {
+            id,
+            at,
+            days,
+            key,
+            out,
+            self_signed_out,
+        } => {
+            let body = RotateRequest {
+                at: Some(parse_when(&at, now_secs())?),
+                validity_days: days,
+                key_type: key
+                    .map(|k| k.parse())
+                    .transpose()
+                    .map_err(|e: hapki_domain::DomainError| Failure::usage(e.to_string()))?,
+            };
+            let out_file = OutFile::claim(&out, false, false)?;
+            let v: Rotated = client
+                .post(&format!("/v1/ca/{}/rotate", super::certs::urlencode(&id)), &body)
+                .await?;
+            let pem = match (&v.certificate, &v.csr) {
+                (Some(cert), _) => std::iter::once(cert).chain(&v.chain).cloned().collect::<String>(),
+                (None, Some(csr)) => csr.clone(),
+                (None, None) => String::new(),
+            };
+            out_file.write(pem.as_bytes(), "`hapki ca list --output json` shows it")?;
+            let mut fields = vec![
+                ("from", v.from.clone()),
+                ("to", v.to.clone()),
+                ("default from", hapki_domain::time::rfc3339(v.at)),
+                ("signed", v.signed.clone()),
+                ("written to", out.display().to_string()),
+            ];
+            if let Some(own) = &v.self_signed {
+                let file = OutFile::claim(&self_signed_out, false, false)?;
+                file.write(own.as_bytes(), "`hapki ca list --output json` shows it")?;
+                fields.push(("self-signed", self_signed_out.display().to_string()));
+                fields.push((
+                    "next",
+                    format!(
+                        "add {} to trust stores before the old root ends; until then the old root's trust covers the successor",
+                        self_signed_out.display()
+                    ),
+                ));
+            } else if v.csr.is_some() {
+                fields.push((
+                    "next",
+                    format!(
+                        "have the parent sign {}, then `hapki ca install-cert CERT.pem --id {}`",
+                        out.display(),
+                        v.to
+                    ),
+                ));
+            }
+            record(ctx.output, &v, fields);
+        }
         CaCommand::List => {
             let v: IssuerList = client.get("/v1/ca").await?;
             let rows = v
@@ -217,13 +297,17 @@ pub async fn run(ctx: &Ctx, cmd: CaCommand) -> CliResult {
                         i.key_type.clone(),
                         ot(i.not_after),
                         opt(i.crl_number),
+                        match (&i.successor, i.switch_at) {
+                            (Some(to), Some(at)) => format!("→ {to} from {}", hapki_domain::time::rfc3339(at)),
+                            _ => opt(i.predecessor.as_ref().map(|p| format!("after {p}"))),
+                        },
                     ]
                 })
                 .collect();
             print(
                 ctx.output,
                 &v,
-                &["id", "default", "status", "name", "key", "not after", "crl"],
+                &["id", "default", "status", "name", "key", "not after", "crl", "rollover"],
                 rows,
             );
         }
@@ -266,4 +350,77 @@ pub async fn run_crl(ctx: &Ctx, cmd: CrlCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `now`, `+N` with a unit (`30d`, `12h`, `45m`, `90s`), RFC 3339 in UTC
+/// (`2027-03-01T00:00:00Z`), or Unix seconds.
+fn parse_when(s: &str, now: u64) -> Result<u64, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "'{s}' is not a time: use now, +30d, 2027-03-01T00:00:00Z or Unix seconds"
+        ))
+    };
+    let s = s.trim();
+    if s == "now" {
+        return Ok(now);
+    }
+    if let Some(rel) = s.strip_prefix('+') {
+        let (num, unit) = rel.split_at(rel.len().saturating_sub(1));
+        let mult = match unit {
+            "d" => 86_400,
+            "h" => 3_600,
+            "m" => 60,
+            "s" => 1,
+            _ => return Err(bad()),
+        };
+        return num
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(mult))
+            .and_then(|d| now.checked_add(d))
+            .ok_or_else(bad);
+    }
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(secs);
+    }
+    let t = s.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = t.split_once('T').ok_or_else(bad)?;
+    let d: Vec<&str> = date.split('-').collect();
+    let h: Vec<&str> = time.split(':').collect();
+    if d.len() != 3 || h.len() != 3 {
+        return Err(bad());
+    }
+    let n = |v: &str| v.parse::<u16>().map_err(|_| bad());
+    let at = der::DateTime::new(
+        n(d[0])?,
+        n(d[1])? as u8,
+        n(d[2])? as u8,
+        n(h[0])? as u8,
+        n(h[1])? as u8,
+        n(h[2])? as u8,
+    )
+    .map_err(|_| bad())?;
+    Ok(at.unix_duration().as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_when;
+
+    #[test]
+    fn a_switch_time_is_now_relative_rfc_3339_or_unix_seconds() {
+        assert_eq!(parse_when("now", 100).unwrap(), 100);
+        assert_eq!(parse_when("+2d", 100).unwrap(), 100 + 2 * 86_400);
+        assert_eq!(parse_when("2027-01-01T00:00:00Z", 0).unwrap(), 1_798_761_600);
+        assert_eq!(parse_when("1798761600", 0).unwrap(), 1_798_761_600);
+        for bad in ["tomorrow", "+3w", "2027-13-01T00:00:00Z", "2027-01-01 00:00:00"] {
+            assert!(parse_when(bad, 0).is_err(), "{bad}");
+        }
+    }
 }

@@ -590,6 +590,7 @@ async fn summary(ctx: &Ctx) -> CliResult {
                 n.status.clone(),
                 n.role.clone(),
                 opt(n.version.as_ref()),
+                opt(n.max_format),
                 n.address.clone(),
                 opt(n.root_of_trust.as_ref()),
                 opt(n.last_contact_ms.map(|ms| format!("{ms} ms ago"))),
@@ -614,6 +615,7 @@ async fn summary(ctx: &Ctx) -> CliResult {
             "status",
             "role",
             "version",
+            "format",
             "address",
             "root of trust",
             "last contact",
@@ -628,6 +630,12 @@ async fn summary(ctx: &Ctx) -> CliResult {
     );
     if ctx.output == Output::Table {
         println!();
+        let rising = match v.voters_apply {
+            Some(f) if f > v.effective_format => format!("; every voter applies {f}, so it rises within seconds"),
+            Some(_) => String::new(),
+            None => "; not every voter answered".into(),
+        };
+        println!("effective state format: {}{rising}", v.effective_format);
         println!("{}  (computed {})", v.overall, v.computed_at);
     }
     Ok(())

@@ -86,6 +86,48 @@ pub struct IssuerView {
     pub certificate: Option<String>,
     pub chain: Vec<String>,
     pub csr: Option<String>,
+    /// The issuer that takes over from this one, and when it becomes the default.
+    #[serde(default)]
+    pub successor: Option<String>,
+    #[serde(default)]
+    pub switch_at: Option<u64>,
+    /// The issuer this one took over from.
+    #[serde(default)]
+    pub predecessor: Option<String>,
+}
+
+/// `POST /v1/ca/{id}/rotate`: a successor for the issuer, which becomes the default at `at`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// When the successor becomes the default (Unix seconds); now when absent.
+    #[serde(default)]
+    pub at: Option<u64>,
+    /// The successor's validity; the predecessor's length when absent.
+    #[serde(default)]
+    pub validity_days: Option<u32>,
+    /// The successor's key type; the predecessor's when absent.
+    #[serde(default)]
+    pub key_type: Option<KeyType>,
+}
+
+/// What `POST /v1/ca/{id}/rotate` made.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Rotated {
+    pub from: String,
+    pub to: String,
+    /// When the successor becomes the default.
+    pub at: u64,
+    /// `signed by the old root`, `signed by <parent id>`, or `awaiting certificate`.
+    pub signed: String,
+    /// The successor's certificate (for a root: issued by the old root), then its chain.
+    pub certificate: Option<String>,
+    pub chain: Vec<String>,
+    /// For a root: the successor's self-signed certificate, to add to trust stores.
+    pub self_signed: Option<String>,
+    /// For an intermediate whose parent is outside this cluster: the CSR to have signed,
+    /// then `hapki ca install-cert --id <to>`.
+    pub csr: Option<String>,
 }
 
 /// `GET /v1/ca`.

@@ -31,6 +31,8 @@ pub mod paths {
     pub const KEK_FETCH: &str = "/cluster/kek/fetch";
     /// The leader builds a CRL for a follower that took a revocation.
     pub const CRL: &str = "/cluster/crl";
+    /// A member's build: its version and the highest state format it applies.
+    pub const BUILD: &str = "/cluster/build";
 }
 
 /// A joining node introduces itself.
@@ -38,6 +40,20 @@ pub mod paths {
 pub struct Hello {
     pub addr: NodeAddr,
     pub version: String,
+    /// The highest state format the joining node applies (1 for builds that do not say).
+    #[serde(default = "baseline_format")]
+    pub max_format: u32,
+}
+
+fn baseline_format() -> u32 {
+    1
+}
+
+/// A member's build, for the feature gates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeBuild {
+    pub version: String,
+    pub max_format: u32,
 }
 
 /// What a joining node needs before it can take part: the cluster's id and KEK.

@@ -308,6 +308,9 @@ pub struct NodeReport {
     pub reason: Option<String>,
     pub role: String,
     pub version: String,
+    /// The highest state format its build applies; `None` from builds that do not say.
+    #[serde(default)]
+    pub max_format: Option<u32>,
     pub api: String,
     pub cluster: String,
     pub term: u64,
@@ -334,6 +337,9 @@ pub struct SummaryRow {
     pub status: String,
     pub role: String,
     pub version: Option<String>,
+    /// The highest state format the node's build applies.
+    #[serde(default)]
+    pub max_format: Option<u32>,
     pub last_contact_ms: Option<u64>,
     pub matched_index: Option<u64>,
     pub lag_entries: Option<u64>,
@@ -352,6 +358,13 @@ pub struct SummaryRow {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     pub nodes: Vec<SummaryRow>,
+    /// The state format the cluster runs at: commands of a higher one are refused until
+    /// every voter applies it, when it rises by itself.
+    #[serde(default)]
+    pub effective_format: u32,
+    /// The highest format every voter's build applies, when each answered.
+    #[serde(default)]
+    pub voters_apply: Option<u32>,
     pub overall: String,
     pub computed_at: String,
 }

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod profile;
 pub mod revocation;
 pub mod serial;
+pub mod successor;
 pub mod time;
 pub mod wrap;
 

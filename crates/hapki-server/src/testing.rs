@@ -18,6 +18,7 @@ use tower::ServiceExt;
 use crate::auth::Caller;
 use crate::clock::{ManualClock, Sources, SystemRandom};
 use crate::datadir::DataDir;
+use crate::pki::gates::VoterBuild;
 use crate::pki::{Pki, RootRequest, TokenGrant};
 use crate::replica::{LocalReplica, Replica};
 use crate::trust::Keyring;
@@ -30,6 +31,15 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 /// A one-node service on `clock`, with a root CA (and its OCSP signer) and its first CRL.
 pub async fn service(clock: Arc<ManualClock>) -> (tempfile::TempDir, Arc<Pki>, String) {
+    service_with_voters(clock, vec![VoterBuild::this_node(1, "test")]).await
+}
+
+/// [`service`] in a cluster whose voters run `voters`' builds: its state format is the
+/// highest they all apply.
+pub async fn service_with_voters(
+    clock: Arc<ManualClock>,
+    voters: Vec<VoterBuild>,
+) -> (tempfile::TempDir, Arc<Pki>, String) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("hapki.redb")).unwrap();
     let cluster = Arc::new(LocalReplica::new(store.clone()));
@@ -47,6 +57,8 @@ pub async fn service(clock: Arc<ManualClock>) -> (tempfile::TempDir, Arc<Pki>, S
         random: Arc::new(SystemRandom),
     };
     let pki = Pki::new(store, cluster, keyring, sources);
+    pki.set_voter_builds(voters);
+    pki.raise_format().await.unwrap();
     let root = pki
         .init_root(
             &Caller::node(),
@@ -98,8 +110,13 @@ pub struct Api {
 
 impl Api {
     pub async fn new() -> Api {
+        Self::with_voters(vec![VoterBuild::this_node(1, "test")]).await
+    }
+
+    /// The API of a cluster whose voters run `voters`' builds (see [`service_with_voters`]).
+    pub async fn with_voters(voters: Vec<VoterBuild>) -> Api {
         let clock = ManualClock::new(START);
-        let (dir, pki, root) = service(clock.clone()).await;
+        let (dir, pki, root) = service_with_voters(clock.clone(), voters).await;
         let admin = pki
             .create_token(&Caller::node(), &TokenGrant::role(Role::Admin, "admin"))
             .await

@@ -127,6 +127,9 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         Command::AuditEvent { meta, action, object } => crate::audit::event(txn, meta, action, object),
         Command::SealAudit { seal } => crate::audit::seal(txn, seal),
         Command::SetAuditKey { key } => crate::audit::set_key(txn, key),
+        Command::SetStateFormat { to } => crate::format::set(txn, *to),
+        Command::RollOverIssuer { successor, rollover } => crate::rollover::roll_over(txn, successor, rollover),
+        Command::CompleteRollover { from } => crate::rollover::complete(txn, from),
     }
 }
 

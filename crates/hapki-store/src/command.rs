@@ -140,6 +140,15 @@ pub enum Command {
         rotation: Box<Command>,
         audit: hapki_domain::wrap::Wrapped,
     },
+    /// Raises the state's format to `to` (format `to`): proposed once every voter applies it.
+    SetStateFormat { to: u32 },
+    /// Adds `successor` and plans its taking over from `rollover.from` (format 2).
+    RollOverIssuer {
+        successor: IssuerRecord,
+        rollover: crate::rollover::Rollover,
+    },
+    /// Records that the rollover from issuer `from` is done (format 2).
+    CompleteRollover { from: String },
 }
 
 impl Command {
@@ -187,6 +196,9 @@ impl Command {
             Command::SealAudit { .. } => "seal_audit",
             Command::SetAuditKey { .. } => "set_audit_key",
             Command::RotateKekWithAudit { .. } => "rotate_kek",
+            Command::SetStateFormat { .. } => "set_state_format",
+            Command::RollOverIssuer { .. } => "roll_over_issuer",
+            Command::CompleteRollover { .. } => "complete_rollover",
         }
     }
 }

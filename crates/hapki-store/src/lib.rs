@@ -11,11 +11,13 @@ pub mod audit;
 pub mod backups;
 pub mod codec;
 pub mod command;
+pub mod format;
 mod kek;
 pub mod legacy;
 mod migrate;
 mod read;
 pub mod records;
+pub mod rollover;
 mod snapshot;
 pub mod tables;
 
@@ -31,6 +33,7 @@ pub use command::{Command, CommandResult, RejectCode};
 pub use migrate::{Migrated, Upgrade};
 pub use read::{CertFilter, CertStatus, StateReader};
 pub use records::*;
+pub use rollover::Rollover;
 pub use snapshot::{export_state, import_state, snapshot_is_current, SNAPSHOT_FORMAT};
 
 /// The page cache of a store opened with [`Store::open`].
@@ -109,6 +112,7 @@ impl Store {
         txn.commit()?;
         let store = Store { db: Arc::new(db) };
         let migrated = store.check_schema(upgrade)?;
+        store.check_state_format()?;
         Ok((store, migrated))
     }
 
@@ -137,6 +141,22 @@ impl Store {
                 tables::SCHEMA_VERSION
             ))),
         }
+    }
+
+    /// Refuses a state of a format this build does not apply: the cluster agreed on
+    /// commands it cannot apply.
+    fn check_state_format(&self) -> Result<(), StoreError> {
+        let found = self.reader()?.state_format()?;
+        if found > format::MAX {
+            return Err(StoreError::Format(format!(
+                "this data directory holds state format {found}, which hapki {} or later applies; \
+                 this build applies up to format {}: start hapki {} or later on it",
+                format::first_release(found),
+                format::MAX,
+                format::first_release(found)
+            )));
+        }
+        Ok(())
     }
 
     /// The underlying database, for the Raft log store.
@@ -169,7 +189,12 @@ impl Store {
 }
 
 /// Applies one command inside a write transaction (see [`Store::begin_apply`]).
+/// A command of a state format above what this build applies is an error (the node
+/// stops rather than diverge); one above the state's format is refused on every node.
 pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, StoreError> {
+    if let Some(refusal) = format::check(txn, cmd)? {
+        return Ok(refusal);
+    }
     apply::apply(txn, cmd)
 }
 

@@ -64,6 +64,14 @@ impl StateReader {
             .transpose()
     }
 
+    /// The state's format ([`crate::format`]): 1 until a higher one is recorded.
+    pub fn state_format(&self) -> Result<u32, StoreError> {
+        self.meta("state_format")?
+            .map(|b| crate::records::decode_u32("state_format", &b))
+            .transpose()
+            .map(|f| f.unwrap_or(crate::format::BASELINE))
+    }
+
     /// The number of the KEK the state's keys are sealed under (0 until the first rotation).
     pub fn kek_id(&self) -> Result<u32, StoreError> {
         self.meta("kek_id")?

@@ -14,7 +14,8 @@ use redb::TableDefinition;
 /// bincode 1; a node migrates a store of version 2 when it opens it ([`crate::Upgrade`]).
 pub const SCHEMA_VERSION: u32 = 3;
 
-/// Replicated settings and counters: `schema_version`, `cluster_id`, `default_issuer`, `settings`.
+/// Replicated settings and counters: `schema_version`, `cluster_id`, `default_issuer`, `settings`,
+/// `state_format`.
 pub const SM_META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_meta");
 /// Issuer id → [`crate::IssuerRecord`].
 pub const SM_ISSUERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_issuers");
@@ -46,6 +47,9 @@ pub const SM_AUDIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_aud
 /// Position (8 bytes, big-endian) → [`hapki_domain::audit::Seal`] of the record there.
 pub const SM_AUDIT_SEALS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_audit_seals");
 
+/// Issuer id → [`crate::Rollover`] from that issuer to its successor.
+pub const SM_ROLLOVERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_rollovers");
+
 /// Raft log: index → entry ([`crate::codec`]).
 pub const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 /// Raft bookkeeping: `vote`, `committed`, `last_purged`, `applied`, `membership`, `snapshot_meta`.
@@ -57,7 +61,7 @@ pub type SmTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 /// The state-machine tables, in the fixed order snapshots and digests use; new tables go
 /// at the end, and count in the digest only once they hold rows (so that a state without
 /// them digests as it did before they existed).
-pub const SM_TABLES: [SmTable; 14] = [
+pub const SM_TABLES: [SmTable; 15] = [
     SM_META,
     SM_ISSUERS,
     SM_CERTS,
@@ -72,6 +76,7 @@ pub const SM_TABLES: [SmTable; 14] = [
     SM_BACKUPS,
     SM_AUDIT,
     SM_AUDIT_SEALS,
+    SM_ROLLOVERS,
 ];
 
 /// How many of [`SM_TABLES`] count in the digest even when empty.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use hapki_api::ca::{ImportRequest, InstallCertRequest, RootRequest, RotateCrlRequest};
+use hapki_api::ca::{ImportRequest, InstallCertRequest, RootRequest, RotateCrlRequest, RotateRequest};
 
 use super::{json, Json};
 use crate::auth::Caller;
@@ -63,6 +63,16 @@ pub async fn set_default(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(json(pki.set_default_issuer(&caller, &id).await?))
+}
+
+/// `POST /v1/ca/{id}/rotate`: a successor for the issuer (rollover).
+pub async fn rotate(
+    State(pki): State<Arc<Pki>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<RotateRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok((StatusCode::CREATED, json(pki.rotate_issuer(&caller, &id, &req).await?)))
 }
 
 /// `POST /v1/crl/rotate`: publishes a new CRL now.

@@ -19,6 +19,8 @@ mod keys_tests;
 #[cfg(test)]
 mod refusals;
 #[cfg(test)]
+mod rollover_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
@@ -58,6 +60,7 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .route("/v1/ca/{id}/certificate", post(ca::install_cert))
         .route("/v1/ca/{id}/default", post(ca::set_default))
         .route("/v1/ca/{id}/export", post(ca::export))
+        .route("/v1/ca/{id}/rotate", post(ca::rotate))
         .route("/v1/crl/rotate", post(ca::rotate_crl))
         .route("/v1/profiles", get(profiles::list).post(profiles::create))
         .route("/v1/profiles/{name}", get(profiles::get).put(profiles::update))

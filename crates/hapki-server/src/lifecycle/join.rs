@@ -163,6 +163,7 @@ impl Node {
         let hello = Hello {
             addr: self.addr(),
             version: crate::api::version(),
+            max_format: hapki_store::format::MAX,
         };
         let welcome: Welcome = network
             .call_json(&ticket.member, paths::HELLO, &hello, RPC_TIMEOUT)

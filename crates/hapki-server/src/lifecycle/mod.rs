@@ -8,6 +8,7 @@
 mod admit;
 pub mod channel_key;
 mod error;
+mod gates;
 mod join;
 mod peer;
 mod rate;
@@ -322,6 +323,7 @@ impl Node {
         if let Some(backup) = self.cfg.backup.clone() {
             tokio::spawn(crate::backups::schedule(pki.clone(), backup));
         }
+        tokio::spawn(gates::run(self.clone()));
         *self.bootstrap.write().expect("bootstrap lock") = None;
         let _ = std::fs::remove_file(self.dir.bootstrap_token());
         self.set_phase(Phase::Ready);

@@ -17,7 +17,7 @@ use super::Node;
 use crate::api::VERSION;
 use crate::error::ChannelError;
 
-pub use hapki_api::channel::{paths, CrlRequest, Hello, KekTransfer, MembershipOutcome, Refusal, Welcome};
+pub use hapki_api::channel::{paths, CrlRequest, Hello, KekTransfer, MembershipOutcome, NodeBuild, Refusal, Welcome};
 
 /// The routes, served next to Raft's on the channel.
 pub fn routes(node: Arc<Node>) -> Router {
@@ -30,6 +30,7 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route(paths::KEK_OFFER, post(kek_offer))
         .route(paths::KEK_FETCH, post(kek_fetch))
         .route(paths::CRL, post(build_crl))
+        .route(paths::BUILD, post(node_build))
         .with_state(node)
 }
 
@@ -63,6 +64,16 @@ async fn hello(
         ))));
     }
     let reader = pki.reader()?;
+    let state_format = reader.state_format()?;
+    if hello.max_format < state_format {
+        return Err(ChannelError(Refusal::Conflict(format!(
+            "the cluster is at state format {state_format}, and the joining node (hapki {}) applies up to \
+             format {}: install hapki {} or later on it",
+            hello.version,
+            hello.max_format,
+            hapki_store::format::first_release(state_format)
+        ))));
+    }
     let admitted = matches!(reader.node(caller)?, Some(r) if r.standing == NodeStanding::Admitted);
     if !admitted {
         return Err(ChannelError(Refusal::Forbidden(format!(
@@ -185,4 +196,12 @@ async fn kek_fetch(
         .ok_or_else(|| ChannelError(Refusal::NotFound(format!("this node does not hold KEK {id}"))))?;
     tracing::info!("handed KEK {id} to node {caller:016x}");
     Ok(Json(KekTransfer::new(id, &kek)))
+}
+
+/// This node's build, for the feature gates of the member that asks.
+async fn node_build() -> Json<NodeBuild> {
+    Json(NodeBuild {
+        version: VERSION.to_string(),
+        max_format: hapki_store::format::MAX,
+    })
 }

@@ -62,6 +62,7 @@ pub fn report(node: &Node) -> NodeReport {
         reason,
         role: role.into(),
         version: VERSION.into(),
+        max_format: Some(hapki_store::format::MAX),
         api: node.cfg.listen.to_string(),
         cluster: node.cfg.cluster_address().unwrap_or_default(),
         term: status.term,
@@ -86,6 +87,7 @@ pub fn row(m: &hapki_cluster::Member, r: NodeReport, follower: Option<&FollowerV
         status: r.status,
         role: r.role,
         version: Some(r.version),
+        max_format: r.max_format,
         last_contact_ms: follower.and_then(|f| f.last_contact_ms),
         matched_index: follower.map(|f| f.matched).unwrap_or(r.last_log_index),
         lag_entries: follower.map(|f| f.lag_entries).or(Some(0)),
@@ -152,6 +154,7 @@ pub async fn summary(node: &Node) -> Summary {
                     status,
                     role: if m.voter { "voter" } else { "learner" }.into(),
                     version: probed.as_ref().map(|p| p.version.clone()),
+                    max_format: None,
                     last_contact_ms: follower.and_then(|f| f.last_contact_ms),
                     matched_index: follower.and_then(|f| f.matched),
                     lag_entries: follower.map(|f| f.lag_entries),
@@ -179,8 +182,21 @@ pub async fn summary(node: &Node) -> Summary {
         }
         rows.push(row);
     }
+    let voters_apply = rows
+        .iter()
+        .filter(|r| r.role != "learner")
+        .map(|r| r.max_format)
+        .collect::<Option<Vec<_>>>()
+        .and_then(|f| f.into_iter().min());
+    let effective_format = node
+        .pki()
+        .and_then(|p| p.reader().ok())
+        .and_then(|r| r.state_format().ok())
+        .unwrap_or(hapki_store::format::BASELINE);
     Summary {
         nodes: rows,
+        effective_format,
+        voters_apply,
         overall: if problems.is_empty() {
             "GOOD".into()
         } else {

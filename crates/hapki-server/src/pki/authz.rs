@@ -159,7 +159,8 @@ impl Pki {
             Command::AddIssuer { .. }
             | Command::InstallIssuerCert { .. }
             | Command::SetDefaultIssuer { .. }
-            | Command::SetOcspSigner { .. } => Action::ManageCa,
+            | Command::SetOcspSigner { .. }
+            | Command::RollOverIssuer { .. } => Action::ManageCa,
             Command::PutProfile { .. } => Action::ManageProfiles,
             Command::CreateToken { .. } | Command::RevokeToken { .. } => Action::ManageTokens,
             Command::PutSettings { .. }
@@ -181,7 +182,9 @@ impl Pki {
             | Command::LeaseSerials { .. }
             | Command::SetArchiveTransport { .. }
             | Command::SealAudit { .. }
-            | Command::SetAuditKey { .. } => {
+            | Command::SetAuditKey { .. }
+            | Command::SetStateFormat { .. }
+            | Command::CompleteRollover { .. } => {
                 return Err(PkiError::forbidden(format!(
                     "{} is made by nodes, never on a client's behalf",
                     command.kind()
@@ -209,6 +212,8 @@ fn node_may_propose(from: NodeId, command: &Command) -> Result<(), String> {
         Command::RecordBackup { backup } if backup.taken_by.is_none() => Ok(()),
         // The audit log's seals and key; what a member does on its own, recorded as the node's.
         Command::SealAudit { .. } | Command::SetAuditKey { .. } => Ok(()),
+        // The leader's feature gates and the rollovers that fall due.
+        Command::SetStateFormat { .. } | Command::CompleteRollover { .. } => Ok(()),
         Command::Audited { meta, command } if meta.actor.is_none() => node_may_propose(from, command),
         other => Err(format!(
             "a member may not propose {} on its own; it needs the token of the client that asked",

@@ -280,7 +280,7 @@ impl Pki {
     async fn created(&self, record: IssuerRecord) -> Result<wire::IssuerView, PkiError> {
         let index = self.cluster.status().last_applied.unwrap_or(0);
         self.refresh_crl(&record.id, index + 1).await?;
-        let default = self.reader()?.default_issuer_id()?;
+        let default = self.reader()?.default_issuer_at(self.now())?;
         self.issuer_view(record, default.as_deref())
     }
 
@@ -288,7 +288,7 @@ impl Pki {
     pub fn issuers(&self, caller: &Caller) -> Result<IssuerList, PkiError> {
         caller.may(Action::ReadStatus)?;
         let reader = self.reader()?;
-        let default = reader.default_issuer_id()?;
+        let default = reader.default_issuer_at(self.now())?;
         let issuers = reader
             .issuers()?
             .into_iter()
@@ -298,8 +298,14 @@ impl Pki {
     }
 
     fn issuer_view(&self, i: IssuerRecord, default: Option<&str>) -> Result<wire::IssuerView, PkiError> {
-        let crl_number = self.reader()?.crl(&i.id)?.map(|c| c.number);
+        let reader = self.reader()?;
+        let crl_number = reader.crl(&i.id)?.map(|c| c.number);
+        let rollover = reader.rollover_from(&i.id)?;
+        let predecessor = reader.rollovers()?.into_iter().find(|r| r.to == i.id).map(|r| r.from);
         Ok(wire::IssuerView {
+            successor: rollover.as_ref().map(|r| r.to.clone()),
+            switch_at: rollover.map(|r| r.at),
+            predecessor,
             default: default == Some(i.id.as_str()),
             not_after: i.is_active().then_some(i.not_after),
             status: if i.is_active() {
@@ -328,7 +334,7 @@ impl Pki {
     }
 
     /// Builds an issuer record with the key sealed and a fresh OCSP signer.
-    fn issuer_record(
+    pub(super) fn issuer_record(
         &self,
         key: &SigningKey,
         cert_der: Vec<u8>,

@@ -211,13 +211,17 @@ impl Pki {
     }
 }
 
-/// Runs CRL renewal every `every` until the process ends.
+/// Runs CRL renewal, and records the issuer rollovers that fell due, every `every` until
+/// the process ends.
 pub async fn crl_loop(pki: Arc<Pki>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         if let Err(e) = pki.renew_due_crls().await {
             tracing::warn!("CRL renewal failed: {}", e);
+        }
+        if let Err(e) = pki.complete_due_rollovers().await {
+            tracing::warn!("recording a due issuer rollover failed: {}", e);
         }
     }
 }

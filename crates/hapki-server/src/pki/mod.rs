@@ -10,10 +10,12 @@ mod ca;
 mod certs;
 mod crl;
 mod error;
+pub mod gates;
 mod issue;
 mod ocsp;
 mod profiles;
 mod recovery;
+mod rollover;
 mod serials;
 mod tokens;
 pub mod work;
@@ -95,6 +97,8 @@ pub struct Pki {
     /// The key archive's transport key, once loaded.
     transport: RwLock<Option<Arc<archive::Transport>>>,
     audit_signer: RwLock<Option<Arc<audit::AuditSigner>>>,
+    /// The voters' builds, for the feature gates.
+    builds: gates::Builds,
 }
 
 impl Pki {
@@ -114,6 +118,7 @@ impl Pki {
             sources,
             transport: RwLock::new(None),
             audit_signer: RwLock::new(None),
+            builds: gates::Builds::default(),
         });
         pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
             pki: Arc::downgrade(&pki),
@@ -191,6 +196,7 @@ impl Pki {
     }
 
     pub async fn propose(&self, origin: &Origin, cmd: Command) -> Result<(), PkiError> {
+        self.check_format(&cmd)?;
         match self.cluster.propose(origin, cmd).await? {
             CommandResult::Applied | CommandResult::Replayed { .. } => Ok(()),
             CommandResult::Rejected { code, message } => Err(PkiError::Rejected { code, message }),
@@ -229,7 +235,7 @@ impl Pki {
         let reader = self.reader()?;
         let id = match id {
             Some(id) => id.to_string(),
-            None => reader.default_issuer_id()?.ok_or(PkiError::NoCa)?,
+            None => reader.default_issuer_at(self.now())?.ok_or(PkiError::NoCa)?,
         };
         if let Some(i) = self.caches.read().expect("cache lock").issuers.get(&id) {
             return Ok(i.clone());
@@ -322,6 +328,8 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
                     | Command::PutProfile { .. }
                     | Command::RotateKek { .. }
                     | Command::RotateKekWithArchive { .. }
+                    | Command::RollOverIssuer { .. }
+                    | Command::CompleteRollover { .. }
             ),
             // Missed some: any of them may have changed a cached thing.
             Err(RecvError::Lagged(_)) => true,
