@@ -11,8 +11,15 @@ else
 fi
 
 # Build the tests while the packages below install: the build keeps both cores busy, the
-# install mostly waits on downloads. Its outcome is collected before the tests run.
-"${run[@]}" --no-run "$@" &
+# install mostly waits on downloads. Its outcome is collected before the tests run. First
+# the binary of the last release's state format, which tests/rolling_upgrade.rs upgrades
+# from: this source built as that release was, kept next to this build's binary.
+build_all() {
+    cargo build --bin hapki --features state-format-1
+    cp target/debug/hapki target/debug/hapki-format1
+    "${run[@]}" --no-run "$@"
+}
+build_all "$@" &
 build=$!
 cleanup() {
     kill "$build" 2>/dev/null || true

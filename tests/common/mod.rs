@@ -65,6 +65,8 @@ pub struct Node {
     pub token: String,
     /// Extra environment for the server process.
     env: Vec<(String, String)>,
+    /// The `hapki` binary the server runs ([`HAPKI`] unless [`Node::set_binary`] changed it).
+    bin: PathBuf,
 }
 
 impl Node {
@@ -97,7 +99,16 @@ impl Node {
     /// Starts `hapki server --config node.toml` with a cluster channel and leaves it
     /// `not clustered`.
     pub fn start_fresh(extra: &str) -> Node {
-        Self::launch(Some(&format!("cluster_listen = \"127.0.0.1:{{channel}}\"\n{extra}")))
+        Self::start_fresh_as(Path::new(HAPKI), extra)
+    }
+
+    /// [`Node::start_fresh`] with the server run from `bin`.
+    pub fn start_fresh_as(bin: &Path, extra: &str) -> Node {
+        let mut node = Self::unstarted(&[]);
+        node.bin = bin.to_path_buf();
+        node.write_config(&format!("cluster_listen = \"127.0.0.1:{{channel}}\"\n{extra}"));
+        node.spawn();
+        node
     }
 
     /// [`Node::start_fresh`] with extra environment for the server process.
@@ -122,7 +133,45 @@ impl Node {
             channel: free_port(),
             token: String::new(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            bin: PathBuf::from(HAPKI),
         }
+    }
+
+    /// Runs the server from `bin` from the next start on, as an operator installs another
+    /// build; the CLI stays this build's.
+    pub fn set_binary(&mut self, bin: &Path) {
+        self.bin = bin.to_path_buf();
+    }
+
+    /// Starts the server (from its binary) and waits for it to exit, as a server that refuses
+    /// to start does; returns its exit status and output.
+    pub fn start_expecting_exit(&mut self) -> (std::process::ExitStatus, String) {
+        self.kill9();
+        let log = self.dir.path().join("refused.log");
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(&self.bin)
+            .args(["server", "--config", "node.toml"])
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(self.dir.path())
+            .stdout(Stdio::from(file.try_clone().expect("clone log")))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("start hapki server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "the server did not exit within 30 s:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (status, std::fs::read_to_string(&log).unwrap_or_default())
     }
 
     /// Starts `hapki server --dev` on a copy of the data directory `fixture` (a file
@@ -221,7 +270,7 @@ impl Node {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
-        let mut cmd = Command::new(HAPKI);
+        let mut cmd = Command::new(&self.bin);
         if self.dir.path().join("node.toml").exists() {
             cmd.args(["server", "--config", "node.toml"]);
         } else {
@@ -407,7 +456,16 @@ impl Cluster {
     /// `n` nodes; node `i` gets `extra(i)` in its configuration, and `started(i, node)` is
     /// called once it runs, before it forms or joins the cluster.
     pub fn start_each(n: usize, extra: impl Fn(usize) -> String, started: impl Fn(usize, &Node)) -> Cluster {
-        let mut first = Node::start_fresh(&extra(0));
+        Self::start_each_as(Path::new(HAPKI), n, extra, started)
+    }
+
+    /// `n` nodes whose servers run from `bin`.
+    pub fn start_as(bin: &Path, n: usize) -> Cluster {
+        Self::start_each_as(bin, n, |_| String::new(), |_, _| {})
+    }
+
+    fn start_each_as(bin: &Path, n: usize, extra: impl Fn(usize) -> String, started: impl Fn(usize, &Node)) -> Cluster {
+        let mut first = Node::start_fresh_as(bin, &extra(0));
         started(0, &first);
         let out = first.cli_with_token(&["cluster", "new"], Some(&first.bootstrap_token()));
         assert!(out.status.success(), "cluster new failed: {}", stderr(&out));
@@ -417,7 +475,7 @@ impl Cluster {
             .to_string();
         let mut cluster = Cluster { nodes: vec![first] };
         for i in 1..n {
-            let fresh = Node::start_fresh(&extra(i));
+            let fresh = Node::start_fresh_as(bin, &extra(i));
             started(i, &fresh);
             let out = cluster.join(fresh, 0);
             assert!(out.status.success(), "fulljoin failed: {}", stderr(&out));

@@ -149,9 +149,8 @@ impl Store {
         let found = self.reader()?.state_format()?;
         if found > format::MAX {
             return Err(StoreError::Format(format!(
-                "this data directory holds state format {found}, which hapki {} or later applies; \
-                 this build applies up to format {}: start hapki {} or later on it",
-                format::first_release(found),
+                "this data directory holds state format {found}, and this build applies format {} at \
+                 most: start hapki {} or later on it",
                 format::MAX,
                 format::first_release(found)
             )));
