@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::secrets::{assert_nowhere, key_encodings, split_keys};
+use common::secrets::{assert_nowhere, exported_keys, key_encodings};
 use common::{openssl, serial_of, stderr, wait_for, Cluster, Node};
 
 /// `openssl ocsp` for `cert` against `node`'s responder; returns its report.
@@ -72,46 +72,6 @@ fn rsa_key(dir: &Path, name: &str) {
 
 fn mode(path: &Path) -> u32 {
     std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).expect("metadata").permissions()) & 0o777
-}
-
-/// The private keys of the CA, its OCSP signer and the audit log, as `hapki ca export`
-/// gives them.
-fn exported_keys(node: &Node) -> Vec<PathBuf> {
-    let id = node.json(&["ca", "list"])["issuers"][0]["id"]
-        .as_str()
-        .expect("issuer id")
-        .to_string();
-    let pass = node.work().join("export.pass");
-    std::fs::write(&pass, "export secret\n").expect("password file");
-    let pass = pass.display().to_string();
-    node.ok(&[
-        "ca",
-        "export",
-        "--id",
-        &id,
-        "--pkcs12",
-        "ca.p12",
-        "--password-file",
-        &pass,
-    ]);
-    let (ok, out) = openssl(
-        node.work(),
-        &[
-            "pkcs12",
-            "-in",
-            "ca.p12",
-            "-passin",
-            &format!("file:{pass}"),
-            "-nocerts",
-            "-nodes",
-            "-out",
-            "ca-keys.pem",
-        ],
-    );
-    assert!(ok, "{out}");
-    let keys = split_keys(&node.work().join("ca-keys.pem"));
-    assert_eq!(keys.len(), 3, "the CA's key, its OCSP signer's and the audit key");
-    keys
 }
 
 #[test]

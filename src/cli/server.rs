@@ -18,6 +18,16 @@ pub struct ServerArgs {
     /// Log filter, e.g. info or hapki_server=debug [env: HAPKI_LOG]
     #[arg(long, default_value = "warn")]
     log: String,
+    /// How log lines look: text, or one JSON object per line
+    #[arg(long, value_enum, env = "HAPKI_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// What a node is configured with: `--config` and the flags that override it.
@@ -47,6 +57,9 @@ pub struct NodeArgs {
     /// Node name shown in listings [default: host name]
     #[arg(long)]
     node_name: Option<String>,
+    /// Serve Prometheus metrics at /metrics on the plain-HTTP listener (`metrics = true`)
+    #[arg(long)]
+    metrics: bool,
     #[command(flatten)]
     root: super::node::RootOfTrustArgs,
 }
@@ -89,6 +102,9 @@ impl NodeArgs {
         if let Some(n) = self.node_name {
             cfg.node_name = Some(n);
         }
+        if self.metrics {
+            cfg.metrics = true;
+        }
         if let Some(root) = self.root.spec()? {
             cfg.root_of_trust = Some(root);
             cfg.unseal_key_file = None;
@@ -109,12 +125,30 @@ pub async fn run(args: ServerArgs) -> CliResult {
         let recent = hapki_server::recent::RecentErrors.with_filter(tracing_subscriber::filter::filter_fn(|m| {
             m.target().starts_with("hapki")
         }));
+        use hapki_server::logfmt::WithNode;
+        let lines = match args.log_format {
+            LogFormat::Text => tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .event_format(WithNode {
+                    inner: tracing_subscriber::fmt::format(),
+                    json: false,
+                })
+                .boxed(),
+            LogFormat::Json => tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .json()
+                .event_format(WithNode {
+                    inner: tracing_subscriber::fmt::format()
+                        .json()
+                        .with_current_span(true)
+                        .with_span_list(false)
+                        .flatten_event(true),
+                    json: true,
+                })
+                .boxed(),
+        };
         tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_filter(filter),
-            )
+            .with(lines.with_filter(filter))
             .with(recent)
             .init();
     }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::openssl;
+use super::{openssl, Node};
 
 /// The DER forms of the private key in PEM file `key`: PKCS#8, and for an EC key also
 /// SEC1 and the bare scalar, for an Ed25519 key the bare seed, as `openssl` writes them.
@@ -77,4 +77,44 @@ pub fn assert_nowhere(paths: &[PathBuf], secrets: &[Vec<u8>]) {
             }
         }
     }
+}
+
+/// The private keys of the CA, its OCSP signer and the audit log, as `hapki ca export`
+/// gives them.
+pub fn exported_keys(node: &Node) -> Vec<PathBuf> {
+    let id = node.json(&["ca", "list"])["issuers"][0]["id"]
+        .as_str()
+        .expect("issuer id")
+        .to_string();
+    let pass = node.work().join("export.pass");
+    std::fs::write(&pass, "export secret\n").expect("password file");
+    let pass = pass.display().to_string();
+    node.ok(&[
+        "ca",
+        "export",
+        "--id",
+        &id,
+        "--pkcs12",
+        "ca.p12",
+        "--password-file",
+        &pass,
+    ]);
+    let (ok, out) = openssl(
+        node.work(),
+        &[
+            "pkcs12",
+            "-in",
+            "ca.p12",
+            "-passin",
+            &format!("file:{pass}"),
+            "-nocerts",
+            "-nodes",
+            "-out",
+            "ca-keys.pem",
+        ],
+    );
+    assert!(ok, "{out}");
+    let keys = split_keys(&node.work().join("ca-keys.pem"));
+    assert_eq!(keys.len(), 3, "the CA's key, its OCSP signer's and the audit key");
+    keys
 }

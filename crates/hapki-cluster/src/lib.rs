@@ -21,7 +21,7 @@ pub mod upgrade;
 pub use contact::Contacts;
 pub use log_store::LogStore;
 pub use membership::{MembershipChange, MembershipOutcome, MAX_NODES};
-pub use node::{ClusterNode, Member, RaftSettings, RaftStatus};
+pub use node::{ClusterNode, Member, RaftObserved, RaftSettings, RaftStatus};
 pub use origin::{Authorizer, Origin};
 pub use state_machine::{Applied, StateMachine};
 pub use types::{NodeAddr, NodeId};

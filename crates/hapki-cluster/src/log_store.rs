@@ -198,3 +198,11 @@ pub(crate) fn bytes_after(store: &Store, index: Option<u64>) -> Result<u64, redb
     }
     Ok(total)
 }
+
+/// The commit index last saved in `store`, if any: a hint, as [`LogStore`] saves it.
+pub fn saved_commit_index(store: &Store) -> Option<u64> {
+    let txn = store.db().begin_read().ok()?;
+    let table = txn.open_table(RAFT_META).ok()?;
+    let value = table.get("committed").ok()??;
+    decode::<Option<LogId>>(value.value()).ok().flatten().map(|l| l.index)
+}

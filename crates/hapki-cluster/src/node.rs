@@ -67,6 +67,21 @@ pub struct RaftStatus {
     pub is_leader: bool,
 }
 
+/// What this node's Raft shows, for metrics.
+#[derive(Clone, Debug, Default)]
+pub struct RaftObserved {
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub is_leader: bool,
+    pub last_log_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    /// The commit index this node last saved.
+    pub commit_index: Option<u64>,
+    /// Times the leader this node knows changed, since the process started.
+    pub leader_changes: u64,
+    pub snapshot_installs: u64,
+}
+
 /// A member of the cluster as this node's replica of the membership sees it.
 #[derive(Clone, Debug)]
 pub struct Member {
@@ -86,6 +101,7 @@ pub struct ClusterNode {
     network: ChannelNetwork,
     store: Store,
     guard: Guard,
+    leader_changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ClusterNode {
@@ -122,6 +138,8 @@ impl ClusterNode {
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
         network.pins.set(store.clone(), raft.clone());
         let proposer = Proposer::start(raft.clone());
+        let leader_changes = Arc::<std::sync::atomic::AtomicU64>::default();
+        tokio::spawn(count_leader_changes(raft.metrics(), leader_changes.clone()));
         Ok(ClusterNode {
             id,
             quorum_window: settings.quorum_window(),
@@ -131,6 +149,7 @@ impl ClusterNode {
             network,
             store,
             guard: Guard::default(),
+            leader_changes,
         })
     }
 
@@ -192,7 +211,10 @@ impl ClusterNode {
         if self.status().is_leader {
             // A leader that loses its majority mid-write would wait for it indefinitely.
             return match tokio::time::timeout(COMMIT_TIMEOUT, self.proposer.propose(command)).await {
-                Ok(r) => r.map(|c| c.result),
+                Ok(r) => r.map(|c| {
+                    record_log_index(c.index);
+                    c.result
+                }),
                 Err(_) => Err(ProposeError::NoQuorum(format!(
                     "the write was not committed within {} s (the cluster may have lost its majority); it may still be applied, so retry with the same Idempotency-Key",
                     COMMIT_TIMEOUT.as_secs()
@@ -208,6 +230,7 @@ impl ClusterNode {
             Err(ProposeError::NotLeader { .. }) => self.forward(paths::PROPOSE, &forwarded).await?,
             other => other?,
         };
+        record_log_index(committed.index);
         if let Err(e) = self
             .raft
             .wait(Some(Duration::from_secs(10)))
@@ -417,6 +440,22 @@ impl ClusterNode {
         }
     }
 
+    /// Term, leader, indices and counters, for metrics.
+    pub fn observed(&self) -> RaftObserved {
+        let m = self.raft.metrics().borrow().clone();
+        let commit_index = crate::log_store::saved_commit_index(&self.store);
+        RaftObserved {
+            term: m.current_term,
+            leader: m.current_leader,
+            is_leader: m.current_leader == Some(self.id),
+            last_log_index: m.last_log_index,
+            applied_index: m.last_applied.map(|l| l.index),
+            commit_index,
+            leader_changes: self.leader_changes.load(std::sync::atomic::Ordering::Relaxed),
+            snapshot_installs: self.sm.snapshot_installs(),
+        }
+    }
+
     /// The members of the cluster, voters first.
     pub fn members(&self) -> Vec<Member> {
         let metrics = self.raft.metrics().borrow().clone();
@@ -480,4 +519,26 @@ impl ClusterNode {
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))
     }
+}
+
+/// Counts each change of the leader this node knows (to another node, or to none), until
+/// Raft stops.
+async fn count_leader_changes(
+    mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, NodeAddr>>,
+    changes: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut last = metrics.borrow().current_leader;
+    while metrics.changed().await.is_ok() {
+        let now = metrics.borrow().current_leader;
+        if now != last {
+            changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            last = now;
+        }
+    }
+}
+
+/// Names, on the span of the request being served (its `log_index` field), the log entry
+/// that carried its write; outside a request span this does nothing.
+fn record_log_index(index: u64) {
+    tracing::Span::current().record("log_index", index);
 }

@@ -35,6 +35,8 @@ pub struct StateMachine {
     store: Store,
     snapshot_dir: PathBuf,
     applied_tx: broadcast::Sender<Applied>,
+    /// Snapshots received from a leader and installed, since the process started.
+    installs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -51,9 +53,15 @@ impl StateMachine {
             store,
             snapshot_dir,
             applied_tx,
+            installs: Arc::default(),
         };
         sm.replace_stale_snapshot().map_err(std::io::Error::other)?;
         Ok(sm)
+    }
+
+    /// Snapshots received from a leader and installed since the process started.
+    pub fn snapshot_installs(&self) -> u64 {
+        self.installs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Builds a new current snapshot when the one kept is of another format (written
@@ -273,6 +281,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             std::io::copy(&mut file, &mut std::fs::File::create(&tmp)?)?;
             std::fs::File::open(&tmp)?.sync_all()?;
             this.publish(&tmp, &meta)?;
+            this.installs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(())
         })
         .await

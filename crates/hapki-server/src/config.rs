@@ -74,6 +74,9 @@ pub struct NodeConfig {
     /// Scheduled backups, taken by whichever node leads.
     #[serde(default)]
     pub backup: Option<BackupConfig>,
+    /// Serve Prometheus metrics at `/metrics` on the plain-HTTP listener (`--metrics`).
+    #[serde(default)]
+    pub metrics: bool,
     /// A development node (`--dev`): forms its one-node cluster by itself on first start.
     #[serde(skip)]
     pub dev: bool,

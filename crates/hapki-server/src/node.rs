@@ -15,6 +15,15 @@ use crate::{rand, serve, tls};
 
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
+    if cfg.metrics {
+        crate::metrics::install();
+    }
+    // The node's id first, so that every log line names it.
+    let dir = DataDir::new(cfg.data_dir.clone());
+    dir.create()
+        .with_context(|| format!("cannot create the data directory {}", dir.root.display()))?;
+    let node_id = node_id(&dir)?;
+    crate::logfmt::set_node(node_id);
     let open_files = raise_open_file_limit();
     let (https_limits, http_limits) = cfg.limits.listeners(open_files);
     tracing::info!(
@@ -41,16 +50,12 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         })?),
         None => None,
     };
-    let dir = DataDir::new(cfg.data_dir.clone());
-    dir.create()
-        .with_context(|| format!("cannot create the data directory {}", dir.root.display()))?;
     let root_spec = crate::trust::root::resolve(cfg.configured_root().as_ref(), &dir)?;
     let dir = match &root_spec {
         RootOfTrustSpec::File { key_file } => dir.with_unseal_key(key_file.clone()),
         RootOfTrustSpec::Pkcs11 { .. } => dir,
     };
     let root = crate::trust::root::open(&root_spec, &dir);
-    let node_id = node_id(&dir)?;
     let store = crate::upgrade::open_store(&dir, cfg.cache_mib.max(1) * 1024 * 1024)
         .with_context(|| format!("cannot open {}", dir.db().display()))?;
     let settings = RaftSettings {

@@ -76,6 +76,7 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .route("/v1/keys/recoveries/{id}/approve", post(keys::approve))
         .route("/v1/keys/recoveries/{id}/fetch", post(keys::fetch))
         .merge(publish::routes())
+        .route_layer(axum::middleware::from_fn(crate::observe::note_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -114,6 +115,7 @@ pub(crate) async fn refuse_oversized(State(max_body): State<usize>, req: Request
 pub fn publication_router(pki: Arc<Pki>) -> Router {
     Router::new()
         .merge(publish::routes())
+        .route_layer(axum::middleware::from_fn(crate::observe::note_route))
         .fallback(not_published)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(64 * 1024))

@@ -127,6 +127,7 @@ impl Node {
 
     fn set_phase(&self, phase: Phase) {
         tracing::info!("node {:016x}: {}", self.id, phase.label());
+        metrics::counter!(crate::metrics::PHASE_CHANGES, "phase" => crate::metrics::phase_kind(&phase)).increment(1);
         self.history
             .lock()
             .expect("history lock")

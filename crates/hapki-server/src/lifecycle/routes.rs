@@ -80,6 +80,7 @@ fn routes(node: Arc<Node>) -> Router {
         .route("/v1/cluster/nodes/{id}", get(get_node).delete(delete_node))
         .route("/v1/node/unseal", post(unseal))
         .route("/v1/node/root-of-trust", post(migrate_root_of_trust))
+        .route_layer(axum::middleware::from_fn(crate::observe::note_route))
         .method_not_allowed_fallback(crate::api::method_not_allowed)
         .with_state(node)
 }
@@ -111,12 +112,17 @@ pub fn https_app(node: Arc<Node>) -> Router {
             max_body,
             crate::api::linger::finish_body,
         ))
+        .layer(axum::middleware::from_fn_with_state("api", crate::observe::observe))
 }
 
 /// What the plain-HTTP listener serves: publication once the node has a cluster.
 pub fn http_app(node: Arc<Node>) -> Router {
     let full = node.clone();
-    health_route()
+    let mut own = health_route();
+    if node.cfg.metrics {
+        own = own.route("/metrics", get(metrics));
+    }
+    own.route_layer(axum::middleware::from_fn(crate::observe::note_route))
         .with_state(node)
         .fallback_service(tower::service_fn(move |req: Request| {
             let router = full
@@ -130,6 +136,21 @@ pub fn http_app(node: Arc<Node>) -> Router {
                 }
             }
         }))
+        .layer(axum::middleware::from_fn_with_state(
+            "publication",
+            crate::observe::observe,
+        ))
+}
+
+/// `GET /metrics` (no token, plain HTTP, with `metrics = true`): Prometheus text format.
+async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(&node),
+    )
 }
 
 /// `GET /v1/sys/health` (no token): 200 when the node serves reads and writes, 429 when it

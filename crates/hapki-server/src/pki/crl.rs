@@ -78,7 +78,10 @@ impl Pki {
             )
             .await?
         {
-            CommandResult::Applied => self.revoked_answer(serial, &cert.issuer_id, reason, at).await,
+            CommandResult::Applied => {
+                metrics::counter!(crate::metrics::REVOKED, "issuer" => cert.issuer_id.clone()).increment(1);
+                self.revoked_answer(serial, &cert.issuer_id, reason, at).await
+            }
             CommandResult::Replayed { .. } => {
                 let r = self
                     .reader()?

@@ -269,6 +269,12 @@ impl Pki {
                     return self.issued_from_store(&serial);
                 }
                 CommandResult::Applied => {
+                    metrics::counter!(
+                        crate::metrics::ISSUED,
+                        "issuer" => issuer.record.id.clone(),
+                        "profile" => profile.name.clone()
+                    )
+                    .increment(1);
                     return Ok(Issued {
                         serial: spec.serial.to_hex(),
                         issuer_id: issuer.record.id.clone(),
@@ -278,7 +284,7 @@ impl Pki {
                         not_after: spec.not_after,
                         certificate: encode(PemLabel::Certificate, &der),
                         chain: issuer.chain_pem(),
-                    })
+                    });
                 }
                 CommandResult::Rejected {
                     code: RejectCode::Conflict,

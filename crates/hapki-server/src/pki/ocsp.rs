@@ -23,15 +23,25 @@ impl Pki {
     /// Answers a DER OCSP request with a DER OCSP response (never an HTTP error).
     pub fn ocsp(&self, request: &[u8]) -> OcspAnswer {
         match self.ocsp_inner(request) {
-            Ok(answer) => answer,
-            Err(r) => OcspAnswer {
-                der: refusal(r),
-                cacheable: None,
-            },
+            Ok((answer, status)) => {
+                let cacheable = if answer.cacheable.is_some() { "true" } else { "false" };
+                metrics::counter!(crate::metrics::OCSP_RESPONSES, "status" => status, "cacheable" => cacheable)
+                    .increment(1);
+                answer
+            }
+            Err(r) => {
+                metrics::counter!(crate::metrics::OCSP_RESPONSES, "status" => "refused", "cacheable" => "false")
+                    .increment(1);
+                OcspAnswer {
+                    der: refusal(r),
+                    cacheable: None,
+                }
+            }
         }
     }
 
-    fn ocsp_inner(&self, request: &[u8]) -> Result<OcspAnswer, OcspRefusal> {
+    /// The answer, and the status of its first certificate for metrics.
+    fn ocsp_inner(&self, request: &[u8]) -> Result<(OcspAnswer, &'static str), OcspRefusal> {
         let req = parse_request(request)?;
         let internal = |e: PkiError| {
             tracing::error!("OCSP: {}", e);
@@ -75,6 +85,11 @@ impl Pki {
             this_update: now,
             next_update: now + validity,
         });
-        Ok(OcspAnswer { der, cacheable })
+        let first = match answers.first().map(|(_, s)| s) {
+            Some(Status::Good) => "good",
+            Some(Status::Revoked { .. }) => "revoked",
+            _ => "unknown",
+        };
+        Ok((OcspAnswer { der, cacheable }, first))
     }
 }
