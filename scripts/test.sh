@@ -14,10 +14,13 @@ fi
 # install mostly waits on downloads. Its outcome is collected before the tests run. First
 # the binary of the last release's state format, which tests/rolling_upgrade.rs upgrades
 # from: this source built as that release was, kept next to this build's binary.
+# Then the Debian package (a release build) that tests/package.rs installs.
 build_all() {
     cargo build --bin hapki --features state-format-1
     cp target/debug/hapki target/debug/hapki-format1
     "${run[@]}" --no-run "$@"
+    cargo deb --version >/dev/null 2>&1 || cargo install cargo-deb --locked --quiet
+    cargo deb --quiet -o target/debian/
 }
 build_all "$@" &
 build=$!
@@ -42,6 +45,8 @@ command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 # The load balancer in tests/ha.rs (deploy/haproxy.cfg).
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+# tests/package.rs stops the installed node with pkill.
+command -v pkill >/dev/null || need_apt+=(procps)
 # The Prometheus server and promtool in tests/metrics.rs.
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
