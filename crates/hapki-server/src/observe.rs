@@ -64,7 +64,7 @@ pub async fn observe(State(listener): State<&'static str>, mut req: Request, nex
     span.in_scope(|| {
         tracing::info!(
             status,
-            ms = elapsed.as_secs_f64() * 1000.0,
+            ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
             "{method} {route} answered {status}"
         )
     });
