@@ -11,12 +11,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{openssl, Cluster, FaultProxy, Node, HAPKI};
+use common::{openssl, Cluster, FaultProxy, Node};
 
 /// What the clients were told.
 #[derive(Clone, Debug, Default)]
@@ -107,17 +106,7 @@ impl Rng {
 }
 
 fn cli(work: &std::path::Path, urls: &str, ca: &std::path::Path, token: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(HAPKI)
-        .args(["--output", "json"])
-        .args(args)
-        .current_dir(work)
-        .env("HOME", work)
-        .env("HAPKI_URL", urls)
-        .env("HAPKI_CA_CERT", ca)
-        .env("HAPKI_TOKEN", token)
-        .env("HAPKI_RETRY_SECS", "20")
-        .output()
-        .expect("run hapki");
+    let out = common::client_cli(work, urls, ca, token, args);
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 

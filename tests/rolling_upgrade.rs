@@ -11,12 +11,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{stderr, stdout, wait_for, Cluster, Node, HAPKI};
+use common::{client_cli, stderr, stdout, wait_for, Cluster, Node, HAPKI};
 
 /// The old build, next to this one.
 fn old_binary() -> PathBuf {
@@ -47,20 +46,6 @@ struct Load {
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
-fn cli(work: &Path, urls: &str, ca: &Path, token: &str, args: &[&str]) -> std::process::Output {
-    Command::new(HAPKI)
-        .args(["--output", "json"])
-        .args(args)
-        .current_dir(work)
-        .env("HOME", work)
-        .env("HAPKI_URL", urls)
-        .env("HAPKI_CA_CERT", ca)
-        .env("HAPKI_TOKEN", token)
-        .env("HAPKI_RETRY_SECS", "20")
-        .output()
-        .expect("run hapki")
-}
-
 impl Load {
     fn start(cluster: &Cluster, csr: &str) -> Load {
         let urls = cluster.nodes.iter().map(Node::url).collect::<Vec<_>>().join(",");
@@ -87,7 +72,7 @@ impl Load {
                     }
                     idle.store(false, Ordering::SeqCst);
                     n += 1;
-                    let out = cli(
+                    let out = client_cli(
                         &work,
                         &urls,
                         &ca,
@@ -102,7 +87,7 @@ impl Load {
                     };
                     acked.lock().unwrap().issued.push(serial.clone());
                     if n.is_multiple_of(2) {
-                        let out = cli(
+                        let out = client_cli(
                             &work,
                             &urls,
                             &ca,

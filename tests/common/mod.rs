@@ -441,6 +441,22 @@ impl Node {
     }
 }
 
+/// The CLI as a client outside the cluster runs it: `--output json`, the failover list
+/// `urls`, the API CA `ca`, `token`, and a retry budget of 20 s, in `work`.
+pub fn client_cli(work: &Path, urls: &str, ca: &Path, token: &str, args: &[&str]) -> Output {
+    Command::new(HAPKI)
+        .args(["--output", "json"])
+        .args(args)
+        .current_dir(work)
+        .env("HOME", work)
+        .env("HAPKI_URL", urls)
+        .env("HAPKI_CA_CERT", ca)
+        .env("HAPKI_TOKEN", token)
+        .env("HAPKI_RETRY_SECS", "20")
+        .output()
+        .expect("run hapki")
+}
+
 /// Nodes formed into one cluster: the first with `cluster new`, the others with
 /// `cluster fulljoin` through a member, as an operator would.
 pub struct Cluster {
