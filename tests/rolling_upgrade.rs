@@ -3,7 +3,7 @@
 //! one by one with this build while clients keep issuing and revoking through every node.
 //! At each step the digests agree and nothing acknowledged is lost; a command of the new
 //! format (an issuing-CA rollover) is refused, naming the nodes still to upgrade, until the
-//! last voter runs it, and works after; a node taken back to the old build while the format
+//! last member runs it, and works after; a node taken back to the old build while the format
 //! is still old rejoins; once the format has risen, the old build refuses to start on a
 //! member's data, saying which release it needs, and a new node of the old build is refused
 //! at join.
@@ -161,7 +161,7 @@ fn rotate(node: &Node, root: &str) -> std::process::Output {
 }
 
 #[test]
-fn a_cluster_is_upgraded_node_by_node_under_load_and_the_new_format_waits_for_the_last_voter() {
+fn a_cluster_is_upgraded_node_by_node_under_load_and_the_new_format_waits_for_the_last_member() {
     let old = old_binary();
     let new = PathBuf::from(HAPKI);
     let mut cluster = Cluster::start_as(&old, 3);
@@ -213,7 +213,7 @@ fn a_cluster_is_upgraded_node_by_node_under_load_and_the_new_format_waits_for_th
         }
     }
 
-    // Every voter runs this build: the format rises by itself, and the rollover works.
+    // Every member runs this build: the format rises by itself, and the rollover works.
     wait_for("the effective format to rise to 2", Duration::from_secs(30), || {
         summary(&cluster.nodes[1])["effective_format"] == 2
     });

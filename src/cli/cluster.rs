@@ -630,10 +630,10 @@ async fn summary(ctx: &Ctx) -> CliResult {
     );
     if ctx.output == Output::Table {
         println!();
-        let rising = match v.voters_apply {
-            Some(f) if f > v.effective_format => format!("; every voter applies {f}, so it rises within seconds"),
+        let rising = match v.members_apply {
+            Some(f) if f > v.effective_format => format!("; every member applies {f}, so it rises within seconds"),
             Some(_) => String::new(),
-            None => "; not every voter answered".into(),
+            None => "; not every member answered".into(),
         };
         println!("effective state format: {}{rising}", v.effective_format);
         println!("{}  (computed {})", v.overall, v.computed_at);

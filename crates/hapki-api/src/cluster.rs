@@ -359,12 +359,12 @@ pub struct SummaryRow {
 pub struct Summary {
     pub nodes: Vec<SummaryRow>,
     /// The state format the cluster runs at: commands of a higher one are refused until
-    /// every voter applies it, when it rises by itself.
+    /// every member applies it, when it rises by itself.
     #[serde(default)]
     pub effective_format: u32,
-    /// The highest format every voter's build applies, when each answered.
+    /// The highest format every member's build applies, when each answered.
     #[serde(default)]
-    pub voters_apply: Option<u32>,
+    pub members_apply: Option<u32>,
     pub overall: String,
     pub computed_at: String,
 }

@@ -18,7 +18,7 @@ use tower::ServiceExt;
 use crate::auth::Caller;
 use crate::clock::{ManualClock, Sources, SystemRandom};
 use crate::datadir::DataDir;
-use crate::pki::gates::VoterBuild;
+use crate::pki::gates::MemberBuild;
 use crate::pki::{Pki, RootRequest, TokenGrant};
 use crate::replica::{LocalReplica, Replica};
 use crate::trust::Keyring;
@@ -31,14 +31,14 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 /// A one-node service on `clock`, with a root CA (and its OCSP signer) and its first CRL.
 pub async fn service(clock: Arc<ManualClock>) -> (tempfile::TempDir, Arc<Pki>, String) {
-    service_with_voters(clock, vec![VoterBuild::this_node(1, "test")]).await
+    service_with_members(clock, vec![MemberBuild::this_node(1, "test")]).await
 }
 
-/// [`service`] in a cluster whose voters run `voters`' builds: its state format is the
+/// [`service`] in a cluster whose members run `members`' builds: its state format is the
 /// highest they all apply.
-pub async fn service_with_voters(
+pub async fn service_with_members(
     clock: Arc<ManualClock>,
-    voters: Vec<VoterBuild>,
+    members: Vec<MemberBuild>,
 ) -> (tempfile::TempDir, Arc<Pki>, String) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("hapki.redb")).unwrap();
@@ -57,7 +57,7 @@ pub async fn service_with_voters(
         random: Arc::new(SystemRandom),
     };
     let pki = Pki::new(store, cluster, keyring, sources);
-    pki.set_voter_builds(voters);
+    pki.set_member_builds(members);
     pki.raise_format().await.unwrap();
     let root = pki
         .init_root(
@@ -110,13 +110,13 @@ pub struct Api {
 
 impl Api {
     pub async fn new() -> Api {
-        Self::with_voters(vec![VoterBuild::this_node(1, "test")]).await
+        Self::with_members(vec![MemberBuild::this_node(1, "test")]).await
     }
 
-    /// The API of a cluster whose voters run `voters`' builds (see [`service_with_voters`]).
-    pub async fn with_voters(voters: Vec<VoterBuild>) -> Api {
+    /// The API of a cluster whose members run `members`' builds (see [`service_with_members`]).
+    pub async fn with_members(members: Vec<MemberBuild>) -> Api {
         let clock = ManualClock::new(START);
-        let (dir, pki, root) = service_with_voters(clock.clone(), voters).await;
+        let (dir, pki, root) = service_with_members(clock.clone(), members).await;
         let admin = pki
             .create_token(&Caller::node(), &TokenGrant::role(Role::Admin, "admin"))
             .await

@@ -1,7 +1,7 @@
 //! State formats: which commands a build can apply. Each format adds commands to the one
 //! before; a command carries the format that introduced it ([`Command::format`]). The
 //! replicated state records the cluster's format (`state_format` in `sm_meta`, 1 when
-//! absent), which only rises, through [`Command::SetStateFormat`], once every voter runs a
+//! absent), which only rises, through [`Command::SetStateFormat`], once every member runs a
 //! build that applies it. A command of a format above the state's is refused by every node
 //! alike; one above what this build applies stops this node, as it would stop a build that
 //! cannot decode it, instead of letting it diverge.
@@ -93,7 +93,7 @@ pub(crate) fn check(txn: &WriteTransaction, cmd: &Command) -> Result<Option<Comm
             RejectCode::Invalid,
             format!(
                 "{} needs state format {needed}, and the cluster is at format {state} until every \
-                 voter runs hapki {} or later",
+                 member runs hapki {} or later",
                 cmd.kind(),
                 first_release(needed)
             ),

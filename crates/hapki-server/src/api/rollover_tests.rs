@@ -2,7 +2,7 @@
 //! its time, relying parties that trust the old root verify what either issues (real
 //! `openssl verify`), the old issuer keeps its CRL and OCSP, and a CRL built for one
 //! issuer leaves the other's alone. Also: the feature gate that refuses a rollover until
-//! every voter applies its state format.
+//! every member (voter or learner) applies its state format.
 
 use std::path::Path;
 use std::process::Command as Process;
@@ -13,7 +13,7 @@ use hapki_domain::key::KeyType;
 use hapki_store::Role;
 use serde_json::{json, Value};
 
-use crate::pki::gates::VoterBuild;
+use crate::pki::gates::MemberBuild;
 use crate::testing::{csr, refused, Api, START};
 
 fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
@@ -253,35 +253,35 @@ async fn a_rollover_is_refused_for_weaker_tokens_and_bad_input_and_changes_nothi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rollover_waits_for_every_voter_to_apply_its_state_format() {
-    let old_build = VoterBuild {
+async fn a_rollover_waits_for_every_member_to_apply_its_state_format() {
+    let old_build = MemberBuild {
         id: 2,
         name: "node-b".into(),
         version: Some("0.2.0-format1".into()),
         max_format: Some(1),
     };
-    let api = Api::with_voters(vec![VoterBuild::this_node(1, "node-a"), old_build]).await;
+    let api = Api::with_members(vec![MemberBuild::this_node(1, "node-a"), old_build]).await;
     assert_eq!(api.pki.reader().unwrap().state_format().unwrap(), 1);
     let path = format!("/v1/ca/{}/rotate", api.root);
     let before = api.digest();
     let a = api.post(&path, &json!({})).await;
-    let says = refused("a voter of format 1", &a, 409, "conflict", "needs state format 2");
+    let says = refused("a member of format 1", &a, 409, "conflict", "needs state format 2");
     assert!(says.contains("node-b (hapki 0.2.0-format1, format 1)"), "{says}");
     assert_eq!(api.digest(), before, "nothing is written");
 
-    // A voter that does not answer keeps the format where it is, and is named.
-    let silent = VoterBuild {
+    // A member that does not answer keeps the format where it is, and is named.
+    let silent = MemberBuild {
         id: 2,
         name: "node-b".into(),
         version: None,
         max_format: None,
     };
     api.pki
-        .set_voter_builds(vec![VoterBuild::this_node(1, "node-a"), silent]);
+        .set_member_builds(vec![MemberBuild::this_node(1, "node-a"), silent]);
     assert_eq!(api.pki.raise_format().await.unwrap(), None);
     let a = api.post(&path, &json!({})).await;
     let says = refused(
-        "a voter that does not answer",
+        "a member that does not answer",
         &a,
         409,
         "conflict",
@@ -289,10 +289,10 @@ async fn a_rollover_waits_for_every_voter_to_apply_its_state_format() {
     );
     assert!(says.contains("node-b (not answering)"), "{says}");
 
-    // Once every voter applies format 2 the leader raises it, and the rollover goes through.
-    let upgraded = VoterBuild::this_node(2, "node-b");
+    // Once every member applies format 2 the leader raises it, and the rollover goes through.
+    let upgraded = MemberBuild::this_node(2, "node-b");
     api.pki
-        .set_voter_builds(vec![VoterBuild::this_node(1, "node-a"), upgraded]);
+        .set_member_builds(vec![MemberBuild::this_node(1, "node-a"), upgraded]);
     assert_eq!(api.pki.raise_format().await.unwrap(), Some(2));
     assert_eq!(api.pki.reader().unwrap().state_format().unwrap(), 2);
     let a = api.post(&path, &json!({})).await;

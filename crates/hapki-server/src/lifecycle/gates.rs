@@ -1,6 +1,6 @@
-//! Polls every voter for its build (version and highest state format) and hands what it
+//! Polls every member (voters and learners: both apply the log) for its build (version and highest state format) and hands what it
 //! heard to the CA service's feature gates ([`crate::pki::gates`]); on the leader, each
-//! round also raises the cluster's state format once every voter applies a higher one.
+//! round also raises the cluster's state format once every member applies a higher one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,17 +9,17 @@ use hapki_api::channel::NodeBuild;
 
 use super::peer::paths;
 use super::Node;
-use crate::pki::gates::VoterBuild;
+use crate::pki::gates::MemberBuild;
 
-/// How often the voters are asked.
+/// How often the members are asked.
 pub const POLL: Duration = Duration::from_secs(2);
 
-/// Each voter's build, this node's own without asking.
-pub async fn poll_voters(node: &Node) -> Vec<VoterBuild> {
+/// Each member's build, this node's own without asking.
+pub async fn poll_members(node: &Node) -> Vec<MemberBuild> {
     let mut builds = Vec::new();
-    for m in node.cluster.members().into_iter().filter(|m| m.voter) {
+    for m in node.cluster.members() {
         if m.id == node.id {
-            builds.push(VoterBuild::this_node(node.id, &node.name));
+            builds.push(MemberBuild::this_node(node.id, &node.name));
             continue;
         }
         let heard = node
@@ -28,7 +28,7 @@ pub async fn poll_voters(node: &Node) -> Vec<VoterBuild> {
             .call_json::<_, NodeBuild>(&m.addr.cluster, paths::BUILD, &(), POLL)
             .await
             .ok();
-        builds.push(VoterBuild {
+        builds.push(MemberBuild {
             id: m.id,
             name: m.addr.name.clone(),
             version: heard.as_ref().map(|b| b.version.clone()),
@@ -42,7 +42,7 @@ pub async fn poll_voters(node: &Node) -> Vec<VoterBuild> {
 pub async fn run(node: Arc<Node>) {
     loop {
         if let Some(pki) = node.pki() {
-            pki.set_voter_builds(poll_voters(&node).await);
+            pki.set_member_builds(poll_members(&node).await);
             if let Err(e) = pki.raise_format().await {
                 tracing::warn!("could not raise the cluster's state format: {e}");
             }

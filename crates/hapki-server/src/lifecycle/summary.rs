@@ -182,9 +182,8 @@ pub async fn summary(node: &Node) -> Summary {
         }
         rows.push(row);
     }
-    let voters_apply = rows
+    let members_apply = rows
         .iter()
-        .filter(|r| r.role != "learner")
         .map(|r| r.max_format)
         .collect::<Option<Vec<_>>>()
         .and_then(|f| f.into_iter().min());
@@ -196,7 +195,7 @@ pub async fn summary(node: &Node) -> Summary {
     Summary {
         nodes: rows,
         effective_format,
-        voters_apply,
+        members_apply,
         overall: if problems.is_empty() {
             "GOOD".into()
         } else {

@@ -1,8 +1,8 @@
-//! Feature gates: what each voter's build applies, as this node last heard, and the two
+//! Feature gates: what each member's build applies, as this node last heard, and the two
 //! rules built on it. A write of a state format above the cluster's is refused before it
-//! is proposed, naming the voters still to upgrade; and the leader raises the cluster's
-//! format by itself once every voter applies a higher one. The node's lifecycle polls the
-//! voters and hands their builds here ([`Pki::set_voter_builds`]).
+//! is proposed, naming the members still to upgrade; and the leader raises the cluster's
+//! format by itself once every member applies a higher one. The node's lifecycle polls the
+//! members and hands their builds here ([`Pki::set_member_builds`]).
 
 use std::sync::RwLock;
 
@@ -14,19 +14,19 @@ use hapki_store::{Command, RejectCode};
 use super::{Pki, PkiError};
 use crate::version::VERSION;
 
-/// A voter's build, or `None` where it did not answer.
+/// A member's build, or `None` where it did not answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VoterBuild {
+pub struct MemberBuild {
     pub id: NodeId,
     pub name: String,
     pub version: Option<String>,
     pub max_format: Option<u32>,
 }
 
-impl VoterBuild {
+impl MemberBuild {
     /// This node's own build.
-    pub fn this_node(id: NodeId, name: &str) -> VoterBuild {
-        VoterBuild {
+    pub fn this_node(id: NodeId, name: &str) -> MemberBuild {
+        MemberBuild {
             id,
             name: name.to_string(),
             version: Some(VERSION.to_string()),
@@ -47,24 +47,24 @@ impl VoterBuild {
     }
 }
 
-/// The voters' builds, as last polled.
+/// The members' builds, as last polled.
 #[derive(Default)]
-pub struct Builds(RwLock<Vec<VoterBuild>>);
+pub struct Builds(RwLock<Vec<MemberBuild>>);
 
 impl Pki {
-    /// Records the voters' builds, as the lifecycle polled them.
-    pub fn set_voter_builds(&self, builds: Vec<VoterBuild>) {
+    /// Records the members' builds, as the lifecycle polled them.
+    pub fn set_member_builds(&self, builds: Vec<MemberBuild>) {
         *self.builds.0.write().expect("builds lock") = builds;
     }
 
-    /// The voters' builds, as last polled.
-    pub fn voter_builds(&self) -> Vec<VoterBuild> {
+    /// The members' builds, as last polled.
+    pub fn member_builds(&self) -> Vec<MemberBuild> {
         self.builds.0.read().expect("builds lock").clone()
     }
 
-    /// The highest format every voter applies, if each one answered.
-    pub fn format_every_voter_applies(&self) -> Option<u32> {
-        let builds = self.voter_builds();
+    /// The highest format every member applies, if each one answered.
+    pub fn format_every_member_applies(&self) -> Option<u32> {
+        let builds = self.member_builds();
         if builds.is_empty() {
             return None;
         }
@@ -102,33 +102,33 @@ impl Pki {
             return Ok(());
         }
         let behind: Vec<String> = self
-            .voter_builds()
+            .member_builds()
             .iter()
             .filter(|b| b.max_format.is_none_or(|f| f < needed))
-            .map(VoterBuild::describe)
+            .map(MemberBuild::describe)
             .collect();
         let waiting = if behind.is_empty() {
-            "every voter runs it now; the format rises within seconds, then retry".to_string()
+            "every member runs it now; the format rises within seconds, then retry".to_string()
         } else {
             format!(
-                "still to upgrade: {}; the format rises by itself once the last voter runs it",
+                "still to upgrade: {}; the format rises by itself once the last member runs it",
                 behind.join(", ")
             )
         };
         Err(PkiError::conflict(format!(
-            "{what} needs state format {needed} (hapki {} or later on every voter), and the cluster is at \
+            "{what} needs state format {needed} (hapki {} or later on every member), and the cluster is at \
              format {state}: {waiting}",
             first_release(needed)
         )))
     }
 
-    /// On the leader: raises the state's format to the highest every voter applies, when
+    /// On the leader: raises the state's format to the highest every member applies, when
     /// that is above it. Returns the new format.
     pub async fn raise_format(&self) -> Result<Option<u32>, PkiError> {
         if !self.cluster.status().is_leader {
             return Ok(None);
         }
-        let Some(to) = self.format_every_voter_applies() else {
+        let Some(to) = self.format_every_member_applies() else {
             return Ok(None);
         };
         let from = self.reader()?.state_format()?;
@@ -143,7 +143,7 @@ impl Pki {
             }) => return Ok(None),
             Err(e) => return Err(e),
         }
-        tracing::info!("every voter applies state format {to}: raised the cluster's format from {from} to {to}");
+        tracing::info!("every member applies state format {to}: raised the cluster's format from {from} to {to}");
         Ok(Some(to))
     }
 }
@@ -153,15 +153,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_voter_that_did_not_answer_is_named_as_such() {
-        let b = VoterBuild {
+    fn a_member_that_did_not_answer_is_named_as_such() {
+        let b = MemberBuild {
             id: 0xab,
             name: "node-b".into(),
             version: None,
             max_format: None,
         };
         assert_eq!(b.describe(), "node-b (not answering)");
-        let a = VoterBuild::this_node(1, "node-a");
+        let a = MemberBuild::this_node(1, "node-a");
         assert!(a.describe().starts_with("node-a (hapki "), "{}", a.describe());
     }
 }
