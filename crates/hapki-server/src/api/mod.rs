@@ -17,6 +17,8 @@ mod tokens;
 #[cfg(test)]
 mod keys_tests;
 #[cfg(test)]
+mod ocsp_tests;
+#[cfg(test)]
 mod refusals;
 #[cfg(test)]
 mod rollover_tests;

@@ -79,6 +79,8 @@ impl Pki {
             .await?
         {
             CommandResult::Applied => {
+                // The listener drops it too; here, before this caller can ask.
+                self.ocsp_cache.forget(&serial.0);
                 metrics::counter!(crate::metrics::REVOKED, "issuer" => cert.issuer_id.clone()).increment(1);
                 self.revoked_answer(serial, &cert.issuer_id, reason, at).await
             }

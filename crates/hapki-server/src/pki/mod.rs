@@ -13,6 +13,7 @@ mod error;
 pub mod gates;
 mod issue;
 mod ocsp;
+pub mod ocsp_cache;
 mod profiles;
 mod recovery;
 mod rollover;
@@ -97,8 +98,10 @@ pub struct Pki {
     /// The key archive's transport key, once loaded.
     transport: RwLock<Option<Arc<archive::Transport>>>,
     audit_signer: RwLock<Option<Arc<audit::AuditSigner>>>,
-    /// The voters' builds, for the feature gates.
+    /// The members' builds, for the feature gates.
     builds: gates::Builds,
+    /// Signed OCSP answers served again.
+    ocsp_cache: ocsp_cache::OcspCache,
 }
 
 impl Pki {
@@ -119,6 +122,7 @@ impl Pki {
             transport: RwLock::new(None),
             audit_signer: RwLock::new(None),
             builds: gates::Builds::default(),
+            ocsp_cache: ocsp_cache::OcspCache::default(),
         });
         pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
             pki: Arc::downgrade(&pki),
@@ -203,8 +207,10 @@ impl Pki {
         }
     }
 
-    /// Forgets cached issuers and profiles; called when a command that changes them is applied.
+    /// Forgets cached issuers, profiles and OCSP answers; called when a command that changes
+    /// them is applied.
     pub fn invalidate(&self) {
+        self.ocsp_cache.clear();
         self.generation.fetch_add(1, Ordering::SeqCst);
         let mut c = self.caches.write().expect("cache lock");
         c.issuers.clear();
@@ -318,19 +324,32 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
     use tokio::sync::broadcast::error::RecvError;
     loop {
         let changes_caches = match applied.recv().await {
-            Ok(a) => matches!(
-                a.command.inner(),
-                Command::Bootstrap { .. }
-                    | Command::AddIssuer { .. }
-                    | Command::InstallIssuerCert { .. }
-                    | Command::SetOcspSigner { .. }
-                    | Command::SetDefaultIssuer { .. }
-                    | Command::PutProfile { .. }
-                    | Command::RotateKek { .. }
-                    | Command::RotateKekWithArchive { .. }
-                    | Command::RollOverIssuer { .. }
-                    | Command::CompleteRollover { .. }
-            ),
+            Ok(a) => {
+                // What OCSP answers were kept for a serial may have changed.
+                if let Some(serial) = match a.command.inner() {
+                    Command::Revoke { serial, .. } => Some(serial),
+                    Command::IssueCert { cert, .. } | Command::IssueAndArchive { cert, .. } => Some(&cert.serial),
+                    _ => None,
+                } {
+                    if let Some(pki) = pki.upgrade() {
+                        pki.ocsp_cache.forget(&serial.0);
+                    }
+                }
+                matches!(
+                    a.command.inner(),
+                    Command::Bootstrap { .. }
+                        | Command::AddIssuer { .. }
+                        | Command::InstallIssuerCert { .. }
+                        | Command::SetOcspSigner { .. }
+                        | Command::SetDefaultIssuer { .. }
+                        | Command::PutProfile { .. }
+                        | Command::RotateKek { .. }
+                        | Command::RotateKekWithArchive { .. }
+                        | Command::RollOverIssuer { .. }
+                        | Command::CompleteRollover { .. }
+                        | Command::PutSettings { .. }
+                )
+            }
             // Missed some: any of them may have changed a cached thing.
             Err(RecvError::Lagged(_)) => true,
             Err(RecvError::Closed) => return,
