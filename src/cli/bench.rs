@@ -82,53 +82,22 @@ pub async fn issue(ctx: &Ctx, args: BenchArgs) -> CliResult {
     let sender = Sender::new(ctx, &args)?;
     bar.reset();
     bar.set_message("issuing");
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.concurrency {
-        let (csrs, next, sender, bar) = (csrs.clone(), next.clone(), sender.clone(), bar.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0usize;
-            let mut first_error = None;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= csrs.len() {
-                    return (latencies, errors, first_error);
-                }
-                let t0 = Instant::now();
-                match sender.send(i, &csrs[i]).await {
-                    Ok(()) => latencies.push(t0.elapsed()),
-                    Err(e) => {
-                        errors += 1;
-                        first_error.get_or_insert(e);
-                    }
-                }
-                bar.inc(1);
-            }
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    let mut first_error = None;
-    for t in tasks {
-        let (l, e, f) = t.await.map_err(|e| Failure::other(e.to_string()))?;
-        latencies.extend(l);
-        errors += e;
-        if first_error.is_none() {
-            first_error = f;
-        }
-    }
-    let elapsed = started.elapsed();
-    bar.finish_and_clear();
-    latencies.sort();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies[idx].as_secs_f64() * 1000.0
+    let load = {
+        let (csrs, sender) = (csrs.clone(), sender.clone());
+        run_load(args.concurrency, args.requests, &bar, move |i| {
+            let (csrs, sender) = (csrs.clone(), sender.clone());
+            async move { sender.send(i, &csrs[i]).await }
+        })
+        .await?
     };
+    let Load {
+        latencies,
+        errors,
+        first_error,
+        elapsed,
+    } = load;
+    bar.finish_and_clear();
+    let pct = |p: f64| percentile(&latencies, p);
     let ok = latencies.len();
     let rate = ok as f64 / elapsed.as_secs_f64();
     let out = BenchReport {
@@ -162,6 +131,76 @@ pub async fn issue(ctx: &Ctx, args: BenchArgs) -> CliResult {
         )));
     }
     Ok(())
+}
+
+/// What a load run saw: each success's latency (sorted), the failures and the first one's
+/// message, and the wall time.
+pub struct Load {
+    pub latencies: Vec<std::time::Duration>,
+    pub errors: usize,
+    pub first_error: Option<String>,
+    pub elapsed: std::time::Duration,
+}
+
+/// Runs `requests` calls of `send(i)`, `concurrency` at a time, ticking `bar` for each.
+pub async fn run_load<F, Fut>(concurrency: usize, requests: usize, bar: &ProgressBar, send: F) -> Result<Load, Failure>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let send = Arc::new(send);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (send, next, bar) = (send.clone(), next.clone(), bar.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            let mut first_error = None;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    return (latencies, errors, first_error);
+                }
+                let t0 = Instant::now();
+                match send(i).await {
+                    Ok(()) => latencies.push(t0.elapsed()),
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
+                bar.inc(1);
+            }
+        }));
+    }
+    let mut load = Load {
+        latencies: Vec::new(),
+        errors: 0,
+        first_error: None,
+        elapsed: Default::default(),
+    };
+    for t in tasks {
+        let (l, e, f) = t.await.map_err(|e| Failure::other(e.to_string()))?;
+        load.latencies.extend(l);
+        load.errors += e;
+        if load.first_error.is_none() {
+            load.first_error = f;
+        }
+    }
+    load.elapsed = started.elapsed();
+    load.latencies.sort();
+    Ok(load)
+}
+
+/// The `p` quantile of sorted `latencies`, in milliseconds.
+pub fn percentile(latencies: &[std::time::Duration], p: f64) -> f64 {
+    if latencies.is_empty() {
+        return 0.0;
+    }
+    let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+    latencies[idx].as_secs_f64() * 1000.0
 }
 
 fn make_csrs(n: usize, bar: &ProgressBar) -> Result<Vec<String>, Failure> {

@@ -4,6 +4,7 @@
 mod audit;
 mod backup;
 mod bench;
+mod bench_ocsp;
 mod ca;
 mod certs;
 mod cluster;
@@ -149,6 +150,8 @@ enum Command {
 enum BenchCommand {
     /// Issue certificates from fresh EC P-256 CSRs at a fixed concurrency
     Issue(bench::BenchArgs),
+    /// Ask an OCSP responder about many serials at a fixed concurrency (GET or POST)
+    Ocsp(bench_ocsp::OcspBenchArgs),
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -257,6 +260,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Cluster(c) => cluster::run(&ctx, c).await,
         Command::Node(c) => node::run(&ctx, c).await,
         Command::Bench(BenchCommand::Issue(args)) => bench::issue(&ctx, args).await,
+        Command::Bench(BenchCommand::Ocsp(args)) => bench_ocsp::ocsp(&ctx, args).await,
     }
 }
 

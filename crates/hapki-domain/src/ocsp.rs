@@ -240,34 +240,39 @@ pub fn cert_id(hashes: &IssuerHashes, serial: Serial) -> CertId {
     }
 }
 
+/// A DER request (unsigned) for `serial` under an issuer, as a client builds one; `nonce`
+/// is the nonce extension's value (the DER OCTET STRING of RFC 8954), if any.
+pub fn request_der(hashes: &IssuerHashes, serial: Serial, nonce: Option<Vec<u8>>) -> Result<Vec<u8>, DomainError> {
+    let extensions = match nonce {
+        Some(value) => Some(vec![x509_cert::ext::Extension {
+            extn_id: oids::OCSP_NONCE,
+            critical: false,
+            extn_value: OctetString::new(value)?,
+        }]),
+        None => None,
+    };
+    let req = OcspRequest {
+        tbs_request: x509_ocsp::TbsRequest {
+            version: Version::V1,
+            requestor_name: None,
+            request_list: vec![x509_ocsp::Request {
+                req_cert: cert_id(hashes, serial),
+                single_request_extensions: None,
+            }],
+            request_extensions: extensions,
+        },
+        optional_signature: None,
+    };
+    Ok(req.to_der()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use x509_cert::ext::Extension;
-    use x509_ocsp::{Request, TbsRequest};
 
     /// A DER request for one certificate; `nonce` is the nonce extension's raw value.
     fn request(nonce: Option<Vec<u8>>) -> Vec<u8> {
-        let hashes = IssuerHashes::new(b"issuer", b"key");
-        let req = OcspRequest {
-            tbs_request: TbsRequest {
-                version: Version::V1,
-                requestor_name: None,
-                request_list: vec![Request {
-                    req_cert: cert_id(&hashes, Serial::from_u64(7)),
-                    single_request_extensions: None,
-                }],
-                request_extensions: nonce.map(|value| {
-                    vec![Extension {
-                        extn_id: oids::OCSP_NONCE,
-                        critical: false,
-                        extn_value: OctetString::new(value).unwrap(),
-                    }]
-                }),
-            },
-            optional_signature: None,
-        };
-        req.to_der().unwrap()
+        request_der(&IssuerHashes::new(b"issuer", b"key"), Serial::from_u64(7), nonce).unwrap()
     }
 
     /// The nonce value as RFC 8954 encodes it: an OCTET STRING of `len` octets.
