@@ -203,7 +203,7 @@ pub fn percentile(latencies: &[std::time::Duration], p: f64) -> f64 {
     latencies[idx].as_secs_f64() * 1000.0
 }
 
-fn make_csrs(n: usize, bar: &ProgressBar) -> Result<Vec<String>, Failure> {
+pub fn make_csrs(n: usize, bar: &ProgressBar) -> Result<Vec<String>, Failure> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let key = SigningKey::generate(KeyType::EcP256)?;

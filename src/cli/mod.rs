@@ -5,6 +5,7 @@ mod audit;
 mod backup;
 mod bench;
 mod bench_ocsp;
+mod bench_revoke;
 mod ca;
 mod certs;
 mod cluster;
@@ -152,6 +153,8 @@ enum BenchCommand {
     Issue(bench::BenchArgs),
     /// Ask an OCSP responder about many serials at a fixed concurrency (GET or POST)
     Ocsp(bench_ocsp::OcspBenchArgs),
+    /// Issue certificates, then revoke them all at a fixed concurrency
+    Revoke(bench_revoke::RevokeBenchArgs),
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -261,6 +264,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Node(c) => node::run(&ctx, c).await,
         Command::Bench(BenchCommand::Issue(args)) => bench::issue(&ctx, args).await,
         Command::Bench(BenchCommand::Ocsp(args)) => bench_ocsp::ocsp(&ctx, args).await,
+        Command::Bench(BenchCommand::Revoke(args)) => bench_revoke::revoke(&ctx, args).await,
     }
 }
 

@@ -1,0 +1,161 @@
+//! `hapki bench revoke`: a load generator for revocation. It issues `--requests`
+//! certificates first (at the same concurrency, timed apart), then revokes them all and
+//! reports revocations per second and latency percentiles. A revocation is answered once a
+//! published CRL lists it, so the p99 latency bounds how long a certificate stays off the
+//! CRL after its revocation is acknowledged; the run ends by checking that the last CRL
+//! lists every one.
+
+use std::sync::{Arc, Mutex};
+
+use clap::Args;
+use hapki_api::certs::{IssueRequest, Issued, RevokeRequest, Revoked};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::bench::{percentile, run_load, Load};
+use super::output::record;
+use super::{CliResult, Ctx, Failure};
+
+#[derive(Args)]
+pub struct RevokeBenchArgs {
+    /// Requests in flight at once
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Certificates to issue, then revoke
+    #[arg(long, default_value_t = 5000)]
+    requests: usize,
+    #[arg(long, default_value = "server")]
+    profile: String,
+}
+
+/// What `hapki bench revoke` reports (`--output json`).
+#[derive(serde::Serialize)]
+struct RevokeReport {
+    concurrency: usize,
+    requests: usize,
+    issue_seconds: f64,
+    revoked: usize,
+    failed: usize,
+    seconds: f64,
+    revocations_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    last_crl_number: u64,
+    first_error: Option<String>,
+}
+
+fn bar(n: usize, msg: &'static str) -> Result<ProgressBar, Failure> {
+    let bar = ProgressBar::new(n as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} {per_sec}")
+            .map_err(|e| Failure::other(e.to_string()))?
+            .progress_chars("=> "),
+    );
+    bar.set_message(msg);
+    Ok(bar)
+}
+
+pub async fn revoke(ctx: &Ctx, args: RevokeBenchArgs) -> CliResult {
+    if args.concurrency == 0 || args.requests == 0 {
+        return Err(Failure::usage("--concurrency and --requests must be at least 1"));
+    }
+    let client = Arc::new(ctx.client()?);
+    let making = bar(args.requests, "making CSRs")?;
+    let csrs = Arc::new(super::bench::make_csrs(args.requests, &making)?);
+    making.finish_and_clear();
+
+    let issuing = bar(args.requests, "issuing")?;
+    let serials = Arc::new(Mutex::new(vec![String::new(); args.requests]));
+    let issued = {
+        let (client, csrs, serials, profile) = (client.clone(), csrs.clone(), serials.clone(), args.profile.clone());
+        run_load(args.concurrency, args.requests, &issuing, move |i| {
+            let (client, csrs, serials, profile) = (client.clone(), csrs.clone(), serials.clone(), profile.clone());
+            async move {
+                let req = IssueRequest {
+                    csr: csrs[i].clone(),
+                    profile,
+                    issuer: None,
+                    validity_days: None,
+                };
+                let issued: Issued = client.post("/v1/certs", &req).await.map_err(|e| e.to_string())?;
+                serials.lock().expect("serials")[i] = issued.serial;
+                Ok(())
+            }
+        })
+        .await?
+    };
+    issuing.finish_and_clear();
+    if issued.errors > 0 {
+        return Err(Failure::other(format!(
+            "{} issuances failed; first: {}",
+            issued.errors,
+            issued.first_error.unwrap_or_default()
+        )));
+    }
+
+    let revoking = bar(args.requests, "revoking")?;
+    let last_crl = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let load = {
+        let (client, serials, last_crl) = (client.clone(), serials.clone(), last_crl.clone());
+        run_load(args.concurrency, args.requests, &revoking, move |i| {
+            let (client, serials, last_crl) = (client.clone(), serials.clone(), last_crl.clone());
+            async move {
+                let serial = serials.lock().expect("serials")[i].clone();
+                let body = RevokeRequest {
+                    reason: Some("superseded".into()),
+                };
+                let r: Revoked = client
+                    .post(&format!("/v1/certs/{serial}/revoke"), &body)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                last_crl.fetch_max(r.crl_number, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+        })
+        .await?
+    };
+    revoking.finish_and_clear();
+    let Load {
+        latencies,
+        errors,
+        first_error,
+        elapsed,
+    } = load;
+    let ok = latencies.len();
+    let out = RevokeReport {
+        concurrency: args.concurrency,
+        requests: args.requests,
+        issue_seconds: issued.elapsed.as_secs_f64(),
+        revoked: ok,
+        failed: errors,
+        seconds: elapsed.as_secs_f64(),
+        revocations_per_sec: ok as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        max_ms: percentile(&latencies, 1.0),
+        last_crl_number: last_crl.load(std::sync::atomic::Ordering::Relaxed),
+        first_error,
+    };
+    record(
+        ctx.output,
+        &out,
+        vec![
+            ("issued", format!("{} in {:.1} s", args.requests, out.issue_seconds)),
+            ("revoked", format!("{ok} of {}", args.requests)),
+            ("revocations/s", format!("{:.0}", out.revocations_per_sec)),
+            ("p50", format!("{:.2} ms", out.p50_ms)),
+            (
+                "p99",
+                format!("{:.2} ms (each answered once a CRL lists it)", out.p99_ms),
+            ),
+            ("CRLs", format!("up to number {}", out.last_crl_number)),
+        ],
+    );
+    if errors > 0 {
+        return Err(Failure::other(format!(
+            "{errors} revocations failed; first: {}",
+            out.first_error.as_deref().unwrap_or("?")
+        )));
+    }
+    Ok(())
+}
