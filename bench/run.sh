@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Every single-node throughput figure in one run, hapki and OpenBao side by side with the
+# same compiled load generator (`hapki bench issue|ocsp|revoke`, keep-alive connections), on
+# the same machine, with the floor the hardware sets (`openssl speed ecdsap256`: one CSR
+# verify and one signature per certificate). Each figure is the median of ROUNDS runs. The
+# table goes to standard output and to bench/RESULTS.md with the date, commit, machine and
+# this command.
+#
+#   bench/run.sh                # ROUNDS=3 REQUESTS=5000
+#   SMOKE=1 bench/run.sh        # seconds long: keeps the script working, figures meaningless
+#   SKIP_OPENBAO=1 bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -n "${SMOKE:-}" ]; then
+    ROUNDS=1 REQUESTS=200 OCSP_REQUESTS=2000 SPEED_SECS=1
+fi
+ROUNDS=${ROUNDS:-3}
+REQUESTS=${REQUESTS:-5000}
+OCSP_REQUESTS=${OCSP_REQUESTS:-30000}
+SPEED_SECS=${SPEED_SECS:-3}
+source bench/lib.sh
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rows="$work/rows.tsv"
+: >"$rows"
+# `row FIGURE HAPKI OPENBAO`: one line of the table (OPENBAO may be empty).
+row() { printf '%s\t%s\t%s\n' "$1" "$2" "${3:-}" >>"$rows"; }
+
+# `issue_figures TARGET PID ARGS...`: certificates/s and p50 at c=1 and c=32, and server CPU
+# per certificate at c=32, medians; echoes "rate1 p50_1 rate32 p50_32 cpu32".
+issue_figures() {
+    local pid=$1 out r1=() l1=() r32=() l32=() cpu=() t0
+    shift
+    for _ in $(seq 1 "$ROUNDS"); do
+        out=$("$hapki" bench issue --concurrency 1 --requests $((REQUESTS / 10 + 1)) --output json "$@")
+        r1+=("$(echo "$out" | field certs_per_sec)"); l1+=("$(echo "$out" | field p50_ms)")
+        t0=$(cpu_ticks "$pid")
+        out=$("$hapki" bench issue --concurrency 32 --requests "$REQUESTS" --output json "$@")
+        r32+=("$(echo "$out" | field certs_per_sec)"); l32+=("$(echo "$out" | field p50_ms)")
+        cpu+=("$(echo "($(cpu_ticks "$pid") - $t0) * 1000000 / $(getconf CLK_TCK) / $REQUESTS" | bc)")
+    done
+    echo "$(median "${r1[@]}") $(median "${l1[@]}") $(median "${r32[@]}") $(median "${l32[@]}") $(median "${cpu[@]}")"
+}
+
+# `ocsp_rate ARGS...`: the median answers/s of `hapki bench ocsp ARGS`.
+ocsp_rate() {
+    local rates=()
+    for _ in $(seq 1 "$ROUNDS"); do
+        rates+=("$("$hapki" bench ocsp --concurrency 32 --requests "$OCSP_REQUESTS" --output json "$@" | field responses_per_sec)")
+    done
+    median "${rates[@]}"
+}
+
+ratio() { [ -n "$2" ] && python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.1f}')" "$1" "$2" || echo; }
+
+machine >"$work/machine.txt"
+cat "$work/machine.txt"
+speed=$(openssl speed -seconds "$SPEED_SECS" ecdsap256 2>/dev/null | tail -n 1)
+sign=$(echo "$speed" | awk '{print $(NF-1)}')
+verify=$(echo "$speed" | awk '{print $NF}')
+floor_us=$(python3 -c "import sys; print(round(1e6 / float(sys.argv[1]) + 1e6 / float(sys.argv[2])))" "$sign" "$verify")
+echo "== floor: openssl speed ecdsap256: $sign sign/s, $verify verify/s: $floor_us µs per certificate"
+
+echo "== hapki $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+hp=$(free_port); hh=$(free_port)
+"$hapki" server --dev --data-dir "$work/hapki" --listen "127.0.0.1:$hp" --http-listen "127.0.0.1:$hh" >"$work/hapki.log" 2>&1 &
+hapki_pid=$!
+pids+=($!)
+wait_http "https://127.0.0.1:$hp/v1/sys/health"
+while [ ! -s "$work/hapki/admin-token" ]; do sleep 0.1; done
+export HAPKI_URL="https://127.0.0.1:$hp" HAPKI_CA_CERT="$work/hapki/api-ca.pem" HAPKI_TOKEN="$(cat "$work/hapki/admin-token")"
+read -r h_r1 h_l1 h_r32 h_l32 h_cpu <<<"$(issue_figures "$hapki_pid")"
+"$hapki" --output json cert list --limit 300 |
+    python3 -c 'import json,sys; [print(c["serial"]) for c in json.load(sys.stdin)["certs"]]' >"$work/hapki.serials"
+head -n 100 "$work/hapki.serials" | while read -r s; do "$hapki" cert revoke "$s" --reason superseded >/dev/null; done
+args=(--responder "http://127.0.0.1:$hh/ocsp" --issuer "$work/hapki/ca.pem" --serials "$work/hapki.serials")
+h_get=$(ocsp_rate "${args[@]}" --method get)
+h_post=$(ocsp_rate "${args[@]}" --method post)
+revs=()
+for _ in $(seq 1 "$ROUNDS"); do
+    revs+=("$("$hapki" bench revoke --concurrency 32 --requests "$REQUESTS" --output json | field revocations_per_sec)")
+done
+h_rev=$(median "${revs[@]}")
+
+b_r1="" b_l1="" b_r32="" b_l32="" b_cpu="" b_get="" b_post=""
+if [ -z "${SKIP_OPENBAO:-}" ]; then
+    echo "== OpenBao"
+    openbao_start
+    read -r b_r1 b_l1 b_r32 b_l32 b_cpu <<<"$(issue_figures "$bao_pid" --target openbao --openbao-url "$BAO_ADDR" --openbao-token "$BAO_TOKEN")"
+    "$bao" list -format=json pki/certs | python3 -c 'import json,sys; [print(s.replace(":", "")) for s in json.load(sys.stdin)[:300]]' >"$work/bao.all"
+    "$bao" read -field=certificate pki/cert/ca >"$work/bao-ca.pem"
+    ca_serial=$(openssl x509 -in "$work/bao-ca.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+    grep -v -i "^0*${ca_serial#0}$" "$work/bao.all" >"$work/bao.serials" || true
+    head -n 100 "$work/bao.serials" | while read -r s; do
+        "$bao" write pki/revoke serial_number="$(echo "$s" | sed 's/../&:/g; s/:$//')" >/dev/null
+    done
+    args=(--responder "$BAO_ADDR/v1/pki/ocsp" --issuer "$work/bao-ca.pem" --serials "$work/bao.serials")
+    b_get=$(ocsp_rate "${args[@]}" --method get)
+    b_post=$(ocsp_rate "${args[@]}" --method post)
+fi
+
+row "issuance, c=1: certificates/s" "$(printf %.0f "$h_r1")" "$([ -n "$b_r1" ] && printf %.0f "$b_r1")"
+row "issuance, c=1: p50 ms" "$(printf %.2f "$h_l1")" "$([ -n "$b_l1" ] && printf %.2f "$b_l1")"
+row "issuance, c=32: certificates/s" "$(printf %.0f "$h_r32")" "$([ -n "$b_r32" ] && printf %.0f "$b_r32")"
+row "issuance, c=32: p50 ms" "$(printf %.2f "$h_l32")" "$([ -n "$b_l32" ] && printf %.2f "$b_l32")"
+row "issuance, c=32: server CPU µs per certificate" "$h_cpu" "$b_cpu"
+row "issuance, c=32: server CPU ÷ floor ($floor_us µs)" "$(python3 -c "print(f'{$h_cpu / $floor_us:.1f}')")" \
+    "$([ -n "$b_cpu" ] && python3 -c "print(f'{$b_cpu / $floor_us:.1f}')")"
+row "OCSP GET, c=32, good/revoked/unknown: answers/s" "$(printf %.0f "$h_get")" "$([ -n "$b_get" ] && printf %.0f "$b_get")"
+row "OCSP POST, c=32, good/revoked/unknown: answers/s" "$(printf %.0f "$h_post")" "$([ -n "$b_post" ] && printf %.0f "$b_post")"
+row "revocations/s, c=32, each on a CRL when answered" "$(printf %.0f "$h_rev")" ""
+
+{
+    echo "# Benchmark results"
+    echo
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(sed -n 2p "$work/machine.txt") vCPU, $(sed -n 3p "$work/machine.txt" | sed 's/.*: //')."
+    echo "Command: \`$(env | grep -E '^(SMOKE|ROUNDS|REQUESTS|OCSP_REQUESTS|SKIP_OPENBAO)=' | tr '\n' ' ')bench/run.sh\`; medians of $ROUNDS runs;"
+    echo "OpenBao $("${bao:-true}" version 2>/dev/null | awk '{print $2}' || true) on integrated Raft, its PKI engine configured as \`bench/lib.sh\` says."
+    echo "Floor: \`openssl speed -seconds $SPEED_SECS ecdsap256\` in the same run, $sign signatures/s and $verify verifications/s: $floor_us µs per certificate."
+    echo "Issuance at c=1 sends REQUESTS/10 + 1 requests per run, at c=32 REQUESTS. The OCSP serials are 300 of the"
+    echo "node's certificates, 100 of them revoked, and 150 unknown ones. The revocation runs issue then revoke"
+    echo "REQUESTS certificates each, one after another on the same node, so its store holds REQUESTS, twice and"
+    echo "three times as many revoked certificates at their ends (bench/README.md: every CRL build carries them all)."
+    echo
+    echo "| figure | hapki | OpenBao | hapki ÷ OpenBao |"
+    echo "| --- | ---: | ---: | ---: |"
+    while IFS=$'\t' read -r name h b; do
+        r=""
+        case "$name" in
+            *"p50"* | *"CPU"*) [ -n "$b" ] && r=$(ratio "$b" "$h") && r="$r (OpenBao ÷ hapki)" ;;
+            *) r=$(ratio "$h" "$b") ;;
+        esac
+        echo "| $name | $h | ${b:-not measured} | $r |"
+    done <"$rows"
+} >"$work/RESULTS.md"
+cat "$work/RESULTS.md"
+if [ -z "${SMOKE:-}" ]; then
+    cp "$work/RESULTS.md" bench/RESULTS.md
+fi
