@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use hapki_api::certs::{IssueRequest, Issued};
+use hapki_api::certs::{IssueRequest, Issued, RevokeRequest, Revoked};
 use hapki_domain::csr::build_csr;
 use hapki_domain::key::{KeyType, SigningKey};
 use hapki_domain::name::{San, SubjectSpec};
@@ -40,31 +40,38 @@ struct BenchReport {
     first_error: Option<String>,
 }
 
+/// What a load goes to: hapki, or OpenBao's PKI engine for a side-by-side figure.
 #[derive(Args)]
-pub struct BenchArgs {
+pub struct TargetArgs {
     /// What to load: hapki (uses --url/--token/--ca-cert) or openbao
     #[arg(long, value_enum, default_value = "hapki")]
-    target: Target,
+    pub target: Target,
+    /// hapki profile
+    #[arg(long, default_value = "server")]
+    pub profile: String,
+    /// OpenBao address, e.g. http://127.0.0.1:8200
+    #[arg(long)]
+    pub openbao_url: Option<String>,
+    /// OpenBao token [env: BAO_TOKEN]
+    #[arg(long)]
+    pub openbao_token: Option<String>,
+    /// OpenBao PKI mount and role
+    #[arg(long, default_value = "pki")]
+    pub openbao_mount: String,
+    #[arg(long, default_value = "server")]
+    pub openbao_role: String,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    on: TargetArgs,
     /// Requests in flight at once
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// Requests to send in all
     #[arg(long, default_value_t = 5000)]
     requests: usize,
-    /// hapki profile
-    #[arg(long, default_value = "server")]
-    profile: String,
-    /// OpenBao address, e.g. http://127.0.0.1:8200
-    #[arg(long)]
-    openbao_url: Option<String>,
-    /// OpenBao token [env: BAO_TOKEN]
-    #[arg(long)]
-    openbao_token: Option<String>,
-    /// OpenBao PKI mount and role
-    #[arg(long, default_value = "pki")]
-    openbao_mount: String,
-    #[arg(long, default_value = "server")]
-    openbao_role: String,
 }
 
 pub async fn issue(ctx: &Ctx, args: BenchArgs) -> CliResult {
@@ -79,14 +86,14 @@ pub async fn issue(ctx: &Ctx, args: BenchArgs) -> CliResult {
     );
     bar.set_message("making CSRs");
     let csrs = Arc::new(make_csrs(args.requests, &bar)?);
-    let sender = Sender::new(ctx, &args)?;
+    let sender = Sender::new(ctx, &args.on)?;
     bar.reset();
     bar.set_message("issuing");
     let load = {
         let (csrs, sender) = (csrs.clone(), sender.clone());
         run_load(args.concurrency, args.requests, &bar, move |i| {
             let (csrs, sender) = (csrs.clone(), sender.clone());
-            async move { sender.send(i, &csrs[i]).await }
+            async move { sender.send(i, &csrs[i]).await.map(|_| ()) }
         })
         .await?
     };
@@ -101,7 +108,7 @@ pub async fn issue(ctx: &Ctx, args: BenchArgs) -> CliResult {
     let ok = latencies.len();
     let rate = ok as f64 / elapsed.as_secs_f64();
     let out = BenchReport {
-        target: format!("{:?}", args.target).to_lowercase(),
+        target: format!("{:?}", args.on.target).to_lowercase(),
         concurrency: args.concurrency,
         requests: args.requests,
         succeeded: ok,
@@ -116,7 +123,7 @@ pub async fn issue(ctx: &Ctx, args: BenchArgs) -> CliResult {
         ctx.output,
         &out,
         vec![
-            ("target", format!("{:?}", args.target).to_lowercase()),
+            ("target", format!("{:?}", args.on.target).to_lowercase()),
             ("concurrency", args.concurrency.to_string()),
             ("succeeded", format!("{ok} of {}", args.requests)),
             ("certs/s", format!("{rate:.0}")),
@@ -215,21 +222,24 @@ pub fn make_csrs(n: usize, bar: &ProgressBar) -> Result<Vec<String>, Failure> {
     Ok(out)
 }
 
+/// Issues (and revokes) on hapki or OpenBao.
 #[derive(Clone)]
-enum Sender {
+pub enum Sender {
     Hapki {
         client: Arc<crate::client::Client>,
         profile: String,
     },
     Openbao {
         http: reqwest::Client,
-        url: String,
+        /// The mount's base, e.g. http://127.0.0.1:8200/v1/pki
+        base: String,
+        role: String,
         token: String,
     },
 }
 
 impl Sender {
-    fn new(ctx: &Ctx, args: &BenchArgs) -> Result<Sender, Failure> {
+    pub fn new(ctx: &Ctx, args: &TargetArgs) -> Result<Sender, Failure> {
         Ok(match args.target {
             Target::Hapki => Sender::Hapki {
                 client: Arc::new(ctx.client()?),
@@ -247,19 +257,16 @@ impl Sender {
                     .ok_or_else(|| Failure::usage("--openbao-token or BAO_TOKEN is required"))?;
                 Sender::Openbao {
                     http: reqwest::Client::new(),
-                    url: format!(
-                        "{}/v1/{}/sign/{}",
-                        base.trim_end_matches('/'),
-                        args.openbao_mount,
-                        args.openbao_role
-                    ),
+                    base: format!("{}/v1/{}", base.trim_end_matches('/'), args.openbao_mount),
+                    role: args.openbao_role.clone(),
                     token,
                 }
             }
         })
     }
 
-    async fn send(&self, i: usize, csr: &str) -> Result<(), String> {
+    /// Issues certificate `i` from `csr`; returns its serial as the target writes it.
+    pub async fn send(&self, i: usize, csr: &str) -> Result<String, String> {
         match self {
             Sender::Hapki { client, profile } => {
                 let req = IssueRequest {
@@ -271,24 +278,57 @@ impl Sender {
                 client
                     .post::<_, Issued>("/v1/certs", &req)
                     .await
+                    .map(|issued| issued.serial)
+                    .map_err(|e| e.to_string())
+            }
+            Sender::Openbao { base, role, .. } => {
+                let body = json!({"csr": csr, "common_name": format!("bench-{i}.example.com")});
+                let data = self.openbao(&format!("{base}/sign/{role}"), &body).await?;
+                data["serial_number"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("OpenBao answered no serial_number: {data}"))
+            }
+        }
+    }
+
+    /// Revokes `serial`; hapki answers once a CRL lists it, OpenBao (as configured by
+    /// bench/lib.sh) once it rebuilt its CRL.
+    pub async fn revoke(&self, serial: &str) -> Result<(), String> {
+        match self {
+            Sender::Hapki { client, .. } => {
+                let body = RevokeRequest {
+                    reason: Some("superseded".into()),
+                };
+                client
+                    .post::<_, Revoked>(&format!("/v1/certs/{serial}/revoke"), &body)
+                    .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             }
-            Sender::Openbao { http, url, token } => {
-                let body = json!({"csr": csr, "common_name": format!("bench-{i}.example.com")});
-                let resp = http
-                    .post(url)
-                    .header("X-Vault-Token", token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if resp.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("{}: {}", resp.status(), resp.text().await.unwrap_or_default()))
-                }
-            }
+            Sender::Openbao { base, .. } => self
+                .openbao(&format!("{base}/revoke"), &json!({"serial_number": serial}))
+                .await
+                .map(|_| ()),
         }
+    }
+
+    /// POSTs `body` to OpenBao at `url`; returns the answer's `data`.
+    async fn openbao(&self, url: &str, body: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let Sender::Openbao { http, token, .. } = self else {
+            return Err("not OpenBao".into());
+        };
+        let resp = http
+            .post(url)
+            .header("X-Vault-Token", token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("{}: {}", resp.status(), resp.text().await.unwrap_or_default()));
+        }
+        let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
+        Ok(v["data"].clone())
     }
 }
