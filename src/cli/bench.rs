@@ -78,13 +78,7 @@ pub async fn issue(ctx: &Ctx, args: BenchArgs) -> CliResult {
     if args.concurrency == 0 || args.requests == 0 {
         return Err(Failure::usage("--concurrency and --requests must be at least 1"));
     }
-    let bar = ProgressBar::new(args.requests as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} {per_sec}")
-            .map_err(|e| Failure::other(e.to_string()))?
-            .progress_chars("=> "),
-    );
-    bar.set_message("making CSRs");
+    let bar = progress(args.requests, "making CSRs")?;
     let csrs = Arc::new(make_csrs(args.requests, &bar)?);
     let sender = Sender::new(ctx, &args.on)?;
     bar.reset();
@@ -131,13 +125,7 @@ pub async fn issue(ctx: &Ctx, args: BenchArgs) -> CliResult {
             ("p99", format!("{:.2} ms", pct(0.99))),
         ],
     );
-    if errors > 0 {
-        return Err(Failure::other(format!(
-            "{errors} requests failed; first: {}",
-            out.first_error.as_deref().unwrap_or("?")
-        )));
-    }
-    Ok(())
+    verdict(errors, out.first_error.as_deref(), "requests")
 }
 
 /// What a load run saw: each success's latency (sorted), the failures and the first one's
@@ -199,6 +187,29 @@ where
     load.elapsed = started.elapsed();
     load.latencies.sort();
     Ok(load)
+}
+
+/// A progress bar of `n` steps labelled `msg`.
+pub fn progress(n: usize, msg: &'static str) -> Result<ProgressBar, Failure> {
+    let bar = ProgressBar::new(n as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} {per_sec}")
+            .map_err(|e| Failure::other(e.to_string()))?
+            .progress_chars("=> "),
+    );
+    bar.set_message(msg);
+    Ok(bar)
+}
+
+/// A run with failures fails, naming the first; `what` is what failed (`requests`).
+pub fn verdict(errors: usize, first: Option<&str>, what: &str) -> CliResult {
+    if errors > 0 {
+        return Err(Failure::other(format!(
+            "{errors} {what} failed; first: {}",
+            first.unwrap_or("?")
+        )));
+    }
+    Ok(())
 }
 
 /// The `p` quantile of sorted `latencies`, in milliseconds.

@@ -12,9 +12,8 @@ use clap::{Args, ValueEnum};
 use hapki_domain::issue::summarize;
 use hapki_domain::ocsp::{request_der, IssuerHashes};
 use hapki_domain::serial::Serial;
-use indicatif::{ProgressBar, ProgressStyle};
 
-use super::bench::{percentile, run_load, Load};
+use super::bench::{percentile, progress, run_load, verdict, Load};
 use super::output::record;
 use super::{read_file, CliResult, Ctx, Failure};
 
@@ -119,13 +118,7 @@ pub async fn ocsp(ctx: &Ctx, args: OcspBenchArgs) -> CliResult {
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .map_err(|e| Failure::other(e.to_string()))?;
-    let bar = ProgressBar::new(args.requests as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} {per_sec}")
-            .map_err(|e| Failure::other(e.to_string()))?
-            .progress_chars("=> "),
-    );
-    bar.set_message("asking");
+    let bar = progress(args.requests, "asking")?;
     let cpu_before = cpu_seconds();
     let (url, method, nonce) = (
         args.responder.trim_end_matches('/').to_string(),
@@ -221,11 +214,5 @@ pub async fn ocsp(ctx: &Ctx, args: OcspBenchArgs) -> CliResult {
             ),
         ],
     );
-    if errors > 0 {
-        return Err(Failure::other(format!(
-            "{errors} requests failed; first: {}",
-            out.first_error.as_deref().unwrap_or("?")
-        )));
-    }
-    Ok(())
+    verdict(errors, out.first_error.as_deref(), "requests")
 }

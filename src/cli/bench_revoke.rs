@@ -9,9 +9,8 @@
 use std::sync::{Arc, Mutex};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
-use super::bench::{percentile, run_load, Load, Sender, TargetArgs};
+use super::bench::{percentile, progress, run_load, verdict, Load, Sender, TargetArgs};
 use super::output::record;
 use super::{CliResult, Ctx, Failure};
 
@@ -44,27 +43,16 @@ struct RevokeReport {
     first_error: Option<String>,
 }
 
-fn bar(n: usize, msg: &'static str) -> Result<ProgressBar, Failure> {
-    let bar = ProgressBar::new(n as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} {per_sec}")
-            .map_err(|e| Failure::other(e.to_string()))?
-            .progress_chars("=> "),
-    );
-    bar.set_message(msg);
-    Ok(bar)
-}
-
 pub async fn revoke(ctx: &Ctx, args: RevokeBenchArgs) -> CliResult {
     if args.concurrency == 0 || args.requests == 0 {
         return Err(Failure::usage("--concurrency and --requests must be at least 1"));
     }
     let sender = Sender::new(ctx, &args.on)?;
-    let making = bar(args.requests, "making CSRs")?;
+    let making = progress(args.requests, "making CSRs")?;
     let csrs = Arc::new(super::bench::make_csrs(args.requests, &making)?);
     making.finish_and_clear();
 
-    let issuing = bar(args.requests, "issuing")?;
+    let issuing = progress(args.requests, "issuing")?;
     let serials = Arc::new(Mutex::new(vec![String::new(); args.requests]));
     let issued = {
         let (sender, csrs, serials) = (sender.clone(), csrs.clone(), serials.clone());
@@ -87,7 +75,7 @@ pub async fn revoke(ctx: &Ctx, args: RevokeBenchArgs) -> CliResult {
         )));
     }
 
-    let revoking = bar(args.requests, "revoking")?;
+    let revoking = progress(args.requests, "revoking")?;
     let load = {
         let (sender, serials) = (sender.clone(), serials.clone());
         run_load(args.concurrency, args.requests, &revoking, move |i| {
@@ -136,11 +124,5 @@ pub async fn revoke(ctx: &Ctx, args: RevokeBenchArgs) -> CliResult {
             ),
         ],
     );
-    if errors > 0 {
-        return Err(Failure::other(format!(
-            "{errors} revocations failed; first: {}",
-            out.first_error.as_deref().unwrap_or("?")
-        )));
-    }
-    Ok(())
+    verdict(errors, out.first_error.as_deref(), "revocations")
 }

@@ -262,3 +262,18 @@ pub fn foreign_cert() -> String {
     let der = build_certificate(None, Some(&key), &spec).unwrap();
     hapki_domain::pem::encode(hapki_domain::pem::PemLabel::Certificate, &der)
 }
+
+/// Runs the real `openssl` with `args` in `dir`; returns (success, stdout + stderr).
+pub fn openssl(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

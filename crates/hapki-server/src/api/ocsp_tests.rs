@@ -3,7 +3,6 @@
 //! passed, a revocation is answered at once, and a request with a nonce is signed for it.
 
 use std::path::Path;
-use std::process::Command as Process;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -13,18 +12,10 @@ use serde_json::json;
 
 use crate::testing::{csr, Api, START};
 
+/// `openssl` with `args` in `dir`, which must succeed; its output.
 fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Process::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "openssl {args:?}: {text}");
+    let (ok, text) = crate::testing::openssl(dir, args);
+    assert!(ok, "openssl {args:?}: {text}");
     text
 }
 

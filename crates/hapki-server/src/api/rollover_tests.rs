@@ -5,7 +5,6 @@
 //! every member (voter or learner) applies its state format.
 
 use std::path::Path;
-use std::process::Command as Process;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
@@ -14,21 +13,7 @@ use hapki_store::Role;
 use serde_json::{json, Value};
 
 use crate::pki::gates::MemberBuild;
-use crate::testing::{csr, refused, Api, START};
-
-fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Process::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+use crate::testing::{csr, openssl, refused, Api, START};
 
 async fn issue(api: &Api, cn: &str) -> Value {
     let csr = csr(KeyType::EcP256, cn, &[cn]);
