@@ -45,9 +45,9 @@ fn package() -> PathBuf {
         })
 }
 
-/// `args` as root: directly when this is root, else through `sudo -n`.
-fn root(args: &[&str]) -> Output {
-    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+/// `args` as a command run as root: directly when this is root, else through `sudo -n`.
+fn as_root(args: &[&str]) -> Command {
+    if unsafe { libc::geteuid() } == 0 {
         let mut c = Command::new(args[0]);
         c.args(&args[1..]);
         c
@@ -55,8 +55,12 @@ fn root(args: &[&str]) -> Output {
         let mut c = Command::new("sudo");
         c.arg("-n").args(args);
         c
-    };
-    cmd.output().unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+}
+
+/// Runs `args` as root.
+fn root(args: &[&str]) -> Output {
+    as_root(args).output().unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 #[track_caller]
@@ -158,15 +162,7 @@ fn the_debian_package_installs_a_node_that_its_unit_starts_and_purges_cleanly() 
     let words: Vec<&str> = exec.split_whitespace().collect();
     let mut runuser = vec!["runuser", "-u", user.as_str(), "--"];
     runuser.extend_from_slice(&words);
-    let mut cmd = if unsafe { libc::geteuid() } == 0 {
-        let mut c = Command::new(runuser[0]);
-        c.args(&runuser[1..]);
-        c
-    } else {
-        let mut c = Command::new("sudo");
-        c.arg("-n").args(&runuser);
-        c
-    };
+    let mut cmd = as_root(&runuser);
     let log = std::fs::File::create(tmp.path().join("server.log")).unwrap();
     let mut server = cmd
         .current_dir("/")

@@ -82,20 +82,8 @@ impl Pki {
         caller.may(Action::ManageCa)?;
         let subject = subject_of(req)?.to_name()?;
         let key = SigningKey::generate(req.key_type)?;
-        let csr_der = hapki_domain::csr::build_csr(&key, &subject, &[])?;
-        let id = issuer_id(&key.spki());
-        let record = IssuerRecord {
-            id: id.clone(),
-            name: hapki_domain::name::display_name(&subject),
-            key_type: key.kind().to_string(),
-            cert_der: vec![],
-            chain_der: vec![],
-            csr_der: csr_der.clone(),
-            wrapped_key: self.keyring.seal(&format!("issuer-key:{id}"), &key.to_pkcs8()?),
-            ocsp: None,
-            created_at: self.now(),
-            not_after: 0,
-        };
+        let record = self.pending_issuer(&key, &subject)?;
+        let (id, csr_der) = (record.id.clone(), record.csr_der.clone());
         self.propose_as(
             caller,
             Command::AddIssuer {
@@ -330,6 +318,28 @@ impl Pki {
             .await?;
         Ok(DefaultIssuer {
             default: id.to_string(),
+        })
+    }
+
+    /// An issuer record for `key` that waits for its certificate, with a CSR for `subject`.
+    pub(super) fn pending_issuer(
+        &self,
+        key: &SigningKey,
+        subject: &x509_cert::name::Name,
+    ) -> Result<IssuerRecord, PkiError> {
+        let csr_der = hapki_domain::csr::build_csr(key, subject, &[])?;
+        let id = issuer_id(&key.spki());
+        Ok(IssuerRecord {
+            id: id.clone(),
+            name: hapki_domain::name::display_name(subject),
+            key_type: key.kind().to_string(),
+            cert_der: vec![],
+            chain_der: vec![],
+            csr_der,
+            wrapped_key: self.keyring.seal(&format!("issuer-key:{id}"), &key.to_pkcs8()?),
+            ocsp: None,
+            created_at: self.now(),
+            not_after: 0,
         })
     }
 

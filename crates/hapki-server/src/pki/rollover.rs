@@ -14,7 +14,7 @@ use hapki_domain::key::{KeyType, PublicKeyKind, SigningKey};
 use hapki_domain::pem::{encode, PemLabel};
 use hapki_domain::serial::Serial;
 use hapki_domain::successor::{successor_certificate, Signer};
-use hapki_store::{Command, IssuerRecord, Rollover};
+use hapki_store::{Command, Rollover};
 
 use hapki_api::ca::{RotateRequest, Rotated};
 
@@ -167,23 +167,5 @@ impl Pki {
             tracing::info!("issuer {} took over from {} as planned", due.to, due.from);
         }
         Ok(())
-    }
-
-    /// An issuer record for `key` that waits for its certificate, with a CSR for `subject`.
-    fn pending_issuer(&self, key: &SigningKey, subject: &x509_cert::name::Name) -> Result<IssuerRecord, PkiError> {
-        let csr_der = hapki_domain::csr::build_csr(key, subject, &[])?;
-        let id = hex::encode(&hapki_domain::issue::key_id(&key.spki())[..8]);
-        Ok(IssuerRecord {
-            id: id.clone(),
-            name: hapki_domain::name::display_name(subject),
-            key_type: key.kind().to_string(),
-            cert_der: vec![],
-            chain_der: vec![],
-            csr_der,
-            wrapped_key: self.keyring.seal(&format!("issuer-key:{id}"), &key.to_pkcs8()?),
-            ocsp: None,
-            created_at: self.now(),
-            not_after: 0,
-        })
     }
 }
