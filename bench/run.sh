@@ -13,12 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -n "${SMOKE:-}" ]; then
-    ROUNDS=1 REQUESTS=200 OCSP_REQUESTS=2000 SPEED_SECS=1
+    ROUNDS=1 REQUESTS=200 OCSP_REQUESTS=2000 SPEED_SECS=1 CRL_ENTRIES=1000
 fi
 ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-5000}
 OCSP_REQUESTS=${OCSP_REQUESTS:-30000}
 SPEED_SECS=${SPEED_SECS:-3}
+CRL_ENTRIES=${CRL_ENTRIES:-100000}
 source bench/lib.sh
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
@@ -83,6 +84,22 @@ for _ in $(seq 1 "$ROUNDS"); do
     revs+=("$("$hapki" bench revoke --concurrency 32 --requests "$REQUESTS" --output json | field revocations_per_sec)")
 done
 h_rev=$(median "${revs[@]}")
+# The CRL at CRL_ENTRIES revoked certificates: a new CRL number, then its first fetch (built
+# from the replica and signed on that request) and a second one (from memory).
+revoked=$((100 + ROUNDS * REQUESTS))
+if [ "$revoked" -lt "$CRL_ENTRIES" ]; then
+    "$hapki" bench revoke --concurrency 32 --requests $((CRL_ENTRIES - revoked)) --output json >/dev/null
+fi
+crl_url="http://127.0.0.1:$hh/v1/crl"
+builds=() again=()
+for _ in $(seq 1 "$ROUNDS"); do
+    "$hapki" crl rotate >/dev/null
+    builds+=("$(curl -sf -o "$work/crl.der" -w '%{time_total}' "$crl_url")")
+    again+=("$(curl -sf -o "$work/crl.der" -w '%{time_total}' "$crl_url")")
+done
+crl_listed=$(openssl crl -inform der -in "$work/crl.der" -noout -text | grep -c 'Serial Number')
+crl_mb=$(python3 -c "import os; print(f'{os.path.getsize(\"$work/crl.der\") / 1e6:.1f}')")
+h_crl_build=$(median "${builds[@]}") h_crl_again=$(median "${again[@]}")
 
 b_r1="" b_l1="" b_r32="" b_l32="" b_cpu="" b_get="" b_post="" b_rev=""
 if [ -z "${SKIP_OPENBAO:-}" ]; then
@@ -117,18 +134,24 @@ row "issuance, c=32: server CPU ÷ floor ($floor_us µs)" "$(python3 -c "print(f
 row "OCSP GET, c=32, good/revoked/unknown: answers/s" "$(printf %.0f "$h_get")" "$([ -n "$b_get" ] && printf %.0f "$b_get")"
 row "OCSP POST, c=32, good/revoked/unknown: answers/s" "$(printf %.0f "$h_post")" "$([ -n "$b_post" ] && printf %.0f "$b_post")"
 row "revocations/s, c=32, each on a CRL when answered" "$(printf %.0f "$h_rev")" "$([ -n "$b_rev" ] && printf %.0f "$b_rev")"
+ms() { python3 -c "import sys; print(f'{float(sys.argv[1]) * 1000:.1f}')" "$1"; }
+row "CRL of $crl_listed entries ($crl_mb MB): new number to bytes served, ms" "$(ms "$h_crl_build")" ""
+row "CRL of $crl_listed entries: served again, from memory, ms" "$(ms "$h_crl_again")" ""
 
 {
     echo "# Benchmark results"
     echo
     echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(sed -n 2p "$work/machine.txt") vCPU, $(sed -n 3p "$work/machine.txt" | sed 's/.*: //')."
-    echo "Command: \`$(env | grep -E '^(SMOKE|ROUNDS|REQUESTS|OCSP_REQUESTS|SKIP_OPENBAO)=' | tr '\n' ' ')bench/run.sh\`; medians of $ROUNDS runs;"
+    echo "Command: \`$(env | grep -E '^(SMOKE|ROUNDS|REQUESTS|OCSP_REQUESTS|CRL_ENTRIES|SKIP_OPENBAO)=' | tr '\n' ' ')bench/run.sh\`; medians of $ROUNDS runs;"
     echo "OpenBao $("${bao:-true}" version 2>/dev/null | awk '{print $2}' || true) on integrated Raft, its PKI engine configured as \`bench/lib.sh\` says."
     echo "Floor: \`openssl speed -seconds $SPEED_SECS ecdsap256\` in the same run, $sign signatures/s and $verify verifications/s: $floor_us µs per certificate."
     echo "Issuance at c=1 sends REQUESTS/10 + 1 requests per run, at c=32 REQUESTS. The OCSP serials are 300 of the"
     echo "node's certificates, 100 of them revoked, and 150 unknown ones. The revocation runs issue then revoke"
     echo "REQUESTS certificates each, one after another on the same node, so its store holds REQUESTS, twice and"
-    echo "three times as many revoked certificates at their ends (bench/README.md: every CRL build carries them all)."
+    echo "three times as many revoked certificates at their ends. Then more are revoked up to CRL_ENTRIES, and the"
+    echo "CRL figures time \`curl\` fetching /v1/crl just after \`hapki crl rotate\` (the node builds and signs the"
+    echo "new number on that request) and once more (the bytes it kept). OpenBao has no CRL figure: filling it"
+    echo "with 100,000 revocations at its rate would take more than an hour."
     echo "OpenBao revokes REQUESTS/5 per run (it rebuilds its CRL on each revocation, as configured), on top of the"
     echo "certificates the issuance runs stored."
     echo

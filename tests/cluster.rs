@@ -121,6 +121,40 @@ fn three_nodes_formed_with_fulljoin_serve_any_request() {
             ok && text.to_lowercase().contains(&serial.to_lowercase()) && crl_number >= Some(number)
         });
     }
+    // Each node signed its own copy from its replica: every signature checks out, and a CRL
+    // number lists the same entries on every node.
+    let mut listings = std::collections::BTreeMap::new();
+    for n in [a, b, c] {
+        let ca = a.ca_pem();
+        let (ok, text) = openssl(
+            n.work(),
+            &[
+                "crl",
+                "-noout",
+                "-text",
+                "-in",
+                "latest.crl.pem",
+                "-CAfile",
+                ca.to_str().unwrap(),
+            ],
+        );
+        assert!(ok && text.contains("verify OK"), "node {}: {text}", n.id());
+        let number = text
+            .lines()
+            .skip_while(|l| !l.contains("CRL Number"))
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_string();
+        let serials: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Serial Number: "))
+            .map(str::to_string)
+            .collect();
+        if let Some(first) = listings.insert(number.clone(), serials.clone()) {
+            assert_eq!(first, serials, "CRL {number} lists other entries on node {}", n.id());
+        }
+    }
 
     cluster.converged(Duration::from_secs(20));
     let summary = b.json(&["cluster", "summary"]);

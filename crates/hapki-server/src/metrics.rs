@@ -25,6 +25,8 @@ pub const ISSUED: &str = "hapki_certificates_issued_total";
 pub const REVOKED: &str = "hapki_certificates_revoked_total";
 pub const OCSP_RESPONSES: &str = "hapki_ocsp_responses_total";
 pub const PHASE_CHANGES: &str = "hapki_node_phase_changes_total";
+/// How long this node took to build and sign a CRL from its replica.
+pub const CRL_BUILD_SECONDS: &str = "hapki_crl_build_seconds";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -33,6 +35,8 @@ pub fn install() -> Option<&'static PrometheusHandle> {
     let handle = HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), &LATENCY_BUCKETS)
+            .expect("the buckets are not empty")
+            .set_buckets_for_metric(Matcher::Full(CRL_BUILD_SECONDS.into()), &LATENCY_BUCKETS)
             .expect("the buckets are not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -105,15 +109,16 @@ fn record_levels(node: &Node) {
     }
     let now = crate::clock::system_now();
     for issuer in reader.issuers().unwrap_or_default() {
-        let Ok(Some(crl)) = reader.crl(&issuer.id) else {
+        let Ok(Some(crl)) = reader.latest_crl(&issuer.id) else {
             continue;
         };
         let id = issuer.id.clone();
-        gauge!("hapki_crl_number", "issuer" => id.clone()).set(crl.number as f64);
-        gauge!("hapki_crl_age_seconds", "issuer" => id.clone()).set(now.saturating_sub(crl.this_update) as f64);
+        let (this_update, next_update) = (crl.this_update(), crl.next_update());
+        gauge!("hapki_crl_number", "issuer" => id.clone()).set(crl.number() as f64);
+        gauge!("hapki_crl_age_seconds", "issuer" => id.clone()).set(now.saturating_sub(this_update) as f64);
         gauge!("hapki_crl_validity_seconds", "issuer" => id.clone())
-            .set(crl.next_update.saturating_sub(crl.this_update) as f64);
-        gauge!("hapki_crl_next_update_timestamp_seconds", "issuer" => id).set(crl.next_update as f64);
+            .set(next_update.saturating_sub(this_update) as f64);
+        gauge!("hapki_crl_next_update_timestamp_seconds", "issuer" => id).set(next_update as f64);
     }
 }
 

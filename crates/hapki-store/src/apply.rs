@@ -8,7 +8,7 @@ use redb::{ReadableTable, WriteTransaction};
 use crate::codec::{decode, encode};
 use crate::command::{Command, CommandResult, RejectCode};
 use crate::records::{
-    CertRecord, CrlRecord, IssuerRecord, NodeRecord, NodeStanding, OcspSignerRecord, Revocation, SerialLease, Settings,
+    CertRecord, IssuerRecord, NodeRecord, NodeStanding, OcspSignerRecord, Revocation, SerialLease, Settings,
     TokenRecord,
 };
 use crate::tables::*;
@@ -74,7 +74,8 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
             },
             idempotency_key.as_ref(),
         ),
-        Command::PublishCrl { crl } => publish_crl(txn, crl),
+        Command::PublishCrl { crl } => crate::crl_head::publish_signed(txn, crl),
+        Command::PublishCrlHead { head } => crate::crl_head::publish_head(txn, head),
         Command::CreateToken { token } => create_token(txn, token),
         Command::RevokeToken { id } => revoke_token(txn, id),
         Command::PutSettings { settings } => {
@@ -431,29 +432,14 @@ fn revoke(
     }
     cert.revoked = Some(revocation);
     certs.insert(serial.as_slice(), encode(&cert).as_slice())?;
-    txn.open_table(SM_REVOKED)?.insert(
-        revoked_key(&cert.issuer_id, serial).as_slice(),
-        encode(&revocation).as_slice(),
-    )?;
+    let key = revoked_key(&cert.issuer_id, serial);
+    txn.open_table(SM_REVOKED)?
+        .insert(key.as_slice(), encode(&revocation).as_slice())?;
+    crate::crl_head::note_revoked(txn, &key)?;
     if let Some(key) = idempotency_key {
         txn.open_table(SM_IDEMPOTENCY)?
             .insert(key.as_slice(), serial.as_slice())?;
     }
-    Ok(CommandResult::Applied)
-}
-
-fn publish_crl(txn: &WriteTransaction, crl: &CrlRecord) -> Result<CommandResult, StoreError> {
-    let mut table = txn.open_table(SM_CRLS)?;
-    if let Some(current) = table.get(crl.issuer_id.as_bytes())? {
-        let current: CrlRecord = decode(current.value())?;
-        if crl.number <= current.number {
-            return Ok(CommandResult::reject(
-                RejectCode::Conflict,
-                format!("CRL number {} is not above the current {}", crl.number, current.number),
-            ));
-        }
-    }
-    table.insert(crl.issuer_id.as_bytes(), encode(crl).as_slice())?;
     Ok(CommandResult::Applied)
 }
 

@@ -270,6 +270,16 @@ mod tests {
                 }),
                 audit: sealed(1, 9),
             },
+            Command::SetStateFormat { to: 2 },
+            Command::CompleteRollover { from: "aa".into() },
+            Command::PublishCrlHead {
+                head: crate::CrlHead {
+                    issuer_id: "aa".into(),
+                    number: 3,
+                    this_update: 5,
+                    next_update: 6,
+                },
+            },
         ]
     }
 
@@ -286,8 +296,9 @@ mod tests {
     fn every_command_and_record_round_trips() {
         let commands = every_command();
         let kinds: BTreeSet<&str> = commands.iter().map(Command::kind).collect();
-        // The three rotations are `rotate_kek`; an audited command is its command's kind.
-        assert_eq!(kinds.len(), 28, "one of each command: {kinds:?}");
+        // The three rotations are `rotate_kek`, both CRL publications `publish_crl`; an
+        // audited command is its command's kind.
+        assert_eq!(kinds.len(), 30, "one of each command: {kinds:?}");
         for command in &commands {
             round_trips(command);
         }

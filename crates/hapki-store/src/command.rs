@@ -149,6 +149,9 @@ pub enum Command {
     },
     /// Records that the rollover from issuer `from` is done (format 2).
     CompleteRollover { from: String },
+    /// Publishes CRL `head.number` of `head.issuer_id` without its bytes: it lists every
+    /// revocation of the issuer applied before it, and each node signs it (format 2).
+    PublishCrlHead { head: crate::crl_head::CrlHead },
 }
 
 impl Command {
@@ -198,6 +201,7 @@ impl Command {
             Command::RotateKekWithAudit { .. } => "rotate_kek",
             Command::SetStateFormat { .. } => "set_state_format",
             Command::RollOverIssuer { .. } => "roll_over_issuer",
+            Command::PublishCrlHead { .. } => "publish_crl",
             Command::CompleteRollover { .. } => "complete_rollover",
         }
     }

@@ -43,7 +43,7 @@ pub fn first_release(format: u32) -> &'static str {
 pub fn describe(format: u32) -> &'static str {
     match format {
         1 => "issuance, revocation, CRL, OCSP, tokens, key archive, backups, audit log",
-        2 => "issuing-CA rollover (`hapki ca rotate`)",
+        2 => "issuing-CA rollover (`hapki ca rotate`), CRLs signed by each node from its replica",
         _ => "unknown to this build",
     }
 }
@@ -53,7 +53,7 @@ impl Command {
     pub fn format(&self) -> u32 {
         match self {
             Command::SetStateFormat { to } => *to,
-            Command::RollOverIssuer { .. } | Command::CompleteRollover { .. } => 2,
+            Command::RollOverIssuer { .. } | Command::CompleteRollover { .. } | Command::PublishCrlHead { .. } => 2,
             Command::Audited { command, .. } => command.format(),
             Command::RotateKekWithAudit { rotation, .. } => rotation.format(),
             _ => 1,

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod backups;
 pub mod codec;
 pub mod command;
+pub mod crl_head;
 pub mod format;
 mod kek;
 pub mod legacy;
@@ -30,6 +31,7 @@ pub use archive::{Approval, ArchiveSource, ArchivedKey, RecoveryPolicy, Recovery
 pub use audit::{AuditKeyRecord, AuditMeta};
 pub use backups::BackupRecord;
 pub use command::{Command, CommandResult, RejectCode};
+pub use crl_head::{CrlHead, LatestCrl};
 pub use migrate::{Migrated, Upgrade};
 pub use read::{CertFilter, CertStatus, StateReader};
 pub use records::*;

@@ -50,6 +50,12 @@ pub const SM_AUDIT_SEALS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 /// Issuer id → [`crate::Rollover`] from that issuer to its successor.
 pub const SM_ROLLOVERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_rollovers");
 
+/// Issuer id → latest [`crate::CrlHead`]: a CRL recorded without its bytes (state format 2).
+pub const SM_CRL_HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crl_heads");
+/// Issuer id ‖ `/` ‖ serial → nothing: revocations applied after the issuer's latest
+/// [`crate::CrlHead`], which its CRL does not list ([`crate::crl_head`]).
+pub const SM_CRL_PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crl_pending");
+
 /// Raft log: index → entry ([`crate::codec`]).
 pub const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 /// Raft bookkeeping: `vote`, `committed`, `last_purged`, `applied`, `membership`, `snapshot_meta`.
@@ -61,7 +67,7 @@ pub type SmTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 /// The state-machine tables, in the fixed order snapshots and digests use; new tables go
 /// at the end, and count in the digest only once they hold rows (so that a state without
 /// them digests as it did before they existed).
-pub const SM_TABLES: [SmTable; 15] = [
+pub const SM_TABLES: [SmTable; 17] = [
     SM_META,
     SM_ISSUERS,
     SM_CERTS,
@@ -77,6 +83,8 @@ pub const SM_TABLES: [SmTable; 15] = [
     SM_AUDIT,
     SM_AUDIT_SEALS,
     SM_ROLLOVERS,
+    SM_CRL_HEADS,
+    SM_CRL_PENDING,
 ];
 
 /// How many of [`SM_TABLES`] count in the digest even when empty.

@@ -15,7 +15,8 @@ use base64::Engine;
 use hapki_domain::pem::{encode, PemLabel};
 
 use crate::error::ApiError;
-use crate::pki::{OcspAnswer, Pki, PkiError};
+use crate::pki::crl_bytes::BuiltCrl;
+use crate::pki::{OcspAnswer, Pki};
 
 pub fn routes() -> Router<Arc<Pki>> {
     Router::new()
@@ -30,8 +31,8 @@ pub fn routes() -> Router<Arc<Pki>> {
         .route("/ocsp/{*request}", get(ocsp_get))
 }
 
-fn bytes(content_type: &'static str, body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+fn bytes(content_type: &'static str, body: impl Into<Bytes>) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body.into()).into_response()
 }
 
 fn ca_pem(pki: &Pki, id: Option<&str>) -> Result<Response, ApiError> {
@@ -42,12 +43,20 @@ fn ca_pem(pki: &Pki, id: Option<&str>) -> Result<Response, ApiError> {
     ))
 }
 
-fn crl_der(pki: &Pki, id: Option<&str>) -> Result<Vec<u8>, ApiError> {
+async fn crl_der(pki: &Pki, id: Option<&str>) -> Result<Arc<BuiltCrl>, ApiError> {
     let issuer = pki.issuer(id)?;
-    let crl = pki.reader()?.crl(&issuer.record.id)?.ok_or_else(|| {
-        PkiError::unavailable("the first CRL of this issuer has not been published yet; retry shortly")
-    })?;
-    Ok(crl.der)
+    Ok(pki.crl_der(&issuer.record.id).await?)
+}
+
+fn crl_response(crl: Arc<BuiltCrl>) -> Response {
+    bytes("application/pkix-crl", crl.der.clone())
+}
+
+fn crl_pem_response(crl: Arc<BuiltCrl>) -> Response {
+    bytes(
+        "application/x-pem-file",
+        encode(PemLabel::X509Crl, &crl.der).into_bytes(),
+    )
 }
 
 async fn default_ca_pem(State(pki): State<Arc<Pki>>) -> Result<Response, ApiError> {
@@ -64,25 +73,19 @@ async fn issuer_ca_der(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> R
 }
 
 async fn default_crl_der(State(pki): State<Arc<Pki>>) -> Result<Response, ApiError> {
-    Ok(bytes("application/pkix-crl", crl_der(&pki, None)?))
+    Ok(crl_response(crl_der(&pki, None).await?))
 }
 
 async fn default_crl_pem(State(pki): State<Arc<Pki>>) -> Result<Response, ApiError> {
-    Ok(bytes(
-        "application/x-pem-file",
-        encode(PemLabel::X509Crl, &crl_der(&pki, None)?).into_bytes(),
-    ))
+    Ok(crl_pem_response(crl_der(&pki, None).await?))
 }
 
 async fn issuer_crl_der(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    Ok(bytes("application/pkix-crl", crl_der(&pki, Some(&id))?))
+    Ok(crl_response(crl_der(&pki, Some(&id)).await?))
 }
 
 async fn issuer_crl_pem(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    Ok(bytes(
-        "application/x-pem-file",
-        encode(PemLabel::X509Crl, &crl_der(&pki, Some(&id))?).into_bytes(),
-    ))
+    Ok(crl_pem_response(crl_der(&pki, Some(&id)).await?))
 }
 
 fn ocsp_response(der: Vec<u8>) -> Response {

@@ -155,7 +155,7 @@ impl Pki {
             Command::RequestRecovery { .. } | Command::ApproveRecovery { .. } | Command::FetchRecovery { .. } => {
                 Action::RecoverKey
             }
-            Command::PublishCrl { .. } => Action::RotateCrl,
+            Command::PublishCrl { .. } | Command::PublishCrlHead { .. } => Action::RotateCrl,
             Command::AddIssuer { .. }
             | Command::InstallIssuerCert { .. }
             | Command::SetDefaultIssuer { .. }
@@ -205,6 +205,7 @@ fn node_may_propose(from: NodeId, command: &Command) -> Result<(), String> {
         // The CRL owner's renewals, the OCSP signer's renewal, the internal CA of a new
         // cluster, the key archive's transport key.
         Command::PublishCrl { .. }
+        | Command::PublishCrlHead { .. }
         | Command::SetOcspSigner { .. }
         | Command::SetInternalCa { .. }
         | Command::SetArchiveTransport { .. } => Ok(()),

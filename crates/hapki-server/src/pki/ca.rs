@@ -287,7 +287,7 @@ impl Pki {
 
     fn issuer_view(&self, i: IssuerRecord, default: Option<&str>) -> Result<wire::IssuerView, PkiError> {
         let reader = self.reader()?;
-        let crl_number = reader.crl(&i.id)?.map(|c| c.number);
+        let crl_number = reader.latest_crl(&i.id)?.map(|c| c.number());
         let rollover = reader.rollover_from(&i.id)?;
         let predecessor = reader.rollovers()?.into_iter().find(|r| r.to == i.id).map(|r| r.from);
         Ok(wire::IssuerView {

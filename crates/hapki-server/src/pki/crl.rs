@@ -1,5 +1,7 @@
-//! Revocation and CRLs. A revocation is committed through the log, then the
-//! issuer's CRL is rebuilt from the replica and published with the next number.
+//! Revocation and CRLs. A revocation is committed through the log, then the issuer's
+//! next CRL is published: as a head the log records without bytes, which every node
+//! builds and signs from its replica ([`super::crl_bytes`]), or, while the cluster's
+//! state format is 1, as bytes built here and carried by the log.
 //! Only the leader builds CRLs (it is the CRL owner, and ownership moves with
 //! leadership): a follower that took a revocation asks the leader for a CRL that
 //! holds it. Concurrent revocations share one rebuild: a CRL built from a state
@@ -12,7 +14,7 @@ use std::time::Duration;
 use hapki_domain::crl::{build_crl, CrlEntry};
 use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
-use hapki_store::{Command, CommandResult, CrlRecord, RejectCode};
+use hapki_store::{Command, CommandResult, CrlHead, CrlRecord, RejectCode};
 
 use super::Pki;
 use crate::auth::Caller;
@@ -137,8 +139,8 @@ impl Pki {
         }
         let mut built_from = self.crl.built_from.lock().await;
         if built_from.get(issuer_id).is_some_and(|b| *b >= needed_index) {
-            if let Some(c) = self.reader()?.crl(issuer_id)? {
-                return Ok(c.number);
+            if let Some(c) = self.reader()?.latest_crl(issuer_id)? {
+                return Ok(c.number());
             }
         }
         // Read the index first: the replica read below holds at least this much.
@@ -153,33 +155,42 @@ impl Pki {
         for _ in 0..3 {
             let reader = self.reader()?;
             let validity = reader.settings()?.crl_validity_secs;
-            let number = reader.crl(issuer_id)?.map(|c| c.number + 1).unwrap_or(1);
-            let entries: Vec<CrlEntry> = reader
-                .revoked_of(issuer_id)?
-                .into_iter()
-                .map(|(serial, r)| CrlEntry {
-                    serial,
-                    revoked_at: r.at,
-                    reason: r.reason,
-                })
-                .collect();
-            drop(reader);
+            let number = reader.latest_crl(issuer_id)?.map(|c| c.number() + 1).unwrap_or(1);
             let now = self.now();
-            let count = entries.len() as u64;
-            let der = build_crl(&issuer.view(), number, now, now + validity, entries)?;
-            let crl = CrlRecord {
-                issuer_id: issuer_id.to_string(),
-                number,
-                this_update: now,
-                next_update: now + validity,
-                entries: count,
-                der,
+            let command = if reader.state_format()? >= 2 {
+                drop(reader);
+                Command::PublishCrlHead {
+                    head: CrlHead {
+                        issuer_id: issuer_id.to_string(),
+                        number,
+                        this_update: now,
+                        next_update: now + validity,
+                    },
+                }
+            } else {
+                let entries: Vec<CrlEntry> = reader
+                    .revoked_of(issuer_id)?
+                    .into_iter()
+                    .map(|(serial, r)| CrlEntry {
+                        serial,
+                        revoked_at: r.at,
+                        reason: r.reason,
+                    })
+                    .collect();
+                drop(reader);
+                let count = entries.len() as u64;
+                let der = build_crl(&issuer.view(), number, now, now + validity, entries)?;
+                let crl = CrlRecord {
+                    issuer_id: issuer_id.to_string(),
+                    number,
+                    this_update: now,
+                    next_update: now + validity,
+                    entries: count,
+                    der,
+                };
+                Command::PublishCrl { crl }
             };
-            match self
-                .cluster
-                .propose(&hapki_cluster::Origin::Node, Command::PublishCrl { crl })
-                .await?
-            {
+            match self.cluster.propose(&hapki_cluster::Origin::Node, command).await? {
                 CommandResult::Applied => return Ok(number),
                 // Another node published this number first: build again on top of it.
                 CommandResult::Rejected {
@@ -202,10 +213,10 @@ impl Pki {
         let now = self.now();
         for issuer in self.active_issuers()? {
             self.renew_ocsp_signer_if_due(&issuer, now).await?;
-            let current = self.reader()?.crl(&issuer.record.id)?;
+            let current = self.reader()?.latest_crl(&issuer.record.id)?;
             let due = match current {
                 None => true,
-                Some(c) => now >= c.this_update + (c.next_update - c.this_update) / 2,
+                Some(c) => now >= c.this_update() + (c.next_update() - c.this_update()) / 2,
             };
             if due {
                 let index = self.cluster.status().last_applied.unwrap_or(0);

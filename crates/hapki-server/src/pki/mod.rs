@@ -9,6 +9,7 @@ pub mod backup;
 mod ca;
 mod certs;
 mod crl;
+pub mod crl_bytes;
 mod error;
 pub mod gates;
 mod issue;
@@ -102,6 +103,8 @@ pub struct Pki {
     builds: gates::Builds,
     /// Signed OCSP answers served again.
     ocsp_cache: ocsp_cache::OcspCache,
+    /// The CRLs this node built from heads.
+    crl_bytes: crl_bytes::CrlBytes,
 }
 
 impl Pki {
@@ -123,6 +126,7 @@ impl Pki {
             audit_signer: RwLock::new(None),
             builds: gates::Builds::default(),
             ocsp_cache: ocsp_cache::OcspCache::default(),
+            crl_bytes: crl_bytes::CrlBytes::default(),
         });
         pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
             pki: Arc::downgrade(&pki),
@@ -333,6 +337,11 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
                 } {
                     if let Some(pki) = pki.upgrade() {
                         pki.ocsp_cache.forget(&serial.0);
+                    }
+                }
+                if let Command::PublishCrlHead { head } = a.command.inner() {
+                    if let Some(pki) = pki.upgrade() {
+                        pki.build_crl_soon(&head.issuer_id);
                     }
                 }
                 matches!(

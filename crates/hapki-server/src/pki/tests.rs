@@ -17,19 +17,28 @@ const DAY: u64 = 86_400;
 async fn the_crl_is_renewed_before_its_next_update() {
     let clock = ManualClock::new(START);
     let (_dir, pki, id) = service(clock.clone()).await;
-    let first = pki.reader().unwrap().crl(&id).unwrap().unwrap();
-    assert_eq!((first.this_update, first.next_update), (START, START + DAY));
+    let latest = |pki: &Pki| pki.reader().unwrap().latest_crl(&id).unwrap().unwrap();
+    let first = latest(&pki);
+    assert_eq!((first.this_update(), first.next_update()), (START, START + DAY));
     // Before half of its validity nothing is due.
     clock.advance(DAY / 2 - 1);
     pki.renew_due_crls().await.unwrap();
-    assert_eq!(pki.reader().unwrap().crl(&id).unwrap().unwrap().number, first.number);
+    assert_eq!(latest(&pki).number(), first.number());
     // Past half of it, a new CRL is published, long before the old one's nextUpdate.
     clock.advance(2);
     pki.renew_due_crls().await.unwrap();
-    let second = pki.reader().unwrap().crl(&id).unwrap().unwrap();
-    assert_eq!(second.number, first.number + 1);
-    assert_eq!(second.this_update, clock.now());
-    assert!(second.this_update < first.next_update && second.next_update > first.next_update);
+    let second = latest(&pki);
+    assert_eq!(second.number(), first.number() + 1);
+    assert_eq!(second.this_update(), clock.now());
+    assert!(second.this_update() < first.next_update() && second.next_update() > first.next_update());
+    // What this node serves is that CRL, signed with its number and times.
+    let served = pki.crl_der(&id).await.unwrap();
+    let crl = <x509_cert::crl::CertificateList as der::Decode>::from_der(&served.der).unwrap();
+    assert_eq!(served.number, second.number());
+    assert_eq!(
+        crl.tbs_cert_list.this_update.to_unix_duration().as_secs(),
+        second.this_update()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

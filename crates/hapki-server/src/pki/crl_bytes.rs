@@ -1,0 +1,152 @@
+//! The bytes of each issuer's latest CRL, as this node serves them. Under state format 2
+//! the log records a CRL's head only ([`hapki_store::CrlHead`]); this node builds and signs
+//! the CRL of the latest head from its replica once, keeps it in memory and serves it
+//! until a newer head is applied. A head applied starts a build a little later (at most one
+//! per issuer in [`EAGER_DELAY`], so that a burst of revocations costs a few builds, not
+//! one per head), so relying parties rarely wait for one; a request that finds no build of
+//! the latest head waits for the one under way or makes it. Either way the CRL a request
+//! gets lists every revocation answered before it.
+//!
+//! Every node lists the same entries under a number (the head decides them); an ECDSA
+//! signature differs from node to node, as two signatures of one CRL do.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use hapki_domain::crl::{build_crl, CrlEntry};
+use hapki_store::LatestCrl;
+
+use super::Pki;
+use crate::pki::PkiError;
+
+/// How long after a head is applied this node builds its CRL, gathering the heads that
+/// follow it into one build (at 100,000 entries a build takes about 0.1 s of one core).
+pub const EAGER_DELAY: Duration = Duration::from_secs(1);
+
+/// A CRL this node serves.
+#[derive(Debug)]
+pub struct BuiltCrl {
+    pub number: u64,
+    /// Shared with every response that sends it.
+    pub der: Bytes,
+    pub entries: usize,
+}
+
+/// The latest CRL built for each issuer, and the builds under way.
+#[derive(Default)]
+pub struct CrlBytes {
+    built: Mutex<HashMap<String, Arc<BuiltCrl>>>,
+    building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    scheduled: Mutex<HashSet<String>>,
+}
+
+impl CrlBytes {
+    fn kept(&self, issuer_id: &str, number: u64) -> Option<Arc<BuiltCrl>> {
+        let built = self.built.lock().expect("CRL bytes lock");
+        built.get(issuer_id).filter(|b| b.number >= number).cloned()
+    }
+
+    fn keep(&self, issuer_id: &str, crl: Arc<BuiltCrl>) {
+        let mut built = self.built.lock().expect("CRL bytes lock");
+        let newer = built.get(issuer_id).is_none_or(|b| b.number < crl.number);
+        if newer {
+            built.insert(issuer_id.to_string(), crl);
+        }
+    }
+
+    fn build_lock(&self, issuer_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut building = self.building.lock().expect("CRL build lock");
+        building.entry(issuer_id.to_string()).or_default().clone()
+    }
+
+    /// Whether a build of `issuer_id` should be scheduled now (none is waiting yet).
+    fn schedule(&self, issuer_id: &str) -> bool {
+        self.scheduled
+            .lock()
+            .expect("CRL schedule lock")
+            .insert(issuer_id.to_string())
+    }
+
+    fn unschedule(&self, issuer_id: &str) {
+        self.scheduled.lock().expect("CRL schedule lock").remove(issuer_id);
+    }
+}
+
+impl Pki {
+    /// The DER of the issuer's latest CRL.
+    pub async fn crl_der(&self, issuer_id: &str) -> Result<Arc<BuiltCrl>, PkiError> {
+        let latest = self.reader()?.latest_crl(issuer_id)?.ok_or_else(|| {
+            PkiError::unavailable("the first CRL of this issuer has not been published yet; retry shortly")
+        })?;
+        let number = match latest {
+            LatestCrl::Signed(c) => {
+                return Ok(Arc::new(BuiltCrl {
+                    number: c.number,
+                    entries: c.entries as usize,
+                    der: c.der.into(),
+                }))
+            }
+            LatestCrl::Head(h) => h.number,
+        };
+        if let Some(kept) = self.crl_bytes.kept(issuer_id, number) {
+            return Ok(kept);
+        }
+        let lock = self.crl_bytes.build_lock(issuer_id);
+        let _one_build = lock.lock().await;
+        // Built while this request waited for the lock?
+        if let Some(kept) = self.crl_bytes.kept(issuer_id, number) {
+            return Ok(kept);
+        }
+        let issuer = self.issuer(Some(issuer_id))?;
+        let reader = self.reader()?;
+        let started = Instant::now();
+        let built = tokio::task::spawn_blocking(move || -> Result<BuiltCrl, PkiError> {
+            let (head, revoked) = reader
+                .head_entries(&issuer.record.id)?
+                .ok_or_else(|| PkiError::unavailable("the issuer's CRL changed while it was read; retry"))?;
+            drop(reader);
+            let entries = revoked.len();
+            let der = build_crl(
+                &issuer.view(),
+                head.number,
+                head.this_update,
+                head.next_update,
+                revoked.into_iter().map(|(serial, r)| CrlEntry {
+                    serial,
+                    revoked_at: r.at,
+                    reason: r.reason,
+                }),
+            )?;
+            Ok(BuiltCrl {
+                number: head.number,
+                der: der.into(),
+                entries,
+            })
+        })
+        .await
+        .map_err(|e| PkiError::internal(format!("building a CRL failed: {e}")))??;
+        metrics::histogram!(crate::metrics::CRL_BUILD_SECONDS).record(started.elapsed().as_secs_f64());
+        let built = Arc::new(built);
+        self.crl_bytes.keep(issuer_id, built.clone());
+        Ok(built)
+    }
+
+    /// Builds the issuer's CRL soon, for a head just applied.
+    pub(crate) fn build_crl_soon(self: &Arc<Self>, issuer_id: &str) {
+        if !self.crl_bytes.schedule(issuer_id) {
+            return;
+        }
+        let pki = Arc::downgrade(self);
+        let issuer_id = issuer_id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(EAGER_DELAY).await;
+            let Some(pki) = pki.upgrade() else { return };
+            pki.crl_bytes.unschedule(&issuer_id);
+            if let Err(e) = pki.crl_der(&issuer_id).await {
+                tracing::warn!("building the CRL of issuer {issuer_id} failed: {e}");
+            }
+        });
+    }
+}
