@@ -1,6 +1,7 @@
 //! OCSP answers served again (in process, requests made by real `openssl`): a nonce-less
 //! request for one certificate gets the same signed bytes until half their validity has
-//! passed, a revocation is answered at once, and a request with a nonce is signed for it.
+//! passed (signed anew ahead of that), a revocation is answered at once, and a request with
+//! a nonce is signed for it.
 
 use std::path::Path;
 
@@ -113,10 +114,23 @@ async fn a_nonce_less_answer_is_served_again_until_a_revocation_changes_it() {
         "the answer echoes the nonce"
     );
 
-    // Past half its validity (an hour by default), a fresh one.
-    api.clock.advance(1_800);
-    let renewed = get(&api, &plain).await;
-    assert_ne!(renewed, first, "a new answer after half the validity");
+    // At two fifths of its validity (an hour by default) the kept answer is still served,
+    // and its successor is signed off that request, then served in its place.
+    api.clock.advance(1_440 - 60);
+    assert_eq!(get(&api, &plain).await, first, "still kept at two fifths");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let renewed = loop {
+        let now = get(&api, &plain).await;
+        if now != first {
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "the successor was never signed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(status(d, "plain.der", &renewed).contains("leaf.pem: good"));
+    // Past half the first one's validity, the successor is what is served: nothing waits.
+    api.clock.advance(420);
+    assert_eq!(get(&api, &plain).await, renewed, "the successor, kept");
 
     let serial = issued.body["serial"].as_str().unwrap();
     let revoked = api

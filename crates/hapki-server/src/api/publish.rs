@@ -88,13 +88,13 @@ async fn issuer_crl_pem(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> 
     Ok(crl_pem_response(crl_der(&pki, Some(&id)).await?))
 }
 
-fn ocsp_response(der: Vec<u8>) -> Response {
+fn ocsp_response(der: impl Into<Bytes>) -> Response {
     bytes("application/ocsp-response", der)
 }
 
 /// An OCSP answer to a GET, with the caching headers of RFC 5019 §6.2 when it
 /// carries no nonce, so HTTP caches and CDNs in front of the responder keep it
-/// until its nextUpdate.
+/// until its nextUpdate (and no longer: a kept answer is served after its thisUpdate).
 fn ocsp_get_response(answer: OcspAnswer) -> Response {
     let Some(fresh) = answer.cacheable else {
         return ocsp_response(answer.der);
@@ -102,7 +102,7 @@ fn ocsp_get_response(answer: OcspAnswer) -> Response {
     let etag = format!("\"{}\"", hex::encode(&hapki_domain::issue::sha256(&answer.der)[..16]));
     let mut resp = ocsp_response(answer.der);
     let at = |t: u64| httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t));
-    let max_age = fresh.next_update.saturating_sub(fresh.this_update);
+    let max_age = fresh.next_update.saturating_sub(answer.at.max(fresh.this_update));
     let headers = resp.headers_mut();
     for (name, value) in [
         (header::LAST_MODIFIED, at(fresh.this_update)),

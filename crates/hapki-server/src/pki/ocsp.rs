@@ -5,13 +5,19 @@
 
 use hapki_domain::ocsp::{parse_request, refusal, requested_serial, OcspRefusal, Status};
 
+use std::sync::Arc;
+
+use axum::body::Bytes;
+
 use super::ocsp_cache::Kept;
 use super::{Pki, PkiError};
 
 /// An OCSP response and, when caches may keep it, the moments it is valid between.
 pub struct OcspAnswer {
-    pub der: Vec<u8>,
+    pub der: Bytes,
     pub cacheable: Option<Freshness>,
+    /// The moment the answer was given (a kept one was signed earlier).
+    pub at: u64,
 }
 
 /// thisUpdate and nextUpdate of a response that carries no nonce (RFC 5019 §6.2).
@@ -29,8 +35,8 @@ const NONE: &str = "none";
 
 impl Pki {
     /// Answers a DER OCSP request with a DER OCSP response (never an HTTP error).
-    pub fn ocsp(&self, request: &[u8]) -> OcspAnswer {
-        match self.ocsp_inner(request) {
+    pub fn ocsp(self: &Arc<Self>, request: &[u8]) -> OcspAnswer {
+        match self.ocsp_inner(request, true) {
             Ok((answer, status, cache)) => {
                 metrics::counter!(crate::metrics::OCSP_RESPONSES, "status" => status, "cache" => cache).increment(1);
                 answer
@@ -38,15 +44,32 @@ impl Pki {
             Err(r) => {
                 metrics::counter!(crate::metrics::OCSP_RESPONSES, "status" => "refused", "cache" => NONE).increment(1);
                 OcspAnswer {
-                    der: refusal(r),
+                    der: refusal(r).into(),
                     cacheable: None,
+                    at: self.now(),
                 }
             }
         }
     }
 
-    /// The answer, the status of its first certificate and how it came about.
-    fn ocsp_inner(&self, request: &[u8]) -> Result<(OcspAnswer, &'static str, &'static str), OcspRefusal> {
+    /// Signs the successor of a kept answer, off the request that found it due.
+    fn refresh_ocsp(self: &Arc<Self>, request: &[u8]) {
+        let (pki, request) = (Arc::downgrade(self), request.to_vec());
+        tokio::spawn(async move {
+            let Some(pki) = pki.upgrade() else { return };
+            if let Err(r) = pki.ocsp_inner(&request, false) {
+                tracing::warn!("signing a kept OCSP answer anew failed: {r:?}");
+            }
+        });
+    }
+
+    /// The answer, the status of its first certificate and how it came about; `use_kept`
+    /// false signs anew (and keeps) even if an answer is kept.
+    fn ocsp_inner(
+        self: &Arc<Self>,
+        request: &[u8],
+        use_kept: bool,
+    ) -> Result<(OcspAnswer, &'static str, &'static str), OcspRefusal> {
         let req = parse_request(request)?;
         let internal = |e: PkiError| {
             tracing::error!("OCSP: {}", e);
@@ -61,13 +84,17 @@ impl Pki {
             }),
             _ => None,
         };
-        if let Some((serial, id)) = &keepable {
-            if let Some(kept) = self.ocsp_cache.get(serial, id, now) {
+        if let Some((serial, id)) = keepable.as_ref().filter(|_| use_kept) {
+            if let Some(hit) = self.ocsp_cache.get(serial, id, now) {
+                if hit.refresh {
+                    self.refresh_ocsp(request);
+                }
                 let answer = OcspAnswer {
-                    der: kept.der,
-                    cacheable: Some(kept.fresh),
+                    der: hit.kept.der,
+                    cacheable: Some(hit.kept.fresh),
+                    at: now,
                 };
-                return Ok((answer, kept.status, HIT));
+                return Ok((answer, hit.kept.status, HIT));
             }
         }
         // Read before the replica: an invalidation after this drops what is built here.
@@ -98,12 +125,13 @@ impl Pki {
             answers.push((id.clone(), status));
         }
         let validity = reader.settings().map_err(|e| internal(e.into()))?.ocsp_validity_secs;
-        let der = responder
+        let der: Bytes = responder
             .respond(&answers, req.nonce.as_deref(), now, now + validity)
             .map_err(|e| {
                 tracing::error!("OCSP signing failed: {e}");
                 OcspRefusal::InternalError
-            })?;
+            })?
+            .into();
         // A response that echoes a nonce answers one request only.
         let cacheable = req.nonce.is_none().then_some(Freshness {
             this_update: now,
@@ -116,16 +144,20 @@ impl Pki {
         };
         let cache = match (keepable, cacheable) {
             (Some((serial, id)), Some(fresh)) => {
-                let kept = Kept {
-                    der: der.clone(),
-                    fresh,
-                    status: first,
-                };
-                self.ocsp_cache.keep(generation, serial, id, kept);
+                self.ocsp_cache
+                    .keep(generation, serial, id, Kept::new(der.clone(), fresh, first));
                 MISS
             }
             _ => NONE,
         };
-        Ok((OcspAnswer { der, cacheable }, first, cache))
+        Ok((
+            OcspAnswer {
+                der,
+                cacheable,
+                at: now,
+            },
+            first,
+            cache,
+        ))
     }
 }

@@ -1,7 +1,9 @@
 //! Signed OCSP answers kept for reuse: the response to a request for one certificate
 //! without a nonce (RFC 5019's profile, what browsers, CDNs and `GET /ocsp/...` send),
 //! kept per CertId as clients ask, and served again, unsigned anew, until half its validity
-//! has passed. An answer is dropped as soon as what it says may change: a revocation or an
+//! has passed. Past [`REFRESH_AT`] of it, the first request served a kept answer also has
+//! its successor signed off that request, so a serial asked about steadily never waits for
+//! a signature. An answer is dropped as soon as what it says may change: a revocation or an
 //! issuance of its serial applied on this node (an `unknown` serial may become known), or
 //! any change to the issuers (their keys, signers, defaults). A request with a nonce is
 //! signed for that request, as it must echo the nonce.
@@ -10,21 +12,46 @@
 //! carries the generation it read at, and every invalidation moves the generation on.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
 
 use super::ocsp::Freshness;
 
 /// Most answers kept; past it the cache starts over (each answer is a few hundred bytes).
 const MAX_ENTRIES: usize = 100_000;
 
+/// The share of an answer's validity (numerator, denominator) after which it is signed
+/// anew ahead of being dropped at half of it.
+pub const REFRESH_AT: (u64, u64) = (2, 5);
+
 /// One kept answer.
 #[derive(Clone)]
 pub struct Kept {
-    pub der: Vec<u8>,
+    pub der: Bytes,
     pub fresh: Freshness,
     /// `good`, `revoked` or `unknown`, for metrics.
     pub status: &'static str,
+    /// Set once a successor is being signed.
+    refreshing: Arc<AtomicBool>,
+}
+
+impl Kept {
+    pub fn new(der: Bytes, fresh: Freshness, status: &'static str) -> Kept {
+        Kept {
+            der,
+            fresh,
+            status,
+            refreshing: Arc::default(),
+        }
+    }
+}
+
+/// A kept answer, and whether this caller is to have its successor signed.
+pub struct Hit {
+    pub kept: Kept,
+    pub refresh: bool,
 }
 
 /// The answers kept for one serial, by the requested CertId's DER (a client may hash the
@@ -45,12 +72,22 @@ impl OcspCache {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// The answer kept for `cert_id` of `serial`, while less than half its validity has passed.
-    pub fn get(&self, serial: &[u8; 20], cert_id: &[u8], now: u64) -> Option<Kept> {
+    /// The answer kept for `cert_id` of `serial`, while less than half its validity has
+    /// passed; past [`REFRESH_AT`] of it, the first caller is told to refresh it.
+    pub fn get(&self, serial: &[u8; 20], cert_id: &[u8], now: u64) -> Option<Hit> {
         let answers = self.answers.read().expect("ocsp cache lock");
-        let kept = answers.get(serial)?.iter().find(|(id, _)| id == cert_id)?;
-        let f = kept.1.fresh;
-        (now < f.this_update + (f.next_update - f.this_update) / 2).then(|| kept.1.clone())
+        let (_, kept) = answers.get(serial)?.iter().find(|(id, _)| id == cert_id)?;
+        let f = kept.fresh;
+        let validity = f.next_update - f.this_update;
+        if now >= f.this_update + validity / 2 {
+            return None;
+        }
+        let due = now >= f.this_update + validity * REFRESH_AT.0 / REFRESH_AT.1;
+        let refresh = due && !kept.refreshing.swap(true, Ordering::AcqRel);
+        Some(Hit {
+            kept: kept.clone(),
+            refresh,
+        })
     }
 
     /// Keeps an answer built from a replica read at `generation`, unless something was
@@ -97,14 +134,31 @@ mod tests {
     use super::*;
 
     fn kept(this_update: u64) -> Kept {
-        Kept {
-            der: vec![this_update as u8],
-            fresh: Freshness {
-                this_update,
-                next_update: this_update + 100,
-            },
-            status: "good",
-        }
+        let fresh = Freshness {
+            this_update,
+            next_update: this_update + 100,
+        };
+        Kept::new(Bytes::from(vec![this_update as u8]), fresh, "good")
+    }
+
+    #[test]
+    fn past_two_fifths_of_its_validity_one_caller_is_told_to_refresh_an_answer() {
+        let cache = OcspCache::default();
+        cache.keep(cache.generation(), [3; 20], b"id".to_vec(), kept(1000));
+        assert!(!cache.get(&[3; 20], b"id", 1039).unwrap().refresh, "not due yet");
+        assert!(
+            cache.get(&[3; 20], b"id", 1040).unwrap().refresh,
+            "due: the first caller refreshes"
+        );
+        assert!(
+            !cache.get(&[3; 20], b"id", 1041).unwrap().refresh,
+            "only one caller refreshes"
+        );
+        // The successor replaces it, and is refreshed in its turn.
+        cache.keep(cache.generation(), [3; 20], b"id".to_vec(), kept(1041));
+        let hit = cache.get(&[3; 20], b"id", 1042).unwrap();
+        assert_eq!((hit.kept.fresh.this_update, hit.refresh), (1041, false));
+        assert!(cache.get(&[3; 20], b"id", 1081).unwrap().refresh);
     }
 
     #[test]
