@@ -92,3 +92,71 @@ fn every_node_serves_kept_answers_and_says_revoked_within_a_second_of_a_revocati
     }
     eprintln!("every node said revoked within {:?}", revoked_at.elapsed());
 }
+
+/// A counter of `node`'s metrics, summed over its labels.
+fn counter(node: &Node, name: &str) -> f64 {
+    let text = node
+        .http_client()
+        .get(format!("{}/metrics", node.http_url()))
+        .send()
+        .expect("GET /metrics")
+        .text()
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to `node`'s process.
+fn signal(node: &Node, signal: &str) {
+    let pid = node.pid().expect("a running node").to_string();
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -{signal} {pid}");
+}
+
+#[test]
+fn a_node_that_catches_up_by_a_snapshot_forgets_the_answers_it_kept() {
+    // Snapshots every 200 entries, 100 kept below: a node paused through 1,500 writes is
+    // sent one.
+    let cluster = Cluster::start(
+        3,
+        "metrics = true\n[raft]\nsnapshot_every = 200\nkeep_below_snapshot = 100",
+    );
+    let a = &cluster.nodes[0];
+    a.ok(&["ca", "init", "--cn", "Snapshot Root"]);
+    let cert = a.issue("kept", "server", &["CN:kept.example.com"]);
+    cluster.converged(Duration::from_secs(30));
+    let ca = a.ca_pem();
+    let leader = a.json(&["cluster", "info"])["leader"].as_str().unwrap().to_string();
+    let paused = cluster.nodes.iter().find(|n| n.id() != leader).unwrap();
+    let writer = cluster.nodes.iter().find(|n| n.id() != paused.id()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(status(paused, &ca, &cert), "good");
+    }
+
+    signal(paused, "STOP");
+    writer.ok(&[
+        "cert",
+        "revoke",
+        &serial_of(a.work(), &cert),
+        "--reason",
+        "keyCompromise",
+    ]);
+    let out = writer.cli(&["bench", "issue", "--requests", "1500", "--concurrency", "16"]);
+    signal(paused, "CONT");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    cluster.converged(Duration::from_secs(60));
+    assert!(
+        counter(paused, "hapki_raft_snapshot_installs_total") >= 1.0,
+        "the paused node caught up by a snapshot"
+    );
+    assert_eq!(
+        status(paused, &ca, &cert),
+        "revoked",
+        "a node must not serve an answer it kept from before the snapshot"
+    );
+}

@@ -22,11 +22,20 @@ use crate::types::{BatchResult, Entry, LogId, SnapshotMeta, StorageError, Stored
 
 type BoxErr = Box<dyn std::error::Error + Send + Sync>;
 
-/// An applied command, announced to whoever listens (caches, CRL scheduling).
+/// A change to the state, announced to whoever listens (caches, CRL scheduling): a command
+/// applied, or (`command` `None`) a snapshot installed in place of the whole state, after
+/// which anything derived from the state may be stale.
 #[derive(Clone, Debug)]
 pub struct Applied {
     pub index: u64,
-    pub command: Arc<Command>,
+    pub command: Option<Arc<Command>>,
+}
+
+impl Applied {
+    /// The command that took effect ([`Command::inner`]); `None` for a snapshot installed.
+    pub fn command(&self) -> Option<&Command> {
+        self.command.as_deref().map(Command::inner)
+    }
 }
 
 /// The state machine; cheap to clone.
@@ -211,7 +220,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             if r == hapki_store::CommandResult::Applied {
                                 announce.push(Applied {
                                     index: entry.log_id.index,
-                                    command: Arc::new(cmd),
+                                    command: Some(Arc::new(cmd)),
                                 });
                             }
                             results.push(r);
@@ -282,6 +291,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             std::fs::File::open(&tmp)?.sync_all()?;
             this.publish(&tmp, &meta)?;
             this.installs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let _ = this.applied_tx.send(Applied {
+                index: meta.last_log_id.map_or(0, |l| l.index),
+                command: None,
+            });
             Ok(())
         })
         .await

@@ -127,6 +127,10 @@ pub struct RaftConfig {
     pub election_timeout_max_ms: u64,
     #[serde(default = "default_snapshot_every")]
     pub snapshot_every: u64,
+    /// Log entries kept below a snapshot: a node less far behind catches up from the log,
+    /// one further behind is sent the snapshot.
+    #[serde(default = "default_keep_below_snapshot")]
+    pub keep_below_snapshot: u64,
 }
 
 impl Default for RaftConfig {
@@ -136,6 +140,7 @@ impl Default for RaftConfig {
             election_timeout_min_ms: default_election_min(),
             election_timeout_max_ms: default_election_max(),
             snapshot_every: default_snapshot_every(),
+            keep_below_snapshot: default_keep_below_snapshot(),
         }
     }
 }
@@ -286,6 +291,10 @@ fn default_election_max() -> u64 {
 }
 fn default_snapshot_every() -> u64 {
     20_000
+}
+
+fn default_keep_below_snapshot() -> u64 {
+    hapki_cluster::RaftSettings::default().keep_below_snapshot
 }
 
 impl Default for NodeConfig {

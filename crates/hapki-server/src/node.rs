@@ -63,7 +63,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         election_timeout_min_ms: cfg.raft.election_timeout_min_ms,
         election_timeout_max_ms: cfg.raft.election_timeout_max_ms,
         snapshot_every: cfg.raft.snapshot_every,
-        ..RaftSettings::default()
+        keep_below_snapshot: cfg.raft.keep_below_snapshot,
     };
     let cluster = ClusterNode::start(store.clone(), &dir.root, node_id, &settings).await?;
     let node = Node::new(

@@ -138,7 +138,7 @@ mod local {
             if result == CommandResult::Applied {
                 let _ = self.applied.send(Applied {
                     index,
-                    command: Arc::new(command),
+                    command: Some(Arc::new(command)),
                 });
             }
             Ok(result)

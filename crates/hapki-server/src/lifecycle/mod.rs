@@ -397,18 +397,29 @@ async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
     let mut rx = pki.cluster.subscribe();
     loop {
         match rx.recv().await {
-            Ok(applied) => match applied.command.inner() {
-                Command::Bootstrap { .. }
-                | Command::AddIssuer { .. }
-                | Command::InstallIssuerCert { .. }
-                | Command::SetOcspSigner { .. }
-                | Command::SetDefaultIssuer { .. }
-                | Command::PutProfile { .. } => {
+            Ok(applied) => match applied.command() {
+                // A snapshot replaced the state: anything may have changed, as after missed ones.
+                None => {
+                    if let Err(e) = node.sync_kek(&pki).await {
+                        tracing::error!("checking the KEK after a snapshot: {}", e);
+                    }
+                    pki.invalidate();
+                    pki.forget_audit_signer();
+                    write_ca_pem(&pki, &node.dir);
+                }
+                Some(
+                    Command::Bootstrap { .. }
+                    | Command::AddIssuer { .. }
+                    | Command::InstallIssuerCert { .. }
+                    | Command::SetOcspSigner { .. }
+                    | Command::SetDefaultIssuer { .. }
+                    | Command::PutProfile { .. },
+                ) => {
                     // The service drops its caches on its own too; this one must not read a stale issuer.
                     pki.invalidate();
                     write_ca_pem(&pki, &node.dir);
                 }
-                Command::RotateKek { .. } | Command::RotateKekWithArchive { .. } => {
+                Some(Command::RotateKek { .. } | Command::RotateKekWithArchive { .. }) => {
                     if let Err(e) = node.sync_kek(&pki).await {
                         tracing::error!("after a KEK rotation: {}", e);
                     }

@@ -228,7 +228,7 @@ pub async fn seal_loop(mut applied: tokio::sync::broadcast::Receiver<hapki_clust
     loop {
         tokio::select! {
             got = applied.recv() => match got {
-                Ok(a) if matches!(&*a.command, Command::Audited { .. } | Command::AuditEvent { .. }) => {}
+                Ok(a) if matches!(a.command.as_deref(), Some(Command::Audited { .. } | Command::AuditEvent { .. })) => {}
                 Ok(_) => continue,
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,

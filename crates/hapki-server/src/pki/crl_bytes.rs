@@ -45,7 +45,12 @@ pub struct CrlBytes {
 impl CrlBytes {
     fn kept(&self, issuer_id: &str, number: u64) -> Option<Arc<BuiltCrl>> {
         let built = self.built.lock().expect("CRL bytes lock");
-        built.get(issuer_id).filter(|b| b.number >= number).cloned()
+        built.get(issuer_id).filter(|b| b.number == number).cloned()
+    }
+
+    /// Forgets every CRL built (the state they were built from was replaced).
+    pub fn clear(&self) {
+        self.built.lock().expect("CRL bytes lock").clear();
     }
 
     fn keep(&self, issuer_id: &str, crl: Arc<BuiltCrl>) {

@@ -211,10 +211,11 @@ impl Pki {
         }
     }
 
-    /// Forgets cached issuers, profiles and OCSP answers; called when a command that changes
-    /// them is applied.
+    /// Forgets cached issuers, profiles, OCSP answers and built CRLs; called when a command
+    /// that changes them is applied, or a snapshot replaces the state.
     pub fn invalidate(&self) {
         self.ocsp_cache.clear();
+        self.crl_bytes.clear();
         self.generation.fetch_add(1, Ordering::SeqCst);
         let mut c = self.caches.write().expect("cache lock");
         c.issuers.clear();
@@ -328,37 +329,41 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
     use tokio::sync::broadcast::error::RecvError;
     loop {
         let changes_caches = match applied.recv().await {
-            Ok(a) => {
-                // What OCSP answers were kept for a serial may have changed.
-                if let Some(serial) = match a.command.inner() {
-                    Command::Revoke { serial, .. } => Some(serial),
-                    Command::IssueCert { cert, .. } | Command::IssueAndArchive { cert, .. } => Some(&cert.serial),
-                    _ => None,
-                } {
-                    if let Some(pki) = pki.upgrade() {
-                        pki.ocsp_cache.forget(&serial.0);
+            Ok(a) => match a.command() {
+                // A snapshot replaced the state: anything cached may be stale.
+                None => true,
+                Some(command) => {
+                    // What OCSP answers were kept for a serial may have changed.
+                    if let Some(serial) = match command {
+                        Command::Revoke { serial, .. } => Some(serial),
+                        Command::IssueCert { cert, .. } | Command::IssueAndArchive { cert, .. } => Some(&cert.serial),
+                        _ => None,
+                    } {
+                        if let Some(pki) = pki.upgrade() {
+                            pki.ocsp_cache.forget(&serial.0);
+                        }
                     }
-                }
-                if let Command::PublishCrlHead { head } = a.command.inner() {
-                    if let Some(pki) = pki.upgrade() {
-                        pki.build_crl_soon(&head.issuer_id);
+                    if let Command::PublishCrlHead { head } = command {
+                        if let Some(pki) = pki.upgrade() {
+                            pki.build_crl_soon(&head.issuer_id);
+                        }
                     }
+                    matches!(
+                        command,
+                        Command::Bootstrap { .. }
+                            | Command::AddIssuer { .. }
+                            | Command::InstallIssuerCert { .. }
+                            | Command::SetOcspSigner { .. }
+                            | Command::SetDefaultIssuer { .. }
+                            | Command::PutProfile { .. }
+                            | Command::RotateKek { .. }
+                            | Command::RotateKekWithArchive { .. }
+                            | Command::RollOverIssuer { .. }
+                            | Command::CompleteRollover { .. }
+                            | Command::PutSettings { .. }
+                    )
                 }
-                matches!(
-                    a.command.inner(),
-                    Command::Bootstrap { .. }
-                        | Command::AddIssuer { .. }
-                        | Command::InstallIssuerCert { .. }
-                        | Command::SetOcspSigner { .. }
-                        | Command::SetDefaultIssuer { .. }
-                        | Command::PutProfile { .. }
-                        | Command::RotateKek { .. }
-                        | Command::RotateKekWithArchive { .. }
-                        | Command::RollOverIssuer { .. }
-                        | Command::CompleteRollover { .. }
-                        | Command::PutSettings { .. }
-                )
-            }
+            },
             // Missed some: any of them may have changed a cached thing.
             Err(RecvError::Lagged(_)) => true,
             Err(RecvError::Closed) => return,
