@@ -37,19 +37,28 @@ fn status(node: &Node, ca: &Path, cert: &Path) -> String {
         .to_string()
 }
 
-/// The OCSP answers `node` served from kept ones, from its metrics.
-fn hits(node: &Node) -> u64 {
-    let text = node
-        .http_client()
+/// `node`'s metrics, in Prometheus text.
+fn metrics(node: &Node) -> String {
+    node.http_client()
         .get(format!("{}/metrics", node.http_url()))
         .send()
         .expect("GET /metrics")
         .text()
-        .unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with("hapki_ocsp_responses_total{") && l.contains("cache=\"hit\""))
+        .unwrap_or_default()
+}
+
+/// The sum over `node`'s lines of metric `name` that `keep` accepts.
+fn sum(node: &Node, name: &str, keep: impl Fn(&str) -> bool) -> f64 {
+    metrics(node)
+        .lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name) && keep(l))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+        .sum()
+}
+
+/// The OCSP answers `node` served from kept ones, from its metrics.
+fn hits(node: &Node) -> u64 {
+    sum(node, "hapki_ocsp_responses_total", |l| l.contains("cache=\"hit\"")) as u64
 }
 
 #[test]
@@ -91,21 +100,6 @@ fn every_node_serves_kept_answers_and_says_revoked_within_a_second_of_a_revocati
         }
     }
     eprintln!("every node said revoked within {:?}", revoked_at.elapsed());
-}
-
-/// A counter of `node`'s metrics, summed over its labels.
-fn counter(node: &Node, name: &str) -> f64 {
-    let text = node
-        .http_client()
-        .get(format!("{}/metrics", node.http_url()))
-        .send()
-        .expect("GET /metrics")
-        .text()
-        .unwrap_or_default();
-    text.lines()
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to `node`'s process.
@@ -151,7 +145,7 @@ fn a_node_that_catches_up_by_a_snapshot_forgets_the_answers_it_kept() {
     assert!(out.status.success(), "{}", common::stderr(&out));
     cluster.converged(Duration::from_secs(60));
     assert!(
-        counter(paused, "hapki_raft_snapshot_installs_total") >= 1.0,
+        sum(paused, "hapki_raft_snapshot_installs_total", |_| true) >= 1.0,
         "the paused node caught up by a snapshot"
     );
     assert_eq!(
