@@ -16,8 +16,6 @@ cd "$(dirname "$0")/.."
 CERTS=${CERTS:-100000}
 ROUNDS=${ROUNDS:-3}
 source bench/lib.sh
-now() { date +%s.%N; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 results="$work/results.txt"
 
 machine

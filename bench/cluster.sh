@@ -17,7 +17,6 @@ cd "$(dirname "$0")/.."
 CERTS=${CERTS:-"10000 100000"}
 ISSUE_REQUESTS=${ISSUE_REQUESTS:-5000}
 source bench/lib.sh
-now() { date +%s.%N; }
 results="$work/results.txt"
 
 machine

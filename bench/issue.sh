@@ -15,7 +15,6 @@ CONCURRENCY=${CONCURRENCY:-"1 16 32"}
 source bench/lib.sh
 # CPU time (user + system, clock ticks) a server process has used so far, and the
 # microseconds it used per request since `t0` ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cpu_us_per_request() { echo "($(cpu_ticks "$1") - $2) * 1000000 / $(getconf CLK_TCK) / $REQUESTS" | bc; }
 
 machine

@@ -1,6 +1,7 @@
 # Shared by the benchmark scripts, sourced from the repository root: a scratch
 # directory and the processes started for the run (both removed on exit), free
-# loopback ports, waiting for a listener, RSS, and the release build of hapki.
+# loopback ports, waiting for a listener, RSS, medians, JSON fields, CPU ticks, and the
+# release build of hapki.
 
 work=$(mktemp -d)
 pids=()
@@ -10,6 +11,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+now() { date +%s.%N; }
+# `median X...`: the middle value (the lower one of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+# `field NAME`: a top-level field of the JSON object on standard input.
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
+# `cpu_ticks PID`: user + system clock ticks of a process so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 300); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; exit 1; }
 rss_mib() { echo "scale=1; $(ps -o rss= -p "$1") / 1024" | bc; }

@@ -18,8 +18,6 @@ CERTS=${CERTS:-300}
 REQUESTS=${REQUESTS:-30000}
 ROUNDS=${ROUNDS:-3}
 source bench/lib.sh
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
-field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 
 # `measure NAME ARGS...`: ROUNDS runs of `hapki bench ocsp ARGS`, the median answers/s.
 measure() {

@@ -22,9 +22,6 @@ SPEED_SECS=${SPEED_SECS:-3}
 CRL_ENTRIES=${CRL_ENTRIES:-100000}
 CLUSTER_CERTS=${CLUSTER_CERTS:-100000}
 source bench/lib.sh
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
-field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rows="$work/rows.tsv"
 : >"$rows"
 # `row FIGURE HAPKI OPENBAO`: one line of the table (OPENBAO may be empty).
