@@ -175,19 +175,10 @@ impl StateReader {
         let pending = self.txn().open_table(SM_CRL_PENDING)?;
         let mut later = std::collections::HashSet::new();
         for row in pending.range(start.as_slice()..end.as_slice())? {
-            later.insert(row?.0.value().to_vec());
+            later.insert(row?.0.value()[start.len()..].to_vec());
         }
-        let revoked = self.txn().open_table(SM_REVOKED)?;
-        let mut entries = Vec::new();
-        for row in revoked.range(start.as_slice()..end.as_slice())? {
-            let (k, v) = row?;
-            if later.contains(k.value()) {
-                continue;
-            }
-            let serial = Serial::from_bytes(&k.value()[start.len()..])
-                .ok_or_else(|| StoreError::Corrupt("revocation key".into()))?;
-            entries.push((serial, decode(v.value())?));
-        }
+        let mut entries = self.revoked_of(issuer_id)?;
+        entries.retain(|(serial, _)| !later.contains(serial.0.as_slice()));
         Ok(Some((head, entries)))
     }
 }

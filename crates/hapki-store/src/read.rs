@@ -190,10 +190,7 @@ impl StateReader {
     /// Every revocation of an issuer, in serial order, for building its CRL.
     pub fn revoked_of(&self, issuer_id: &str) -> Result<Vec<(Serial, Revocation)>, StoreError> {
         let t = self.txn.open_table(SM_REVOKED)?;
-        let mut prefix = issuer_id.as_bytes().to_vec();
-        prefix.push(b'/');
-        let mut end = issuer_id.as_bytes().to_vec();
-        end.push(b'/' + 1);
+        let (prefix, end) = crate::crl_head::issuer_prefix(issuer_id);
         let mut out = Vec::new();
         for row in t.range(prefix.as_slice()..end.as_slice())? {
             let (k, v) = row?;

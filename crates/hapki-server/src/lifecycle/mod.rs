@@ -398,15 +398,8 @@ async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
     loop {
         match rx.recv().await {
             Ok(applied) => match applied.command() {
-                // A snapshot replaced the state: anything may have changed, as after missed ones.
-                None => {
-                    if let Err(e) = node.sync_kek(&pki).await {
-                        tracing::error!("checking the KEK after a snapshot: {}", e);
-                    }
-                    pki.invalidate();
-                    pki.forget_audit_signer();
-                    write_ca_pem(&pki, &node.dir);
-                }
+                // A snapshot replaced the state: anything may have changed.
+                None => resync(&node, &pki, "a snapshot").await,
                 Some(
                     Command::Bootstrap { .. }
                     | Command::AddIssuer { .. }
@@ -428,15 +421,22 @@ async fn watch_applied(node: Arc<Node>, pki: Arc<Pki>) {
                 }
                 _ => {}
             },
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                if let Err(e) = node.sync_kek(&pki).await {
-                    tracing::error!("checking the KEK: {}", e);
-                }
-                pki.invalidate()
-            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => resync(&node, &pki, "missed commands").await,
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
+}
+
+/// After changes this node was not told of one by one (`what`): the keyring follows the
+/// KEK the state names, the service's caches and audit signer are dropped, `ca.pem` is
+/// written again.
+async fn resync(node: &Node, pki: &Pki, what: &str) {
+    if let Err(e) = node.sync_kek(pki).await {
+        tracing::error!("checking the KEK after {what}: {}", e);
+    }
+    pki.invalidate();
+    pki.forget_audit_signer();
+    write_ca_pem(pki, &node.dir);
 }
 
 /// The name a node goes by: `node_name`, else the host name.

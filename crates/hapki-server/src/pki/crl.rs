@@ -2,10 +2,10 @@
 //! next CRL is published: as a head the log records without bytes, which every node
 //! builds and signs from its replica ([`super::crl_bytes`]), or, while the cluster's
 //! state format is 1, as bytes built here and carried by the log.
-//! Only the leader builds CRLs (it is the CRL owner, and ownership moves with
+//! Only the leader publishes CRLs (it is the CRL owner, and ownership moves with
 //! leadership): a follower that took a revocation asks the leader for a CRL that
-//! holds it. Concurrent revocations share one rebuild: a CRL built from a state
-//! that already holds a revocation is not built again for it.
+//! holds it. Concurrent revocations share one publication: a CRL published from a
+//! state that already holds a revocation is not published again for it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,9 +14,9 @@ use std::time::Duration;
 use hapki_domain::crl::{build_crl, CrlEntry};
 use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
-use hapki_store::{Command, CommandResult, CrlHead, CrlRecord, RejectCode};
+use hapki_store::{Command, CommandResult, CrlHead, CrlRecord, RejectCode, Revocation};
 
-use super::Pki;
+use super::{LoadedIssuer, Pki};
 use crate::auth::Caller;
 use crate::pki::PkiError;
 
@@ -168,18 +168,10 @@ impl Pki {
                     },
                 }
             } else {
-                let entries: Vec<CrlEntry> = reader
-                    .revoked_of(issuer_id)?
-                    .into_iter()
-                    .map(|(serial, r)| CrlEntry {
-                        serial,
-                        revoked_at: r.at,
-                        reason: r.reason,
-                    })
-                    .collect();
+                let revoked = reader.revoked_of(issuer_id)?;
                 drop(reader);
-                let count = entries.len() as u64;
-                let der = build_crl(&issuer.view(), number, now, now + validity, entries)?;
+                let count = revoked.len() as u64;
+                let der = sign_crl(&issuer, number, now, now + validity, revoked)?;
                 let crl = CrlRecord {
                     issuer_id: issuer_id.to_string(),
                     number,
@@ -225,6 +217,22 @@ impl Pki {
         }
         Ok(())
     }
+}
+
+/// Builds and signs `issuer`'s CRL `number` listing `revoked`.
+pub(super) fn sign_crl(
+    issuer: &LoadedIssuer,
+    number: u64,
+    this_update: u64,
+    next_update: u64,
+    revoked: Vec<(Serial, Revocation)>,
+) -> Result<Vec<u8>, PkiError> {
+    let entries = revoked.into_iter().map(|(serial, r)| CrlEntry {
+        serial,
+        revoked_at: r.at,
+        reason: r.reason,
+    });
+    Ok(build_crl(&issuer.view(), number, this_update, next_update, entries)?)
 }
 
 /// Runs CRL renewal, and records the issuer rollovers that fell due, every `every` until

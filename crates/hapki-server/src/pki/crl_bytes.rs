@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use hapki_domain::crl::{build_crl, CrlEntry};
 use hapki_store::LatestCrl;
 
+use super::crl::sign_crl;
 use super::Pki;
 use crate::pki::PkiError;
 
@@ -31,7 +31,6 @@ pub struct BuiltCrl {
     pub number: u64,
     /// Shared with every response that sends it.
     pub der: Bytes,
-    pub entries: usize,
 }
 
 /// The latest CRL built for each issuer, and the builds under way.
@@ -89,7 +88,6 @@ impl Pki {
             LatestCrl::Signed(c) => {
                 return Ok(Arc::new(BuiltCrl {
                     number: c.number,
-                    entries: c.entries as usize,
                     der: c.der.into(),
                 }))
             }
@@ -112,22 +110,10 @@ impl Pki {
                 .head_entries(&issuer.record.id)?
                 .ok_or_else(|| PkiError::unavailable("the issuer's CRL changed while it was read; retry"))?;
             drop(reader);
-            let entries = revoked.len();
-            let der = build_crl(
-                &issuer.view(),
-                head.number,
-                head.this_update,
-                head.next_update,
-                revoked.into_iter().map(|(serial, r)| CrlEntry {
-                    serial,
-                    revoked_at: r.at,
-                    reason: r.reason,
-                }),
-            )?;
+            let der = sign_crl(&issuer, head.number, head.this_update, head.next_update, revoked)?;
             Ok(BuiltCrl {
                 number: head.number,
                 der: der.into(),
-                entries,
             })
         })
         .await

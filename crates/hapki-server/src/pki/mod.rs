@@ -328,7 +328,9 @@ pub fn parse_duration(s: &str) -> Result<u64, PkiError> {
 async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cluster::Applied>, pki: Weak<Pki>) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
-        let changes_caches = match applied.recv().await {
+        let got = applied.recv().await;
+        let Some(pki) = pki.upgrade() else { return };
+        let changes_caches = match got {
             Ok(a) => match a.command() {
                 // A snapshot replaced the state: anything cached may be stale.
                 None => true,
@@ -339,14 +341,10 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
                         Command::IssueCert { cert, .. } | Command::IssueAndArchive { cert, .. } => Some(&cert.serial),
                         _ => None,
                     } {
-                        if let Some(pki) = pki.upgrade() {
-                            pki.ocsp_cache.forget(&serial.0);
-                        }
+                        pki.ocsp_cache.forget(&serial.0);
                     }
                     if let Command::PublishCrlHead { head } = command {
-                        if let Some(pki) = pki.upgrade() {
-                            pki.build_crl_soon(&head.issuer_id);
-                        }
+                        pki.build_crl_soon(&head.issuer_id);
                     }
                     matches!(
                         command,
@@ -368,7 +366,6 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
             Err(RecvError::Lagged(_)) => true,
             Err(RecvError::Closed) => return,
         };
-        let Some(pki) = pki.upgrade() else { return };
         if changes_caches {
             pki.invalidate();
         }
