@@ -1,10 +1,13 @@
 //! The Raft log in redb. An append is reported done only after its write
 //! transaction is committed with immediate durability, and a vote is on disk
-//! before `save_vote` returns. Entries and bookkeeping values are encoded with
-//! [`hapki_store::codec`].
+//! before `save_vote` returns. The committed index, a hint openraft may find
+//! behind, is kept in memory and written inside the next append or purge
+//! rather than in a transaction of its own. Entries and bookkeeping values are
+//! encoded with [`hapki_store::codec`].
 
 use std::fmt::Debug;
 use std::ops::RangeBounds;
+use std::sync::{Arc, Mutex};
 
 use hapki_store::codec::{decode, encode};
 use hapki_store::tables::{RAFT_LOG, RAFT_META};
@@ -17,15 +20,47 @@ use serde::Serialize;
 
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
-/// The log store; cheap to clone (it shares the database).
+/// The log store; cheap to clone (clones share the database and the committed index).
 #[derive(Clone)]
 pub struct LogStore {
     store: Store,
+    committed: Arc<Mutex<Committed>>,
+}
+
+/// The committed index as openraft last reported it, and whether that value
+/// is not on disk yet.
+#[derive(Default)]
+struct Committed {
+    latest: Option<Option<LogId>>,
+    unsaved: bool,
 }
 
 impl LogStore {
     pub fn new(store: Store) -> Self {
-        LogStore { store }
+        LogStore {
+            store,
+            committed: Arc::default(),
+        }
+    }
+
+    /// The committed index: the one openraft last reported, else the one on disk.
+    pub fn commit_index(&self) -> Option<u64> {
+        let latest = self.committed.lock().expect("committed index lock").latest;
+        match latest {
+            Some(c) => c.map(|l| l.index),
+            None => saved_commit_index(&self.store),
+        }
+    }
+
+    /// Writes a committed index not yet on disk into `txn`; the caller commits it.
+    fn write_committed(&self, txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        let mut c = self.committed.lock().expect("committed index lock");
+        if let (true, Some(latest)) = (c.unsaved, c.latest) {
+            txn.open_table(RAFT_META)?
+                .insert("committed", encode(&latest).as_slice())?;
+            c.unsaved = false;
+        }
+        Ok(())
     }
 
     fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -41,15 +76,11 @@ impl LogStore {
         read().map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
     }
 
-    /// Writes a bookkeeping value; `durable` flushes it before returning.
-    fn put_meta<T: Serialize>(&self, key: &str, value: &T, durable: bool) -> Result<(), StorageError> {
+    /// Writes a bookkeeping value and flushes it before returning.
+    fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError> {
         let write = || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let mut txn = self.store.db().begin_write()?;
-            txn.set_durability(if durable {
-                Durability::Immediate
-            } else {
-                Durability::None
-            });
+            txn.set_durability(Durability::Immediate);
             txn.open_table(RAFT_META)?.insert(key, encode(value).as_slice())?;
             txn.commit()?;
             Ok(())
@@ -112,7 +143,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.put_meta("vote", vote, true)
+        self.put_meta("vote", vote)
             .map_err(|_| io_err(ErrorSubject::Vote, ErrorVerb::Write, "saving the vote failed"))
     }
 
@@ -121,13 +152,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not flushed on its own: the committed index is a hint that openraft can
-        // recompute; it reaches disk with the next log append.
-        self.put_meta("committed", &committed, false)
+        // No transaction of its own: the committed index is a hint that openraft
+        // can recompute; it reaches disk with the next append or purge.
+        let mut c = self.committed.lock().expect("committed index lock");
+        c.latest = Some(committed);
+        c.unsaved = true;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.meta::<Option<LogId>>("committed")?.flatten())
+        let latest = self.committed.lock().expect("committed index lock").latest;
+        match latest {
+            Some(c) => Ok(c),
+            None => Ok(self.meta::<Option<LogId>>("committed")?.flatten()),
+        }
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
@@ -144,6 +182,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     t.insert(entry.log_id.index, encode(&entry).as_slice())?;
                 }
             }
+            self.write_committed(&txn)?;
             txn.commit()?;
             Ok(())
         };
@@ -179,6 +218,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             txn.open_table(RAFT_META)?
                 .insert("last_purged", encode(&log_id).as_slice())?;
             txn.open_table(RAFT_LOG)?.retain_in(..=log_id.index, |_, _| false)?;
+            self.write_committed(&txn)?;
             txn.commit()?;
             Ok(())
         };
@@ -200,7 +240,7 @@ pub(crate) fn bytes_after(store: &Store, index: Option<u64>) -> Result<u64, redb
 }
 
 /// The commit index last saved in `store`, if any: a hint, as [`LogStore`] saves it.
-pub fn saved_commit_index(store: &Store) -> Option<u64> {
+fn saved_commit_index(store: &Store) -> Option<u64> {
     let txn = store.db().begin_read().ok()?;
     let table = txn.open_table(RAFT_META).ok()?;
     let value = table.get("committed").ok()??;

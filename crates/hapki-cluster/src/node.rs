@@ -100,6 +100,7 @@ pub struct ClusterNode {
     sm: StateMachine,
     network: ChannelNetwork,
     store: Store,
+    log: LogStore,
     guard: Guard,
     leader_changes: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -127,15 +128,10 @@ impl ClusterNode {
         let sm = StateMachine::new(store.clone(), data_dir.join("snapshots"))
             .map_err(|e| ClusterError::Io(format!("snapshot directory: {e}")))?;
         let network = ChannelNetwork::default();
-        let raft = Raft::new(
-            id,
-            Arc::new(config),
-            network.clone(),
-            LogStore::new(store.clone()),
-            sm.clone(),
-        )
-        .await
-        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let log = LogStore::new(store.clone());
+        let raft = Raft::new(id, Arc::new(config), network.clone(), log.clone(), sm.clone())
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
         network.pins.set(store.clone(), raft.clone());
         let proposer = Proposer::start(raft.clone());
         let leader_changes = Arc::<std::sync::atomic::AtomicU64>::default();
@@ -148,6 +144,7 @@ impl ClusterNode {
             sm,
             network,
             store,
+            log,
             guard: Guard::default(),
             leader_changes,
         })
@@ -443,7 +440,7 @@ impl ClusterNode {
     /// Term, leader, indices and counters, for metrics.
     pub fn observed(&self) -> RaftObserved {
         let m = self.raft.metrics().borrow().clone();
-        let commit_index = crate::log_store::saved_commit_index(&self.store);
+        let commit_index = self.log.commit_index();
         RaftObserved {
             term: m.current_term,
             leader: m.current_leader,

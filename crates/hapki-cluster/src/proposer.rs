@@ -12,8 +12,13 @@ use crate::ProposeError;
 
 /// Most commands in one log entry.
 pub const MAX_BATCH: usize = 512;
-/// Batches in flight at once; the next one gathers while these are written.
-const IN_FLIGHT: usize = 4;
+/// Batches in flight at once. One is best: the next batch gathers everything
+/// that arrives while the current one is written, so under load each entry
+/// carries more commands and costs one fsync. Measured on two cores at
+/// concurrency 32, two or more in flight gave smaller entries, more CPU per
+/// certificate and fewer certificates per second, on one node and through a
+/// cluster's leader and followers alike.
+const IN_FLIGHT: usize = 1;
 
 struct Pending {
     command: Command,

@@ -82,6 +82,14 @@ impl LoadedIssuer {
 struct Caches {
     issuers: HashMap<String, Arc<LoadedIssuer>>,
     profiles: HashMap<String, Arc<Profile>>,
+    default: Option<DefaultIssuer>,
+}
+
+/// The issuer that signs requests naming none, until a planned rollover's time.
+struct DefaultIssuer {
+    id: String,
+    /// When a rollover from `id` is due: from then on the answer must be worked out again.
+    until: Option<u64>,
 }
 
 /// The CA service of one node.
@@ -220,6 +228,7 @@ impl Pki {
         let mut c = self.caches.write().expect("cache lock");
         c.issuers.clear();
         c.profiles.clear();
+        c.default = None;
     }
 
     /// A profile by name, from the cache or the replica.
@@ -243,16 +252,16 @@ impl Pki {
 
     /// An issuer by id (or the default one), with its key ready.
     pub fn issuer(&self, id: Option<&str>) -> Result<Arc<LoadedIssuer>, PkiError> {
-        let reader = self.reader()?;
         let id = match id {
             Some(id) => id.to_string(),
-            None => reader.default_issuer_at(self.now())?.ok_or(PkiError::NoCa)?,
+            None => self.default_issuer_id()?,
         };
         if let Some(i) = self.caches.read().expect("cache lock").issuers.get(&id) {
             return Ok(i.clone());
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let record = reader
+        let record = self
+            .reader()?
             .issuer(&id)?
             .ok_or_else(|| PkiError::not_found(format!("no issuer with id {id}; `hapki ca list` shows the issuers")))?;
         let loaded = Arc::new(self.load_issuer(record)?);
@@ -261,6 +270,29 @@ impl Pki {
             c.issuers.insert(id, loaded.clone());
         }
         Ok(loaded)
+    }
+
+    /// The id of the issuer that signs requests naming none, now: from the cache until a
+    /// command changes the issuers or a planned rollover falls due.
+    fn default_issuer_id(&self) -> Result<String, PkiError> {
+        let now = self.now();
+        if let Some(d) = &self.caches.read().expect("cache lock").default {
+            if d.until.is_none_or(|at| now < at) {
+                return Ok(d.id.clone());
+            }
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let reader = self.reader()?;
+        let id = reader.default_issuer_at(now)?.ok_or(PkiError::NoCa)?;
+        let until = reader
+            .rollover_from(&id)?
+            .filter(|r| !r.switched && r.at > now)
+            .map(|r| r.at);
+        let mut c = self.caches.write().expect("cache lock");
+        if self.generation.load(Ordering::SeqCst) == generation {
+            c.default = Some(DefaultIssuer { id: id.clone(), until });
+        }
+        Ok(id)
     }
 
     /// Every issuer that has its certificate, loaded.
