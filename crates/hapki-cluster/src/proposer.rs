@@ -1,24 +1,22 @@
 //! Group commit: commands from many concurrent requests are gathered into one
 //! log entry, so a burst of issuance costs one fsync per batch, not one per
 //! certificate. Each caller gets its own command's result back.
-
-use std::sync::Arc;
+//!
+//! One batch is in flight at a time: the next one gathers everything that
+//! arrives while the current one is written, so under load each entry carries
+//! more commands and costs one fsync. Measured on two cores at concurrency 32,
+//! two or more batches in flight gave smaller entries, more CPU per certificate
+//! and fewer certificates per second, on one node and through a cluster's
+//! leader and followers alike.
 
 use hapki_store::{Command, CommandResult};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::types::{Batch, NodeId, Raft};
 use crate::ProposeError;
 
 /// Most commands in one log entry.
 pub const MAX_BATCH: usize = 512;
-/// Batches in flight at once. One is best: the next batch gathers everything
-/// that arrives while the current one is written, so under load each entry
-/// carries more commands and costs one fsync. Measured on two cores at
-/// concurrency 32, two or more in flight gave smaller entries, more CPU per
-/// certificate and fewer certificates per second, on one node and through a
-/// cluster's leader and followers alike.
-const IN_FLIGHT: usize = 1;
 
 struct Pending {
     command: Command,
@@ -58,11 +56,7 @@ impl Proposer {
 }
 
 async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = rx.recv().await {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -70,27 +64,23 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let raft = raft.clone();
-        tokio::spawn(async move {
-            let (commands, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
-            let outcome = raft.client_write(Batch { commands }).await;
-            drop(permit);
-            match outcome {
-                Ok(resp) => {
-                    let index = resp.log_id.index;
-                    for (reply, result) in replies.into_iter().zip(resp.data.results) {
-                        // The caller may have gone away (timeout); its command is still applied.
-                        let _ = reply.send(Ok(Committed { result, index }));
-                    }
-                }
-                Err(e) => {
-                    let err = ProposeError::from_raft(&e);
-                    for reply in replies {
-                        let _ = reply.send(Err(err.clone()));
-                    }
+        let (commands, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+        // Commands that arrive meanwhile wait in the channel and form the next batch.
+        match raft.client_write(Batch { commands }).await {
+            Ok(resp) => {
+                let index = resp.log_id.index;
+                for (reply, result) in replies.into_iter().zip(resp.data.results) {
+                    // The caller may have gone away (timeout); its command is still applied.
+                    let _ = reply.send(Ok(Committed { result, index }));
                 }
             }
-        });
+            Err(e) => {
+                let err = ProposeError::from_raft(&e);
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
     }
 }
 
