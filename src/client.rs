@@ -202,7 +202,7 @@ impl Client {
                 });
             }
             round += 1;
-            let pause = Duration::from_millis(200 * u64::from(round.min(5)));
+            let pause = pause_before(round);
             if !transient || std::time::Instant::now() + pause > deadline {
                 break;
             }
@@ -230,6 +230,20 @@ impl Client {
         self.call::<(), R>(Method::DELETE, path, None).await
     }
 }
+
+/// The pause before trying the whole list again for the `round`th time: short while a
+/// failover is likely under way (an election takes well under a second), then a second so a
+/// long outage is not hammered.
+fn pause_before(round: u32) -> Duration {
+    if round <= FAST_ROUNDS {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(1)
+    }
+}
+
+/// Rounds of the list tried 0.1 s apart before the pause grows to 1 s: about two seconds.
+const FAST_ROUNDS: u32 = 20;
 
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();

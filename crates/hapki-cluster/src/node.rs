@@ -42,14 +42,21 @@ impl RaftSettings {
     pub fn quorum_window(&self) -> Duration {
         Duration::from_millis((self.election_timeout_max_ms * 2).max(1000))
     }
+
+    /// How long a write waits for a leader to be known before it is answered 503 `no_leader`:
+    /// long enough for one election to finish, short enough that a client with other nodes to
+    /// try is not held.
+    pub fn leader_wait(&self) -> Duration {
+        Duration::from_millis(self.election_timeout_max_ms * 2)
+    }
 }
 
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_ms: 100,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 200,
+            election_timeout_max_ms: 400,
             snapshot_every: 20_000,
             keep_below_snapshot: 5_000,
         }
@@ -95,6 +102,7 @@ pub struct Member {
 pub struct ClusterNode {
     pub id: NodeId,
     quorum_window: Duration,
+    leader_wait: Duration,
     raft: Raft,
     proposer: Proposer,
     sm: StateMachine,
@@ -139,6 +147,7 @@ impl ClusterNode {
         Ok(ClusterNode {
             id,
             quorum_window: settings.quorum_window(),
+            leader_wait: settings.leader_wait(),
             raft,
             proposer,
             sm,
@@ -315,11 +324,11 @@ impl ClusterNode {
             .map_err(|e| ProposeError::LeaderUnreachable(format!("{}: {e}", addr.cluster)))
     }
 
-    /// The current leader and its address, waiting up to `timeout` for one to be known.
-    /// The addresses of the current leader when it is another node; `NotLeader`
-    /// naming this node when it leads.
+    /// The addresses of the current leader when it is another node, waiting up to
+    /// [`RaftSettings::leader_wait`] for one to be known; `NotLeader` naming this node when it
+    /// leads, or naming none when no election finished in time.
     async fn remote_leader(&self) -> Result<NodeAddr, ProposeError> {
-        let (leader, addr) = self.wait_for_leader(Duration::from_secs(5)).await?;
+        let (leader, addr) = self.wait_for_leader(self.leader_wait).await?;
         if leader == self.id {
             return Err(ProposeError::NotLeader {
                 leader: Some(self.id),
@@ -329,6 +338,7 @@ impl ClusterNode {
         Ok(addr)
     }
 
+    /// The current leader and its address, waiting up to `timeout` for one to be known.
     async fn wait_for_leader(&self, timeout: Duration) -> Result<(NodeId, NodeAddr), ProposeError> {
         let mut metrics = self.raft.metrics();
         let deadline = tokio::time::Instant::now() + timeout;

@@ -281,13 +281,13 @@ fn default_body_limit() -> usize {
     1024 * 1024
 }
 fn default_heartbeat() -> u64 {
-    100
+    50
 }
 fn default_election_min() -> u64 {
-    400
+    200
 }
 fn default_election_max() -> u64 {
-    800
+    400
 }
 fn default_snapshot_every() -> u64 {
     20_000

@@ -94,7 +94,16 @@ impl IntoResponse for ApiError {
                 request_id: None,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let transient = self.status == StatusCode::SERVICE_UNAVAILABLE && self.code != codes::NOT_CLUSTERED;
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if transient {
+            // An election or a lost majority: worth trying again (here or elsewhere) soon.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 
@@ -333,5 +342,17 @@ mod tests {
         let resp = ApiError::bad_request("the CSR is not PEM").into_response();
         let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
         assert!(String::from_utf8_lossy(&body).contains("the CSR is not PEM"));
+    }
+
+    #[test]
+    fn an_election_says_when_to_retry_and_an_unclustered_node_does_not() {
+        let no_leader = ApiError::from(ProposeError::LeaderUnreachable("connection refused".into())).into_response();
+        assert_eq!(no_leader.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(no_leader.headers()[axum::http::header::RETRY_AFTER], "1");
+        let not_clustered =
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::NOT_CLUSTERED, "not clustered").into_response();
+        assert!(not_clustered.headers().get(axum::http::header::RETRY_AFTER).is_none());
+        let refused = ApiError::conflict("taken").into_response();
+        assert!(refused.headers().get(axum::http::header::RETRY_AFTER).is_none());
     }
 }
