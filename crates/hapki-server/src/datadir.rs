@@ -88,7 +88,11 @@ pub fn write_public(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    // A temporary name of its own for each write: two writers of the same file (the start-up
+    // and an apply both rewriting ca.pem) must not rename each other's temporary away.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", hex::encode(crate::rand::bytes::<8>())));
+    let tmp = PathBuf::from(tmp);
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -99,4 +103,32 @@ fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     f.sync_all()?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writers_of_the_same_file_at_once_all_succeed_and_leave_one_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        let writers: Vec<_> = (0..8u8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || (0..50).try_for_each(|_| write_public(&path, &[i; 4096])))
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap().expect("every write succeeds");
+        }
+        let data = std::fs::read(&path).unwrap();
+        assert_eq!(data.len(), 4096);
+        assert!(data.iter().all(|b| *b == data[0]), "one writer's bytes, whole");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["ca.pem"], "no temporary file is left behind");
+    }
 }
