@@ -39,6 +39,36 @@ fn dev_node_writes_its_files_and_issues_from_a_seed_style_csr() {
     let table = node.ok(&["cert", "list"]);
     assert!(table.starts_with("SERIAL"), "{table}");
 
+    // Every page, one after another: the same certificates as one large page, in serial order,
+    // none twice, under one header.
+    node.issue("cms1b", "server", &["CN:cms1b.pod1.cms.lab"]);
+    node.issue("cms1c", "server", &["CN:cms1c.pod1.cms.lab"]);
+    let whole: Vec<String> = node.json(&["cert", "list", "--limit", "1000"])["certs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["serial"].as_str().unwrap().to_string())
+        .collect();
+    assert!(whole.len() >= 3, "{whole:?}");
+    let paged = node.ok(&["--output", "json", "cert", "list", "--all", "--limit", "1"]);
+    let streamed: Vec<String> = paged
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("one certificate per line")["serial"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(streamed, whole);
+    let table = node.ok(&["cert", "list", "--all", "--limit", "2"]);
+    assert_eq!(table.matches("SERIAL").count(), 1, "{table}");
+    assert_eq!(table.lines().count(), whole.len() + 1, "{table}");
+    assert!(!table.contains("(more:"), "{table}");
+    assert!(node
+        .ok(&["cert", "list", "--limit", "1"])
+        .contains("--all for every page"));
+
     let revoked = node.json(&["cert", "revoke", &serial, "--reason", "superseded"]);
     assert_eq!(revoked["reason"], "superseded");
     let again = node.cli(&["cert", "revoke", &serial]);

@@ -9,7 +9,7 @@ use hapki_api::certs::{
 };
 
 use super::outfile::OutFile;
-use super::output::{list, opt, ot, print, record, t};
+use super::output::{list, opt, ot, print, record, t, table_page};
 use super::{local, read_file, write_file, CliResult, Ctx, Failure};
 
 #[derive(Subcommand)]
@@ -101,6 +101,10 @@ pub enum CertCommand {
         /// Continue after this serial
         #[arg(long)]
         after: Option<String>,
+        /// Every page, fetched and printed one after another (--limit per page); with
+        /// --output json, one certificate per line
+        #[arg(long)]
+        all: bool,
         /// Read through the leader, so the answer reflects every write acknowledged before it
         #[arg(long)]
         consistent: bool,
@@ -264,43 +268,59 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             expiring_within,
             issuer,
             limit,
-            after,
+            mut after,
+            all,
             consistent,
         } => {
-            let query = query_string(&CertQuery {
-                consistent,
-                status,
-                subject,
-                san,
-                expiring_within,
-                issuer,
-                limit: Some(limit),
-                after,
-            })?;
-            let v: CertList = ctx.client()?.get(&format!("/v1/certs{query}")).await?;
-            let rows = v
-                .certs
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.serial.clone(),
-                        c.status.name().to_string(),
-                        c.subject.clone(),
-                        t(c.not_after),
-                        c.profile.clone(),
-                    ]
-                })
-                .collect();
-            print(
-                ctx.output,
-                &v,
-                &["serial", "status", "subject", "not after", "profile"],
-                rows,
-            );
-            if let (super::Output::Table, Some(next)) = (ctx.output, &v.next_after) {
-                println!("(more: --after {next})");
+            let client = ctx.client()?;
+            let headers = ["serial", "status", "subject", "not after", "profile"];
+            let mut first = true;
+            loop {
+                let query = query_string(&CertQuery {
+                    consistent,
+                    status: status.clone(),
+                    subject: subject.clone(),
+                    san: san.clone(),
+                    expiring_within: expiring_within.clone(),
+                    issuer: issuer.clone(),
+                    limit: Some(limit),
+                    after: after.take(),
+                })?;
+                let v: CertList = client.get(&format!("/v1/certs{query}")).await?;
+                let rows = v
+                    .certs
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.serial.clone(),
+                            c.status.name().to_string(),
+                            c.subject.clone(),
+                            t(c.not_after),
+                            c.profile.clone(),
+                        ]
+                    })
+                    .collect();
+                match (all, ctx.output) {
+                    (false, _) => print(ctx.output, &v, &headers, rows),
+                    (true, super::Output::Json) => {
+                        for c in &v.certs {
+                            println!("{}", serde_json::to_string(c).unwrap_or_default());
+                        }
+                    }
+                    (true, super::Output::Table) => table_page(&headers, rows, first),
+                }
+                first = false;
+                match v.next_after {
+                    Some(next) if all => after = Some(next),
+                    Some(next) => {
+                        if ctx.output == super::Output::Table {
+                            println!("(more: --after {next}, or --all for every page)");
+                        }
+                        return Ok(());
+                    }
+                    None => return Ok(()),
+                }
             }
-            Ok(())
         }
         CertCommand::Revoke { serial, reason } => {
             let v: Revoked = ctx

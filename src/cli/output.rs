@@ -33,6 +33,12 @@ pub fn json<T: Serialize>(value: &T) {
 }
 
 fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    table_page(headers, rows, true)
+}
+
+/// One page of a table printed page by page: the header only above the first, each page's
+/// columns as wide as its own cells and the header.
+pub fn table_page(headers: &[&str], rows: Vec<Vec<String>>, first: bool) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
@@ -47,7 +53,9 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
             .collect();
         println!("{}", parts.join("  ").trim_end());
     };
-    line(headers.iter().map(|h| h.to_uppercase()).collect());
+    if first {
+        line(headers.iter().map(|h| h.to_uppercase()).collect());
+    }
     for row in rows {
         line(row);
     }
