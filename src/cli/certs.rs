@@ -268,24 +268,25 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             expiring_within,
             issuer,
             limit,
-            mut after,
+            after,
             all,
             consistent,
         } => {
             let client = ctx.client()?;
             let headers = ["serial", "status", "subject", "not after", "profile"];
+            let mut q = CertQuery {
+                consistent,
+                status,
+                subject,
+                san,
+                expiring_within,
+                issuer,
+                limit: Some(limit),
+                after,
+            };
             let mut first = true;
             loop {
-                let query = query_string(&CertQuery {
-                    consistent,
-                    status: status.clone(),
-                    subject: subject.clone(),
-                    san: san.clone(),
-                    expiring_within: expiring_within.clone(),
-                    issuer: issuer.clone(),
-                    limit: Some(limit),
-                    after: after.take(),
-                })?;
+                let query = query_string(&q)?;
                 let v: CertList = client.get(&format!("/v1/certs{query}")).await?;
                 let rows = v
                     .certs
@@ -311,7 +312,7 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
                 }
                 first = false;
                 match v.next_after {
-                    Some(next) if all => after = Some(next),
+                    Some(next) if all => q.after = Some(next),
                     Some(next) => {
                         if ctx.output == super::Output::Table {
                             println!("(more: --after {next}, or --all for every page)");

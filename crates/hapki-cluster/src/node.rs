@@ -43,9 +43,10 @@ impl RaftSettings {
         Duration::from_millis((self.election_timeout_max_ms * 2).max(1000))
     }
 
-    /// How long a write waits for a leader to be known before it is answered 503 `no_leader`:
-    /// long enough for one election to finish, short enough that a client with other nodes to
-    /// try is not held.
+    /// How long a call for the leader (a forwarded write, a read index, a leader-only route)
+    /// waits for one to be known before it fails with `NotLeader` (503 `no_leader` to a
+    /// client): long enough for one election to finish, short enough that a client with other
+    /// nodes to try is not held.
     pub fn leader_wait(&self) -> Duration {
         Duration::from_millis(self.election_timeout_max_ms * 2)
     }

@@ -280,19 +280,19 @@ fn default_contact_alarm() -> u64 {
 fn default_body_limit() -> usize {
     1024 * 1024
 }
+// The Raft defaults are the cluster crate's, written once there.
 fn default_heartbeat() -> u64 {
-    50
+    hapki_cluster::RaftSettings::default().heartbeat_ms
 }
 fn default_election_min() -> u64 {
-    200
+    hapki_cluster::RaftSettings::default().election_timeout_min_ms
 }
 fn default_election_max() -> u64 {
-    400
+    hapki_cluster::RaftSettings::default().election_timeout_max_ms
 }
 fn default_snapshot_every() -> u64 {
-    20_000
+    hapki_cluster::RaftSettings::default().snapshot_every
 }
-
 fn default_keep_below_snapshot() -> u64 {
     hapki_cluster::RaftSettings::default().keep_below_snapshot
 }

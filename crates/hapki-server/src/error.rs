@@ -62,13 +62,20 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match self.status {
-            // A node that has no cluster yet says so to every request: not worth a log line.
+        // Whether the answer says when to try again.
+        let transient = match self.status {
+            // A node that has no cluster yet says so to every request: not worth a log line,
+            // and waiting will not make it clustered.
             StatusCode::SERVICE_UNAVAILABLE if self.code == codes::NOT_CLUSTERED => {
-                tracing::debug!(code = self.code, "{}", self.message)
+                tracing::debug!(code = self.code, "{}", self.message);
+                false
             }
-            // The node cannot serve this now (no quorum, no leader, joining): a state, not a fault.
-            StatusCode::SERVICE_UNAVAILABLE => tracing::warn!(code = self.code, "{}", self.message),
+            // The node cannot serve this now (no quorum, no leader, joining): a state, not a
+            // fault, and one that passes (an election, a lost majority), here or elsewhere.
+            StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(code = self.code, "{}", self.message);
+                true
+            }
             // A fault: its text (paths, storage errors) goes to the node's log only, under an
             // id the client is given to quote.
             s if s.is_server_error() => {
@@ -85,8 +92,8 @@ impl IntoResponse for ApiError {
                 };
                 return (self.status, axum::Json(body)).into_response();
             }
-            _ => {}
-        }
+            _ => false,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),
@@ -94,10 +101,8 @@ impl IntoResponse for ApiError {
                 request_id: None,
             },
         };
-        let transient = self.status == StatusCode::SERVICE_UNAVAILABLE && self.code != codes::NOT_CLUSTERED;
         let mut response = (self.status, axum::Json(body)).into_response();
         if transient {
-            // An election or a lost majority: worth trying again (here or elsewhere) soon.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),
