@@ -55,7 +55,7 @@ impl RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_ms: 50,
+            heartbeat_ms: 100,
             election_timeout_min_ms: 200,
             election_timeout_max_ms: 400,
             snapshot_every: 20_000,
