@@ -213,9 +213,10 @@ fn a_cluster_is_upgraded_node_by_node_under_load_and_the_new_format_waits_for_th
         }
     }
 
-    // Every member runs this build: the format rises by itself, and the rollover works.
-    wait_for("the effective format to rise to 2", Duration::from_secs(30), || {
-        summary(&cluster.nodes[1])["effective_format"] == 2
+    // Every member runs this build: the format rises by itself to the newest this build
+    // applies, and the rollover works.
+    wait_for("the effective format to rise to 3", Duration::from_secs(30), || {
+        summary(&cluster.nodes[1])["effective_format"] == 3
     });
     let out = rotate(&cluster.nodes[1], &root);
     assert!(out.status.success(), "rollover: {}\n{}", stderr(&out), stdout(&out));
@@ -265,7 +266,7 @@ fn a_cluster_is_upgraded_node_by_node_under_load_and_the_new_format_waits_for_th
     assert!(!status.success(), "{log}");
     eprintln!("the old build refused to start: {}", log.trim());
     assert!(
-        log.contains("state format 2") && log.contains("start hapki 0.2.0 or later"),
+        log.contains("state format 3") && log.contains("start hapki 0.3.0 or later"),
         "the old build must say which release it needs:\n{log}"
     );
     node.set_binary(&new);
@@ -276,11 +277,11 @@ fn a_cluster_is_upgraded_node_by_node_under_load_and_the_new_format_waits_for_th
     let out = cluster.join(Node::start_fresh_as(&old, ""), 0);
     assert!(
         !out.status.success(),
-        "an old build must not join a cluster of format 2"
+        "an old build must not join a cluster of format 3"
     );
     let says = stderr(&out);
     assert!(
-        says.contains("state format 2") && says.contains("install hapki 0.2.0 or later"),
+        says.contains("state format 3") && says.contains("install hapki 0.3.0 or later"),
         "{says}"
     );
 }

@@ -60,6 +60,9 @@ pub struct TargetArgs {
     pub openbao_mount: String,
     #[arg(long, default_value = "server")]
     pub openbao_role: String,
+    /// hapki: the certificates' validity as a duration (90s, 12h), instead of the profile's
+    #[arg(long)]
+    pub ttl: Option<String>,
 }
 
 #[derive(Args)]
@@ -239,6 +242,7 @@ pub enum Sender {
     Hapki {
         client: Arc<crate::client::Client>,
         profile: String,
+        ttl: Option<String>,
     },
     Openbao {
         http: reqwest::Client,
@@ -255,6 +259,7 @@ impl Sender {
             Target::Hapki => Sender::Hapki {
                 client: Arc::new(ctx.client()?),
                 profile: args.profile.clone(),
+                ttl: args.ttl.clone(),
             },
             Target::Openbao => {
                 let base = args
@@ -279,12 +284,13 @@ impl Sender {
     /// Issues certificate `i` from `csr`; returns its serial as the target writes it.
     pub async fn send(&self, i: usize, csr: &str) -> Result<String, String> {
         match self {
-            Sender::Hapki { client, profile } => {
+            Sender::Hapki { client, profile, ttl } => {
                 let req = IssueRequest {
                     csr: csr.to_string(),
                     profile: profile.clone(),
                     issuer: None,
                     validity_days: None,
+                    ttl: ttl.clone(),
                 };
                 client
                     .post::<_, Issued>("/v1/certs", &req)

@@ -26,8 +26,11 @@ pub enum CertCommand {
         #[arg(long)]
         issuer: Option<String>,
         /// Validity in days; the profile's default when absent
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ttl")]
         validity_days: Option<u32>,
+        /// Validity as a duration (90s, 12h, 30d), instead of --validity-days
+        #[arg(long)]
+        ttl: Option<String>,
         /// Write the certificate and its chain here (PEM); printed when absent
         #[arg(long)]
         out: Option<PathBuf>,
@@ -47,8 +50,11 @@ pub enum CertCommand {
         key: String,
         #[arg(long)]
         issuer: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ttl")]
         validity_days: Option<u32>,
+        /// Validity as a duration (90s, 12h, 30d), instead of --validity-days
+        #[arg(long)]
+        ttl: Option<String>,
         /// pem: NAME.key + NAME.pem; pkcs12: NAME.p12
         #[arg(long, default_value = "pem")]
         format: String,
@@ -129,6 +135,7 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             profile,
             issuer,
             validity_days,
+            ttl,
             out,
             force,
         } => {
@@ -145,6 +152,7 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
                 profile,
                 issuer,
                 validity_days,
+                ttl,
             };
             let out = out.map(|path| OutFile::claim(&path, false, force)).transpose()?;
             let v: Issued = ctx.client()?.post("/v1/certs", &body).await?;
@@ -171,6 +179,7 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             key,
             issuer,
             validity_days,
+            ttl,
             format,
             password,
             password_file,
@@ -193,6 +202,7 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
                 key_type,
                 issuer,
                 validity_days,
+                ttl,
                 format: Some(format),
                 password,
                 archive,

@@ -125,6 +125,15 @@ pub struct SettingsArgs {
     /// How many approvals a key recovery needs, from tokens other than the requester's (1-10)
     #[arg(long)]
     recovery_approvals: Option<u8>,
+    /// How long an expired certificate is kept before the tidy removes it (30d, 12h, seconds)
+    #[arg(long, value_parser = parse_duration)]
+    tidy_retention: Option<u64>,
+    /// Certificates per tidy batch (1-10000)
+    #[arg(long)]
+    tidy_batch: Option<u32>,
+    /// The share of the log's time (percent, 1-100) a tidy may use
+    #[arg(long)]
+    tidy_share: Option<u8>,
 }
 
 #[derive(Args)]
@@ -263,11 +272,17 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                 serial_mode: args.serial_mode,
                 serial_range: args.serial_range,
                 recovery_approvals: args.recovery_approvals,
+                tidy_retention_secs: args.tidy_retention,
+                tidy_batch: args.tidy_batch,
+                tidy_share_percent: args.tidy_share,
             };
             let nothing = change.voters_target.is_none()
                 && change.serial_mode.is_none()
                 && change.serial_range.is_none()
-                && change.recovery_approvals.is_none();
+                && change.recovery_approvals.is_none()
+                && change.tidy_retention_secs.is_none()
+                && change.tidy_batch.is_none()
+                && change.tidy_share_percent.is_none();
             let v: ClusterSettings = if nothing {
                 client.get("/v1/cluster/settings").await?
             } else {
@@ -284,6 +299,9 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                     ("CRL validity (s)", v.crl_validity_secs.to_string()),
                     ("OCSP validity (s)", v.ocsp_validity_secs.to_string()),
                     ("recovery approvals", v.recovery_approvals.to_string()),
+                    ("tidy retention (s)", v.tidy_retention_secs.to_string()),
+                    ("tidy batch", v.tidy_batch.to_string()),
+                    ("tidy share (%)", v.tidy_share_percent.to_string()),
                     ("promoted", list(&v.promoted, ", ")),
                 ],
             );
@@ -639,4 +657,9 @@ async fn summary(ctx: &Ctx) -> CliResult {
         println!("{}  (computed {})", v.overall, v.computed_at);
     }
     Ok(())
+}
+
+/// A duration given as `30d`, `12h`, `45m`, `90s` or seconds.
+fn parse_duration(s: &str) -> Result<u64, String> {
+    hapki_server::pki::parse_duration(s).map_err(|e| e.to_string())
 }

@@ -16,6 +16,7 @@ mod node;
 mod outfile;
 mod output;
 mod server;
+mod tidy;
 
 use std::path::PathBuf;
 
@@ -134,6 +135,9 @@ enum Command {
     /// The signed audit log: list, export, verify
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The expiry tidy: what it removes and when, and a run now
+    #[command(subcommand)]
+    Tidy(tidy::TidyCommand),
     /// This node's status and state digest
     Status,
     /// The cluster: members, roles, replicated and node-local data
@@ -259,6 +263,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Key(c) => keys::run(&ctx, c).await,
         Command::Backup(c) => backup::run(&ctx, c).await,
         Command::Audit(c) => audit::run(&ctx, c).await,
+        Command::Tidy(c) => tidy::run(&ctx, c).await,
         Command::Status => misc::status(&ctx).await,
         Command::Cluster(c) => cluster::run(&ctx, c).await,
         Command::Node(c) => node::run(&ctx, c).await,

@@ -15,6 +15,9 @@ pub struct IssueRequest {
     pub issuer: Option<String>,
     #[serde(default)]
     pub validity_days: Option<u32>,
+    /// Validity as a duration (`90s`, `12h`, `30d`), instead of `validity_days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// `POST /v1/certs/generate`.
@@ -32,6 +35,9 @@ pub struct GenerateRequest {
     pub issuer: Option<String>,
     #[serde(default)]
     pub validity_days: Option<u32>,
+    /// Validity as a duration (`90s`, `12h`, `30d`), instead of `validity_days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
     /// `pem` (default) or `pkcs12`: how the key is returned.
     #[serde(default)]
     pub format: Option<String>,

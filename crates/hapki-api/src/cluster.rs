@@ -251,6 +251,15 @@ pub struct ClusterSettings {
     /// Approvals a key recovery needs, by tokens other than the requester's.
     #[serde(default)]
     pub recovery_approvals: u8,
+    /// How long an expired certificate is kept before the tidy removes it.
+    #[serde(default)]
+    pub tidy_retention_secs: u64,
+    /// Certificates per tidy batch.
+    #[serde(default)]
+    pub tidy_batch: u32,
+    /// The share of the log's time (percent) a tidy may use.
+    #[serde(default)]
+    pub tidy_share_percent: u8,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promoted: Vec<String>,
 }
@@ -267,6 +276,12 @@ pub struct SettingsChange {
     pub serial_range: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_approvals: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tidy_retention_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tidy_batch: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tidy_share_percent: Option<u8>,
 }
 
 /// What `cluster rotate-kek` did.

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod node;
 pub mod profiles;
 pub mod sys;
+pub mod tidy;
 pub mod tokens;
 
 pub use error::{ErrorBody, ErrorDetail};

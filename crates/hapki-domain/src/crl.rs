@@ -1,11 +1,16 @@
-//! Certificate revocation lists: a full CRL built from the revoked entries and
-//! signed by the issuer. The CRL's authority key id is the issuer's own key id
-//! (x509-cert's CrlBuilder copies the wrong one), and the number is given by the
-//! caller, who guarantees that it only increases.
+//! Certificate revocation lists: a complete CRL or a delta CRL (RFC 5280 §5.2.4) built
+//! from the revoked entries and signed by the issuer. The CRL's authority key id is the
+//! issuer's own key id (x509-cert's CrlBuilder copies the wrong one), and the number is
+//! given by the caller, who guarantees that it only increases, complete and delta CRLs
+//! sharing one sequence. A complete CRL names where its deltas are (Freshest CRL); a delta
+//! names the complete CRL it brings up to date (Delta CRL Indicator, critical).
 
 use der::asn1::OctetString;
 use der::Encode;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::crl::{BaseCrlNumber, FreshestCrl};
+use x509_cert::ext::pkix::name::DistributionPointName;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber};
 use x509_cert::ext::{AsExtension, Extension};
 
@@ -23,12 +28,22 @@ pub struct CrlEntry {
     pub reason: RevocationReason,
 }
 
-/// Builds and signs a full CRL.
+/// Which CRL of an issuer's sequence this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrlKind<'a> {
+    /// A complete CRL; `freshest` is where its delta CRLs are published, if there are any.
+    Complete { freshest: Option<&'a str> },
+    /// A delta CRL: what was revoked since complete CRL `base`.
+    Delta { base: u64 },
+}
+
+/// Builds and signs a CRL of `kind`.
 pub fn build_crl(
     issuer: &IssuerView<'_>,
     number: u64,
     this_update: UnixTime,
     next_update: UnixTime,
+    kind: CrlKind<'_>,
     entries: impl IntoIterator<Item = CrlEntry>,
 ) -> Result<Vec<u8>, DomainError> {
     let mut revoked = Vec::new();
@@ -54,6 +69,21 @@ pub fn build_crl(
     exts.push(aki.to_extension(issuer.subject, &exts)?);
     let number = der::asn1::Uint::new(&number.to_be_bytes())?;
     exts.push(CrlNumber(number).to_extension(issuer.subject, &exts)?);
+    match kind {
+        CrlKind::Complete { freshest: None } => {}
+        CrlKind::Complete { freshest: Some(url) } => {
+            let dp = DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![crate::issue::uri(url)?])),
+                reasons: None,
+                crl_issuer: None,
+            };
+            exts.push(FreshestCrl(vec![dp]).to_extension(issuer.subject, &exts)?);
+        }
+        CrlKind::Delta { base } => {
+            let base = der::asn1::Uint::new(&base.to_be_bytes())?;
+            exts.push(BaseCrlNumber(base).to_extension(issuer.subject, &exts)?);
+        }
+    }
     let tbs = TbsCertList {
         version: x509_cert::Version::V2,
         signature: issuer.key.signature_algorithm(),

@@ -259,7 +259,7 @@ fn name_constraints(permitted: &PermittedNames) -> Result<NameConstraints, Domai
     })
 }
 
-fn uri(url: &str) -> Result<GeneralName, DomainError> {
+pub(crate) fn uri(url: &str) -> Result<GeneralName, DomainError> {
     Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(url).map_err(
         |_| DomainError::invalid(format!("URL '{url}' is not ASCII")),
     )?))

@@ -13,6 +13,8 @@ pub use crate::policy::SanPolicy;
 use crate::policy::{check_subject, validate_domain, Cidr};
 use crate::DomainError;
 
+const DAY: u64 = 86_400;
+
 /// Key usage bits a profile can grant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -192,13 +194,18 @@ impl Profile {
     }
 
     /// Decides on a verified request: key, names and validity against the profile.
-    /// `requested_days` is the validity the caller asked for, if any.
-    pub fn evaluate(&self, csr: &VerifiedCsr, requested_days: Option<u32>) -> Result<Approved, DomainError> {
+    /// `requested_secs` is the validity the caller asked for, if any.
+    pub fn evaluate(&self, csr: &VerifiedCsr, requested_secs: Option<u64>) -> Result<Approved, DomainError> {
         self.check_key(csr.key)?;
-        let days = requested_days.unwrap_or(self.validity_days);
-        if days == 0 || days > self.max_validity_days {
+        let secs = requested_secs.unwrap_or(u64::from(self.validity_days) * DAY);
+        if secs == 0 || secs > u64::from(self.max_validity_days) * DAY {
+            let asked = if secs.is_multiple_of(DAY) {
+                format!("{} days were", secs / DAY)
+            } else {
+                format!("{secs} s was")
+            };
             return Err(DomainError::policy(format!(
-                "profile '{}' allows a validity of 1 to {} days; {days} were asked for",
+                "profile '{}' allows a validity of 1 s to {} days; {asked} asked for",
                 self.name, self.max_validity_days
             )));
         }
@@ -247,7 +254,7 @@ impl Profile {
         Ok(Approved {
             subject,
             sans,
-            validity_secs: u64::from(days) * 86_400,
+            validity_secs: secs,
             key_usage: self.key_usage_for(csr.key),
             name_constraints: self.name_constraints()?,
         })
@@ -509,7 +516,17 @@ mod tests {
             .evaluate(&csr(KeyType::EcP256, "a.example.com", &["*.example.com"]), None)
             .is_err());
         assert!(p
-            .evaluate(&csr(KeyType::EcP256, "a.example.com", &[]), Some(10_000))
+            .evaluate(&csr(KeyType::EcP256, "a.example.com", &[]), Some(10_000 * DAY))
+            .is_err());
+        let short = p
+            .evaluate(&csr(KeyType::EcP256, "a.example.com", &[]), Some(90))
+            .unwrap();
+        assert_eq!(
+            short.validity_secs, 90,
+            "a validity in seconds for short-lived certificates"
+        );
+        assert!(p
+            .evaluate(&csr(KeyType::EcP256, "a.example.com", &[]), Some(0))
             .is_err());
     }
 

@@ -35,6 +35,8 @@ pub enum Action {
     Backup,
     /// Read, export and verify the audit log.
     ReadAudit,
+    /// Remove expired certificates now (the leader does on its schedule).
+    Tidy,
 }
 
 impl Action {
@@ -55,6 +57,7 @@ impl Action {
             Action::RecoverKey => "recover archived keys",
             Action::Backup => "take backups",
             Action::ReadAudit => "read the audit log",
+            Action::Tidy => "tidy expired certificates",
         }
     }
 
@@ -69,6 +72,7 @@ impl Action {
                     | Action::ManageCluster
                     | Action::Backup
                     | Action::ReadAudit
+                    | Action::Tidy
             ),
             // A requester issues, reads back what it issued and archives its keys (checked
             // per certificate).

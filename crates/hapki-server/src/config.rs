@@ -57,6 +57,9 @@ pub struct NodeConfig {
     /// How often CRLs are checked for renewal, in seconds.
     #[serde(default = "default_crl_check")]
     pub crl_check_secs: u64,
+    /// How often the leader looks for expired certificates to tidy, in seconds.
+    #[serde(default = "default_tidy_check")]
+    pub tidy_check_secs: u64,
     /// Memory for the store's page cache, in MiB: what the node keeps of its store in
     /// memory, whatever the store's size.
     #[serde(default = "default_cache_mib")]
@@ -270,6 +273,9 @@ fn default_http_listen() -> Option<SocketAddr> {
 }
 fn default_crl_check() -> u64 {
     60
+}
+fn default_tidy_check() -> u64 {
+    crate::pki::tidy::DEFAULT_EVERY.as_secs()
 }
 fn default_cache_mib() -> usize {
     16

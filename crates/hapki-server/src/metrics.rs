@@ -23,6 +23,8 @@ pub const HTTP_REQUESTS: &str = "hapki_http_requests_total";
 pub const HTTP_DURATION: &str = "hapki_http_request_duration_seconds";
 pub const ISSUED: &str = "hapki_certificates_issued_total";
 pub const REVOKED: &str = "hapki_certificates_revoked_total";
+/// Certificates the expiry tidy removed through this node.
+pub const TIDIED: &str = "hapki_certificates_tidied_total";
 pub const OCSP_RESPONSES: &str = "hapki_ocsp_responses_total";
 pub const PHASE_CHANGES: &str = "hapki_node_phase_changes_total";
 /// How long this node took to build and sign a CRL from its replica.

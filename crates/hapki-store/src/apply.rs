@@ -131,6 +131,8 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         Command::SetStateFormat { to } => crate::format::set(txn, *to),
         Command::RollOverIssuer { successor, rollover } => crate::rollover::roll_over(txn, successor, rollover),
         Command::CompleteRollover { from } => crate::rollover::complete(txn, from),
+        Command::TidyExpired { tidy } => crate::tidy::apply(txn, tidy),
+        Command::SetTidyPolicy { policy } => crate::tidy::set_policy(txn, policy),
     }
 }
 
@@ -384,6 +386,7 @@ pub(crate) fn issue_cert(
         ));
     }
     certs.insert(cert.serial.0.as_slice(), encode(cert).as_slice())?;
+    crate::index::add_cert(txn, cert)?;
     if let Some(key) = idempotency_key {
         txn.open_table(SM_IDEMPOTENCY)?
             .insert(key.as_slice(), cert.serial.0.as_slice())?;

@@ -207,6 +207,19 @@ fn object(command: &Command) -> String {
         }
         Command::RotateKekWithAudit { rotation, .. } => object(rotation),
         Command::RecordBackup { backup } => format!("backup {} at index {}", backup.id, backup.index),
+        Command::TidyExpired { tidy } => {
+            let serials: Vec<String> = tidy.serials.iter().map(|s| s.to_string()).collect();
+            format!(
+                "{} certificates expired before {}: {}",
+                serials.len(),
+                tidy.expired_before,
+                serials.join(" ")
+            )
+        }
+        Command::SetTidyPolicy { policy } => format!(
+            "tidy retention {} s, batch {}, share {} %",
+            policy.retention_secs, policy.batch, policy.share_percent
+        ),
         other => other.kind().to_string(),
     }
 }

@@ -280,6 +280,22 @@ mod tests {
                     next_update: 6,
                 },
             },
+            Command::TidyExpired {
+                tidy: crate::tidy::Tidy {
+                    at: 7,
+                    expired_before: 6,
+                    serials: vec![Serial::from_u64(1), Serial::from_u64(2)],
+                    crl_heads: vec![crate::CrlHead {
+                        issuer_id: "aa".into(),
+                        number: 4,
+                        this_update: 7,
+                        next_update: 8,
+                    }],
+                },
+            },
+            Command::SetTidyPolicy {
+                policy: crate::tidy::TidyPolicy::default(),
+            },
         ]
     }
 
@@ -298,7 +314,7 @@ mod tests {
         let kinds: BTreeSet<&str> = commands.iter().map(Command::kind).collect();
         // The three rotations are `rotate_kek`, both CRL publications `publish_crl`; an
         // audited command is its command's kind.
-        assert_eq!(kinds.len(), 30, "one of each command: {kinds:?}");
+        assert_eq!(kinds.len(), 32, "one of each command: {kinds:?}");
         for command in &commands {
             round_trips(command);
         }
@@ -315,6 +331,13 @@ mod tests {
             round_trips(&result);
         }
         round_trips(&SerialLease { start: 1, end: 1001 });
+        round_trips(&crate::tidy::TidyRecord {
+            at: 1,
+            expired_before: 2,
+            removed: 3,
+            revoked: 1,
+            total_removed: 9,
+        });
         round_trips(&NodeRecord {
             id: 1,
             name: String::new(),

@@ -152,6 +152,12 @@ pub enum Command {
     /// Publishes CRL `head.number` of `head.issuer_id` without its bytes: it lists every
     /// revocation of the issuer applied before it, and each node signs it (format 2).
     PublishCrlHead { head: crate::crl_head::CrlHead },
+    /// Removes certificates that expired before `tidy.expired_before` (format 3); refused
+    /// whole if any named one has not, has its key archived, or is revoked without its
+    /// issuer's next CRL head in the batch.
+    TidyExpired { tidy: crate::tidy::Tidy },
+    /// Sets how expired certificates are tidied (format 3).
+    SetTidyPolicy { policy: crate::tidy::TidyPolicy },
 }
 
 impl Command {
@@ -203,6 +209,8 @@ impl Command {
             Command::RollOverIssuer { .. } => "roll_over_issuer",
             Command::PublishCrlHead { .. } => "publish_crl",
             Command::CompleteRollover { .. } => "complete_rollover",
+            Command::TidyExpired { .. } => "tidy_expired",
+            Command::SetTidyPolicy { .. } => "set_tidy_policy",
         }
     }
 }

@@ -103,16 +103,22 @@ fn refuse_unless_above(
         }))
 }
 
+/// Why `head` cannot be published now, if it cannot: its issuer is unknown or its number
+/// does not rise.
+pub(crate) fn check_head(txn: &WriteTransaction, head: &CrlHead) -> Result<Option<CommandResult>, StoreError> {
+    if txn.open_table(SM_ISSUERS)?.get(head.issuer_id.as_bytes())?.is_none() {
+        return Ok(Some(CommandResult::reject(
+            RejectCode::NotFound,
+            format!("no issuer with id {}", head.issuer_id),
+        )));
+    }
+    refuse_unless_above(txn, &head.issuer_id, head.number)
+}
+
 /// Applies [`crate::Command::PublishCrlHead`]: the number must rise; the issuer's pending
 /// revocations are on this CRL from now on, and the signed CRL it replaces is dropped.
 pub(crate) fn publish_head(txn: &WriteTransaction, head: &CrlHead) -> Result<CommandResult, StoreError> {
-    if txn.open_table(SM_ISSUERS)?.get(head.issuer_id.as_bytes())?.is_none() {
-        return Ok(CommandResult::reject(
-            RejectCode::NotFound,
-            format!("no issuer with id {}", head.issuer_id),
-        ));
-    }
-    if let Some(refusal) = refuse_unless_above(txn, &head.issuer_id, head.number)? {
+    if let Some(refusal) = check_head(txn, head)? {
         return Ok(refusal);
     }
     clear_pending(txn, &head.issuer_id)?;

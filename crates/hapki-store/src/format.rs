@@ -16,7 +16,7 @@ use crate::tables::SM_META;
 use crate::StoreError;
 
 /// The newest format this source knows.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 /// The highest format this build applies.
 #[cfg(feature = "state-format-1")]
@@ -29,7 +29,7 @@ pub const MAX: u32 = LATEST;
 pub const BASELINE: u32 = 1;
 
 /// The first release that applies each format, oldest first.
-const RELEASES: [(u32, &str); 2] = [(1, "0.1.0"), (2, "0.2.0")];
+const RELEASES: [(u32, &str); 3] = [(1, "0.1.0"), (2, "0.2.0"), (3, "0.3.0")];
 
 /// The first release of hapki that applies `format`.
 pub fn first_release(format: u32) -> &'static str {
@@ -44,6 +44,7 @@ pub fn describe(format: u32) -> &'static str {
     match format {
         1 => "issuance, revocation, CRL, OCSP, tokens, key archive, backups, audit log",
         2 => "issuing-CA rollover (`hapki ca rotate`), CRLs signed by each node from its replica",
+        3 => "expiry tidy (`hapki tidy`)",
         _ => "unknown to this build",
     }
 }
@@ -54,6 +55,7 @@ impl Command {
         match self {
             Command::SetStateFormat { to } => *to,
             Command::RollOverIssuer { .. } | Command::CompleteRollover { .. } | Command::PublishCrlHead { .. } => 2,
+            Command::TidyExpired { .. } | Command::SetTidyPolicy { .. } => 3,
             Command::Audited { command, .. } => command.format(),
             Command::RotateKekWithAudit { rotation, .. } => rotation.format(),
             _ => 1,
@@ -231,6 +233,7 @@ mod tests {
     fn each_format_names_the_release_that_brought_it() {
         assert_eq!(first_release(1), "0.1.0");
         assert_eq!(first_release(2), "0.2.0");
+        assert_eq!(first_release(3), "0.3.0");
         assert_eq!(first_release(LATEST + 1), "a newer release");
     }
 

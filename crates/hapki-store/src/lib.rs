@@ -13,6 +13,7 @@ pub mod codec;
 pub mod command;
 pub mod crl_head;
 pub mod format;
+mod index;
 mod kek;
 pub mod legacy;
 mod migrate;
@@ -21,6 +22,7 @@ pub mod records;
 pub mod rollover;
 mod snapshot;
 pub mod tables;
+pub mod tidy;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -115,7 +117,19 @@ impl Store {
         let store = Store { db: Arc::new(db) };
         let migrated = store.check_schema(upgrade)?;
         store.check_state_format()?;
+        store.build_indexes()?;
         Ok((store, migrated))
+    }
+
+    /// Builds the derived indexes ([`index`]) if this store has none of this build's version.
+    fn build_indexes(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        if index::is_current(&txn)? {
+            return Ok(());
+        }
+        index::rebuild(&txn)?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// Refuses a database whose state machine was written in another layout (reading it

@@ -119,6 +119,7 @@ pub fn import_state(txn: &WriteTransaction, input: impl Read) -> Result<u64, Sto
     if sum != expected.as_ref() {
         return Err(StoreError::Corrupt("snapshot checksum does not match".into()));
     }
+    crate::index::rebuild(txn)?;
     Ok(rows)
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Tables named `SM_*` hold the replicated state machine and are what a snapshot
 //! carries and the state digest covers. `RAFT_*` tables are the node's own Raft
-//! log, vote and applied-state bookkeeping.
+//! log, vote and applied-state bookkeeping. `IDX_*` tables are indexes derived from the
+//! state-machine tables: no snapshot carries them and no digest covers them.
 
 use redb::TableDefinition;
 
@@ -55,6 +56,12 @@ pub const SM_CRL_HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm
 /// Issuer id ‖ `/` ‖ serial → nothing: revocations applied after the issuer's latest
 /// [`crate::CrlHead`], which its CRL does not list ([`crate::crl_head`]).
 pub const SM_CRL_PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crl_pending");
+
+/// Not-after (8 bytes, big-endian) ‖ serial (20 bytes) → nothing: every stored certificate
+/// by the time it expires, derived from [`SM_CERTS`] ([`crate::index`]).
+pub const IDX_CERT_EXPIRY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idx_cert_expiry");
+/// Index name → version of the index as built; an index of another version is built anew.
+pub const IDX_META: TableDefinition<&str, u32> = TableDefinition::new("idx_meta");
 
 /// Raft log: index → entry ([`crate::codec`]).
 pub const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");

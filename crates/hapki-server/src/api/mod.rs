@@ -12,6 +12,7 @@ mod profiles;
 mod publish;
 mod stream;
 mod sys;
+mod tidy;
 mod tokens;
 
 #[cfg(test)]
@@ -51,6 +52,7 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .route("/v1/certs/{serial}", get(certs::get))
         .route("/v1/certs/{serial}/revoke", post(certs::revoke))
         .route("/v1/backups", post(backups::create).get(backups::list))
+        .route("/v1/tidy", get(tidy::status).post(tidy::run))
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/export", get(audit::export))
         .route("/v1/audit/verify", get(audit::verify))

@@ -205,7 +205,40 @@ async fn bad_requests_are_refused_clearly_and_change_nothing() {
         .await,
         400,
         "policy_violation",
-        "validity of 1 to 825 days"
+        "validity of 1 s to 825 days; 826 days were asked for"
+    );
+    case!(
+        "ttl beyond the profile maximum",
+        post(
+            "/v1/certs",
+            json!({"csr": good_csr, "profile": "server", "ttl": "19801h"})
+        )
+        .await,
+        400,
+        "policy_violation",
+        "71283600 s was asked for"
+    );
+    case!(
+        "ttl that is no duration",
+        post(
+            "/v1/certs",
+            json!({"csr": good_csr, "profile": "server", "ttl": "soon"})
+        )
+        .await,
+        400,
+        "invalid_request",
+        "is not a duration"
+    );
+    case!(
+        "ttl and validity_days both",
+        post(
+            "/v1/certs",
+            json!({"csr": good_csr, "profile": "server", "ttl": "1h", "validity_days": 1})
+        )
+        .await,
+        400,
+        "invalid_request",
+        "not both"
     );
     case!(
         "validity_days of zero",
@@ -216,7 +249,7 @@ async fn bad_requests_are_refused_clearly_and_change_nothing() {
         .await,
         400,
         "policy_violation",
-        "0 were asked for"
+        "0 days were asked for"
     );
     case!(
         "unknown issuer on issue",

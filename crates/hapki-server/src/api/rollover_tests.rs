@@ -274,12 +274,14 @@ async fn a_rollover_waits_for_every_member_to_apply_its_state_format() {
     );
     assert!(says.contains("node-b (not answering)"), "{says}");
 
-    // Once every member applies format 2 the leader raises it, and the rollover goes through.
+    // Once every member runs this build the leader raises the format to what it applies,
+    // and the rollover goes through.
     let upgraded = MemberBuild::this_node(2, "node-b");
     api.pki
         .set_member_builds(vec![MemberBuild::this_node(1, "node-a"), upgraded]);
-    assert_eq!(api.pki.raise_format().await.unwrap(), Some(2));
-    assert_eq!(api.pki.reader().unwrap().state_format().unwrap(), 2);
+    let latest = hapki_store::format::MAX;
+    assert_eq!(api.pki.raise_format().await.unwrap(), Some(latest));
+    assert_eq!(api.pki.reader().unwrap().state_format().unwrap(), latest);
     let a = api.post(&path, &json!({})).await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
 }

@@ -116,15 +116,26 @@ impl Node {
         caller.may(Action::ManageCluster)?;
         let origin = &caller.origin();
         let pki = self.pki().ok_or(LifecycleError::NotClustered)?;
+        let tidy_changed =
+            change.tidy_retention_secs.is_some() || change.tidy_batch.is_some() || change.tidy_share_percent.is_some();
         if change.voters_target.is_none()
             && change.serial_mode.is_none()
             && change.serial_range.is_none()
             && change.recovery_approvals.is_none()
+            && !tidy_changed
         {
             return Err(LifecycleError::invalid(
-                "nothing to change: give voters_target, serial_mode, serial_range or recovery_approvals",
+                "nothing to change: give voters_target, serial_mode, serial_range, recovery_approvals, \
+                 tidy_retention_secs, tidy_batch or tidy_share_percent",
             ));
         }
+        let tidy = pki.reader()?.tidy_policy()?;
+        let tidy = hapki_store::tidy::TidyPolicy {
+            retention_secs: change.tidy_retention_secs.unwrap_or(tidy.retention_secs),
+            batch: change.tidy_batch.unwrap_or(tidy.batch),
+            share_percent: change.tidy_share_percent.unwrap_or(tidy.share_percent),
+        };
+        tidy.check().map_err(LifecycleError::invalid)?;
         let max = hapki_store::archive::MAX_RECOVERY_APPROVALS;
         if let Some(m) = change.recovery_approvals.filter(|m| *m == 0 || *m > max) {
             return Err(LifecycleError::invalid(format!(
@@ -171,6 +182,9 @@ impl Node {
                 ..pki.recovery_policy()?
             };
             pki.propose_as(caller, Command::SetRecoveryPolicy { policy }).await?;
+        }
+        if tidy_changed {
+            pki.set_tidy_policy(caller, tidy).await?;
         }
         let mut promoted = Vec::new();
         if change.voters_target.is_some() {

@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use crate::auth::Caller;
 use crate::config::NodeConfig;
 use crate::datadir::{write_public, write_secret, DataDir};
-use crate::pki::{crl_loop, Pki, RootRequest};
+use crate::pki::{crl_loop, tidy_loop, Pki, RootRequest};
 use crate::tls::{self, CertSlot, InternalCa};
 use crate::trust::{Keyring, RootOfTrust};
 use crate::{api, rand};
@@ -320,6 +320,10 @@ impl Node {
         tokio::spawn(crl_loop(
             pki.clone(),
             Duration::from_secs(self.cfg.crl_check_secs.max(1)),
+        ));
+        tokio::spawn(tidy_loop(
+            pki.clone(),
+            Duration::from_secs(self.cfg.tidy_check_secs.max(1)),
         ));
         if let Some(backup) = self.cfg.backup.clone() {
             tokio::spawn(crate::backups::schedule(pki.clone(), backup));

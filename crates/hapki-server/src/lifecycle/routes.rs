@@ -446,7 +446,9 @@ async fn delete_node(
 
 fn settings_view(node: &Node) -> Result<ClusterSettings, ApiError> {
     let pki = node.pki().ok_or_else(|| node.unserved())?;
-    let s = pki.reader()?.settings()?;
+    let reader = pki.reader()?;
+    let s = reader.settings()?;
+    let tidy = reader.tidy_policy()?;
     Ok(ClusterSettings {
         voters_target: s.voters_target,
         serial_mode: s.serial_mode.name().to_string(),
@@ -455,6 +457,9 @@ fn settings_view(node: &Node) -> Result<ClusterSettings, ApiError> {
         crl_validity_secs: s.crl_validity_secs,
         ocsp_validity_secs: s.ocsp_validity_secs,
         recovery_approvals: pki.recovery_policy()?.approvals,
+        tidy_retention_secs: tidy.retention_secs,
+        tidy_batch: tidy.batch,
+        tidy_share_percent: tidy.share_percent,
         promoted: Vec::new(),
     })
 }

@@ -168,7 +168,9 @@ impl Pki {
             | Command::RemoveNode { .. }
             | Command::RotateKek { .. }
             | Command::RotateKekWithArchive { .. }
-            | Command::SetRecoveryPolicy { .. } => Action::ManageCluster,
+            | Command::SetRecoveryPolicy { .. }
+            | Command::SetTidyPolicy { .. } => Action::ManageCluster,
+            Command::TidyExpired { .. } => Action::Tidy,
             Command::RecordBackup { backup } => {
                 if backup.taken_by.as_deref() != Some(caller.token_id.as_str()) {
                     return Err(PkiError::forbidden(
@@ -213,8 +215,8 @@ fn node_may_propose(from: NodeId, command: &Command) -> Result<(), String> {
         Command::RecordBackup { backup } if backup.taken_by.is_none() => Ok(()),
         // The audit log's seals and key; what a member does on its own, recorded as the node's.
         Command::SealAudit { .. } | Command::SetAuditKey { .. } => Ok(()),
-        // The leader's feature gates and the rollovers that fall due.
-        Command::SetStateFormat { .. } | Command::CompleteRollover { .. } => Ok(()),
+        // The leader's feature gates, the rollovers that fall due, its scheduled tidy.
+        Command::SetStateFormat { .. } | Command::CompleteRollover { .. } | Command::TidyExpired { .. } => Ok(()),
         Command::Audited { meta, command } if meta.actor.is_none() => node_may_propose(from, command),
         other => Err(format!(
             "a member may not propose {} on its own; it needs the token of the client that asked",

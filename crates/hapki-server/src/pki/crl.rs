@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hapki_domain::crl::{build_crl, CrlEntry};
+use hapki_domain::crl::{build_crl, CrlEntry, CrlKind};
 use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
 use hapki_store::{Command, CommandResult, CrlHead, CrlRecord, RejectCode, Revocation};
@@ -25,7 +25,7 @@ pub use hapki_api::channel::{paths::CRL as CRL_PATH, CrlRequest};
 /// Which state index each issuer's latest CRL was built from.
 #[derive(Default)]
 pub struct CrlScheduler {
-    built_from: tokio::sync::Mutex<HashMap<String, u64>>,
+    pub(super) built_from: tokio::sync::Mutex<HashMap<String, u64>>,
 }
 
 use hapki_api::ca::CrlRotated;
@@ -232,7 +232,14 @@ pub(super) fn sign_crl(
         revoked_at: r.at,
         reason: r.reason,
     });
-    Ok(build_crl(&issuer.view(), number, this_update, next_update, entries)?)
+    Ok(build_crl(
+        &issuer.view(),
+        number,
+        this_update,
+        next_update,
+        CrlKind::Complete { freshest: None },
+        entries,
+    )?)
 }
 
 /// Runs CRL renewal, and records the issuer rollovers that fell due, every `every` until

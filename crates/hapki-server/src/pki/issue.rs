@@ -47,7 +47,7 @@ impl Pki {
             &csr,
             &req.profile,
             req.issuer.as_deref(),
-            req.validity_days,
+            requested_validity(req.validity_days, req.ttl.as_deref())?,
             idempotency_key,
             None,
         )
@@ -172,7 +172,7 @@ impl Pki {
                 &csr,
                 &req.profile,
                 req.issuer.as_deref(),
-                req.validity_days,
+                requested_validity(req.validity_days, req.ttl.as_deref())?,
                 idempotency_key,
                 req.archive.then_some(pkcs8.as_slice()),
             )
@@ -189,14 +189,14 @@ impl Pki {
         csr: &VerifiedCsr,
         profile_name: &str,
         issuer_id: Option<&str>,
-        validity_days: Option<u32>,
+        validity_secs: Option<u64>,
         idempotency_key: Option<[u8; 32]>,
         archive: Option<&[u8]>,
     ) -> Result<Issued, PkiError> {
         let profile = self.profile(profile_name)?;
         let issuer = self.issuer(issuer_id)?;
         self.authorize_issue(caller, &profile, &issuer.record.id)?;
-        let approved = profile.evaluate(csr, validity_days)?;
+        let approved = profile.evaluate(csr, validity_secs)?;
         let settings = self.reader()?.settings()?;
         let base = settings.publication_base_url.clone();
         let now = self.now();
@@ -296,5 +296,15 @@ impl Pki {
             }
         }
         Err(PkiError::internal("could not find a free serial number"))
+    }
+}
+
+/// The validity a request asks for, in seconds: `validity_days` or `ttl`, not both.
+fn requested_validity(validity_days: Option<u32>, ttl: Option<&str>) -> Result<Option<u64>, PkiError> {
+    match (validity_days, ttl) {
+        (Some(_), Some(_)) => Err(PkiError::invalid("give validity_days or ttl, not both")),
+        (Some(days), None) => Ok(Some(u64::from(days) * 86_400)),
+        (None, Some(ttl)) => super::parse_duration(ttl).map(Some),
+        (None, None) => Ok(None),
     }
 }

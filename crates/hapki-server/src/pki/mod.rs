@@ -19,6 +19,7 @@ mod profiles;
 mod recovery;
 mod rollover;
 mod serials;
+pub mod tidy;
 mod tokens;
 pub mod work;
 
@@ -43,6 +44,7 @@ pub use crl::{crl_loop, CrlRequest, CrlScheduler, CRL_PATH};
 pub use error::PkiError;
 pub use issue::{GenerateRequest, IssueRequest, Issued};
 pub use ocsp::{Freshness, OcspAnswer};
+pub use tidy::tidy_loop;
 pub use tokens::{check_token, token_hash, NewToken, TokenGrant};
 
 use crate::auth::Caller;
@@ -113,6 +115,7 @@ pub struct Pki {
     ocsp_cache: ocsp_cache::OcspCache,
     /// The CRLs this node built from heads.
     crl_bytes: crl_bytes::CrlBytes,
+    tidy: tidy::TidyState,
 }
 
 impl Pki {
@@ -135,6 +138,7 @@ impl Pki {
             builds: gates::Builds::default(),
             ocsp_cache: ocsp_cache::OcspCache::default(),
             crl_bytes: crl_bytes::CrlBytes::default(),
+            tidy: tidy::TidyState::default(),
         });
         pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
             pki: Arc::downgrade(&pki),
@@ -377,6 +381,14 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
                     }
                     if let Command::PublishCrlHead { head } = command {
                         pki.build_crl_soon(&head.issuer_id);
+                    }
+                    if let Command::TidyExpired { tidy } = command {
+                        for serial in &tidy.serials {
+                            pki.ocsp_cache.forget(&serial.0);
+                        }
+                        for head in &tidy.crl_heads {
+                            pki.build_crl_soon(&head.issuer_id);
+                        }
                     }
                     matches!(
                         command,

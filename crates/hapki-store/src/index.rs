@@ -1,0 +1,108 @@
+//! Derived indexes: tables computed from the state-machine tables, kept in step by
+//! apply in the same transaction, and built anew whenever the state is replaced whole
+//! (a snapshot installed, a backup restored) or a build brings an index the store does
+//! not have yet. They are not state: no snapshot carries them and no digest covers them,
+//! and nothing apply decides depends on them; the leader reads them to choose what to
+//! propose, and the command names the rows it changes.
+//!
+//! The expiry index ([`IDX_CERT_EXPIRY`]) orders every stored certificate by the time it
+//! expires, so that finding the expired ones reads only those.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::codec::decode;
+use crate::records::CertRecord;
+use crate::tables::{IDX_CERT_EXPIRY, IDX_META, SM_CERTS};
+use crate::StoreError;
+
+/// The version of the indexes below; an index recorded at another version is built anew.
+const VERSION: u32 = 1;
+const EXPIRY: &str = "cert_expiry";
+
+/// Key of a certificate in [`IDX_CERT_EXPIRY`]: not-after, big-endian, then the serial.
+pub(crate) fn expiry_key(not_after: u64, serial: &[u8; 20]) -> [u8; 28] {
+    let mut k = [0u8; 28];
+    k[..8].copy_from_slice(&not_after.to_be_bytes());
+    k[8..].copy_from_slice(serial);
+    k
+}
+
+/// Indexes a certificate just recorded.
+pub(crate) fn add_cert(txn: &WriteTransaction, cert: &CertRecord) -> Result<(), StoreError> {
+    let key = expiry_key(cert.not_after, &cert.serial.0);
+    txn.open_table(IDX_CERT_EXPIRY)?.insert(key.as_slice(), [].as_slice())?;
+    Ok(())
+}
+
+/// Drops a certificate just removed from the indexes.
+pub(crate) fn remove_cert(txn: &WriteTransaction, cert: &CertRecord) -> Result<(), StoreError> {
+    let key = expiry_key(cert.not_after, &cert.serial.0);
+    txn.open_table(IDX_CERT_EXPIRY)?.remove(key.as_slice())?;
+    Ok(())
+}
+
+/// Builds every index anew from the state-machine tables in `txn`; returns how many
+/// certificates it indexed.
+pub(crate) fn rebuild(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut expiry = txn.open_table(IDX_CERT_EXPIRY)?;
+    expiry.retain(|_, _| false)?;
+    let certs = txn.open_table(SM_CERTS)?;
+    let mut n = 0u64;
+    for row in certs.iter()? {
+        let (_, v) = row?;
+        let cert: CertRecord = decode(v.value())?;
+        expiry.insert(expiry_key(cert.not_after, &cert.serial.0).as_slice(), [].as_slice())?;
+        n += 1;
+    }
+    txn.open_table(IDX_META)?.insert(EXPIRY, VERSION)?;
+    Ok(n)
+}
+
+/// Whether the indexes in `txn` are of this build's version.
+pub(crate) fn is_current(txn: &WriteTransaction) -> Result<bool, StoreError> {
+    Ok(txn.open_table(IDX_META)?.get(EXPIRY)?.map(|v| v.value()) == Some(VERSION))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{cert, history, run, store};
+    use crate::Command;
+
+    fn expiry_rows(s: &crate::Store) -> Vec<Vec<u8>> {
+        let txn = s.db().begin_read().unwrap();
+        let t = txn.open_table(IDX_CERT_EXPIRY).unwrap();
+        t.iter().unwrap().map(|r| r.unwrap().0.value().to_vec()).collect()
+    }
+
+    #[test]
+    fn issuing_indexes_by_expiry_and_a_rebuild_gives_the_same_rows() {
+        let (_d, s) = store();
+        run(&s, &history());
+        let mut late = cert(900_001, "aa");
+        late.not_after = 5;
+        run(
+            &s,
+            &[Command::IssueCert {
+                cert: late,
+                idempotency_key: None,
+            }],
+        );
+        let rows = expiry_rows(&s);
+        assert_eq!(rows.len() as u64, s.reader().unwrap().cert_count().unwrap());
+        assert_eq!(
+            &rows[0][..8],
+            5u64.to_be_bytes().as_slice(),
+            "the earliest expiry comes first"
+        );
+        let digest = s.reader().unwrap().digest().unwrap();
+
+        let txn = s.db().begin_write().unwrap();
+        txn.open_table(IDX_CERT_EXPIRY).unwrap().retain(|_, _| false).unwrap();
+        assert_eq!(rebuild(&txn).unwrap(), rows.len() as u64);
+        assert!(is_current(&txn).unwrap());
+        txn.commit().unwrap();
+        assert_eq!(expiry_rows(&s), rows);
+        assert_eq!(s.reader().unwrap().digest().unwrap(), digest, "indexes are not state");
+    }
+}
