@@ -364,3 +364,103 @@ fn ocsp_responses_good_and_revoked_pass_pkilint() {
     lint_cert(dir, "responder.der");
     lint_pair(dir, "root.der", "responder.der");
 }
+
+/// Delta CRLs as three relying-party tools see them: pkilint lints the complete CRL and
+/// its delta, `openssl verify -use_deltas` finds a revocation only the delta lists, and
+/// Python `cryptography` reads the Freshest CRL and Delta CRL Indicator extensions.
+#[test]
+fn complete_and_delta_crls_pass_pkilint_openssl_and_python_cryptography() {
+    let bin = pkilint_bin();
+    let node = Node::start();
+    let dir = node.work();
+    let id = node.json(&["ca", "list"])["issuers"][0]["id"]
+        .as_str()
+        .expect("issuer id")
+        .to_string();
+    let v = node.json(&["cluster", "settings", "--delta-crl-secs", "1"]);
+    assert_eq!(v["delta_crl_secs"], 1, "{v}");
+    let delta_url = format!("{}/v1/issuers/{id}/delta-crl", node.http_url());
+    common::wait_for("the first delta CRL", std::time::Duration::from_secs(20), || {
+        node.http_client()
+            .get(&delta_url)
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+    });
+    let kept = node.issue("kept", "server", &["CN:kept.example.com"]);
+    let gone = node.issue("gone", "server", &["CN:gone.example.com"]);
+    let serial = serial_of(dir, &gone);
+    node.ok(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
+
+    std::fs::write(
+        dir.join("complete.der"),
+        node.get_ok(&format!("{}/v1/crl", node.http_url())).1,
+    )
+    .unwrap();
+    std::fs::write(dir.join("delta.der"), node.get_ok(&delta_url).1).unwrap();
+    let complete = ossl(
+        dir,
+        &["crl", "-inform", "DER", "-in", "complete.der", "-noout", "-text"],
+    );
+    let delta = ossl(dir, &["crl", "-inform", "DER", "-in", "delta.der", "-noout", "-text"]);
+    assert!(
+        complete.contains("Freshest CRL") && complete.contains(&delta_url),
+        "{complete}"
+    );
+    assert!(
+        !complete.contains(&serial.to_ascii_uppercase()),
+        "revoked after the complete CRL: {complete}"
+    );
+    assert!(delta.contains("Delta CRL Indicator: critical"), "{delta}");
+    assert!(
+        delta.contains(&serial.to_ascii_uppercase()) && delta.contains("Key Compromise"),
+        "{delta}"
+    );
+    lint_crl(dir, "complete.der");
+    lint_crl(dir, "delta.der");
+
+    for (der, pem) in [("complete.der", "complete.pem"), ("delta.der", "delta.pem")] {
+        ossl(dir, &["crl", "-inform", "DER", "-in", der, "-out", pem]);
+    }
+    let ca = node.ca_pem().to_str().expect("path").to_string();
+    let verify = |cert: &Path, deltas: bool| {
+        let cert = cert.to_str().expect("path");
+        let mut args = vec!["verify", "-crl_check", "-CAfile", &ca, "-CRLfile", "complete.pem"];
+        if deltas {
+            args.extend(["-use_deltas", "-CRLfile", "delta.pem"]);
+        }
+        args.push(cert);
+        openssl(dir, &args)
+    };
+    let (ok, out) = verify(&gone, true);
+    assert!(!ok && out.contains("certificate revoked"), "the delta lists it: {out}");
+    let (ok, out) = verify(&gone, false);
+    assert!(ok, "the complete CRL alone does not list it yet: {out}");
+    let (ok, out) = verify(&kept, true);
+    assert!(ok, "{out}");
+
+    let script = r#"
+import sys
+from cryptography import x509
+complete = x509.load_der_x509_crl(open("complete.der", "rb").read())
+delta = x509.load_der_x509_crl(open("delta.der", "rb").read())
+number = complete.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+indicator = delta.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
+freshest = complete.extensions.get_extension_for_class(x509.FreshestCRL).value
+assert indicator.critical and indicator.value.crl_number == number, (indicator, number)
+assert delta.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number > number
+print(freshest[0].full_name[0].value)
+print(format(delta.get_revoked_certificate_by_serial_number(int(sys.argv[1], 16)).serial_number, "x"))
+"#;
+    let out = Command::new(bin.join("python"))
+        .args(["-c", script, &serial])
+        .current_dir(dir)
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    assert!(printed.contains(&delta_url), "{printed}");
+    assert!(
+        printed.contains(serial.trim_start_matches('0').to_ascii_lowercase().as_str()),
+        "{printed}"
+    );
+}

@@ -134,6 +134,9 @@ pub struct SettingsArgs {
     /// The share of the log's time (percent, 1-100) a tidy may use
     #[arg(long)]
     tidy_share: Option<u8>,
+    /// How often delta CRLs are published, in seconds (0: none)
+    #[arg(long)]
+    delta_crl_secs: Option<u64>,
 }
 
 #[derive(Args)]
@@ -275,6 +278,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                 tidy_retention_secs: args.tidy_retention,
                 tidy_batch: args.tidy_batch,
                 tidy_share_percent: args.tidy_share,
+                delta_crl_secs: args.delta_crl_secs,
             };
             let nothing = change.voters_target.is_none()
                 && change.serial_mode.is_none()
@@ -282,7 +286,8 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                 && change.recovery_approvals.is_none()
                 && change.tidy_retention_secs.is_none()
                 && change.tidy_batch.is_none()
-                && change.tidy_share_percent.is_none();
+                && change.tidy_share_percent.is_none()
+                && change.delta_crl_secs.is_none();
             let v: ClusterSettings = if nothing {
                 client.get("/v1/cluster/settings").await?
             } else {
@@ -302,6 +307,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                     ("tidy retention (s)", v.tidy_retention_secs.to_string()),
                     ("tidy batch", v.tidy_batch.to_string()),
                     ("tidy share (%)", v.tidy_share_percent.to_string()),
+                    ("delta CRLs every (s)", v.delta_crl_secs.to_string()),
                     ("promoted", list(&v.promoted, ", ")),
                 ],
             );

@@ -26,6 +26,9 @@ pub struct RunArgs {
     max_batches: Option<u32>,
 }
 
+/// Batches per request of `tidy run`.
+const BATCHES_PER_REQUEST: u32 = 10;
+
 pub async fn run(ctx: &Ctx, cmd: TidyCommand) -> CliResult {
     match cmd {
         TidyCommand::Status => {
@@ -65,14 +68,24 @@ pub async fn run(ctx: &Ctx, cmd: TidyCommand) -> CliResult {
     }
 }
 
-/// One batch per request, so that the bar moves and an interrupted run keeps what it did.
+/// A few batches per request, so that the bar moves and an interrupted run keeps what it did.
 async fn tidy_now(ctx: &Ctx, max_batches: Option<u32>) -> CliResult {
     let client = ctx.client()?;
     let status: TidyStatus = client.get("/v1/tidy").await?;
     let bar = bar(ctx.output, status.pending);
     let mut total = TidyReport::default();
     while max_batches.is_none_or(|max| total.batches < max) {
-        let step: TidyReport = client.post("/v1/tidy", &TidyRun { max_batches: Some(1) }).await?;
+        let left = max_batches.map_or(BATCHES_PER_REQUEST, |max| {
+            (max - total.batches).min(BATCHES_PER_REQUEST)
+        });
+        let step: TidyReport = client
+            .post(
+                "/v1/tidy",
+                &TidyRun {
+                    max_batches: Some(left),
+                },
+            )
+            .await?;
         total.batches += step.batches;
         total.removed += step.removed;
         total.revoked += step.revoked;

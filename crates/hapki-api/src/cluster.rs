@@ -260,6 +260,9 @@ pub struct ClusterSettings {
     /// The share of the log's time (percent) a tidy may use.
     #[serde(default)]
     pub tidy_share_percent: u8,
+    /// How often delta CRLs are published, in seconds; 0: none.
+    #[serde(default)]
+    pub delta_crl_secs: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promoted: Vec<String>,
 }
@@ -282,6 +285,8 @@ pub struct SettingsChange {
     pub tidy_batch: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tidy_share_percent: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_crl_secs: Option<u64>,
 }
 
 /// What `cluster rotate-kek` did.

@@ -133,6 +133,8 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         Command::CompleteRollover { from } => crate::rollover::complete(txn, from),
         Command::TidyExpired { tidy } => crate::tidy::apply(txn, tidy),
         Command::SetTidyPolicy { policy } => crate::tidy::set_policy(txn, policy),
+        Command::SetCrlPolicy { policy } => crate::crl_delta::set_policy(txn, policy),
+        Command::PublishDeltaHead { head } => crate::crl_delta::publish(txn, head),
     }
 }
 

@@ -216,6 +216,7 @@ fn object(command: &Command) -> String {
                 serials.join(" ")
             )
         }
+        Command::SetCrlPolicy { policy } => format!("delta CRLs every {} s", policy.delta_secs),
         Command::SetTidyPolicy { policy } => format!(
             "tidy retention {} s, batch {}, share {} %",
             policy.retention_secs, policy.batch, policy.share_percent

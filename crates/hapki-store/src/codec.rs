@@ -296,6 +296,18 @@ mod tests {
             Command::SetTidyPolicy {
                 policy: crate::tidy::TidyPolicy::default(),
             },
+            Command::SetCrlPolicy {
+                policy: crate::crl_delta::CrlPolicy { delta_secs: 5 },
+            },
+            Command::PublishDeltaHead {
+                head: crate::crl_delta::DeltaHead {
+                    issuer_id: "aa".into(),
+                    number: 5,
+                    base: 4,
+                    this_update: 7,
+                    next_update: 8,
+                },
+            },
         ]
     }
 
@@ -314,7 +326,7 @@ mod tests {
         let kinds: BTreeSet<&str> = commands.iter().map(Command::kind).collect();
         // The three rotations are `rotate_kek`, both CRL publications `publish_crl`; an
         // audited command is its command's kind.
-        assert_eq!(kinds.len(), 32, "one of each command: {kinds:?}");
+        assert_eq!(kinds.len(), 34, "one of each command: {kinds:?}");
         for command in &commands {
             round_trips(command);
         }
@@ -331,6 +343,16 @@ mod tests {
             round_trips(&result);
         }
         round_trips(&SerialLease { start: 1, end: 1001 });
+        round_trips(&crate::crl_delta::DeltaState {
+            base: 4,
+            latest: Some(crate::crl_delta::DeltaHead {
+                issuer_id: "aa".into(),
+                number: 5,
+                base: 4,
+                this_update: 1,
+                next_update: 2,
+            }),
+        });
         round_trips(&crate::tidy::TidyRecord {
             at: 1,
             expired_before: 2,

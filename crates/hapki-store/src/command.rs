@@ -158,6 +158,11 @@ pub enum Command {
     TidyExpired { tidy: crate::tidy::Tidy },
     /// Sets how expired certificates are tidied (format 3).
     SetTidyPolicy { policy: crate::tidy::TidyPolicy },
+    /// Sets whether and how often delta CRLs are published (format 3).
+    SetCrlPolicy { policy: crate::crl_delta::CrlPolicy },
+    /// Publishes delta CRL `head.number` of `head.issuer_id` without its bytes: every
+    /// revocation applied after complete CRL `head.base` and before it (format 3).
+    PublishDeltaHead { head: crate::crl_delta::DeltaHead },
 }
 
 impl Command {
@@ -211,6 +216,8 @@ impl Command {
             Command::CompleteRollover { .. } => "complete_rollover",
             Command::TidyExpired { .. } => "tidy_expired",
             Command::SetTidyPolicy { .. } => "set_tidy_policy",
+            Command::SetCrlPolicy { .. } => "set_crl_policy",
+            Command::PublishDeltaHead { .. } => "publish_delta_crl",
         }
     }
 }

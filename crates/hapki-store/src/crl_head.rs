@@ -73,7 +73,13 @@ pub(crate) fn issuer_prefix(issuer_id: &str) -> (Vec<u8>, Vec<u8>) {
     (start, end)
 }
 
+/// The highest number of the issuer's CRLs, complete or delta.
 fn latest_number(txn: &WriteTransaction, issuer_id: &str) -> Result<Option<u64>, StoreError> {
+    let complete = latest_complete_number(txn, issuer_id)?;
+    Ok(complete.max(crate::crl_delta::latest_delta_number(txn, issuer_id)?))
+}
+
+fn latest_complete_number(txn: &WriteTransaction, issuer_id: &str) -> Result<Option<u64>, StoreError> {
     let head = txn
         .open_table(SM_CRL_HEADS)?
         .get(issuer_id.as_bytes())?
@@ -88,7 +94,7 @@ fn latest_number(txn: &WriteTransaction, issuer_id: &str) -> Result<Option<u64>,
     signed.map(|c| decode::<CrlRecord>(&c).map(|c| c.number)).transpose()
 }
 
-fn refuse_unless_above(
+pub(crate) fn refuse_unless_above(
     txn: &WriteTransaction,
     issuer_id: &str,
     number: u64,
@@ -122,6 +128,7 @@ pub(crate) fn publish_head(txn: &WriteTransaction, head: &CrlHead) -> Result<Com
         return Ok(refusal);
     }
     clear_pending(txn, &head.issuer_id)?;
+    crate::crl_delta::on_complete(txn, &head.issuer_id, Some(head.number))?;
     txn.open_table(SM_CRLS)?.remove(head.issuer_id.as_bytes())?;
     txn.open_table(SM_CRL_HEADS)?
         .insert(head.issuer_id.as_bytes(), encode(head).as_slice())?;
@@ -140,6 +147,7 @@ pub(crate) fn publish_signed(txn: &WriteTransaction, crl: &CrlRecord) -> Result<
     {
         clear_pending(txn, &crl.issuer_id)?;
     }
+    crate::crl_delta::on_complete(txn, &crl.issuer_id, None)?;
     txn.open_table(SM_CRLS)?
         .insert(crl.issuer_id.as_bytes(), encode(crl).as_slice())?;
     Ok(CommandResult::Applied)
@@ -158,7 +166,7 @@ pub(crate) fn note_revoked(txn: &WriteTransaction, revoked_key: &[u8]) -> Result
     if crate::format::current(txn)? >= 2 {
         txn.open_table(SM_CRL_PENDING)?.insert(revoked_key, [].as_slice())?;
     }
-    Ok(())
+    crate::crl_delta::note_revoked(txn, revoked_key)
 }
 
 impl StateReader {

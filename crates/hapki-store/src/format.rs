@@ -44,7 +44,7 @@ pub fn describe(format: u32) -> &'static str {
     match format {
         1 => "issuance, revocation, CRL, OCSP, tokens, key archive, backups, audit log",
         2 => "issuing-CA rollover (`hapki ca rotate`), CRLs signed by each node from its replica",
-        3 => "expiry tidy (`hapki tidy`)",
+        3 => "expiry tidy (`hapki tidy`), delta CRLs",
         _ => "unknown to this build",
     }
 }
@@ -55,7 +55,10 @@ impl Command {
         match self {
             Command::SetStateFormat { to } => *to,
             Command::RollOverIssuer { .. } | Command::CompleteRollover { .. } | Command::PublishCrlHead { .. } => 2,
-            Command::TidyExpired { .. } | Command::SetTidyPolicy { .. } => 3,
+            Command::TidyExpired { .. }
+            | Command::SetTidyPolicy { .. }
+            | Command::SetCrlPolicy { .. }
+            | Command::PublishDeltaHead { .. } => 3,
             Command::Audited { command, .. } => command.format(),
             Command::RotateKekWithAudit { rotation, .. } => rotation.format(),
             _ => 1,

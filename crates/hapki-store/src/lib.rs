@@ -11,6 +11,7 @@ pub mod audit;
 pub mod backups;
 pub mod codec;
 pub mod command;
+pub mod crl_delta;
 pub mod crl_head;
 pub mod format;
 mod index;

@@ -57,6 +57,13 @@ pub const SM_CRL_HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm
 /// [`crate::CrlHead`], which its CRL does not list ([`crate::crl_head`]).
 pub const SM_CRL_PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crl_pending");
 
+/// Issuer id → [`crate::crl_delta::DeltaState`]: the complete CRL that has delta CRLs, and
+/// the latest of them (state format 3).
+pub const SM_CRL_DELTAS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crl_deltas");
+/// Issuer id ‖ `/` ‖ serial → nothing: revocations applied after the issuer's latest delta
+/// head, which that delta does not list ([`crate::crl_delta`]).
+pub const SM_CRL_SINCE_DELTA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crl_since_delta");
+
 /// Not-after (8 bytes, big-endian) ‖ serial (20 bytes) → nothing: every stored certificate
 /// by the time it expires, derived from [`SM_CERTS`] ([`crate::index`]).
 pub const IDX_CERT_EXPIRY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idx_cert_expiry");
@@ -74,7 +81,7 @@ pub type SmTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 /// The state-machine tables, in the fixed order snapshots and digests use; new tables go
 /// at the end, and count in the digest only once they hold rows (so that a state without
 /// them digests as it did before they existed).
-pub const SM_TABLES: [SmTable; 17] = [
+pub const SM_TABLES: [SmTable; 19] = [
     SM_META,
     SM_ISSUERS,
     SM_CERTS,
@@ -92,6 +99,8 @@ pub const SM_TABLES: [SmTable; 17] = [
     SM_ROLLOVERS,
     SM_CRL_HEADS,
     SM_CRL_PENDING,
+    SM_CRL_DELTAS,
+    SM_CRL_SINCE_DELTA,
 ];
 
 /// How many of [`SM_TABLES`] count in the digest even when empty.

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hapki_domain::serial::Serial;
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode, encode};
@@ -44,7 +44,7 @@ impl Default for TidyPolicy {
     fn default() -> Self {
         TidyPolicy {
             retention_secs: 30 * 86_400,
-            batch: 500,
+            batch: 100,
             share_percent: 10,
         }
     }
@@ -180,6 +180,7 @@ pub(crate) fn apply(txn: &WriteTransaction, tidy: &Tidy) -> Result<CommandResult
                 let key = crate::apply::revoked_key(&cert.issuer_id, &cert.serial.0);
                 revocations.remove(key.as_slice())?;
                 pending.remove(key.as_slice())?;
+                crate::crl_delta::forget_revoked(txn, &key)?;
                 revoked += 1;
             }
         }
@@ -234,13 +235,21 @@ impl StateReader {
         Ok(out)
     }
 
-    /// How many certificates a tidy would remove now, with `expired_before` as its bound.
+    /// How many certificates a tidy would remove now, with `expired_before` as its bound:
+    /// the index's rows below it, less the archived ones, without reading a certificate.
     pub fn tidy_pending(&self, expired_before: u64) -> Result<u64, StoreError> {
+        let index = self.txn().open_table(IDX_CERT_EXPIRY)?;
+        let archive = self.txn().open_table(SM_ARCHIVE)?;
+        let check_archive = !archive.is_empty()?;
+        let end = crate::index::expiry_key(expired_before, &[0u8; 20]);
         let mut n = 0u64;
-        self.each_expired(expired_before, |_| {
+        for row in index.range(..end.as_slice())? {
+            let (k, _) = row?;
+            if check_archive && archive.get(&k.value()[8..])?.is_some() {
+                continue;
+            }
             n += 1;
-            true
-        })?;
+        }
         Ok(n)
     }
 

@@ -16,6 +16,8 @@ mod tidy;
 mod tokens;
 
 #[cfg(test)]
+mod delta_crl_tests;
+#[cfg(test)]
 mod keys_tests;
 #[cfg(test)]
 mod ocsp_tests;

@@ -27,6 +27,8 @@ pub fn routes() -> Router<Arc<Pki>> {
         .route("/v1/issuers/{id}/ca.pem", get(issuer_ca_pem))
         .route("/v1/issuers/{id}/crl", get(issuer_crl_der))
         .route("/v1/issuers/{id}/crl.pem", get(issuer_crl_pem))
+        .route("/v1/issuers/{id}/delta-crl", get(issuer_delta_crl_der))
+        .route("/v1/issuers/{id}/delta-crl.pem", get(issuer_delta_crl_pem))
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
 }
@@ -86,6 +88,16 @@ async fn issuer_crl_der(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> 
 
 async fn issuer_crl_pem(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     Ok(crl_pem_response(crl_der(&pki, Some(&id)).await?))
+}
+
+async fn issuer_delta_crl_der(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let issuer = pki.issuer(Some(&id))?;
+    Ok(crl_response(pki.delta_crl_der(&issuer.record.id).await?))
+}
+
+async fn issuer_delta_crl_pem(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let issuer = pki.issuer(Some(&id))?;
+    Ok(crl_pem_response(pki.delta_crl_der(&issuer.record.id).await?))
 }
 
 fn ocsp_response(der: impl Into<Bytes>) -> Response {

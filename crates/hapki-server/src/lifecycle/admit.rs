@@ -123,11 +123,17 @@ impl Node {
             && change.serial_range.is_none()
             && change.recovery_approvals.is_none()
             && !tidy_changed
+            && change.delta_crl_secs.is_none()
         {
             return Err(LifecycleError::invalid(
                 "nothing to change: give voters_target, serial_mode, serial_range, recovery_approvals, \
-                 tidy_retention_secs, tidy_batch or tidy_share_percent",
+                 tidy_retention_secs, tidy_batch, tidy_share_percent or delta_crl_secs",
             ));
+        }
+        if let Some(secs) = change.delta_crl_secs.filter(|s| *s > 86_400) {
+            return Err(LifecycleError::invalid(format!(
+                "delta_crl_secs must be between 0 (no delta CRLs) and 86400 (got {secs})"
+            )));
         }
         let tidy = pki.reader()?.tidy_policy()?;
         let tidy = hapki_store::tidy::TidyPolicy {
@@ -185,6 +191,10 @@ impl Node {
         }
         if tidy_changed {
             pki.set_tidy_policy(caller, tidy).await?;
+        }
+        if let Some(delta_secs) = change.delta_crl_secs {
+            let policy = hapki_store::crl_delta::CrlPolicy { delta_secs };
+            pki.propose_as(caller, Command::SetCrlPolicy { policy }).await?;
         }
         let mut promoted = Vec::new();
         if change.voters_target.is_some() {

@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use crate::auth::Caller;
 use crate::config::NodeConfig;
 use crate::datadir::{write_public, write_secret, DataDir};
-use crate::pki::{crl_loop, tidy_loop, Pki, RootRequest};
+use crate::pki::{crl_loop, delta_loop, tidy_loop, Pki, RootRequest};
 use crate::tls::{self, CertSlot, InternalCa};
 use crate::trust::{Keyring, RootOfTrust};
 use crate::{api, rand};
@@ -321,6 +321,7 @@ impl Node {
             pki.clone(),
             Duration::from_secs(self.cfg.crl_check_secs.max(1)),
         ));
+        tokio::spawn(delta_loop(pki.clone()));
         tokio::spawn(tidy_loop(
             pki.clone(),
             Duration::from_secs(self.cfg.tidy_check_secs.max(1)),

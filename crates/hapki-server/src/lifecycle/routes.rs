@@ -460,6 +460,7 @@ fn settings_view(node: &Node) -> Result<ClusterSettings, ApiError> {
         tidy_retention_secs: tidy.retention_secs,
         tidy_batch: tidy.batch,
         tidy_share_percent: tidy.share_percent,
+        delta_crl_secs: reader.crl_policy()?.delta_secs,
         promoted: Vec::new(),
     })
 }

@@ -155,7 +155,9 @@ impl Pki {
             Command::RequestRecovery { .. } | Command::ApproveRecovery { .. } | Command::FetchRecovery { .. } => {
                 Action::RecoverKey
             }
-            Command::PublishCrl { .. } | Command::PublishCrlHead { .. } => Action::RotateCrl,
+            Command::PublishCrl { .. } | Command::PublishCrlHead { .. } | Command::PublishDeltaHead { .. } => {
+                Action::RotateCrl
+            }
             Command::AddIssuer { .. }
             | Command::InstallIssuerCert { .. }
             | Command::SetDefaultIssuer { .. }
@@ -169,7 +171,8 @@ impl Pki {
             | Command::RotateKek { .. }
             | Command::RotateKekWithArchive { .. }
             | Command::SetRecoveryPolicy { .. }
-            | Command::SetTidyPolicy { .. } => Action::ManageCluster,
+            | Command::SetTidyPolicy { .. }
+            | Command::SetCrlPolicy { .. } => Action::ManageCluster,
             Command::TidyExpired { .. } => Action::Tidy,
             Command::RecordBackup { backup } => {
                 if backup.taken_by.as_deref() != Some(caller.token_id.as_str()) {
@@ -208,6 +211,7 @@ fn node_may_propose(from: NodeId, command: &Command) -> Result<(), String> {
         // cluster, the key archive's transport key.
         Command::PublishCrl { .. }
         | Command::PublishCrlHead { .. }
+        | Command::PublishDeltaHead { .. }
         | Command::SetOcspSigner { .. }
         | Command::SetInternalCa { .. }
         | Command::SetArchiveTransport { .. } => Ok(()),

@@ -6,6 +6,11 @@
 //! leadership): a follower that took a revocation asks the leader for a CRL that
 //! holds it. Concurrent revocations share one publication: a CRL published from a
 //! state that already holds a revocation is not published again for it.
+//!
+//! With delta CRLs on ([`hapki_store::crl_delta`]), a revocation is published in a delta
+//! CRL and the complete CRL follows its schedule; the leader also publishes a delta
+//! every `delta_crl_secs` when revocations wait for one or the latest is half way to its
+//! next update.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,13 +19,25 @@ use std::time::Duration;
 use hapki_domain::crl::{build_crl, CrlEntry, CrlKind};
 use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
-use hapki_store::{Command, CommandResult, CrlHead, CrlRecord, RejectCode, Revocation};
+use hapki_store::crl_delta::DeltaHead;
+use hapki_store::{Command, CommandResult, CrlHead, CrlRecord, LatestCrl, RejectCode, Revocation};
 
 use super::{LoadedIssuer, Pki};
 use crate::auth::Caller;
 use crate::pki::PkiError;
 
 pub use hapki_api::channel::{paths::CRL as CRL_PATH, CrlRequest};
+
+/// The state format that brought delta CRLs.
+pub const DELTA_FORMAT: u32 = 3;
+
+/// What a publication must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Publish {
+    /// Whatever lists the latest revocations: a delta when the issuer has them.
+    Latest,
+    Complete,
+}
 
 /// Which state index each issuer's latest CRL was built from.
 #[derive(Default)]
@@ -116,16 +133,28 @@ impl Pki {
         })
     }
 
-    /// Publishes a new CRL of `issuer` (the default one when `None`) now.
+    /// Publishes a new complete CRL of `issuer` (the default one when `None`) now.
     pub async fn rotate_crl(&self, caller: &Caller, issuer: Option<&str>) -> Result<CrlRotated, PkiError> {
         caller.may(crate::auth::Action::RotateCrl)?;
         let issuer = self.issuer(issuer)?;
-        let index = self.cluster.status().last_applied.unwrap_or(0);
-        let number = self.refresh_crl(&issuer.record.id, index + 1).await?;
+        let number = self.publish_complete(&issuer.record.id).await?;
         Ok(CrlRotated {
             issuer: issuer.record.id.clone(),
             crl_number: number,
         })
+    }
+
+    /// Publishes a complete CRL of the issuer now, on this node; with deltas on, also the
+    /// first delta of it, so that its Freshest CRL pointer leads somewhere at once.
+    async fn publish_complete(&self, issuer_id: &str) -> Result<u64, PkiError> {
+        let mut built_from = self.crl.built_from.lock().await;
+        let index = self.cluster.status().last_applied.unwrap_or(0);
+        let number = self.publish_crl(issuer_id, Publish::Complete).await?;
+        built_from.insert(issuer_id.to_string(), index);
+        if self.reader()?.has_deltas(issuer_id, number)? {
+            self.publish_crl(issuer_id, Publish::Latest).await?;
+        }
+        Ok(number)
     }
 
     /// Makes sure the issuer's CRL reflects the state at `needed_index` or later; returns its number.
@@ -145,19 +174,34 @@ impl Pki {
         }
         // Read the index first: the replica read below holds at least this much.
         let index = self.cluster.status().last_applied.unwrap_or(0);
-        let number = self.publish_crl(issuer_id).await?;
+        let number = self.publish_crl(issuer_id, Publish::Latest).await?;
         built_from.insert(issuer_id.to_string(), index);
         Ok(number)
     }
 
-    async fn publish_crl(&self, issuer_id: &str) -> Result<u64, PkiError> {
+    async fn publish_crl(&self, issuer_id: &str, what: Publish) -> Result<u64, PkiError> {
         let issuer = self.issuer(Some(issuer_id))?;
         for _ in 0..3 {
             let reader = self.reader()?;
             let validity = reader.settings()?.crl_validity_secs;
-            let number = reader.latest_crl(issuer_id)?.map(|c| c.number() + 1).unwrap_or(1);
+            let number = reader.latest_crl_number(issuer_id)?.map(|n| n + 1).unwrap_or(1);
             let now = self.now();
-            let command = if reader.state_format()? >= 2 {
+            let delta_base = match what {
+                Publish::Latest => delta_base(&reader, issuer_id)?,
+                Publish::Complete => None,
+            };
+            let command = if let Some(base) = delta_base {
+                drop(reader);
+                Command::PublishDeltaHead {
+                    head: DeltaHead {
+                        issuer_id: issuer_id.to_string(),
+                        number,
+                        base,
+                        this_update: now,
+                        next_update: now + validity,
+                    },
+                }
+            } else if reader.state_format()? >= 2 {
                 drop(reader);
                 Command::PublishCrlHead {
                     head: CrlHead {
@@ -171,7 +215,14 @@ impl Pki {
                 let revoked = reader.revoked_of(issuer_id)?;
                 drop(reader);
                 let count = revoked.len() as u64;
-                let der = sign_crl(&issuer, number, now, now + validity, revoked)?;
+                let der = sign_crl(
+                    &issuer,
+                    number,
+                    now,
+                    now + validity,
+                    CrlKind::Complete { freshest: None },
+                    revoked,
+                )?;
                 let crl = CrlRecord {
                     issuer_id: issuer_id.to_string(),
                     number,
@@ -196,8 +247,9 @@ impl Pki {
         Err(PkiError::unavailable("the CRL number kept moving; retry"))
     }
 
-    /// Renews every CRL that is missing or past half of its validity, and every delegated OCSP
-    /// signer within 30 days of its end. Run on a schedule by the leader.
+    /// Renews every CRL that is missing or past half of its validity (or, with delta CRLs
+    /// just turned on, has none), and every delegated OCSP signer within 30 days of its end.
+    /// Run on a schedule by the leader.
     pub async fn renew_due_crls(&self) -> Result<(), PkiError> {
         if !self.cluster.status().is_leader {
             return Ok(());
@@ -205,26 +257,84 @@ impl Pki {
         let now = self.now();
         for issuer in self.active_issuers()? {
             self.renew_ocsp_signer_if_due(&issuer, now).await?;
-            let current = self.reader()?.latest_crl(&issuer.record.id)?;
-            let due = match current {
+            let id = &issuer.record.id;
+            let reader = self.reader()?;
+            let deltas_wanted = reader.state_format()? >= DELTA_FORMAT && reader.crl_policy()?.delta_secs > 0;
+            let due = match reader.latest_crl(id)? {
                 None => true,
-                Some(c) => now >= c.this_update() + (c.next_update() - c.this_update()) / 2,
+                Some(c) => {
+                    now >= c.this_update() + (c.next_update() - c.this_update()) / 2
+                        || deltas_wanted && !reader.has_deltas(id, c.number())?
+                }
             };
+            drop(reader);
             if due {
-                let index = self.cluster.status().last_applied.unwrap_or(0);
-                self.refresh_crl(&issuer.record.id, index.saturating_add(1)).await?;
+                self.publish_complete(id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// On the leader: publishes the delta CRL of every issuer whose revocations wait for
+    /// one, whose complete CRL has none yet, or whose latest delta is half way to its next
+    /// update.
+    pub async fn publish_due_deltas(&self) -> Result<(), PkiError> {
+        if !self.cluster.status().is_leader {
+            return Ok(());
+        }
+        let now = self.now();
+        for issuer in self.active_issuers()? {
+            let id = &issuer.record.id;
+            let reader = self.reader()?;
+            if delta_base(&reader, id)?.is_none() {
+                // Deltas just turned on: a complete CRL that has them comes first.
+                let wanted = reader.state_format()? >= DELTA_FORMAT && reader.crl_policy()?.delta_secs > 0;
+                let latest = reader.latest_crl(id)?.map(|c| c.number());
+                let lacks = match latest {
+                    Some(n) => !reader.has_deltas(id, n)?,
+                    None => true,
+                };
+                drop(reader);
+                if wanted && lacks {
+                    self.publish_complete(id).await?;
+                }
+                continue;
+            }
+            let due = match reader.delta_state(id)?.and_then(|s| s.latest) {
+                None => true,
+                Some(d) => {
+                    reader.revoked_since_delta(id)? > 0 || now >= d.this_update + (d.next_update - d.this_update) / 2
+                }
+            };
+            drop(reader);
+            if due {
+                let _one_at_a_time = self.crl.built_from.lock().await;
+                self.publish_crl(id, Publish::Latest).await?;
             }
         }
         Ok(())
     }
 }
 
-/// Builds and signs `issuer`'s CRL `number` listing `revoked`.
+/// The base of the delta a revocation of the issuer goes into now, if deltas are on and
+/// its latest complete CRL has them.
+fn delta_base(reader: &hapki_store::StateReader, issuer_id: &str) -> Result<Option<u64>, PkiError> {
+    if reader.state_format()? < DELTA_FORMAT || reader.crl_policy()?.delta_secs == 0 {
+        return Ok(None);
+    }
+    let Some(LatestCrl::Head(head)) = reader.latest_crl(issuer_id)? else {
+        return Ok(None);
+    };
+    Ok(reader.has_deltas(issuer_id, head.number)?.then_some(head.number))
+}
+
+/// Builds and signs `issuer`'s CRL `number` of `kind` listing `revoked`.
 pub(super) fn sign_crl(
     issuer: &LoadedIssuer,
     number: u64,
     this_update: u64,
     next_update: u64,
+    kind: CrlKind<'_>,
     revoked: Vec<(Serial, Revocation)>,
 ) -> Result<Vec<u8>, PkiError> {
     let entries = revoked.into_iter().map(|(serial, r)| CrlEntry {
@@ -237,9 +347,24 @@ pub(super) fn sign_crl(
         number,
         this_update,
         next_update,
-        CrlKind::Complete { freshest: None },
+        kind,
         entries,
     )?)
+}
+
+/// Publishes the delta CRLs that are due, every `delta_crl_secs` (looking again every
+/// 5 s while deltas are off), until the process ends.
+pub async fn delta_loop(pki: Arc<Pki>) {
+    loop {
+        let every = pki.reader().and_then(|r| Ok(r.crl_policy()?.delta_secs)).unwrap_or(0);
+        tokio::time::sleep(Duration::from_secs(if every == 0 { 5 } else { every })).await;
+        if every == 0 {
+            continue;
+        }
+        if let Err(e) = pki.publish_due_deltas().await {
+            tracing::warn!("publishing a delta CRL failed: {}", e);
+        }
+    }
 }
 
 /// Runs CRL renewal, and records the issuer rollovers that fell due, every `every` until

@@ -8,13 +8,15 @@
 //! gets lists every revocation answered before it.
 //!
 //! Every node lists the same entries under a number (the head decides them); an ECDSA
-//! signature differs from node to node, as two signatures of one CRL do.
+//! signature differs from node to node, as two signatures of one CRL do. Delta CRLs
+//! ([`hapki_store::crl_delta`]) are built and kept the same way, apart.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use hapki_domain::crl::CrlKind;
 use hapki_store::LatestCrl;
 
 use super::crl::sign_crl;
@@ -78,8 +80,15 @@ impl CrlBytes {
     }
 }
 
+/// Which of an issuer's CRLs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    Complete,
+    Delta,
+}
+
 impl Pki {
-    /// The DER of the issuer's latest CRL.
+    /// The DER of the issuer's latest complete CRL.
     pub async fn crl_der(&self, issuer_id: &str) -> Result<Arc<BuiltCrl>, PkiError> {
         let latest = self.reader()?.latest_crl(issuer_id)?.ok_or_else(|| {
             PkiError::unavailable("the first CRL of this issuer has not been published yet; retry shortly")
@@ -93,26 +102,83 @@ impl Pki {
             }
             LatestCrl::Head(h) => h.number,
         };
-        if let Some(kept) = self.crl_bytes.kept(issuer_id, number) {
+        self.built_crl(Which::Complete, issuer_id, number).await
+    }
+
+    /// The DER of the issuer's latest delta CRL.
+    pub async fn delta_crl_der(&self, issuer_id: &str) -> Result<Arc<BuiltCrl>, PkiError> {
+        let reader = self.reader()?;
+        let state = reader.delta_state(issuer_id)?;
+        let Some(number) = state.as_ref().and_then(|s| s.latest.as_ref()).map(|d| d.number) else {
+            return Err(match state {
+                None => PkiError::not_found(format!(
+                    "issuer {issuer_id} publishes no delta CRLs with its latest complete CRL; they are turned on \
+                     with `hapki cluster settings --delta-crl-secs 5`"
+                )),
+                Some(_) => PkiError::unavailable(
+                    "the first delta CRL of the latest complete CRL has not been published yet; retry shortly",
+                ),
+            });
+        };
+        self.built_crl(Which::Delta, issuer_id, number).await
+    }
+
+    fn bytes_of(&self, which: Which) -> &CrlBytes {
+        match which {
+            Which::Complete => &self.crl_bytes,
+            Which::Delta => &self.delta_bytes,
+        }
+    }
+
+    /// CRL `number` of the issuer: the one kept, or built from the replica now.
+    async fn built_crl(&self, which: Which, issuer_id: &str, number: u64) -> Result<Arc<BuiltCrl>, PkiError> {
+        let bytes = self.bytes_of(which);
+        if let Some(kept) = bytes.kept(issuer_id, number) {
             return Ok(kept);
         }
-        let lock = self.crl_bytes.build_lock(issuer_id);
+        let lock = bytes.build_lock(issuer_id);
         let _one_build = lock.lock().await;
         // Built while this request waited for the lock?
-        if let Some(kept) = self.crl_bytes.kept(issuer_id, number) {
+        if let Some(kept) = bytes.kept(issuer_id, number) {
             return Ok(kept);
         }
         let issuer = self.issuer(Some(issuer_id))?;
         let reader = self.reader()?;
+        let base_url = reader.settings()?.publication_base_url;
         let started = Instant::now();
         let built = tokio::task::spawn_blocking(move || -> Result<BuiltCrl, PkiError> {
-            let (head, revoked) = reader
-                .head_entries(&issuer.record.id)?
-                .ok_or_else(|| PkiError::unavailable("the issuer's CRL changed while it was read; retry"))?;
+            let changed = || PkiError::unavailable("the issuer's CRL changed while it was read; retry");
+            let id = &issuer.record.id;
+            let (number, this_update, next_update, kind, revoked) = match which {
+                Which::Complete => {
+                    let (head, revoked) = reader.head_entries(id)?.ok_or_else(changed)?;
+                    let freshest = reader
+                        .has_deltas(id, head.number)?
+                        .then(|| format!("{}/v1/issuers/{id}/delta-crl", base_url.trim_end_matches('/')));
+                    let kind = Freshest(freshest);
+                    (head.number, head.this_update, head.next_update, kind, revoked)
+                }
+                Which::Delta => {
+                    let (head, revoked) = reader.delta_entries(id)?.ok_or_else(changed)?;
+                    (
+                        head.number,
+                        head.this_update,
+                        head.next_update,
+                        DeltaOf(head.base),
+                        revoked,
+                    )
+                }
+            };
             drop(reader);
-            let der = sign_crl(&issuer, head.number, head.this_update, head.next_update, revoked)?;
+            let kind = match &kind {
+                Freshest(url) => CrlKind::Complete {
+                    freshest: url.as_deref(),
+                },
+                DeltaOf(base) => CrlKind::Delta { base: *base },
+            };
+            let der = sign_crl(&issuer, number, this_update, next_update, kind, revoked)?;
             Ok(BuiltCrl {
-                number: head.number,
+                number,
                 der: der.into(),
             })
         })
@@ -120,13 +186,13 @@ impl Pki {
         .map_err(|e| PkiError::internal(format!("building a CRL failed: {e}")))??;
         metrics::histogram!(crate::metrics::CRL_BUILD_SECONDS).record(started.elapsed().as_secs_f64());
         let built = Arc::new(built);
-        self.crl_bytes.keep(issuer_id, built.clone());
+        bytes.keep(issuer_id, built.clone());
         Ok(built)
     }
 
-    /// Builds the issuer's CRL soon, for a head just applied.
-    pub(crate) fn build_crl_soon(self: &Arc<Self>, issuer_id: &str) {
-        if !self.crl_bytes.schedule(issuer_id) {
+    /// Builds the issuer's CRL (`which`) soon, for a head just applied.
+    pub(crate) fn build_crl_soon(self: &Arc<Self>, which: Which, issuer_id: &str) {
+        if !self.bytes_of(which).schedule(issuer_id) {
             return;
         }
         let pki = Arc::downgrade(self);
@@ -134,10 +200,21 @@ impl Pki {
         tokio::spawn(async move {
             tokio::time::sleep(EAGER_DELAY).await;
             let Some(pki) = pki.upgrade() else { return };
-            pki.crl_bytes.unschedule(&issuer_id);
-            if let Err(e) = pki.crl_der(&issuer_id).await {
+            pki.bytes_of(which).unschedule(&issuer_id);
+            let built = match which {
+                Which::Complete => pki.crl_der(&issuer_id).await,
+                Which::Delta => pki.delta_crl_der(&issuer_id).await,
+            };
+            if let Err(e) = built {
                 tracing::warn!("building the CRL of issuer {issuer_id} failed: {e}");
             }
         });
     }
 }
+
+/// What a CRL built from a head says beyond its entries, owned for the build's thread.
+enum Built {
+    Freshest(Option<String>),
+    DeltaOf(u64),
+}
+use Built::{DeltaOf, Freshest};

@@ -40,7 +40,7 @@ use x509_cert::name::Name;
 pub use archive::{archived_context, TRANSPORT_CONTEXT};
 pub use audit::AUDIT_CONTEXT;
 pub use ca::{ImportRequest, IntermediateCsr, RootRequest, BACKDATE_SECS};
-pub use crl::{crl_loop, CrlRequest, CrlScheduler, CRL_PATH};
+pub use crl::{crl_loop, delta_loop, CrlRequest, CrlScheduler, CRL_PATH};
 pub use error::PkiError;
 pub use issue::{GenerateRequest, IssueRequest, Issued};
 pub use ocsp::{Freshness, OcspAnswer};
@@ -113,8 +113,9 @@ pub struct Pki {
     builds: gates::Builds,
     /// Signed OCSP answers served again.
     ocsp_cache: ocsp_cache::OcspCache,
-    /// The CRLs this node built from heads.
+    /// The CRLs this node built from heads, complete and delta.
     crl_bytes: crl_bytes::CrlBytes,
+    delta_bytes: crl_bytes::CrlBytes,
     tidy: tidy::TidyState,
 }
 
@@ -138,6 +139,7 @@ impl Pki {
             builds: gates::Builds::default(),
             ocsp_cache: ocsp_cache::OcspCache::default(),
             crl_bytes: crl_bytes::CrlBytes::default(),
+            delta_bytes: crl_bytes::CrlBytes::default(),
             tidy: tidy::TidyState::default(),
         });
         pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
@@ -228,6 +230,7 @@ impl Pki {
     pub fn invalidate(&self) {
         self.ocsp_cache.clear();
         self.crl_bytes.clear();
+        self.delta_bytes.clear();
         self.generation.fetch_add(1, Ordering::SeqCst);
         let mut c = self.caches.write().expect("cache lock");
         c.issuers.clear();
@@ -380,14 +383,17 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
                         pki.ocsp_cache.forget(&serial.0);
                     }
                     if let Command::PublishCrlHead { head } = command {
-                        pki.build_crl_soon(&head.issuer_id);
+                        pki.build_crl_soon(crl_bytes::Which::Complete, &head.issuer_id);
+                    }
+                    if let Command::PublishDeltaHead { head } = command {
+                        pki.build_crl_soon(crl_bytes::Which::Delta, &head.issuer_id);
                     }
                     if let Command::TidyExpired { tidy } = command {
                         for serial in &tidy.serials {
                             pki.ocsp_cache.forget(&serial.0);
                         }
                         for head in &tidy.crl_heads {
-                            pki.build_crl_soon(&head.issuer_id);
+                            pki.build_crl_soon(crl_bytes::Which::Complete, &head.issuer_id);
                         }
                     }
                     matches!(

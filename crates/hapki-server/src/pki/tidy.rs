@@ -95,9 +95,11 @@ impl Pki {
     async fn tidy_batches(&self, caller: &Caller, max_batches: Option<u32>) -> Result<TidyReport, PkiError> {
         let _one_at_a_time = self.tidy.running.lock().await;
         let mut report = TidyReport::default();
+        let mut drained = false;
         while max_batches.is_none_or(|max| report.batches < max) {
             let started = Instant::now();
             let Some(done) = self.tidy_batch(caller).await? else {
+                drained = true;
                 break;
             };
             report.batches += 1;
@@ -111,9 +113,11 @@ impl Pki {
             let share = self.reader()?.tidy_policy()?.share_percent;
             tokio::time::sleep(pause_after(started.elapsed(), share)).await;
         }
-        let reader = self.reader()?;
-        let policy = reader.tidy_policy()?;
-        report.pending = reader.tidy_pending(self.now().saturating_sub(policy.retention_secs))?;
+        if !drained {
+            let reader = self.reader()?;
+            let policy = reader.tidy_policy()?;
+            report.pending = reader.tidy_pending(self.now().saturating_sub(policy.retention_secs))?;
+        }
         Ok(report)
     }
 
