@@ -464,3 +464,81 @@ print(format(delta.get_revoked_certificate_by_serial_number(int(sys.argv[1], 16)
         "{printed}"
     );
 }
+
+/// Partitioned CRLs as relying parties see them: past the partition size each new
+/// certificate names one partition's CRL; `openssl verify -crl_check` with that CRL finds
+/// its revocation, the other partition's CRL is not of its scope (its Issuing
+/// Distribution Point names another URL), and pkilint lints a partition CRL.
+#[test]
+fn each_certificate_is_revoked_on_its_own_partition_crl() {
+    pkilint_bin();
+    let node = Node::start();
+    let dir = node.work();
+    let v = node.json(&["cluster", "settings", "--crl-partition-size", "1"]);
+    assert_eq!(v["crl_partition_size"], 1, "{v}");
+    let first = node.issue("first", "server", &["CN:first.example.com"]);
+    node.ok(&["cert", "revoke", &serial_of(dir, &first)]);
+    // Past the size: two partitions. Certificates until each partition has one.
+    let mut found: [Option<(PathBuf, String)>; 2] = [None, None];
+    for i in 0..40 {
+        let name = format!("p{i}");
+        let cert = node.issue(&name, "server", &[&format!("CN:{name}.example.com")]);
+        let text = ossl(
+            dir,
+            &[
+                "x509",
+                "-in",
+                &format!("{name}.pem"),
+                "-noout",
+                "-ext",
+                "crlDistributionPoints",
+            ],
+        );
+        let url = text
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("URI:"))
+            .expect("a CRL distribution point")
+            .to_string();
+        let p: usize = url.rsplit('/').next().unwrap().parse().expect("a partition URL");
+        found[p].get_or_insert((cert, url));
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let found: Vec<(PathBuf, String)> = found.into_iter().map(|f| f.expect("both partitions")).collect();
+    for (i, (cert, url)) in found.iter().enumerate() {
+        node.ok(&["cert", "revoke", &serial_of(dir, cert), "--reason", "keyCompromise"]);
+        std::fs::write(dir.join(format!("part{i}.der")), node.get_ok(url).1).unwrap();
+    }
+    let ca = node.ca_pem().to_str().expect("path").to_string();
+    for (i, (cert, _)) in found.iter().enumerate() {
+        ossl(
+            dir,
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                &format!("part{i}.der"),
+                "-out",
+                &format!("part{i}.pem"),
+            ],
+        );
+        let text = ossl(dir, &["crl", "-in", &format!("part{i}.pem"), "-noout", "-text"]);
+        assert!(text.contains("Issuing Distribution Point: critical"), "{text}");
+        let cert = cert.to_str().unwrap();
+        let own = format!("part{i}.pem");
+        let other = format!("part{}.pem", 1 - i);
+        let (ok, out) = openssl(dir, &["verify", "-crl_check", "-CAfile", &ca, "-CRLfile", &own, cert]);
+        assert!(
+            !ok && out.contains("certificate revoked"),
+            "its own partition lists it: {out}"
+        );
+        let (ok, out) = openssl(dir, &["verify", "-crl_check", "-CAfile", &ca, "-CRLfile", &other, cert]);
+        assert!(
+            !ok && !out.contains("certificate revoked"),
+            "the other partition is not its scope: {out}"
+        );
+    }
+    lint_crl(dir, "part0.der");
+}

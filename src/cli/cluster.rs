@@ -137,6 +137,10 @@ pub struct SettingsArgs {
     /// How often delta CRLs are published, in seconds (0: none)
     #[arg(long)]
     delta_crl_secs: Option<u64>,
+    /// Revoked certificates per CRL partition: past it, new certificates name one of
+    /// several partition CRLs (0: one CRL per issuer)
+    #[arg(long)]
+    crl_partition_size: Option<u64>,
 }
 
 #[derive(Args)]
@@ -279,6 +283,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                 tidy_batch: args.tidy_batch,
                 tidy_share_percent: args.tidy_share,
                 delta_crl_secs: args.delta_crl_secs,
+                crl_partition_size: args.crl_partition_size,
             };
             let nothing = change.voters_target.is_none()
                 && change.serial_mode.is_none()
@@ -287,7 +292,8 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                 && change.tidy_retention_secs.is_none()
                 && change.tidy_batch.is_none()
                 && change.tidy_share_percent.is_none()
-                && change.delta_crl_secs.is_none();
+                && change.delta_crl_secs.is_none()
+                && change.crl_partition_size.is_none();
             let v: ClusterSettings = if nothing {
                 client.get("/v1/cluster/settings").await?
             } else {
@@ -308,6 +314,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCommand) -> CliResult {
                     ("tidy batch", v.tidy_batch.to_string()),
                     ("tidy share (%)", v.tidy_share_percent.to_string()),
                     ("delta CRLs every (s)", v.delta_crl_secs.to_string()),
+                    ("CRL partition size", v.crl_partition_size.to_string()),
                     ("promoted", list(&v.promoted, ", ")),
                 ],
             );

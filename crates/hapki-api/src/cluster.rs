@@ -263,6 +263,9 @@ pub struct ClusterSettings {
     /// How often delta CRLs are published, in seconds; 0: none.
     #[serde(default)]
     pub delta_crl_secs: u64,
+    /// Revoked certificates per CRL partition; 0: one CRL per issuer.
+    #[serde(default)]
+    pub crl_partition_size: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promoted: Vec<String>,
 }
@@ -287,6 +290,8 @@ pub struct SettingsChange {
     pub tidy_share_percent: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta_crl_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_partition_size: Option<u64>,
 }
 
 /// What `cluster rotate-kek` did.

@@ -3,14 +3,17 @@
 //! issuer's own key id (x509-cert's CrlBuilder copies the wrong one), and the number is
 //! given by the caller, who guarantees that it only increases, complete and delta CRLs
 //! sharing one sequence. A complete CRL names where its deltas are (Freshest CRL); a delta
-//! names the complete CRL it brings up to date (Delta CRL Indicator, critical).
+//! names the complete CRL it brings up to date (Delta CRL Indicator, critical). A
+//! partition CRL lists the revoked certificates whose CRL distribution point is that
+//! partition's URL, which its Issuing Distribution Point (critical) names.
 
 use der::asn1::OctetString;
+use der::Decode;
 use der::Encode;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
-use x509_cert::ext::pkix::crl::dp::DistributionPoint;
-use x509_cert::ext::pkix::crl::{BaseCrlNumber, FreshestCrl};
-use x509_cert::ext::pkix::name::DistributionPointName;
+use x509_cert::ext::pkix::crl::dp::{DistributionPoint, IssuingDistributionPoint};
+use x509_cert::ext::pkix::crl::{BaseCrlNumber, CrlDistributionPoints, FreshestCrl};
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber};
 use x509_cert::ext::{AsExtension, Extension};
 
@@ -35,6 +38,38 @@ pub enum CrlKind<'a> {
     Complete { freshest: Option<&'a str> },
     /// A delta CRL: what was revoked since complete CRL `base`.
     Delta { base: u64 },
+    /// One partition of the end-entity certificates, published at `url`.
+    Partition { url: &'a str },
+}
+
+/// The partition URL of an issuer's CRL: `{base}/v1/issuers/{id}/crl/{partition}`.
+pub fn partition_url(base: &str, issuer_id: &str, partition: u32) -> String {
+    format!("{}/v1/issuers/{issuer_id}/crl/{partition}", base.trim_end_matches('/'))
+}
+
+/// The CRL partition a certificate names in its CRL distribution point, if it names one
+/// of `issuer_id`'s: the number after `/v1/issuers/{issuer_id}/crl/`.
+pub fn partition_of(cert_der: &[u8], issuer_id: &str) -> Option<u32> {
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    let ext = cert
+        .tbs_certificate
+        .extensions
+        .as_ref()?
+        .iter()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS)?;
+    let points = CrlDistributionPoints::from_der(ext.extn_value.as_bytes()).ok()?;
+    let suffix = format!("/v1/issuers/{issuer_id}/crl/");
+    points.0.iter().find_map(|dp| match &dp.distribution_point {
+        Some(DistributionPointName::FullName(names)) => names.iter().find_map(|n| match n {
+            GeneralName::UniformResourceIdentifier(uri) => {
+                let url = uri.as_str();
+                let at = url.rfind(&suffix)?;
+                url[at + suffix.len()..].parse().ok()
+            }
+            _ => None,
+        }),
+        _ => None,
+    })
 }
 
 /// Builds and signs a CRL of `kind`.
@@ -82,6 +117,23 @@ pub fn build_crl(
         CrlKind::Delta { base } => {
             let base = der::asn1::Uint::new(&base.to_be_bytes())?;
             exts.push(BaseCrlNumber(base).to_extension(issuer.subject, &exts)?);
+        }
+        CrlKind::Partition { url } => {
+            let idp = IssuingDistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![crate::issue::uri(url)?])),
+                only_contains_user_certs: true,
+                only_contains_ca_certs: false,
+                only_some_reasons: None,
+                indirect_crl: false,
+                only_contains_attribute_certs: false,
+            };
+            // x509-cert's AssociatedOid of IssuingDistributionPoint is subjectInfoAccess's
+            // (0.2.5 and 0.3.0): the extension is made by hand with id-ce-issuingDistributionPoint.
+            exts.push(Extension {
+                extn_id: const_oid::db::rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT,
+                critical: true,
+                extn_value: OctetString::new(idp.to_der()?)?,
+            });
         }
     }
     let tbs = TbsCertList {

@@ -135,6 +135,7 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         Command::SetTidyPolicy { policy } => crate::tidy::set_policy(txn, policy),
         Command::SetCrlPolicy { policy } => crate::crl_delta::set_policy(txn, policy),
         Command::PublishDeltaHead { head } => crate::crl_delta::publish(txn, head),
+        Command::SetCrlPartitioning { policy } => crate::crl_partition::set_policy(txn, policy),
     }
 }
 
@@ -441,6 +442,7 @@ fn revoke(
     txn.open_table(SM_REVOKED)?
         .insert(key.as_slice(), encode(&revocation).as_slice())?;
     crate::crl_head::note_revoked(txn, &key)?;
+    crate::crl_partition::note_revoked(txn, &cert.issuer_id, serial, &cert.der)?;
     if let Some(key) = idempotency_key {
         txn.open_table(SM_IDEMPOTENCY)?
             .insert(key.as_slice(), serial.as_slice())?;

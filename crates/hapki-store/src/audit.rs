@@ -216,6 +216,7 @@ fn object(command: &Command) -> String {
                 serials.join(" ")
             )
         }
+        Command::SetCrlPartitioning { policy } => format!("CRL partitions of {} revocations", policy.size),
         Command::SetCrlPolicy { policy } => format!("delta CRLs every {} s", policy.delta_secs),
         Command::SetTidyPolicy { policy } => format!(
             "tidy retention {} s, batch {}, share {} %",

@@ -299,6 +299,9 @@ mod tests {
             Command::SetCrlPolicy {
                 policy: crate::crl_delta::CrlPolicy { delta_secs: 5 },
             },
+            Command::SetCrlPartitioning {
+                policy: crate::crl_partition::CrlPartitioning { size: 50_000 },
+            },
             Command::PublishDeltaHead {
                 head: crate::crl_delta::DeltaHead {
                     issuer_id: "aa".into(),
@@ -326,7 +329,7 @@ mod tests {
         let kinds: BTreeSet<&str> = commands.iter().map(Command::kind).collect();
         // The three rotations are `rotate_kek`, both CRL publications `publish_crl`; an
         // audited command is its command's kind.
-        assert_eq!(kinds.len(), 34, "one of each command: {kinds:?}");
+        assert_eq!(kinds.len(), 35, "one of each command: {kinds:?}");
         for command in &commands {
             round_trips(command);
         }

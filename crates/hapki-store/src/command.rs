@@ -163,6 +163,10 @@ pub enum Command {
     /// Publishes delta CRL `head.number` of `head.issuer_id` without its bytes: every
     /// revocation applied after complete CRL `head.base` and before it (format 3).
     PublishDeltaHead { head: crate::crl_delta::DeltaHead },
+    /// Sets when an issuer's CRL is split into partitions (format 3).
+    SetCrlPartitioning {
+        policy: crate::crl_partition::CrlPartitioning,
+    },
 }
 
 impl Command {
@@ -218,6 +222,7 @@ impl Command {
             Command::SetTidyPolicy { .. } => "set_tidy_policy",
             Command::SetCrlPolicy { .. } => "set_crl_policy",
             Command::PublishDeltaHead { .. } => "publish_delta_crl",
+            Command::SetCrlPartitioning { .. } => "set_crl_partitioning",
         }
     }
 }

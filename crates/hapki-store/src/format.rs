@@ -44,7 +44,7 @@ pub fn describe(format: u32) -> &'static str {
     match format {
         1 => "issuance, revocation, CRL, OCSP, tokens, key archive, backups, audit log",
         2 => "issuing-CA rollover (`hapki ca rotate`), CRLs signed by each node from its replica",
-        3 => "expiry tidy (`hapki tidy`), delta CRLs",
+        3 => "expiry tidy (`hapki tidy`), delta CRLs, partitioned CRLs",
         _ => "unknown to this build",
     }
 }
@@ -58,7 +58,8 @@ impl Command {
             Command::TidyExpired { .. }
             | Command::SetTidyPolicy { .. }
             | Command::SetCrlPolicy { .. }
-            | Command::PublishDeltaHead { .. } => 3,
+            | Command::PublishDeltaHead { .. }
+            | Command::SetCrlPartitioning { .. } => 3,
             Command::Audited { command, .. } => command.format(),
             Command::RotateKekWithAudit { rotation, .. } => rotation.format(),
             _ => 1,

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod command;
 pub mod crl_delta;
 pub mod crl_head;
+pub mod crl_partition;
 pub mod format;
 mod index;
 mod kek;

@@ -64,6 +64,10 @@ pub const SM_CRL_DELTAS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("s
 /// head, which that delta does not list ([`crate::crl_delta`]).
 pub const SM_CRL_SINCE_DELTA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crl_since_delta");
 
+/// Issuer id ‖ `/` ‖ partition (4 bytes, big-endian) ‖ serial → nothing: the CRL partition
+/// each revoked certificate names ([`crate::crl_partition`]).
+pub const SM_REVOKED_PARTITION: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_revoked_partition");
+
 /// Not-after (8 bytes, big-endian) ‖ serial (20 bytes) → nothing: every stored certificate
 /// by the time it expires, derived from [`SM_CERTS`] ([`crate::index`]).
 pub const IDX_CERT_EXPIRY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idx_cert_expiry");
@@ -81,7 +85,7 @@ pub type SmTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 /// The state-machine tables, in the fixed order snapshots and digests use; new tables go
 /// at the end, and count in the digest only once they hold rows (so that a state without
 /// them digests as it did before they existed).
-pub const SM_TABLES: [SmTable; 19] = [
+pub const SM_TABLES: [SmTable; 20] = [
     SM_META,
     SM_ISSUERS,
     SM_CERTS,
@@ -101,6 +105,7 @@ pub const SM_TABLES: [SmTable; 19] = [
     SM_CRL_PENDING,
     SM_CRL_DELTAS,
     SM_CRL_SINCE_DELTA,
+    SM_REVOKED_PARTITION,
 ];
 
 /// How many of [`SM_TABLES`] count in the digest even when empty.

@@ -181,6 +181,7 @@ pub(crate) fn apply(txn: &WriteTransaction, tidy: &Tidy) -> Result<CommandResult
                 revocations.remove(key.as_slice())?;
                 pending.remove(key.as_slice())?;
                 crate::crl_delta::forget_revoked(txn, &key)?;
+                crate::crl_partition::forget_revoked(txn, &cert.issuer_id, &cert.serial.0, &cert.der)?;
                 revoked += 1;
             }
         }

@@ -16,7 +16,7 @@ mod tidy;
 mod tokens;
 
 #[cfg(test)]
-mod delta_crl_tests;
+mod crl_tests;
 #[cfg(test)]
 mod keys_tests;
 #[cfg(test)]

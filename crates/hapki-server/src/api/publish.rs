@@ -27,6 +27,7 @@ pub fn routes() -> Router<Arc<Pki>> {
         .route("/v1/issuers/{id}/ca.pem", get(issuer_ca_pem))
         .route("/v1/issuers/{id}/crl", get(issuer_crl_der))
         .route("/v1/issuers/{id}/crl.pem", get(issuer_crl_pem))
+        .route("/v1/issuers/{id}/crl/{partition}", get(issuer_partition_crl))
         .route("/v1/issuers/{id}/delta-crl", get(issuer_delta_crl_der))
         .route("/v1/issuers/{id}/delta-crl.pem", get(issuer_delta_crl_pem))
         .route("/ocsp", post(ocsp_post))
@@ -88,6 +89,25 @@ async fn issuer_crl_der(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> 
 
 async fn issuer_crl_pem(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     Ok(crl_pem_response(crl_der(&pki, Some(&id)).await?))
+}
+
+/// `GET /v1/issuers/{id}/crl/{p}` (DER) and `/v1/issuers/{id}/crl/{p}.pem`.
+async fn issuer_partition_crl(
+    State(pki): State<Arc<Pki>>,
+    Path((id, partition)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (number, pem) = match partition.strip_suffix(".pem") {
+        Some(n) => (n, true),
+        None => (partition.as_str(), false),
+    };
+    let number: u32 = number.parse().map_err(|_| {
+        crate::pki::PkiError::not_found(format!(
+            "'{partition}' is not a CRL partition: the path ends in its number, as certificates name it"
+        ))
+    })?;
+    let issuer = pki.issuer(Some(&id))?;
+    let crl = pki.partition_crl_der(&issuer.record.id, number).await?;
+    Ok(if pem { crl_pem_response(crl) } else { crl_response(crl) })
 }
 
 async fn issuer_delta_crl_der(State(pki): State<Arc<Pki>>, Path(id): Path<String>) -> Result<Response, ApiError> {

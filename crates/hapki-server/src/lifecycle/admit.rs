@@ -124,10 +124,11 @@ impl Node {
             && change.recovery_approvals.is_none()
             && !tidy_changed
             && change.delta_crl_secs.is_none()
+            && change.crl_partition_size.is_none()
         {
             return Err(LifecycleError::invalid(
                 "nothing to change: give voters_target, serial_mode, serial_range, recovery_approvals, \
-                 tidy_retention_secs, tidy_batch, tidy_share_percent or delta_crl_secs",
+                 tidy_retention_secs, tidy_batch, tidy_share_percent, delta_crl_secs or crl_partition_size",
             ));
         }
         if let Some(secs) = change.delta_crl_secs.filter(|s| *s > 86_400) {
@@ -195,6 +196,10 @@ impl Node {
         if let Some(delta_secs) = change.delta_crl_secs {
             let policy = hapki_store::crl_delta::CrlPolicy { delta_secs };
             pki.propose_as(caller, Command::SetCrlPolicy { policy }).await?;
+        }
+        if let Some(size) = change.crl_partition_size {
+            let policy = hapki_store::crl_partition::CrlPartitioning { size };
+            pki.propose_as(caller, Command::SetCrlPartitioning { policy }).await?;
         }
         let mut promoted = Vec::new();
         if change.voters_target.is_some() {

@@ -461,6 +461,7 @@ fn settings_view(node: &Node) -> Result<ClusterSettings, ApiError> {
         tidy_batch: tidy.batch,
         tidy_share_percent: tidy.share_percent,
         delta_crl_secs: reader.crl_policy()?.delta_secs,
+        crl_partition_size: reader.crl_partitioning()?.size,
         promoted: Vec::new(),
     })
 }

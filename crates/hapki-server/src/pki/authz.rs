@@ -172,7 +172,8 @@ impl Pki {
             | Command::RotateKekWithArchive { .. }
             | Command::SetRecoveryPolicy { .. }
             | Command::SetTidyPolicy { .. }
-            | Command::SetCrlPolicy { .. } => Action::ManageCluster,
+            | Command::SetCrlPolicy { .. }
+            | Command::SetCrlPartitioning { .. } => Action::ManageCluster,
             Command::TidyExpired { .. } => Action::Tidy,
             Command::RecordBackup { backup } => {
                 if backup.taken_by.as_deref() != Some(caller.token_id.as_str()) {

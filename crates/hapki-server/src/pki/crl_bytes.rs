@@ -85,6 +85,8 @@ impl CrlBytes {
 pub enum Which {
     Complete,
     Delta,
+    /// One partition of the latest complete CRL.
+    Partition(u32),
 }
 
 impl Pki {
@@ -123,23 +125,47 @@ impl Pki {
         self.built_crl(Which::Delta, issuer_id, number).await
     }
 
+    /// The DER of partition `partition` of the issuer's latest complete CRL.
+    pub async fn partition_crl_der(&self, issuer_id: &str, partition: u32) -> Result<Arc<BuiltCrl>, PkiError> {
+        if partition >= hapki_store::crl_partition::MAX_PARTITIONS {
+            return Err(PkiError::not_found(format!(
+                "CRL partitions are numbered from 0 to {}",
+                hapki_store::crl_partition::MAX_PARTITIONS - 1
+            )));
+        }
+        let number = match self.reader()?.latest_crl(issuer_id)? {
+            Some(LatestCrl::Head(h)) => h.number,
+            Some(LatestCrl::Signed(_)) | None => {
+                return Err(PkiError::unavailable(
+                    "the issuer's first CRL of state format 2 or later has not been published yet; retry shortly",
+                ))
+            }
+        };
+        self.built_crl(Which::Partition(partition), issuer_id, number).await
+    }
+
     fn bytes_of(&self, which: Which) -> &CrlBytes {
         match which {
             Which::Complete => &self.crl_bytes,
             Which::Delta => &self.delta_bytes,
+            Which::Partition(_) => &self.partition_bytes,
         }
     }
 
     /// CRL `number` of the issuer: the one kept, or built from the replica now.
     async fn built_crl(&self, which: Which, issuer_id: &str, number: u64) -> Result<Arc<BuiltCrl>, PkiError> {
         let bytes = self.bytes_of(which);
-        if let Some(kept) = bytes.kept(issuer_id, number) {
+        let key = match which {
+            Which::Partition(p) => format!("{issuer_id}/{p}"),
+            _ => issuer_id.to_string(),
+        };
+        if let Some(kept) = bytes.kept(&key, number) {
             return Ok(kept);
         }
-        let lock = bytes.build_lock(issuer_id);
+        let lock = bytes.build_lock(&key);
         let _one_build = lock.lock().await;
         // Built while this request waited for the lock?
-        if let Some(kept) = bytes.kept(issuer_id, number) {
+        if let Some(kept) = bytes.kept(&key, number) {
             return Ok(kept);
         }
         let issuer = self.issuer(Some(issuer_id))?;
@@ -168,6 +194,11 @@ impl Pki {
                         revoked,
                     )
                 }
+                Which::Partition(p) => {
+                    let (head, revoked) = reader.partition_entries(id, p)?.ok_or_else(changed)?;
+                    let url = hapki_domain::crl::partition_url(&base_url, id, p);
+                    (head.number, head.this_update, head.next_update, Part(url), revoked)
+                }
             };
             drop(reader);
             let kind = match &kind {
@@ -175,6 +206,7 @@ impl Pki {
                     freshest: url.as_deref(),
                 },
                 DeltaOf(base) => CrlKind::Delta { base: *base },
+                Part(url) => CrlKind::Partition { url },
             };
             let der = sign_crl(&issuer, number, this_update, next_update, kind, revoked)?;
             Ok(BuiltCrl {
@@ -186,7 +218,7 @@ impl Pki {
         .map_err(|e| PkiError::internal(format!("building a CRL failed: {e}")))??;
         metrics::histogram!(crate::metrics::CRL_BUILD_SECONDS).record(started.elapsed().as_secs_f64());
         let built = Arc::new(built);
-        bytes.keep(issuer_id, built.clone());
+        bytes.keep(&key, built.clone());
         Ok(built)
     }
 
@@ -204,6 +236,7 @@ impl Pki {
             let built = match which {
                 Which::Complete => pki.crl_der(&issuer_id).await,
                 Which::Delta => pki.delta_crl_der(&issuer_id).await,
+                Which::Partition(p) => pki.partition_crl_der(&issuer_id, p).await,
             };
             if let Err(e) = built {
                 tracing::warn!("building the CRL of issuer {issuer_id} failed: {e}");
@@ -216,5 +249,6 @@ impl Pki {
 enum Built {
     Freshest(Option<String>),
     DeltaOf(u64),
+    Part(String),
 }
-use Built::{DeltaOf, Freshest};
+use Built::{DeltaOf, Freshest, Part};

@@ -232,6 +232,11 @@ impl Pki {
         let common_name = common_name(&spec.subject);
         let sans: Vec<String> = spec.sans.iter().map(|s| s.to_string()).collect();
         for _ in 0..SERIAL_ATTEMPTS {
+            if !spec.ca {
+                if let Some(url) = self.partition_crl_url(&base, &issuer.record.id, &spec.serial)? {
+                    spec.publication.crl_url = Some(url);
+                }
+            }
             let der = build_certificate(Some(&issuer.view()), None, &spec)?;
             let record = CertRecord {
                 serial: spec.serial,

@@ -15,6 +15,7 @@ pub mod gates;
 mod issue;
 mod ocsp;
 pub mod ocsp_cache;
+mod partitions;
 mod profiles;
 mod recovery;
 mod rollover;
@@ -116,6 +117,8 @@ pub struct Pki {
     /// The CRLs this node built from heads, complete and delta.
     crl_bytes: crl_bytes::CrlBytes,
     delta_bytes: crl_bytes::CrlBytes,
+    partition_bytes: crl_bytes::CrlBytes,
+    revoked_counts: partitions::RevokedCounts,
     tidy: tidy::TidyState,
 }
 
@@ -140,6 +143,8 @@ impl Pki {
             ocsp_cache: ocsp_cache::OcspCache::default(),
             crl_bytes: crl_bytes::CrlBytes::default(),
             delta_bytes: crl_bytes::CrlBytes::default(),
+            partition_bytes: crl_bytes::CrlBytes::default(),
+            revoked_counts: partitions::RevokedCounts::default(),
             tidy: tidy::TidyState::default(),
         });
         pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
@@ -231,6 +236,8 @@ impl Pki {
         self.ocsp_cache.clear();
         self.crl_bytes.clear();
         self.delta_bytes.clear();
+        self.partition_bytes.clear();
+        self.revoked_counts.clear();
         self.generation.fetch_add(1, Ordering::SeqCst);
         let mut c = self.caches.write().expect("cache lock");
         c.issuers.clear();
@@ -384,6 +391,11 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
                     }
                     if let Command::PublishCrlHead { head } = command {
                         pki.build_crl_soon(crl_bytes::Which::Complete, &head.issuer_id);
+                    }
+                    if let Command::Revoke { serial, .. } = command {
+                        if let Ok(Some(cert)) = pki.reader().and_then(|r| Ok(r.cert(serial)?)) {
+                            pki.revoked_counts.forget(&cert.issuer_id);
+                        }
                     }
                     if let Command::PublishDeltaHead { head } = command {
                         pki.build_crl_soon(crl_bytes::Which::Delta, &head.issuer_id);

@@ -1,5 +1,6 @@
-//! Delta CRLs on the publication routes: a complete CRL that points to its deltas, deltas
-//! that list what was revoked since it, and the next complete CRL taking them over.
+//! Delta and partition CRLs on the publication routes: a complete CRL that points to its
+//! deltas, deltas that list what was revoked since it, the next complete CRL taking them
+//! over; certificates that name a partition, whose CRL lists only its own.
 
 use axum::body::Body;
 use axum::http::Request;
@@ -183,4 +184,103 @@ async fn turned_off_the_next_complete_crl_has_no_deltas_and_bad_paths_are_refuse
         .publish(Request::post(delta_path.as_str()).body(Body::empty()).unwrap())
         .await;
     assert_eq!(a.status, 405);
+}
+
+/// The CRL URL a certificate (PEM) names.
+fn cdp_of(pem: &str) -> String {
+    let der = hapki_domain::pem::decode_one(pem.as_bytes(), &[hapki_domain::pem::PemLabel::Certificate]).unwrap();
+    let cert = x509_cert::Certificate::from_der(&der).unwrap();
+    let ext = cert
+        .tbs_certificate
+        .extensions
+        .unwrap()
+        .into_iter()
+        .find(|e| e.extn_id == ObjectIdentifier::new_unwrap("2.5.29.31"))
+        .unwrap();
+    let points = x509_cert::ext::pkix::CrlDistributionPoints::from_der(ext.extn_value.as_bytes()).unwrap();
+    match &points.0[0].distribution_point {
+        Some(DistributionPointName::FullName(names)) => match &names[0] {
+            GeneralName::UniformResourceIdentifier(u) => u.to_string(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_partition_size_certificates_name_a_partition_whose_crl_lists_only_its_own() {
+    let api = Api::new().await;
+    let complete_path = format!("/v1/issuers/{}/crl", api.root);
+    let partitioning = hapki_store::crl_partition::CrlPartitioning { size: 1 };
+    api.pki
+        .propose_as(&Caller::node(), Command::SetCrlPartitioning { policy: partitioning })
+        .await
+        .unwrap();
+    // Nothing revoked yet: the complete CRL.
+    let (first, _) = issue_and_revoke(&api, "first.example.com").await;
+    let a = api.get(&format!("/v1/certs/{first}")).await;
+    assert!(cdp_of(a.body["certificate"].as_str().unwrap()).ends_with(&complete_path));
+
+    // One revoked, past the size of 1: two partitions, chosen by the serial.
+    let mut by_partition: [Vec<String>; 2] = Default::default();
+    for i in 0..40 {
+        let cn = format!("p{i}.example.com");
+        let body = json!({"csr": csr(KeyType::EcP256, &cn, &[&cn]), "profile": "server"});
+        let a = api.post("/v1/certs", &body).await;
+        assert_eq!(a.status, 201, "{:?}", a.body);
+        let url = cdp_of(a.body["certificate"].as_str().unwrap());
+        let p: usize = url.rsplit('/').next().unwrap().parse().unwrap();
+        assert!(url.ends_with(&format!("{complete_path}/{p}")), "{url}");
+        let serial = Serial::from_hex(a.body["serial"].as_str().unwrap()).unwrap().to_hex();
+        if by_partition[p].len() < 2 {
+            by_partition[p].push(serial);
+        }
+        if by_partition.iter().all(|s| s.len() == 2) {
+            break;
+        }
+    }
+    assert!(
+        by_partition.iter().all(|s| s.len() == 2),
+        "40 serials land in both partitions"
+    );
+    // Revoke one of each partition; the other of each stays good.
+    for serials in &by_partition {
+        let r = api
+            .post(
+                &format!("/v1/certs/{}/revoke", serials[0]),
+                &json!({"reason": "superseded"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let complete = fetch(&api, &complete_path).await.unwrap();
+    for (p, serials) in by_partition.iter().enumerate() {
+        let part = fetch(&api, &format!("{complete_path}/{p}")).await.unwrap();
+        assert_eq!(part.number, complete.number, "a partition is of the latest head");
+        assert_eq!(part.serials, [serials[0].clone()], "partition {p} lists its own only");
+        assert!(
+            complete.serials.contains(&serials[0]),
+            "the complete CRL lists every one"
+        );
+    }
+    assert!(complete.serials.contains(&first));
+
+    let part = api
+        .publish(
+            Request::get(format!("{complete_path}/0.pem"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(String::from_utf8_lossy(&part.bytes).starts_with("-----BEGIN X509 CRL-----"));
+    for bad in ["x", "4096", "-1", "0.der"] {
+        let a = api
+            .publish(
+                Request::get(format!("{complete_path}/{bad}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(a.status, 404, "{bad}: {:?}", a.body);
+    }
 }
