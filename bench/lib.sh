@@ -30,6 +30,19 @@ machine() {
 cargo build --release -q
 hapki=$PWD/target/release/hapki
 
+# `dev_node`: a dev node (release build) on loopback ports, its data in $work/hapki; sets hp,
+# hh (HTTPS and plain-HTTP ports) and server (its pid), exports HAPKI_URL, HAPKI_CA_CERT and
+# HAPKI_TOKEN.
+dev_node() {
+    hp=$(free_port); hh=$(free_port)
+    "$hapki" server --dev --data-dir "$work/hapki" --listen "127.0.0.1:$hp" --http-listen "127.0.0.1:$hh" >>"$work/hapki.log" 2>&1 &
+    server=$!
+    pids+=($server)
+    wait_http "https://127.0.0.1:$hp/v1/sys/health"
+    while [ ! -s "$work/hapki/admin-token" ]; do sleep 0.1; done
+    export HAPKI_URL="https://127.0.0.1:$hp" HAPKI_CA_CERT="$work/hapki/api-ca.pem" HAPKI_TOKEN="$(cat "$work/hapki/admin-token")"
+}
+
 # hapki cluster nodes: `start_hapki I` runs node I (release build, loopback ports; url[I],
 # pid[I], dir[I] set), `fulljoin I` joins it through node 0, and `hapki_cluster N` forms a
 # cluster of N nodes with node 0 as its first member (HAPKI_CA_CERT and HAPKI_TOKEN exported).

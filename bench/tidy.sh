@@ -19,13 +19,7 @@ source bench/lib.sh
 machine
 
 echo "== hapki $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-hp=$(free_port); hh=$(free_port)
-"$hapki" server --dev --data-dir "$work/hapki" --listen "127.0.0.1:$hp" --http-listen "127.0.0.1:$hh" >"$work/hapki.log" 2>&1 &
-server=$!
-pids+=($server)
-wait_http "https://127.0.0.1:$hp/v1/sys/health"
-while [ ! -s "$work/hapki/admin-token" ]; do sleep 0.1; done
-export HAPKI_URL="https://127.0.0.1:$hp" HAPKI_CA_CERT="$work/hapki/api-ca.pem" HAPKI_TOKEN="$(cat "$work/hapki/admin-token")"
+dev_node
 cd "$work"
 
 echo "== fill: $EXPIRED certificates valid ${TTL}s"

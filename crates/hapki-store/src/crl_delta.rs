@@ -197,11 +197,7 @@ impl StateReader {
             return Ok(None);
         }
         let (start, end) = issuer_prefix(issuer_id);
-        let since = self.txn().open_table(SM_CRL_SINCE_DELTA)?;
-        let mut later = std::collections::HashSet::new();
-        for row in since.range(start.as_slice()..end.as_slice())? {
-            later.insert(row?.0.value()[start.len()..].to_vec());
-        }
+        let later = self.issuer_rows(SM_CRL_SINCE_DELTA, issuer_id)?;
         let pending = self.txn().open_table(SM_CRL_PENDING)?;
         let revoked = self.txn().open_table(SM_REVOKED)?;
         let mut entries = Vec::new();
@@ -222,14 +218,7 @@ impl StateReader {
 
     /// How many revocations of the issuer no delta lists yet.
     pub fn revoked_since_delta(&self, issuer_id: &str) -> Result<u64, StoreError> {
-        let (start, end) = issuer_prefix(issuer_id);
-        let since = self.txn().open_table(SM_CRL_SINCE_DELTA)?;
-        let mut n = 0;
-        for row in since.range(start.as_slice()..end.as_slice())? {
-            row?;
-            n += 1;
-        }
-        Ok(n)
+        self.count_issuer_rows(SM_CRL_SINCE_DELTA, issuer_id)
     }
 }
 

@@ -170,6 +170,34 @@ pub(crate) fn note_revoked(txn: &WriteTransaction, revoked_key: &[u8]) -> Result
 }
 
 impl StateReader {
+    /// The keys of `table`'s rows of the issuer, less the issuer prefix (the serials of a
+    /// table keyed issuer ‖ `/` ‖ serial).
+    pub(crate) fn issuer_rows(
+        &self,
+        table: SmTable,
+        issuer_id: &str,
+    ) -> Result<std::collections::HashSet<Vec<u8>>, StoreError> {
+        let (start, end) = issuer_prefix(issuer_id);
+        let t = self.txn().open_table(table)?;
+        let mut rows = std::collections::HashSet::new();
+        for row in t.range(start.as_slice()..end.as_slice())? {
+            rows.insert(row?.0.value()[start.len()..].to_vec());
+        }
+        Ok(rows)
+    }
+
+    /// How many rows of `table` the issuer has (a table keyed issuer ‖ `/` ‖ ...).
+    pub(crate) fn count_issuer_rows(&self, table: SmTable, issuer_id: &str) -> Result<u64, StoreError> {
+        let (start, end) = issuer_prefix(issuer_id);
+        let t = self.txn().open_table(table)?;
+        let mut n = 0;
+        for row in t.range(start.as_slice()..end.as_slice())? {
+            row?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The latest CRL of an issuer, signed or a head.
     pub fn latest_crl(&self, issuer_id: &str) -> Result<Option<LatestCrl>, StoreError> {
         let head = self.txn().open_table(SM_CRL_HEADS)?;
@@ -185,12 +213,7 @@ impl StateReader {
         let Some(LatestCrl::Head(head)) = self.latest_crl(issuer_id)? else {
             return Ok(None);
         };
-        let (start, end) = issuer_prefix(issuer_id);
-        let pending = self.txn().open_table(SM_CRL_PENDING)?;
-        let mut later = std::collections::HashSet::new();
-        for row in pending.range(start.as_slice()..end.as_slice())? {
-            later.insert(row?.0.value()[start.len()..].to_vec());
-        }
+        let later = self.issuer_rows(SM_CRL_PENDING, issuer_id)?;
         let mut entries = self.revoked_of(issuer_id)?;
         entries.retain(|(serial, _)| !later.contains(serial.0.as_slice()));
         Ok(Some((head, entries)))
@@ -200,9 +223,8 @@ impl StateReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{cert, issuer, run, store};
+    use crate::tests::{cert, issuer, revoke, run, store};
     use crate::{Command, Store};
-    use hapki_domain::revocation::RevocationReason;
     use redb::ReadableTableMetadata;
 
     fn head(number: u64) -> Command {
@@ -213,15 +235,6 @@ mod tests {
                 this_update: 10 * number,
                 next_update: 10 * number + 100,
             },
-        }
-    }
-
-    fn revoke(serial: u64) -> Command {
-        Command::Revoke {
-            serial: Serial::from_u64(serial),
-            reason: RevocationReason::KeyCompromise,
-            at: 5,
-            idempotency_key: None,
         }
     }
 

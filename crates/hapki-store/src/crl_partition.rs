@@ -106,14 +106,7 @@ impl StateReader {
 
     /// How many revocations of the issuer are stored.
     pub fn revoked_count(&self, issuer_id: &str) -> Result<u64, StoreError> {
-        let (start, end) = issuer_prefix(issuer_id);
-        let t = self.txn().open_table(SM_REVOKED)?;
-        let mut n = 0;
-        for row in t.range(start.as_slice()..end.as_slice())? {
-            row?;
-            n += 1;
-        }
-        Ok(n)
+        self.count_issuer_rows(SM_REVOKED, issuer_id)
     }
 
     /// The latest head of the issuer and the revocations of partition `partition` it

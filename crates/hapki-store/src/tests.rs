@@ -58,6 +58,36 @@ pub(crate) fn cert(serial: u64, issuer_id: &str) -> CertRecord {
     }
 }
 
+/// A store at state format `format` with issuer `aa`, `extra` applied, then certificates
+/// 1..=`certs` of `aa` (certificate n expires at 1000 + n).
+pub(crate) fn issued_at(format: u32, extra: Vec<Command>, certs: u64) -> (tempfile::TempDir, Store) {
+    let (d, s) = store();
+    let mut cmds = vec![
+        Command::AddIssuer {
+            issuer: issuer("aa"),
+            make_default: true,
+        },
+        Command::SetStateFormat { to: format },
+    ];
+    cmds.extend(extra);
+    cmds.extend((1..=certs).map(|n| Command::IssueCert {
+        cert: cert(n, "aa"),
+        idempotency_key: None,
+    }));
+    assert!(run(&s, &cmds).iter().all(|r| *r == CommandResult::Applied));
+    (d, s)
+}
+
+/// A revocation of certificate `serial` (key compromise, at 5).
+pub(crate) fn revoke(serial: u64) -> Command {
+    Command::Revoke {
+        serial: Serial::from_u64(serial),
+        reason: RevocationReason::KeyCompromise,
+        at: 5,
+        idempotency_key: None,
+    }
+}
+
 pub(crate) fn history() -> Vec<Command> {
     let mut cmds = vec![
         Command::Bootstrap {

@@ -1,39 +1,13 @@
-use hapki_domain::revocation::RevocationReason;
-
 use super::*;
-use crate::tests::{cert, issuer, run, store};
+use crate::tests::{issued_at, revoke, run, store};
 use crate::{Command, Store};
 
 /// Issuer `aa`, certificates 1..=6, at format 3, with deltas `on` or not.
 fn issued(on: bool) -> (tempfile::TempDir, Store) {
-    let (d, s) = store();
-    let mut cmds = vec![
-        Command::AddIssuer {
-            issuer: issuer("aa"),
-            make_default: true,
-        },
-        Command::SetStateFormat { to: 3 },
-    ];
-    if on {
-        cmds.push(Command::SetCrlPolicy {
-            policy: CrlPolicy { delta_secs: 5 },
-        });
-    }
-    cmds.extend((1..=6).map(|n| Command::IssueCert {
-        cert: cert(n, "aa"),
-        idempotency_key: None,
-    }));
-    assert!(run(&s, &cmds).iter().all(|r| *r == CommandResult::Applied));
-    (d, s)
-}
-
-fn revoke(n: u64) -> Command {
-    Command::Revoke {
-        serial: Serial::from_u64(n),
-        reason: RevocationReason::KeyCompromise,
-        at: 5,
-        idempotency_key: None,
-    }
+    let policy = Command::SetCrlPolicy {
+        policy: CrlPolicy { delta_secs: 5 },
+    };
+    issued_at(3, if on { vec![policy] } else { vec![] }, 6)
 }
 
 fn complete(number: u64) -> Command {

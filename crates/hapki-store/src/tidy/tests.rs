@@ -1,34 +1,10 @@
-use hapki_domain::revocation::RevocationReason;
-
 use super::*;
-use crate::tests::{cert, issuer, run, store};
+use crate::tests::{issued_at, issuer, revoke, run, store};
 use crate::{Command, Store};
 
 /// Issuer `aa` and certificates 1..=10, certificate n expiring at 1000 + n, at format 3.
 fn issued() -> (tempfile::TempDir, Store) {
-    let (d, s) = store();
-    let mut cmds = vec![
-        Command::AddIssuer {
-            issuer: issuer("aa"),
-            make_default: true,
-        },
-        Command::SetStateFormat { to: 3 },
-    ];
-    cmds.extend((1..=10).map(|n| Command::IssueCert {
-        cert: cert(n, "aa"),
-        idempotency_key: None,
-    }));
-    assert!(run(&s, &cmds).iter().all(|r| *r == CommandResult::Applied));
-    (d, s)
-}
-
-fn revoke(n: u64) -> Command {
-    Command::Revoke {
-        serial: Serial::from_u64(n),
-        reason: RevocationReason::KeyCompromise,
-        at: 500,
-        idempotency_key: None,
-    }
+    issued_at(3, vec![], 10)
 }
 
 fn head(number: u64) -> CrlHead {

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# One node at a million certificates: a dev node (release build) filled through the API in
+# chunks of 100,000 (`hapki bench issue`), with issuance throughput measured at 10,000 and at
+# STORED certificates (`hapki bench issue --concurrency 32 --requests 5000`), the node's RSS,
+# the time from a restart to health 200, and the first page of `GET /v1/certs` with and
+# without a filter.
+#
+#   bench/scale.sh                    # STORED=1000000
+#   SMOKE=1 bench/scale.sh            # 20,000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STORED=${STORED:-1000000}
+CHUNK=${CHUNK:-100000}
+if [ -n "${SMOKE:-}" ]; then STORED=20000; CHUNK=10000; fi
+source bench/lib.sh
+machine
+
+echo "== hapki $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+hp=$(free_port); hh=$(free_port)
+start() {
+    "$hapki" server --dev --data-dir "$work/hapki" --listen "127.0.0.1:$hp" --http-listen "127.0.0.1:$hh" >>"$work/hapki.log" 2>&1 &
+    server=$!
+    pids+=($server)
+}
+start
+wait_http "https://127.0.0.1:$hp/v1/sys/health"
+while [ ! -s "$work/hapki/admin-token" ]; do sleep 0.1; done
+export HAPKI_URL="https://127.0.0.1:$hp" HAPKI_CA_CERT="$work/hapki/api-ca.pem" HAPKI_TOKEN="$(cat "$work/hapki/admin-token")"
+rate() { "$hapki" bench issue --concurrency 32 --requests 5000 --output json | field certs_per_sec; }
+
+"$hapki" bench issue --concurrency 32 --requests 10000 --output json >/dev/null
+at_10k=$(rate)
+echo "issuance at 10,000 stored: $at_10k certs/s"
+stored=15000
+t0=$(now)
+while [ "$stored" -lt "$STORED" ]; do
+    n=$((STORED - stored < CHUNK ? STORED - stored : CHUNK))
+    "$hapki" bench issue --concurrency 32 --requests "$n" --output json >/dev/null
+    stored=$((stored + n))
+    echo "  $stored stored, $(echo "$(now) - $t0" | bc) s, RSS $(rss_mib "$server") MiB"
+done
+at_full=$(rate)
+stored=$((stored + 5000))
+echo "issuance at $stored stored: $at_full certs/s ($(echo "scale=2; $at_full / $at_10k" | bc) of the rate at 10,000)"
+echo "RSS at $stored: $(rss_mib "$server") MiB; store $(du -sh "$work/hapki" | cut -f1)"
+
+page() { curl -s -o /dev/null -w '%{time_total}' --cacert "$HAPKI_CA_CERT" -H "Authorization: Bearer $HAPKI_TOKEN" "$HAPKI_URL/v1/certs?$1"; }
+for q in "limit=100" "limit=100&status=valid" "limit=100&issuer=$("$hapki" --output json ca list | python3 -c 'import json,sys; print(json.load(sys.stdin)["issuers"][0]["id"])')" "limit=100&status=revoked" "limit=100&san=no-such-name"; do
+    times=()
+    for _ in 1 2 3; do times+=("$(page "$q")"); done
+    echo "GET /v1/certs?$q: $(echo "scale=1; $(median "${times[@]}") * 1000 / 1" | bc) ms (${times[*]} s)"
+done
+
+kill "$server"
+wait "$server" 2>/dev/null || true
+t0=$(now)
+start
+for _ in $(seq 1 600); do curl -sf -o /dev/null --cacert "$HAPKI_CA_CERT" "$HAPKI_URL/v1/sys/health" && break; sleep 0.02; done
+echo "restart to health 200 at $stored: $(echo "$(now) - $t0" | bc) s; RSS then $(rss_mib "$server") MiB"
