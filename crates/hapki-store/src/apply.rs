@@ -442,6 +442,7 @@ fn revoke(
     txn.open_table(SM_REVOKED)?
         .insert(key.as_slice(), encode(&revocation).as_slice())?;
     crate::crl_head::note_revoked(txn, &key)?;
+    crate::index::add_revoked(txn, serial)?;
     crate::crl_partition::note_revoked(txn, &cert.issuer_id, serial, &cert.der)?;
     if let Some(key) = idempotency_key {
         txn.open_table(SM_IDEMPOTENCY)?

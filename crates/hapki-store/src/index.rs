@@ -6,17 +6,20 @@
 //! propose, and the command names the rows it changes.
 //!
 //! The expiry index ([`IDX_CERT_EXPIRY`]) orders every stored certificate by the time it
-//! expires, so that finding the expired ones reads only those.
+//! expires, so that finding the expired ones reads only those; the revoked index
+//! ([`IDX_REVOKED`]) holds the serials of the revoked ones, so that listing them reads only
+//! those.
 
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::codec::decode;
 use crate::records::CertRecord;
-use crate::tables::{IDX_CERT_EXPIRY, IDX_META, SM_CERTS};
+use crate::tables::{IDX_CERT_EXPIRY, IDX_META, IDX_REVOKED, SM_CERTS};
 use crate::StoreError;
 
 /// The version of the indexes below; an index recorded at another version is built anew.
-const VERSION: u32 = 1;
+/// Version 2 added the revoked index.
+const VERSION: u32 = 2;
 const EXPIRY: &str = "cert_expiry";
 
 /// Key of a certificate in [`IDX_CERT_EXPIRY`]: not-after, big-endian, then the serial.
@@ -38,6 +41,15 @@ pub(crate) fn add_cert(txn: &WriteTransaction, cert: &CertRecord) -> Result<(), 
 pub(crate) fn remove_cert(txn: &WriteTransaction, cert: &CertRecord) -> Result<(), StoreError> {
     let key = expiry_key(cert.not_after, &cert.serial.0);
     txn.open_table(IDX_CERT_EXPIRY)?.remove(key.as_slice())?;
+    if cert.revoked.is_some() {
+        txn.open_table(IDX_REVOKED)?.remove(cert.serial.0.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Indexes a revocation just applied.
+pub(crate) fn add_revoked(txn: &WriteTransaction, serial: &[u8; 20]) -> Result<(), StoreError> {
+    txn.open_table(IDX_REVOKED)?.insert(serial.as_slice(), [].as_slice())?;
     Ok(())
 }
 
@@ -46,12 +58,17 @@ pub(crate) fn remove_cert(txn: &WriteTransaction, cert: &CertRecord) -> Result<(
 pub(crate) fn rebuild(txn: &WriteTransaction) -> Result<u64, StoreError> {
     let mut expiry = txn.open_table(IDX_CERT_EXPIRY)?;
     expiry.retain(|_, _| false)?;
+    let mut revoked = txn.open_table(IDX_REVOKED)?;
+    revoked.retain(|_, _| false)?;
     let certs = txn.open_table(SM_CERTS)?;
     let mut n = 0u64;
     for row in certs.iter()? {
         let (_, v) = row?;
         let cert: CertRecord = decode(v.value())?;
         expiry.insert(expiry_key(cert.not_after, &cert.serial.0).as_slice(), [].as_slice())?;
+        if cert.revoked.is_some() {
+            revoked.insert(cert.serial.0.as_slice(), [].as_slice())?;
+        }
         n += 1;
     }
     txn.open_table(IDX_META)?.insert(EXPIRY, VERSION)?;
@@ -75,8 +92,14 @@ mod tests {
         t.iter().unwrap().map(|r| r.unwrap().0.value().to_vec()).collect()
     }
 
+    fn revoked_rows(s: &crate::Store) -> Vec<Vec<u8>> {
+        let txn = s.db().begin_read().unwrap();
+        let t = txn.open_table(IDX_REVOKED).unwrap();
+        t.iter().unwrap().map(|r| r.unwrap().0.value().to_vec()).collect()
+    }
+
     #[test]
-    fn issuing_indexes_by_expiry_and_a_rebuild_gives_the_same_rows() {
+    fn issuing_and_revoking_index_and_a_rebuild_gives_the_same_rows() {
         let (_d, s) = store();
         run(&s, &history());
         let mut late = cert(900_001, "aa");
@@ -90,6 +113,12 @@ mod tests {
         );
         let rows = expiry_rows(&s);
         assert_eq!(rows.len() as u64, s.reader().unwrap().cert_count().unwrap());
+        let revoked = revoked_rows(&s);
+        assert_eq!(
+            revoked,
+            [crate::tests::cert(3, "aa").serial.0.to_vec()],
+            "history revokes 3"
+        );
         assert_eq!(
             &rows[0][..8],
             5u64.to_be_bytes().as_slice(),
@@ -99,10 +128,57 @@ mod tests {
 
         let txn = s.db().begin_write().unwrap();
         txn.open_table(IDX_CERT_EXPIRY).unwrap().retain(|_, _| false).unwrap();
+        txn.open_table(IDX_REVOKED).unwrap().retain(|_, _| false).unwrap();
         assert_eq!(rebuild(&txn).unwrap(), rows.len() as u64);
         assert!(is_current(&txn).unwrap());
         txn.commit().unwrap();
         assert_eq!(expiry_rows(&s), rows);
+        assert_eq!(revoked_rows(&s), revoked);
         assert_eq!(s.reader().unwrap().digest().unwrap(), digest, "indexes are not state");
+    }
+
+    #[test]
+    fn revoked_certificates_page_through_the_index_in_serial_order_and_leave_it_with_the_tidy() {
+        let (_d, s) = crate::tests::issued_at(3, vec![], 10);
+        run(
+            &s,
+            &[
+                crate::tests::revoke(7),
+                crate::tests::revoke(2),
+                crate::tests::revoke(9),
+            ],
+        );
+        let page = |after: Option<u64>| {
+            let filter = crate::CertFilter {
+                status: Some(crate::CertStatus::Revoked),
+                after: after.map(hapki_domain::serial::Serial::from_u64),
+                limit: 1,
+                now: 0,
+                ..Default::default()
+            };
+            let certs = s.reader().unwrap().certs(&filter).unwrap();
+            certs
+                .first()
+                .map(|c| u64::from_be_bytes(c.serial.0[12..].try_into().unwrap()))
+        };
+        assert_eq!(
+            [page(None), page(Some(2)), page(Some(7)), page(Some(9))],
+            [Some(2), Some(7), Some(9), None]
+        );
+        let tidy = Command::TidyExpired {
+            tidy: crate::tidy::Tidy {
+                at: 2000,
+                expired_before: 1003,
+                serials: vec![hapki_domain::serial::Serial::from_u64(2)],
+                crl_heads: vec![crate::CrlHead {
+                    issuer_id: "aa".into(),
+                    number: 1,
+                    this_update: 2000,
+                    next_update: 3000,
+                }],
+            },
+        };
+        assert_eq!(run(&s, &[tidy]), [crate::CommandResult::Applied]);
+        assert_eq!(page(None), Some(7), "the tidied one left the index");
     }
 }

@@ -150,36 +150,54 @@ impl StateReader {
         Ok(self.txn.open_table(SM_CERTS)?.len()?)
     }
 
-    /// Certificates matching `filter`, in serial order.
+    /// Certificates matching `filter`, in serial order. Revoked ones are read through the
+    /// revoked index ([`crate::index`]), every other filter over the certificates in turn.
     pub fn certs(&self, filter: &CertFilter) -> Result<Vec<CertRecord>, StoreError> {
-        let t = self.txn.open_table(SM_CERTS)?;
+        let certs = self.txn.open_table(SM_CERTS)?;
         let start = filter.after.map(|s| s.0).unwrap_or([0u8; 20]);
         let subject = filter.subject.as_ref().map(|s| s.to_ascii_lowercase());
         let san = filter.san.as_ref().map(|s| s.to_ascii_lowercase());
-        let mut out = Vec::new();
-        for row in t.range(start.as_slice()..)? {
-            let (k, v) = row?;
-            if filter.after.is_some() && k.value() == start.as_slice() {
-                continue;
-            }
-            let c: CertRecord = decode(v.value())?;
+        let keep = |c: &CertRecord| {
             let expired = c.not_after <= filter.now;
-            let keep = match filter.status {
+            (match filter.status {
                 Some(CertStatus::Valid) => c.revoked.is_none() && !expired,
                 Some(CertStatus::Revoked) => c.revoked.is_some(),
                 Some(CertStatus::Expired) => expired,
                 None => true,
-            } && subject
+            }) && subject
                 .as_ref()
                 .is_none_or(|s| c.subject.to_ascii_lowercase().contains(s))
                 && san
                     .as_ref()
                     .is_none_or(|s| c.sans.iter().any(|n| n.to_ascii_lowercase().contains(s)))
                 && filter.expiring_before.is_none_or(|t| !expired && c.not_after <= t)
-                && filter.issuer_id.as_ref().is_none_or(|i| &c.issuer_id == i);
-            if keep {
-                out.push(c);
-                if out.len() >= filter.limit.max(1) {
+                && filter.issuer_id.as_ref().is_none_or(|i| &c.issuer_id == i)
+        };
+        let mut out = Vec::new();
+        let mut take = |serial: &[u8], c: CertRecord| {
+            if filter.after.is_some() && serial == start.as_slice() || !keep(&c) {
+                return true;
+            }
+            out.push(c);
+            out.len() < filter.limit.max(1)
+        };
+        if filter.status == Some(CertStatus::Revoked) {
+            let revoked = self.txn.open_table(IDX_REVOKED)?;
+            for row in revoked.range(start.as_slice()..)? {
+                let (k, _) = row?;
+                let Some(v) = certs.get(k.value())? else {
+                    return Err(StoreError::Corrupt(
+                        "the revoked index names a certificate not stored".into(),
+                    ));
+                };
+                if !take(k.value(), decode(v.value())?) {
+                    break;
+                }
+            }
+        } else {
+            for row in certs.range(start.as_slice()..)? {
+                let (k, v) = row?;
+                if !take(k.value(), decode(v.value())?) {
                     break;
                 }
             }

@@ -71,6 +71,9 @@ pub const SM_REVOKED_PARTITION: TableDefinition<&[u8], &[u8]> = TableDefinition:
 /// Not-after (8 bytes, big-endian) ‖ serial (20 bytes) → nothing: every stored certificate
 /// by the time it expires, derived from [`SM_CERTS`] ([`crate::index`]).
 pub const IDX_CERT_EXPIRY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idx_cert_expiry");
+/// Serial (20 bytes) → nothing: every revoked certificate stored, derived from [`SM_CERTS`]
+/// ([`crate::index`]).
+pub const IDX_REVOKED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idx_revoked");
 /// Index name → version of the index as built; an index of another version is built anew.
 pub const IDX_META: TableDefinition<&str, u32> = TableDefinition::new("idx_meta");
 
