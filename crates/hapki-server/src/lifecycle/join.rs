@@ -212,25 +212,7 @@ impl Node {
         }
 
         // 4. catching up: apply everything the leader had committed when we asked.
-        let target = match self.cluster.read_index().await {
-            Ok(i) => i,
-            Err(e) => {
-                return Err(self
-                    .after_add(&ticket, &format!("cannot learn the leader's index: {e}"))
-                    .await)
-            }
-        };
-        loop {
-            let applied = self.cluster.status().last_applied.unwrap_or(0);
-            self.progress(4, format!("applied {applied} of {target}"), Some(applied), Some(target));
-            if applied >= target {
-                break;
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(self.after_add(&ticket, "catching up took too long").await);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.catch_up(&ticket, 4, "applied", deadline).await?;
 
         // 5. completing: voter while the cluster is under its target, then the CA service.
         self.progress(5, "joining the voters if the cluster needs one".into(), None, None);
@@ -241,6 +223,10 @@ impl Node {
             Ok(o) => o,
             Err(e) => return Err(self.after_add(&ticket, &format!("promotion failed: {e}")).await),
         };
+        // What the cluster wrote while this node caught up and was promoted, applied too:
+        // the node is ready once it answers as the leader would.
+        self.catch_up(&ticket, 5, "applied what was written while joining", deadline)
+            .await?;
         if let Err(e) = self.activate(keyring).await {
             return Err(self
                 .after_add(&ticket, &format!("cannot start the CA service: {}", e))
@@ -252,6 +238,41 @@ impl Node {
             if outcome.voter { "voter" } else { "learner" }
         );
         Ok(())
+    }
+
+    /// Waits until this node has applied everything the leader had committed when asked,
+    /// showing it as step `step`.
+    async fn catch_up(
+        &self,
+        ticket: &Ticket,
+        step: u8,
+        what: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), JoinFailure> {
+        let target = match self.cluster.read_index().await {
+            Ok(i) => i,
+            Err(e) => {
+                return Err(self
+                    .after_add(ticket, &format!("cannot learn the leader's index: {e}"))
+                    .await)
+            }
+        };
+        loop {
+            let applied = self.cluster.status().last_applied.unwrap_or(0);
+            self.progress(
+                step,
+                format!("{what}: {applied} of {target}"),
+                Some(applied),
+                Some(target),
+            );
+            if applied >= target {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(self.after_add(ticket, "catching up took too long").await);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// After the cluster added this node, a failure asks it to remove the node again.
