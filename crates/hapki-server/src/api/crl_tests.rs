@@ -284,3 +284,36 @@ async fn past_the_partition_size_certificates_name_a_partition_whose_crl_lists_o
         assert_eq!(a.status, 404, "{bad}: {:?}", a.body);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tidy_of_a_revoked_certificate_numbers_its_crl_above_the_deltas() {
+    let api = Api::new().await;
+    deltas(&api, 5).await;
+    let body = json!({"csr": csr(KeyType::EcP256, "old.example.com", &["old.example.com"]), "profile": "server",
+        "validity_days": 1});
+    let a = api.post("/v1/certs", &body).await;
+    let serial = a.body["serial"].as_str().unwrap().to_string();
+    let r = api
+        .post(&format!("/v1/certs/{serial}/revoke"), &json!({"reason": "superseded"}))
+        .await;
+    let delta_number = r.body["crl_number"].as_u64().unwrap();
+    api.clock.advance(3 * 86_400);
+    let policy = hapki_store::tidy::TidyPolicy {
+        retention_secs: 0,
+        ..Default::default()
+    };
+    api.pki.set_tidy_policy(&Caller::node(), policy).await.unwrap();
+    let t = api.post("/v1/tidy", &json!({})).await;
+    assert_eq!(
+        (t.status.as_u16(), t.body["revoked"].as_u64()),
+        (200, Some(1)),
+        "{:?}",
+        t.body
+    );
+    let complete = fetch(&api, &format!("/v1/issuers/{}/crl", api.root)).await.unwrap();
+    assert!(
+        complete.number > delta_number,
+        "{complete:?} after delta {delta_number}"
+    );
+    assert!(complete.serials.is_empty());
+}

@@ -184,7 +184,7 @@ impl Pki {
         for _ in 0..3 {
             let reader = self.reader()?;
             let validity = reader.settings()?.crl_validity_secs;
-            let number = reader.latest_crl_number(issuer_id)?.map(|n| n + 1).unwrap_or(1);
+            let number = next_crl_number(&reader, issuer_id)?;
             let now = self.now();
             let delta_base = match what {
                 Publish::Latest => delta_base(&reader, issuer_id)?,
@@ -314,6 +314,11 @@ impl Pki {
         }
         Ok(())
     }
+}
+
+/// The number the issuer's next CRL takes, complete or delta: one above every CRL it has.
+pub(super) fn next_crl_number(reader: &hapki_store::StateReader, issuer_id: &str) -> Result<u64, PkiError> {
+    Ok(reader.latest_crl_number(issuer_id)?.map_or(1, |n| n + 1))
 }
 
 /// The base of the delta a revocation of the issuer goes into now, if deltas are on and

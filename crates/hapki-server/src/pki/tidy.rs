@@ -145,7 +145,7 @@ impl Pki {
             crls.dedup();
             let mut crl_heads = Vec::with_capacity(crls.len());
             for issuer_id in &crls {
-                let number = reader.latest_crl(issuer_id)?.map_or(1, |c| c.number() + 1);
+                let number = super::crl::next_crl_number(&reader, issuer_id)?;
                 crl_heads.push(CrlHead {
                     issuer_id: issuer_id.clone(),
                     number,
