@@ -227,16 +227,7 @@ mod tests {
     use crate::{Command, Store};
     use redb::ReadableTableMetadata;
 
-    fn head(number: u64) -> Command {
-        Command::PublishCrlHead {
-            head: CrlHead {
-                issuer_id: "aa".into(),
-                number,
-                this_update: 10 * number,
-                next_update: 10 * number + 100,
-            },
-        }
-    }
+    use crate::tests::complete_head as head;
 
     fn listed(store: &Store) -> Vec<u64> {
         let (_, entries) = store.reader().unwrap().head_entries("aa").unwrap().expect("a head");

@@ -78,6 +78,18 @@ pub(crate) fn issued_at(format: u32, extra: Vec<Command>, certs: u64) -> (tempfi
     (d, s)
 }
 
+/// CRL head `number` of issuer `aa`, this update at 10 × `number`, next 100 s later.
+pub(crate) fn complete_head(number: u64) -> Command {
+    Command::PublishCrlHead {
+        head: crate::CrlHead {
+            issuer_id: "aa".into(),
+            number,
+            this_update: 10 * number,
+            next_update: 10 * number + 100,
+        },
+    }
+}
+
 /// A revocation of certificate `serial` (key compromise, at 5).
 pub(crate) fn revoke(serial: u64) -> Command {
     Command::Revoke {

@@ -28,9 +28,6 @@ use crate::pki::PkiError;
 
 pub use hapki_api::channel::{paths::CRL as CRL_PATH, CrlRequest};
 
-/// The state format that brought delta CRLs.
-pub const DELTA_FORMAT: u32 = 3;
-
 /// What a publication must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Publish {
@@ -259,14 +256,11 @@ impl Pki {
             self.renew_ocsp_signer_if_due(&issuer, now).await?;
             let id = &issuer.record.id;
             let reader = self.reader()?;
-            let deltas_wanted = reader.state_format()? >= DELTA_FORMAT && reader.crl_policy()?.delta_secs > 0;
-            let due = match reader.latest_crl(id)? {
+            let half_way = match reader.latest_crl(id)? {
                 None => true,
-                Some(c) => {
-                    now >= c.this_update() + (c.next_update() - c.this_update()) / 2
-                        || deltas_wanted && !reader.has_deltas(id, c.number())?
-                }
+                Some(c) => now >= c.this_update() + (c.next_update() - c.this_update()) / 2,
             };
+            let due = half_way || lacks_deltas(&reader, id)?;
             drop(reader);
             if due {
                 self.publish_complete(id).await?;
@@ -288,14 +282,9 @@ impl Pki {
             let reader = self.reader()?;
             if delta_base(&reader, id)?.is_none() {
                 // Deltas just turned on: a complete CRL that has them comes first.
-                let wanted = reader.state_format()? >= DELTA_FORMAT && reader.crl_policy()?.delta_secs > 0;
-                let latest = reader.latest_crl(id)?.map(|c| c.number());
-                let lacks = match latest {
-                    Some(n) => !reader.has_deltas(id, n)?,
-                    None => true,
-                };
+                let lacks = lacks_deltas(&reader, id)?;
                 drop(reader);
-                if wanted && lacks {
+                if lacks {
                     self.publish_complete(id).await?;
                 }
                 continue;
@@ -321,10 +310,22 @@ pub(super) fn next_crl_number(reader: &hapki_store::StateReader, issuer_id: &str
     Ok(reader.latest_crl_number(issuer_id)?.map_or(1, |n| n + 1))
 }
 
+/// Whether deltas are on and the issuer's latest complete CRL has none (or there is none):
+/// a complete CRL that has them is due. Deltas are set on only at state format 3.
+fn lacks_deltas(reader: &hapki_store::StateReader, issuer_id: &str) -> Result<bool, PkiError> {
+    if reader.crl_policy()?.delta_secs == 0 {
+        return Ok(false);
+    }
+    Ok(match reader.latest_crl(issuer_id)? {
+        Some(c) => !reader.has_deltas(issuer_id, c.number())?,
+        None => true,
+    })
+}
+
 /// The base of the delta a revocation of the issuer goes into now, if deltas are on and
 /// its latest complete CRL has them.
 fn delta_base(reader: &hapki_store::StateReader, issuer_id: &str) -> Result<Option<u64>, PkiError> {
-    if reader.state_format()? < DELTA_FORMAT || reader.crl_policy()?.delta_secs == 0 {
+    if reader.crl_policy()?.delta_secs == 0 {
         return Ok(None);
     }
     let Some(LatestCrl::Head(head)) = reader.latest_crl(issuer_id)? else {

@@ -197,7 +197,14 @@ impl Pki {
         let issuer = self.issuer(issuer_id)?;
         self.authorize_issue(caller, &profile, &issuer.record.id)?;
         let approved = profile.evaluate(csr, validity_secs)?;
-        let settings = self.reader()?.settings()?;
+        let reader = self.reader()?;
+        let settings = reader.settings()?;
+        let partitions = if profile.ca {
+            None
+        } else {
+            self.crl_partitions(&reader, &issuer.record.id)?
+        };
+        drop(reader);
         let base = settings.publication_base_url.clone();
         let now = self.now();
         if issuer.record.not_after <= now {
@@ -232,10 +239,13 @@ impl Pki {
         let common_name = common_name(&spec.subject);
         let sans: Vec<String> = spec.sans.iter().map(|s| s.to_string()).collect();
         for _ in 0..SERIAL_ATTEMPTS {
-            if !spec.ca {
-                if let Some(url) = self.partition_crl_url(&base, &issuer.record.id, &spec.serial)? {
-                    spec.publication.crl_url = Some(url);
-                }
+            if let Some(n) = partitions {
+                spec.publication.crl_url = Some(super::partitions::partition_crl_url(
+                    &base,
+                    &issuer.record.id,
+                    &spec.serial,
+                    n,
+                ));
             }
             let der = build_certificate(Some(&issuer.view()), None, &spec)?;
             let record = CertRecord {

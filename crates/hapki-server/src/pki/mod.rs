@@ -392,10 +392,8 @@ async fn forget_on_change(mut applied: tokio::sync::broadcast::Receiver<hapki_cl
                     if let Command::PublishCrlHead { head } = command {
                         pki.build_crl_soon(crl_bytes::Which::Complete, &head.issuer_id);
                     }
-                    if let Command::Revoke { serial, .. } = command {
-                        if let Ok(Some(cert)) = pki.reader().and_then(|r| Ok(r.cert(serial)?)) {
-                            pki.revoked_counts.forget(&cert.issuer_id);
-                        }
+                    if let Command::Revoke { .. } = command {
+                        pki.revoked_counts.clear();
                     }
                     if let Command::PublishDeltaHead { head } = command {
                         pki.build_crl_soon(crl_bytes::Which::Delta, &head.issuer_id);

@@ -1,7 +1,7 @@
 //! Which CRL partition a certificate issued now names ([`hapki_store::crl_partition`]):
 //! the issuer's revoked count decides how many partitions there are, and the serial picks
 //! one. The count is read from the replica at most every [`RECOUNT_EVERY`] and again after
-//! a revocation of the issuer is applied, so issuance does not count revocations each time.
+//! a revocation is applied, so issuance does not count revocations each time.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hapki_domain::crl::partition_url;
 use hapki_domain::serial::Serial;
 use hapki_store::crl_partition::CrlPartitioning;
+use hapki_store::StateReader;
 
 use super::Pki;
 use crate::pki::PkiError;
@@ -22,30 +23,19 @@ pub const RECOUNT_EVERY: Duration = Duration::from_secs(10);
 pub struct RevokedCounts(Mutex<HashMap<String, (u64, Instant)>>);
 
 impl RevokedCounts {
-    /// Forgets the count of `issuer_id` (a revocation of it was applied).
-    pub fn forget(&self, issuer_id: &str) {
-        self.0.lock().expect("revoked counts").remove(issuer_id);
-    }
-
-    /// Forgets every count (the state was replaced).
+    /// Forgets every count (a revocation was applied, or the state was replaced).
     pub fn clear(&self) {
         self.0.lock().expect("revoked counts").clear();
     }
 }
 
 impl Pki {
-    /// The CRL URL a certificate of `issuer_id` with `serial` names: a partition's once
-    /// the issuer's revoked set passed the partition size, otherwise `None` (the issuer's
-    /// complete CRL).
-    pub(super) fn partition_crl_url(
-        &self,
-        base: &str,
-        issuer_id: &str,
-        serial: &Serial,
-    ) -> Result<Option<String>, PkiError> {
-        let reader = self.reader()?;
+    /// How many CRL partitions a certificate of `issuer_id` issued now is spread over:
+    /// `None` while the issuer's complete CRL is the one to name (partitions off, which is
+    /// all a state below format 3 can say, or too few revoked yet).
+    pub(super) fn crl_partitions(&self, reader: &StateReader, issuer_id: &str) -> Result<Option<u32>, PkiError> {
         let policy = reader.crl_partitioning()?;
-        if policy.size == 0 || reader.state_format()? < super::crl::DELTA_FORMAT {
+        if policy.size == 0 {
             return Ok(None);
         }
         let cached = {
@@ -64,8 +54,11 @@ impl Pki {
                 n
             }
         };
-        Ok(policy
-            .partitions(revoked)
-            .map(|partitions| partition_url(base, issuer_id, CrlPartitioning::partition_of(serial, partitions))))
+        Ok(policy.partitions(revoked))
     }
+}
+
+/// The partition CRL a certificate with `serial` names, among `partitions`.
+pub(super) fn partition_crl_url(base: &str, issuer_id: &str, serial: &Serial, partitions: u32) -> String {
+    partition_url(base, issuer_id, CrlPartitioning::partition_of(serial, partitions))
 }

@@ -36,11 +36,12 @@ impl Default for TidyState {
     }
 }
 
-/// What one batch removed.
+/// What one batch removed, and the share of the log's time the policy it ran under gives.
 struct Removed {
     removed: u64,
     revoked: u64,
     crls: Vec<String>,
+    share_percent: u8,
 }
 
 /// How long to wait after a batch that took `took`, so that batches use `share_percent`
@@ -110,8 +111,7 @@ impl Pki {
                     report.crls.push(id);
                 }
             }
-            let share = self.reader()?.tidy_policy()?.share_percent;
-            tokio::time::sleep(pause_after(started.elapsed(), share)).await;
+            tokio::time::sleep(pause_after(started.elapsed(), done.share_percent)).await;
         }
         if !drained {
             let reader = self.reader()?;
@@ -165,7 +165,12 @@ impl Pki {
             match self.propose_as(caller, Command::TidyExpired { tidy }).await {
                 Ok(()) => {
                     metrics::counter!(crate::metrics::TIDIED).increment(removed);
-                    return Ok(Some(Removed { removed, revoked, crls }));
+                    return Ok(Some(Removed {
+                        removed,
+                        revoked,
+                        crls,
+                        share_percent: policy.share_percent,
+                    }));
                 }
                 Err(PkiError::Rejected {
                     code: RejectCode::Conflict,

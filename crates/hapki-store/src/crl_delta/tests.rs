@@ -1,5 +1,5 @@
 use super::*;
-use crate::tests::{issued_at, revoke, run, store};
+use crate::tests::{complete_head as complete, issued_at, revoke, run, store};
 use crate::{Command, Store};
 
 /// Issuer `aa`, certificates 1..=6, at format 3, with deltas `on` or not.
@@ -8,17 +8,6 @@ fn issued(on: bool) -> (tempfile::TempDir, Store) {
         policy: CrlPolicy { delta_secs: 5 },
     };
     issued_at(3, if on { vec![policy] } else { vec![] }, 6)
-}
-
-fn complete(number: u64) -> Command {
-    Command::PublishCrlHead {
-        head: CrlHead {
-            issuer_id: "aa".into(),
-            number,
-            this_update: 10 * number,
-            next_update: 10 * number + 100,
-        },
-    }
 }
 
 fn delta(number: u64, base: u64) -> Command {
