@@ -9,10 +9,10 @@ use crate::cluster::NodeAddr;
 
 /// Every route of the cluster channel: one table.
 pub mod paths {
-    /// Raft's append-entries, vote and install-snapshot RPCs.
+    /// Raft's append-entries and vote RPCs, and a snapshot streamed in one request.
     pub const APPEND: &str = "/raft/append";
     pub const VOTE: &str = "/raft/vote";
-    pub const SNAPSHOT: &str = "/raft/snapshot";
+    pub const SNAPSHOT: &str = "/raft/snapshot/stream";
     /// A follower hands a command to the leader (any node serves writes).
     pub const PROPOSE: &str = "/cluster/propose";
     /// A follower asks the leader for a read index (linearizable reads anywhere).

@@ -14,6 +14,7 @@ mod node;
 pub mod origin;
 mod proposer;
 pub mod restore;
+pub mod snapshot;
 mod state_machine;
 pub mod types;
 pub mod upgrade;

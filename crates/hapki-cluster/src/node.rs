@@ -30,7 +30,8 @@ pub struct RaftSettings {
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
-    /// Build a snapshot after this many entries since the last one.
+    /// Take a snapshot after this many entries since the last one. The applied state is
+    /// the snapshot, so taking one costs a flush; the log below it may then be purged.
     pub snapshot_every: u64,
     /// Entries kept in the log below the snapshot, so a briefly absent node needs no snapshot.
     pub keep_below_snapshot: u64,
@@ -58,7 +59,7 @@ impl Default for RaftSettings {
             heartbeat_ms: 100,
             election_timeout_min_ms: 200,
             election_timeout_max_ms: 400,
-            snapshot_every: 20_000,
+            snapshot_every: 2_000,
             keep_below_snapshot: 5_000,
         }
     }
@@ -369,6 +370,7 @@ impl ClusterNode {
             store: self.store.clone(),
             contacts: self.network.contacts.clone(),
             guard: self.guard.clone(),
+            sm: self.sm.clone(),
         }
     }
 
@@ -412,6 +414,11 @@ impl ClusterNode {
     /// The index of the latest snapshot this node holds, if any.
     pub fn snapshot_index(&self) -> Option<u64> {
         self.raft.metrics().borrow().snapshot.map(|l| l.index)
+    }
+
+    /// The snapshot this node is receiving from the leader, if any: bytes so far and rate.
+    pub fn snapshot_receiving(&self) -> Option<crate::snapshot::ReceiveProgress> {
+        self.sm.receiving().progress()
     }
 
     /// Applied commands, as they are applied.

@@ -1,10 +1,10 @@
 //! The openraft state machine over hapki-store: committed batches are applied
 //! in one redb transaction together with the applied log id, so the two never
-//! disagree; snapshots are files in `<data-dir>/snapshots`, streamed in and out.
-//! A snapshot that a node of an earlier schema left there is replaced at start by one
-//! of the same (migrated) state, so that no node sends values this build cannot read.
+//! disagree. The applied state is its own snapshot (see [`crate::snapshot`]): building
+//! one flushes it to disk and opens a read transaction, installing one replaces the
+//! state with rows a leader streamed into a file under `<data-dir>/snapshots`.
 
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,10 +14,10 @@ use hapki_store::{Command, Store};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
 use redb::WriteTransaction;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::log_store::io_err;
+use crate::snapshot::{ChunkReader, Receiving, SnapshotData};
 use crate::types::{BatchResult, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 type BoxErr = Box<dyn std::error::Error + Send + Sync>;
@@ -46,26 +46,22 @@ pub struct StateMachine {
     applied_tx: broadcast::Sender<Applied>,
     /// Snapshots received from a leader and installed, since the process started.
     installs: Arc<std::sync::atomic::AtomicU64>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SnapshotFileMeta {
-    meta: SnapshotMeta,
+    receiving: Receiving,
 }
 
 impl StateMachine {
-    /// A state machine over `store`, keeping snapshots in `snapshot_dir`.
+    /// A state machine over `store`, receiving snapshots into `snapshot_dir`.
     pub fn new(store: Store, snapshot_dir: PathBuf) -> std::io::Result<Self> {
         std::fs::create_dir_all(&snapshot_dir)?;
+        remove_files(&snapshot_dir)?;
         let (applied_tx, _) = broadcast::channel(4096);
-        let sm = StateMachine {
+        Ok(StateMachine {
             store,
             snapshot_dir,
             applied_tx,
             installs: Arc::default(),
-        };
-        sm.replace_stale_snapshot().map_err(std::io::Error::other)?;
-        Ok(sm)
+            receiving: Receiving::default(),
+        })
     }
 
     /// Snapshots received from a leader and installed since the process started.
@@ -73,23 +69,80 @@ impl StateMachine {
         self.installs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Builds a new current snapshot when the one kept is of another format (written
-    /// before the store was migrated): it is of the applied state, which is at or past
-    /// the old snapshot's, so the log it lets openraft purge is still covered.
-    fn replace_stale_snapshot(&self) -> Result<(), BoxErr> {
-        let file = match std::fs::File::open(self.current_path()) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
+    /// The snapshot this node is receiving, if any.
+    pub fn receiving(&self) -> &Receiving {
+        &self.receiving
+    }
+
+    /// A new file to receive a snapshot into.
+    pub(crate) fn incoming_path(&self) -> PathBuf {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.snapshot_dir
+            .join(format!("incoming-{}-{n}.tmp", std::process::id()))
+    }
+
+    /// The applied state as a snapshot, if anything was applied.
+    fn live(&self) -> Result<Option<Snapshot<TypeConfig>>, BoxErr> {
+        let txn = self.store.db().begin_read()?;
+        let (applied, membership) = applied_in(&txn)?;
+        let Some(applied) = applied else {
+            return Ok(None);
         };
-        if hapki_store::snapshot_is_current(BufReader::new(file))? {
-            return Ok(());
+        let meta = SnapshotMeta {
+            last_log_id: Some(applied),
+            last_membership: membership,
+            snapshot_id: format!("{}-{}", applied.leader_id.term, applied.index),
+        };
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(SnapshotData::Live(txn)),
+        }))
+    }
+
+    /// Flushes the applied state to disk (the log below it may be purged from now on) and
+    /// returns it as a snapshot.
+    fn build(&self) -> Result<Snapshot<TypeConfig>, BoxErr> {
+        self.store.flush()?;
+        match self.live()? {
+            Some(s) => Ok(s),
+            None => Ok(Snapshot {
+                meta: SnapshotMeta {
+                    last_log_id: None,
+                    last_membership: StoredMembership::default(),
+                    snapshot_id: "empty".into(),
+                },
+                snapshot: Box::new(SnapshotData::Live(self.store.db().begin_read()?)),
+            }),
         }
-        let meta = self.build()?;
-        tracing::info!(
-            "replaced a snapshot of an earlier format by snapshot {}",
-            meta.snapshot_id
-        );
+    }
+
+    /// Replaces the state with `data`, applied up to `meta`, in one durable transaction.
+    fn install(&self, meta: &SnapshotMeta, data: SnapshotData) -> Result<(), BoxErr> {
+        let mut txn = self.store.db().begin_write()?;
+        txn.set_durability(redb::Durability::Immediate);
+        match data {
+            SnapshotData::Received(path) => {
+                let imported = std::fs::File::open(&path)
+                    .map_err(BoxErr::from)
+                    .and_then(|f| Ok(hapki_store::import_state(&txn, BufReader::with_capacity(1 << 20, f))?));
+                let _ = std::fs::remove_file(&path);
+                imported?;
+            }
+            SnapshotData::Live(source) => {
+                let rows = crate::snapshot::chunks(source, Vec::new());
+                hapki_store::import_state(&txn, ChunkReader::new(rows))?;
+            }
+        }
+        if let Some(last) = &meta.last_log_id {
+            set_applied(&txn, last, Some(&meta.last_membership))?;
+        }
+        txn.commit()?;
+        self.installs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.applied_tx.send(Applied {
+            index: meta.last_log_id.map_or(0, |l| l.index),
+            command: None,
+        });
         Ok(())
     }
 
@@ -98,52 +151,21 @@ impl StateMachine {
         self.applied_tx.subscribe()
     }
 
-    fn current_path(&self) -> PathBuf {
-        self.snapshot_dir.join("current.snap")
-    }
-
-    fn current_meta_path(&self) -> PathBuf {
-        self.snapshot_dir.join("current.meta")
-    }
-
     fn read_applied(&self) -> Result<(Option<LogId>, StoredMembership), BoxErr> {
         applied_in(&self.store.db().begin_read()?)
     }
+}
 
-    /// Writes a snapshot of the applied state, flushed, and publishes it as the current one.
-    pub(crate) fn build(&self) -> Result<SnapshotMeta, BoxErr> {
-        // Applied state must be on disk before the log below it may be purged.
-        self.store.flush()?;
-        let txn = self.store.db().begin_read()?;
-        let (applied, membership) = applied_in(&txn)?;
-        let snapshot_id = match applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, std::process::id()),
-            None => format!("empty-{}", std::process::id()),
-        };
-        let tmp = self.snapshot_dir.join(format!("build-{snapshot_id}.tmp"));
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = BufWriter::new(file);
-        hapki_store::export_state(&txn, &mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        let meta = SnapshotMeta {
-            last_log_id: applied,
-            last_membership: membership,
-            snapshot_id,
-        };
-        self.publish(&tmp, &meta)?;
-        Ok(meta)
+/// Removes what an earlier release kept here (snapshot files) and what a receive cut
+/// short left: nothing in the directory outlives the process that wrote it.
+fn remove_files(dir: &std::path::Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::remove_file(&path)?;
+        }
     }
-
-    /// Publishes a finished snapshot file and its meta as the current snapshot.
-    pub(crate) fn publish(&self, tmp: &std::path::Path, meta: &SnapshotMeta) -> Result<(), BoxErr> {
-        std::fs::rename(tmp, self.current_path())?;
-        let meta_tmp = self.snapshot_dir.join("current.meta.tmp");
-        std::fs::write(&meta_tmp, serde_json::to_vec(&SnapshotFileMeta { meta: meta.clone() })?)?;
-        std::fs::File::open(&meta_tmp)?.sync_all()?;
-        std::fs::rename(meta_tmp, self.current_meta_path())?;
-        Ok(())
-    }
+    Ok(())
 }
 
 /// The last applied log id and the membership it brought, as `txn` sees them.
@@ -176,17 +198,10 @@ pub(crate) fn set_applied(
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let this = self.clone();
-        let built = tokio::task::spawn_blocking(move || this.build())
+        tokio::task::spawn_blocking(move || this.build())
             .await
             .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?
-            .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?;
-        let file = tokio::fs::File::open(self.current_path())
-            .await
-            .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Read, e))?;
-        Ok(Snapshot {
-            meta: built,
-            snapshot: Box::new(file),
-        })
+            .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))
     }
 }
 
@@ -251,73 +266,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
-        let path = self.snapshot_dir.join("incoming.tmp");
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .await
-            .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?;
-        Ok(Box::new(file))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
+        let path = self.incoming_path();
+        std::fs::File::create(&path).map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?;
+        Ok(Box::new(SnapshotData::Received(path)))
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta,
-        snapshot: Box<tokio::fs::File>,
-    ) -> Result<(), StorageError> {
-        let file = snapshot.into_std().await;
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotData>) -> Result<(), StorageError> {
         let this = self.clone();
         let meta = meta.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), BoxErr> {
-            use std::io::{Seek, SeekFrom};
-            let mut file = file;
-            file.sync_all()?;
-            file.seek(SeekFrom::Start(0))?;
-            let mut txn = this.store.db().begin_write()?;
-            txn.set_durability(redb::Durability::Immediate);
-            hapki_store::import_state(&txn, BufReader::new(&file))?;
-            if let Some(last) = &meta.last_log_id {
-                set_applied(&txn, last, Some(&meta.last_membership))?;
-            }
-            txn.commit()?;
-            // Keep the received file as the current snapshot (copied: the incoming path may be reused).
-            let tmp = this.snapshot_dir.join("installed.tmp");
-            file.seek(SeekFrom::Start(0))?;
-            std::io::copy(&mut file, &mut std::fs::File::create(&tmp)?)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            this.publish(&tmp, &meta)?;
-            this.installs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let _ = this.applied_tx.send(Applied {
-                index: meta.last_log_id.map_or(0, |l| l.index),
-                command: None,
-            });
-            Ok(())
-        })
-        .await
-        .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?
-        .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))
+        tokio::task::spawn_blocking(move || this.install(&meta, *snapshot))
+            .await
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let meta_path = self.current_meta_path();
-        if !meta_path.exists() {
-            return Ok(None);
-        }
-        let read = || -> Result<SnapshotMeta, BoxErr> {
-            let m: SnapshotFileMeta = serde_json::from_slice(&std::fs::read(&meta_path)?)?;
-            Ok(m.meta)
-        };
-        let meta = read().map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Read, e))?;
-        let file = tokio::fs::File::open(self.current_path())
-            .await
-            .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(file),
-        }))
+        self.live().map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Read, e))
     }
 }

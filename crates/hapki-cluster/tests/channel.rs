@@ -324,7 +324,7 @@ async fn three_nodes_replicate_over_mutual_tls() {
     assert_eq!(vote_as(&stranger, &leader.addr.cluster).await.unwrap(), 403);
 
     // A fourth node added after the log was compacted receives a snapshot over the
-    // channel (streamed through files), then the log, and ends with the same state.
+    // channel (streamed from the leader's state as it is read), then the log, and ends with the same state.
     let mut writes = tokio::task::JoinSet::new();
     for i in 100..=250u8 {
         let node = leader.node.clone();

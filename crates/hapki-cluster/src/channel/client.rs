@@ -1,16 +1,20 @@
 //! The channel's client side: openraft's network. Each RPC is one HTTPS POST
 //! with a [`hapki_store::codec`] body to the target's cluster address, presenting this node's
-//! certificate. Until the node has an identity, every peer is unreachable.
+//! certificate. A snapshot is one POST whose body streams the rows as they are read
+//! (see [`crate::snapshot`]). Until the node has an identity, every peer is unreachable.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+use std::future::Future;
+
+use openraft::error::{
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError, Unreachable,
 };
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::storage::Snapshot;
+use openraft::OptionalSend;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -21,7 +25,12 @@ use super::paths;
 use super::pins::Pins;
 use super::tls::NodeIdentity;
 use crate::contact::Contacts;
-use crate::types::{NodeAddr, NodeId, TypeConfig};
+use crate::snapshot::SnapshotData;
+use crate::types::{NodeAddr, NodeId, TypeConfig, Vote};
+
+/// How long a snapshot may take to arrive and be installed: the channel server's request
+/// deadline (server.rs).
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Creates connections to peers; shares one HTTP client (and its connection pool).
 #[derive(Clone, Default)]
@@ -196,13 +205,58 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         self.call(paths::APPEND, &rpc, &option).await
     }
 
-    async fn install_snapshot(
+    async fn full_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId, InstallSnapshotError>>>
-    {
-        self.call(paths::SNAPSHOT, &rpc, &option).await
+        vote: Vote,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let unreachable = |msg: String| StreamingError::Unreachable(Unreachable::new(&ChannelError(msg)));
+        let SnapshotData::Live(txn) = *snapshot.snapshot else {
+            return Err(unreachable("only the applied state is sent as a snapshot".into()));
+        };
+        let Some(http) = self.network.http() else {
+            return Err(unreachable("this node has no cluster identity yet".into()));
+        };
+        let rows = crate::snapshot::chunks(txn, crate::snapshot::header(&vote, &snapshot.meta));
+        let stream = futures_util::stream::unfold(rows, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+        let send = async {
+            let resp = http
+                .post(format!("{}{}", self.base, paths::SNAPSHOT))
+                .timeout(SNAPSHOT_TIMEOUT)
+                .body(reqwest::Body::wrap_stream(stream))
+                .send()
+                .await
+                .map_err(|e| {
+                    unreachable(format!(
+                        "node {:016x} at {}: {}",
+                        self.target,
+                        self.base,
+                        error_chain(&e)
+                    ))
+                })?;
+            let status = resp.status();
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+            if !status.is_success() {
+                return Err(unreachable(format!(
+                    "node {:016x} refused the snapshot ({status}): {}",
+                    self.target,
+                    String::from_utf8_lossy(&bytes)
+                )));
+            }
+            let result: Result<SnapshotResponse<NodeId>, Fatal<NodeId>> =
+                codec::decode(&bytes).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+            self.network.contacts.touch(self.target);
+            result.map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e)))
+        };
+        tokio::select! {
+            r = send => r,
+            closed = cancel => Err(StreamingError::Closed(closed)),
+        }
     }
 
     async fn vote(

@@ -33,8 +33,8 @@ use crate::ProposeError;
 /// The channel's limits. The header deadline is the API's default; the idle one outlasts
 /// the 60 s for which the channel's client keeps an idle connection (client.rs), so this
 /// server never closes one the client is about to reuse; a request gets ten minutes, as
-/// RPCs carry snapshot chunks of up to the 64 MiB body limit and proposals that wait for
-/// a commit.
+/// RPCs carry proposals that wait for a commit and whole snapshots (which a body limit of
+/// 64 MiB does not cover: their route reads the body as a stream).
 pub const CHANNEL_LIMITS: Limits = Limits {
     max_connections: CHANNEL_MAX_CONNECTIONS,
     header_timeout: Duration::from_secs(10),
@@ -54,6 +54,8 @@ pub struct ChannelState {
     pub contacts: Contacts,
     /// Decides whether a forwarded write may be proposed.
     pub guard: Guard,
+    /// Where a snapshot streamed by the leader is received and installed.
+    pub sm: crate::StateMachine,
 }
 
 /// The node id of the peer that made a request, from its certificate; routes
@@ -167,11 +169,28 @@ async fn vote(State(s): State<ChannelState>, body: Bytes) -> Response {
     }
 }
 
-async fn snapshot(State(s): State<ChannelState>, body: Bytes) -> Response {
-    match decode(&body) {
-        Ok(rpc) => encode(&s.raft.install_snapshot(rpc).await),
-        Err(r) => r,
-    }
+/// A snapshot streamed by the leader: received into a file, then installed by openraft
+/// (which checks the leader's vote first).
+async fn snapshot(State(s): State<ChannelState>, body: axum::body::Body) -> Response {
+    let path = s.sm.incoming_path();
+    let progress = s.sm.receiving();
+    progress.start();
+    let answer = match crate::snapshot::receive(progress, &path, body).await {
+        Ok((vote, meta)) => {
+            progress.installing();
+            let snapshot = openraft::storage::Snapshot {
+                meta,
+                snapshot: Box::new(crate::snapshot::SnapshotData::Received(path.clone())),
+            };
+            let installed = s.raft.install_full_snapshot(vote, snapshot).await;
+            // Installed, the file is gone already; refused (an older vote), it goes now.
+            let _ = std::fs::remove_file(&path);
+            encode(&installed)
+        }
+        Err(why) => (StatusCode::BAD_REQUEST, format!("snapshot not received: {why}")).into_response(),
+    };
+    progress.finish();
+    answer
 }
 
 async fn propose(

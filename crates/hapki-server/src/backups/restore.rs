@@ -153,8 +153,7 @@ fn fill(
         api: cfg.listen.to_string(),
         cluster: cfg.cluster_address().unwrap_or_default(),
     };
-    let rows = hapki_cluster::restore::restore(&store, &dir.root.join("snapshots"), reader, at, node_id, addr)
-        .map_err(|e| damage(&*e))?;
+    let rows = hapki_cluster::restore::restore(&store, reader, at, node_id, addr).map_err(|e| damage(&*e))?;
     let digest = store.reader().and_then(|r| r.digest()).map_err(|e| e.to_string())?;
     if digest != header.digest {
         return Err(format!(

@@ -203,9 +203,15 @@ impl Node {
                 return Err(self.after_add(&ticket, "no data arrived from the leader").await);
             }
             let s = self.cluster.status();
-            let detail = match self.cluster.snapshot_index() {
-                Some(i) => format!("snapshot up to entry {i} installed"),
-                None => "waiting for the leader's snapshot or log".into(),
+            let detail = match (self.cluster.snapshot_receiving(), self.cluster.snapshot_index()) {
+                (Some(p), _) if p.installing => format!("installing the snapshot of {:.1} MB", p.bytes as f64 / 1e6),
+                (Some(p), _) => format!(
+                    "receiving the snapshot: {:.1} MB at {:.1} MB/s",
+                    p.bytes as f64 / 1e6,
+                    p.rate() / 1e6
+                ),
+                (None, Some(i)) => format!("snapshot up to entry {i} installed"),
+                (None, None) => "waiting for the leader's snapshot or log".into(),
             };
             self.progress(3, detail, s.last_applied, None);
             tokio::time::sleep(Duration::from_millis(100)).await;
