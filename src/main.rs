@@ -19,7 +19,8 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    if args.is_server() {
+    // MALLOC_ARENA_MAX in the environment, where glibc reads it, has the last word.
+    if args.is_server() && std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // glibc gives every thread that allocates an arena of its own (up to eight per core)
         // and keeps what each freed: a server's memory then grows with its threads, not its
         // work. Two arenas are enough for a node's threads (bench/scale.sh measures both).
