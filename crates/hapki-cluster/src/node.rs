@@ -488,27 +488,6 @@ impl ClusterNode {
         out
     }
 
-    /// Builds a snapshot of everything applied now and waits until it is the current one,
-    /// so that a node that joins from here receives a state that holds it.
-    pub async fn snapshot_now(&self, timeout: Duration) -> Result<(), ClusterError> {
-        let mut metrics = self.raft.metrics();
-        let applied = metrics.borrow().last_applied.map(|l| l.index);
-        self.raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| ClusterError::Timeout(format!("cannot build a snapshot: {e}")))?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if metrics.borrow().snapshot.map(|l| l.index) >= applied {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
-                return Err(ClusterError::Timeout("the snapshot was not built in time".into()));
-            }
-        }
-    }
-
     /// The Raft handle, for the cluster channel server and membership changes.
     pub fn raft(&self) -> &Raft {
         &self.raft

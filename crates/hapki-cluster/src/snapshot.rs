@@ -27,15 +27,24 @@ pub enum SnapshotData {
     /// The applied state as one read transaction sees it.
     Live(redb::ReadTransaction),
     /// A snapshot received from the leader, in the snapshot format, to install.
-    Received(PathBuf),
+    Received(ReceivedFile),
 }
 
 impl std::fmt::Debug for SnapshotData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SnapshotData::Live(_) => f.write_str("Live"),
-            SnapshotData::Received(p) => write!(f, "Received({})", p.display()),
+            SnapshotData::Received(r) => write!(f, "Received({})", r.0.display()),
         }
+    }
+}
+
+/// The file a snapshot was received into; removed when dropped, installed or not.
+pub struct ReceivedFile(pub(crate) PathBuf);
+
+impl Drop for ReceivedFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -82,39 +82,26 @@ impl StateMachine {
             .join(format!("incoming-{}-{n}.tmp", std::process::id()))
     }
 
-    /// The applied state as a snapshot, if anything was applied.
-    fn live(&self) -> Result<Option<Snapshot<TypeConfig>>, BoxErr> {
+    /// The applied state as a snapshot (of nothing before anything was applied).
+    fn live(&self) -> Result<Snapshot<TypeConfig>, BoxErr> {
         let txn = self.store.db().begin_read()?;
         let (applied, membership) = applied_in(&txn)?;
-        let Some(applied) = applied else {
-            return Ok(None);
-        };
         let meta = SnapshotMeta {
-            last_log_id: Some(applied),
+            last_log_id: applied,
             last_membership: membership,
-            snapshot_id: format!("{}-{}", applied.leader_id.term, applied.index),
+            snapshot_id: applied.map_or("empty".into(), |l| format!("{}-{}", l.leader_id.term, l.index)),
         };
-        Ok(Some(Snapshot {
+        Ok(Snapshot {
             meta,
             snapshot: Box::new(SnapshotData::Live(txn)),
-        }))
+        })
     }
 
     /// Flushes the applied state to disk (the log below it may be purged from now on) and
     /// returns it as a snapshot.
     fn build(&self) -> Result<Snapshot<TypeConfig>, BoxErr> {
         self.store.flush()?;
-        match self.live()? {
-            Some(s) => Ok(s),
-            None => Ok(Snapshot {
-                meta: SnapshotMeta {
-                    last_log_id: None,
-                    last_membership: StoredMembership::default(),
-                    snapshot_id: "empty".into(),
-                },
-                snapshot: Box::new(SnapshotData::Live(self.store.db().begin_read()?)),
-            }),
-        }
+        self.live()
     }
 
     /// Replaces the state with `data`, applied up to `meta`, in one durable transaction.
@@ -122,12 +109,9 @@ impl StateMachine {
         let mut txn = self.store.db().begin_write()?;
         txn.set_durability(redb::Durability::Immediate);
         match data {
-            SnapshotData::Received(path) => {
-                let imported = std::fs::File::open(&path)
-                    .map_err(BoxErr::from)
-                    .and_then(|f| Ok(hapki_store::import_state(&txn, BufReader::with_capacity(1 << 20, f))?));
-                let _ = std::fs::remove_file(&path);
-                imported?;
+            SnapshotData::Received(file) => {
+                let f = std::fs::File::open(&file.0)?;
+                hapki_store::import_state(&txn, BufReader::with_capacity(1 << 20, f))?;
             }
             SnapshotData::Live(source) => {
                 let rows = crate::snapshot::chunks(source, Vec::new());
@@ -269,7 +253,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
         let path = self.incoming_path();
         std::fs::File::create(&path).map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Write, e))?;
-        Ok(Box::new(SnapshotData::Received(path)))
+        Ok(Box::new(SnapshotData::Received(crate::snapshot::ReceivedFile(path))))
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotData>) -> Result<(), StorageError> {
@@ -282,6 +266,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        self.live().map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Read, e))
+        // Before anything was applied there is no snapshot to send.
+        let snapshot = self
+            .live()
+            .map_err(|e| io_err(ErrorSubject::None, ErrorVerb::Read, e))?;
+        Ok(snapshot.meta.last_log_id.is_some().then_some(snapshot))
     }
 }

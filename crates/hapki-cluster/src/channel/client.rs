@@ -154,7 +154,72 @@ impl std::fmt::Display for ChannelError {
 
 impl std::error::Error for ChannelError {}
 
+/// Why a call got no answer from the peer's Raft.
+enum NoAnswer {
+    /// Not reached, or refused by the peer's channel: openraft backs off before trying again.
+    Unreachable(String),
+    /// Reached, but its answer was lost or undecodable.
+    Network(NetworkError),
+}
+
+impl NoAnswer {
+    fn into_rpc<E: std::error::Error>(self) -> RPCError<NodeId, NodeAddr, E> {
+        match self {
+            NoAnswer::Unreachable(msg) => RPCError::Unreachable(Unreachable::new(&ChannelError(msg))),
+            NoAnswer::Network(e) => RPCError::Network(e),
+        }
+    }
+
+    fn into_streaming(self) -> StreamingError<TypeConfig, Fatal<NodeId>> {
+        match self {
+            NoAnswer::Unreachable(msg) => StreamingError::Unreachable(Unreachable::new(&ChannelError(msg))),
+            NoAnswer::Network(e) => StreamingError::Network(e),
+        }
+    }
+}
+
 impl PeerConnection {
+    /// POSTs `body` to `path` on the peer and decodes what its Raft answered.
+    async fn post<Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: reqwest::Body,
+        timeout: Duration,
+    ) -> Result<Resp, NoAnswer> {
+        let Some(http) = self.network.http() else {
+            return Err(NoAnswer::Unreachable("this node has no cluster identity yet".into()));
+        };
+        let resp = http
+            .post(format!("{}{path}", self.base))
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                NoAnswer::Unreachable(format!(
+                    "node {:016x} at {}: {}",
+                    self.target,
+                    self.base,
+                    error_chain(&e)
+                ))
+            })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| NoAnswer::Network(NetworkError::new(&e)))?;
+        if !status.is_success() {
+            return Err(NoAnswer::Unreachable(format!(
+                "node {:016x} refused {path} ({status}): {}",
+                self.target,
+                String::from_utf8_lossy(&bytes)
+            )));
+        }
+        let answer = codec::decode(&bytes).map_err(|e| NoAnswer::Network(NetworkError::new(&e)))?;
+        self.network.contacts.touch(self.target);
+        Ok(answer)
+    }
+
     async fn call<Req, Resp, E>(
         &self,
         path: &str,
@@ -166,32 +231,10 @@ impl PeerConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let unreachable = |msg: String| RPCError::Unreachable(Unreachable::new(&ChannelError(msg)));
-        let Some(http) = self.network.http() else {
-            return Err(unreachable("this node has no cluster identity yet".into()));
-        };
-        let body = codec::encode(req);
-        let resp = http
-            .post(format!("{}{path}", self.base))
-            .timeout(option.hard_ttl())
-            .body(body)
-            .send()
+        let result: Result<Resp, E> = self
+            .post(path, codec::encode(req).into(), option.hard_ttl())
             .await
-            .map_err(|e| unreachable(format!("node {:016x} at {}: {e}", self.target, self.base)))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        if !status.is_success() {
-            return Err(unreachable(format!(
-                "node {:016x} refused the call ({status}): {}",
-                self.target,
-                String::from_utf8_lossy(&bytes)
-            )));
-        }
-        let result: Result<Resp, E> = codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        self.network.contacts.touch(self.target);
+            .map_err(NoAnswer::into_rpc)?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -212,49 +255,21 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
-        let unreachable = |msg: String| StreamingError::Unreachable(Unreachable::new(&ChannelError(msg)));
         let SnapshotData::Live(txn) = *snapshot.snapshot else {
-            return Err(unreachable("only the applied state is sent as a snapshot".into()));
-        };
-        let Some(http) = self.network.http() else {
-            return Err(unreachable("this node has no cluster identity yet".into()));
+            let why = "only the applied state is sent as a snapshot".to_string();
+            return Err(NoAnswer::Unreachable(why).into_streaming());
         };
         let rows = crate::snapshot::chunks(txn, crate::snapshot::header(&vote, &snapshot.meta));
         let stream = futures_util::stream::unfold(rows, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-        let send = async {
-            let resp = http
-                .post(format!("{}{}", self.base, paths::SNAPSHOT))
-                .timeout(SNAPSHOT_TIMEOUT)
-                .body(reqwest::Body::wrap_stream(stream))
-                .send()
-                .await
-                .map_err(|e| {
-                    unreachable(format!(
-                        "node {:016x} at {}: {}",
-                        self.target,
-                        self.base,
-                        error_chain(&e)
-                    ))
-                })?;
-            let status = resp.status();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-            if !status.is_success() {
-                return Err(unreachable(format!(
-                    "node {:016x} refused the snapshot ({status}): {}",
-                    self.target,
-                    String::from_utf8_lossy(&bytes)
-                )));
-            }
-            let result: Result<SnapshotResponse<NodeId>, Fatal<NodeId>> =
-                codec::decode(&bytes).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-            self.network.contacts.touch(self.target);
-            result.map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e)))
-        };
+        let send = self.post::<Result<SnapshotResponse<NodeId>, Fatal<NodeId>>>(
+            paths::SNAPSHOT,
+            reqwest::Body::wrap_stream(stream),
+            SNAPSHOT_TIMEOUT,
+        );
         tokio::select! {
-            r = send => r,
+            r = send => r
+                .map_err(NoAnswer::into_streaming)?
+                .map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e))),
             closed = cancel => Err(StreamingError::Closed(closed)),
         }
     }

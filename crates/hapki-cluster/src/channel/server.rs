@@ -180,12 +180,12 @@ async fn snapshot(State(s): State<ChannelState>, body: axum::body::Body) -> Resp
             progress.installing();
             let snapshot = openraft::storage::Snapshot {
                 meta,
-                snapshot: Box::new(crate::snapshot::SnapshotData::Received(path.clone())),
+                snapshot: Box::new(crate::snapshot::SnapshotData::Received(crate::snapshot::ReceivedFile(
+                    path,
+                ))),
             };
-            let installed = s.raft.install_full_snapshot(vote, snapshot).await;
-            // Installed, the file is gone already; refused (an older vote), it goes now.
-            let _ = std::fs::remove_file(&path);
-            encode(&installed)
+            // Installed or refused (an older vote), the file goes with the snapshot.
+            encode(&s.raft.install_full_snapshot(vote, snapshot).await)
         }
         Err(why) => (StatusCode::BAD_REQUEST, format!("snapshot not received: {why}")).into_response(),
     };

@@ -147,11 +147,8 @@ impl Node {
             },
         )
         .await?;
-        // A node that joins receives the current snapshot and then trusts only the nodes it
-        // records: it must record this one (a restored cluster's snapshot is from before).
-        if let Err(e) = self.cluster.snapshot_now(std::time::Duration::from_secs(60)).await {
-            tracing::warn!("after recording this node's channel key: {e}");
-        }
+        // A node that joins trusts only the nodes it records; the snapshot it receives is the
+        // state as it is when sent, so it records this one.
         Ok(kept)
     }
 }
