@@ -49,6 +49,8 @@ command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 command -v pkill >/dev/null || need_apt+=(procps)
 # The Prometheus server and promtool in tests/metrics.rs.
 command -v prometheus >/dev/null || need_apt+=(prometheus)
+# The DNS server ACME validation asks in tests/acme.rs.
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -69,9 +71,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 venv=target/pyenv
-if [ ! -x "$venv/bin/lint_pkix_cert" ]; then
+if [ ! -x "$venv/bin/lint_pkix_cert" ] || [ ! -x "$venv/bin/certbot" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check pkilint
+    # pkilint for tests/lint.rs, certbot (an ACME client) for tests/acme.rs.
+    "$venv/bin/pip" install -q --disable-pip-version-check pkilint certbot
 fi
 export HAPKI_PKILINT_BIN="$PWD/$venv/bin"
 

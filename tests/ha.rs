@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{free_port, stderr, wait_for, Cluster, Node, HAPKI};
+use common::{stderr, wait_for, Cluster, Haproxy, Node, HAPKI};
 
 /// The index of the node that leads, as node `asker` sees it.
 fn leader(cluster: &Cluster, asker: usize) -> usize {
@@ -242,15 +242,6 @@ fn writes_resume_on_the_survivors_when_the_leader_is_killed_twice() {
     check_no_loss(&cluster, &acknowledged, before);
 }
 
-struct Haproxy(Child);
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn haproxy_balances_over_the_cluster_and_a_client_retrying_gets_exactly_one_certificate_each_time() {
     let mut cluster = Cluster::start(3, "");
@@ -260,40 +251,8 @@ fn haproxy_balances_over_the_cluster_and_a_client_retrying_gets_exactly_one_cert
     let csr = a.work().join("load.csr").display().to_string();
     let before = a.digest().1;
 
-    // The shipped configuration, pointed at this cluster's ports.
-    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/haproxy.cfg")).unwrap();
-    let (api, publication) = (free_port(), free_port());
-    let mut cfg = shipped
-        .replace("127.0.0.1:7443", &format!("127.0.0.1:{api}"))
-        .replace("127.0.0.1:7080", &format!("127.0.0.1:{publication}"));
-    for (n, (https, http)) in cluster.nodes.iter().zip([(8443, 8080), (9443, 9080), (10443, 10080)]) {
-        cfg = cfg
-            .replace(&format!("127.0.0.1:{https}\n"), &format!("127.0.0.1:{}\n", n.https))
-            .replace(&format!("127.0.0.1:{http}\n"), &format!("127.0.0.1:{}\n", n.http));
-    }
-    let path = a.work().join("haproxy.cfg");
-    std::fs::write(&path, cfg).unwrap();
-    let _haproxy = Haproxy(
-        Command::new(if std::path::Path::new("/usr/sbin/haproxy").exists() {
-            "/usr/sbin/haproxy"
-        } else {
-            "haproxy"
-        })
-        .args(["-db", "-f"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy (scripts/test.sh installs it)"),
-    );
-    let through = format!("https://127.0.0.1:{api}");
-    wait_for("HAProxy to serve", Duration::from_secs(20), || {
-        a.http_client()
-            .get(format!("{through}/v1/sys/health"))
-            .send()
-            .is_ok_and(|r| r.status().is_success())
-    });
-
+    let haproxy = Haproxy::start(&cluster);
+    let through = haproxy.api_url();
     // Round robin: requests land on every node.
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..9 {
@@ -329,7 +288,7 @@ fn haproxy_balances_over_the_cluster_and_a_client_retrying_gets_exactly_one_cert
 
     // Publication through HAProxy too.
     let crl = client
-        .get(format!("http://127.0.0.1:{publication}/v1/crl.pem"))
+        .get(format!("http://127.0.0.1:{}/v1/crl.pem", haproxy.publication))
         .send()
         .unwrap();
     assert!(crl.status().is_success());

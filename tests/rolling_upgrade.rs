@@ -17,6 +17,10 @@ use std::time::Duration;
 
 use common::{client_cli, stderr, stdout, wait_for, Cluster, Node, HAPKI};
 
+/// The newest state format this build applies, and the first release that does.
+const NEWEST_FORMAT: u32 = 4;
+const NEWEST_RELEASE: &str = "0.5.0";
+
 /// The old build, next to this one.
 fn old_binary() -> PathBuf {
     let path = Path::new(HAPKI).with_file_name("hapki-format1");
@@ -215,9 +219,11 @@ fn a_cluster_is_upgraded_node_by_node_under_load_and_the_new_format_waits_for_th
 
     // Every member runs this build: the format rises by itself to the newest this build
     // applies, and the rollover works.
-    wait_for("the effective format to rise to 3", Duration::from_secs(30), || {
-        summary(&cluster.nodes[1])["effective_format"] == 3
-    });
+    wait_for(
+        &format!("the effective format to rise to {NEWEST_FORMAT}"),
+        Duration::from_secs(30),
+        || summary(&cluster.nodes[1])["effective_format"] == NEWEST_FORMAT,
+    );
     let out = rotate(&cluster.nodes[1], &root);
     assert!(out.status.success(), "rollover: {}\n{}", stderr(&out), stdout(&out));
     for (file, holds) in [("successor.pem", 2), ("successor-root.pem", 1)] {
@@ -266,7 +272,8 @@ fn a_cluster_is_upgraded_node_by_node_under_load_and_the_new_format_waits_for_th
     assert!(!status.success(), "{log}");
     eprintln!("the old build refused to start: {}", log.trim());
     assert!(
-        log.contains("state format 3") && log.contains("start hapki 0.3.0 or later"),
+        log.contains(&format!("state format {NEWEST_FORMAT}"))
+            && log.contains(&format!("start hapki {NEWEST_RELEASE} or later")),
         "the old build must say which release it needs:\n{log}"
     );
     node.set_binary(&new);
@@ -277,11 +284,12 @@ fn a_cluster_is_upgraded_node_by_node_under_load_and_the_new_format_waits_for_th
     let out = cluster.join(Node::start_fresh_as(&old, ""), 0);
     assert!(
         !out.status.success(),
-        "an old build must not join a cluster of format 3"
+        "an old build must not join a cluster of format {NEWEST_FORMAT}"
     );
     let says = stderr(&out);
     assert!(
-        says.contains("state format 3") && says.contains("install hapki 0.3.0 or later"),
+        says.contains(&format!("state format {NEWEST_FORMAT}"))
+            && says.contains(&format!("install hapki {NEWEST_RELEASE} or later")),
         "{says}"
     );
 }

@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Global client options come from
 //! flags, then `HAPKI_*` environment variables, then `~/.config/hapki/config.toml`.
 
+mod acme;
 mod audit;
 mod backup;
 mod bench;
@@ -138,6 +139,9 @@ enum Command {
     /// The expiry tidy: what it removes and when, and a run now
     #[command(subcommand)]
     Tidy(tidy::TidyCommand),
+    /// ACME directories: External Account Binding keys, settings, renewal hints
+    #[command(subcommand)]
+    Acme(acme::AcmeCommand),
     /// This node's status and state digest
     Status,
     /// The cluster: members, roles, replicated and node-local data
@@ -264,6 +268,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Backup(c) => backup::run(&ctx, c).await,
         Command::Audit(c) => audit::run(&ctx, c).await,
         Command::Tidy(c) => tidy::run(&ctx, c).await,
+        Command::Acme(c) => acme::run(&ctx, c).await,
         Command::Status => misc::status(&ctx).await,
         Command::Cluster(c) => cluster::run(&ctx, c).await,
         Command::Node(c) => node::run(&ctx, c).await,

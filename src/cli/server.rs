@@ -60,6 +60,12 @@ pub struct NodeArgs {
     /// Serve Prometheus metrics at /metrics on the plain-HTTP listener (`metrics = true`)
     #[arg(long)]
     metrics: bool,
+    /// Port ACME http-01 validation connects to on the identifier's host [default: 80]
+    #[arg(long)]
+    acme_http01_port: Option<u16>,
+    /// DNS server (host:port) ACME dns-01 validation asks [default: the system's resolvers]
+    #[arg(long)]
+    acme_dns_resolver: Option<SocketAddr>,
     #[command(flatten)]
     root: super::node::RootOfTrustArgs,
 }
@@ -104,6 +110,12 @@ impl NodeArgs {
         }
         if self.metrics {
             cfg.metrics = true;
+        }
+        if let Some(p) = self.acme_http01_port {
+            cfg.acme_http01_port = p;
+        }
+        if let Some(r) = self.acme_dns_resolver {
+            cfg.acme_dns_resolver = Some(r);
         }
         if let Some(root) = self.root.spec()? {
             cfg.root_of_trust = Some(root);

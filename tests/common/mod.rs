@@ -763,3 +763,65 @@ impl Node {
         Arc::new(tls)
     }
 }
+
+/// HAProxy with the shipped configuration (deploy/haproxy.cfg) in front of a cluster of
+/// three, on free ports; stopped on drop.
+pub struct Haproxy {
+    child: Child,
+    pub api: u16,
+    pub publication: u16,
+}
+
+impl Haproxy {
+    pub fn start(cluster: &Cluster) -> Haproxy {
+        let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/haproxy.cfg")).unwrap();
+        let (api, publication) = (free_port(), free_port());
+        let mut cfg = shipped
+            .replace("127.0.0.1:7443", &format!("127.0.0.1:{api}"))
+            .replace("127.0.0.1:7080", &format!("127.0.0.1:{publication}"));
+        for (n, (https, http)) in cluster.nodes.iter().zip([(8443, 8080), (9443, 9080), (10443, 10080)]) {
+            cfg = cfg
+                .replace(&format!("127.0.0.1:{https}\n"), &format!("127.0.0.1:{}\n", n.https))
+                .replace(&format!("127.0.0.1:{http}\n"), &format!("127.0.0.1:{}\n", n.http));
+        }
+        let a = &cluster.nodes[0];
+        let path = a.work().join("haproxy.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let child = Command::new(if Path::new("/usr/sbin/haproxy").exists() {
+            "/usr/sbin/haproxy"
+        } else {
+            "haproxy"
+        })
+        .args(["-db", "-f"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy (scripts/test.sh installs it)");
+        let haproxy = Haproxy {
+            child,
+            api,
+            publication,
+        };
+        let through = haproxy.api_url();
+        wait_for("HAProxy to serve", Duration::from_secs(20), || {
+            a.http_client()
+                .get(format!("{through}/v1/sys/health"))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+        });
+        haproxy
+    }
+
+    /// The HTTPS API through HAProxy.
+    pub fn api_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.api)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

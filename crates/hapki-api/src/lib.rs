@@ -7,6 +7,7 @@
 //! forwarded write carries a store command; both live next to the code that
 //! speaks them in `hapki-cluster`, encoded by the same codec as these.
 
+pub mod acme;
 pub mod audit;
 pub mod backups;
 pub mod ca;

@@ -20,6 +20,12 @@ pub enum Origin {
     /// The node itself, with no client behind it: serial leases, CRLs, the internal CA,
     /// the steps of a join. Only the kinds of write members make are accepted this way.
     Node,
+    /// A client's ACME request, with its signed body: the leader verifies the signature
+    /// and the nonce again and checks that the command is what the body asks.
+    Acme { jws: Vec<u8> },
+    /// An EST re-enrollment, with the client certificate it showed (DER): the leader checks
+    /// that it is valid and that the new certificate is its successor.
+    Est { certificate: Vec<u8> },
 }
 
 impl std::fmt::Debug for Origin {
@@ -27,6 +33,8 @@ impl std::fmt::Debug for Origin {
         match self {
             Origin::Client { .. } => f.write_str("Client { token: <redacted> }"),
             Origin::Node => f.write_str("Node"),
+            Origin::Acme { .. } => f.write_str("Acme"),
+            Origin::Est { .. } => f.write_str("Est"),
         }
     }
 }

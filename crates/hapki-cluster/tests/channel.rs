@@ -109,6 +109,7 @@ impl Authorizer for TestAuthorizer {
             (Origin::Client { .. }, _) => Err("the token is not valid".into()),
             (Origin::Node, Command::LeaseSerials { .. }) => Ok(()),
             (Origin::Node, other) => Err(format!("a node may not propose {}", other.kind())),
+            (Origin::Acme { .. } | Origin::Est { .. }, _) => Err("no ACME or EST request is valid here".into()),
         }
     }
     fn membership(&self, _from: NodeId, origin: &Origin, _change: &MembershipChange) -> Result<(), String> {

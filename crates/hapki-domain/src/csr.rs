@@ -28,11 +28,32 @@ pub struct VerifiedCsr {
     pub spki: SubjectPublicKeyInfoOwned,
     pub key: PublicKeyKind,
     pub sans: Vec<San>,
+    /// The challengePassword attribute (PKCS#9), if the request carries one: EST puts the
+    /// channel binding of its TLS connection there.
+    pub challenge_password: Option<String>,
 }
 
 /// Builds and signs a PKCS#10 request for `subject` and `sans` with `key`.
 pub fn build_csr(key: &SigningKey, subject: &Name, sans: &[San]) -> Result<Vec<u8>, DomainError> {
+    build_csr_with_challenge(key, subject, sans, None)
+}
+
+/// [`build_csr`] with a challengePassword attribute (a UTF8String), as an EST client
+/// carries its channel binding.
+pub fn build_csr_with_challenge(
+    key: &SigningKey,
+    subject: &Name,
+    sans: &[San],
+    challenge: Option<&str>,
+) -> Result<Vec<u8>, DomainError> {
     let mut attributes = SetOfVec::new();
+    if let Some(c) = challenge {
+        let value = Any::encode_from(&der::asn1::Utf8StringRef::new(c)?)?;
+        attributes.insert(Attribute {
+            oid: CHALLENGE_PASSWORD,
+            values: SetOfVec::try_from(vec![value])?,
+        })?;
+    }
     if !sans.is_empty() {
         let names = sans.iter().map(San::to_general_name).collect::<Result<Vec<_>, _>>()?;
         let ext: Extension = SubjectAltName(names).to_extension(subject, &[])?;
@@ -72,12 +93,14 @@ pub fn parse_and_verify(input: &[u8]) -> Result<VerifiedCsr, DomainError> {
     let key = PublicKeyKind::from_spki(&req.info.public_key)?;
     verify_signature(&req.info.public_key, key, &req.algorithm.oid, &req.signature, tbs)?;
     let sans = requested_sans(&req)?;
+    let challenge_password = challenge_password(&req)?;
     Ok(VerifiedCsr {
         common_name: common_name(&req.info.subject),
         subject: req.info.subject,
         spki: req.info.public_key,
         key,
         sans,
+        challenge_password,
     })
 }
 
@@ -149,6 +172,36 @@ fn requested_sans(req: &CertReq) -> Result<Vec<San>, DomainError> {
         }
     }
     Ok(sans)
+}
+
+/// PKCS#9 challengePassword.
+const CHALLENGE_PASSWORD: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
+
+/// The challengePassword attribute's one value, as text (UTF8String, PrintableString or
+/// IA5String).
+fn challenge_password(req: &CertReq) -> Result<Option<String>, DomainError> {
+    let Some(attr) = req.info.attributes.iter().find(|a| a.oid == CHALLENGE_PASSWORD) else {
+        return Ok(None);
+    };
+    let bad = || DomainError::invalid("the CSR's challengePassword attribute is malformed");
+    let [value] = attr.values.as_slice() else {
+        return Err(bad());
+    };
+    let text = value
+        .decode_as::<der::asn1::Utf8StringRef<'_>>()
+        .map(|s| s.as_str().to_string())
+        .or_else(|_| {
+            value
+                .decode_as::<der::asn1::PrintableStringRef<'_>>()
+                .map(|s| s.as_str().to_string())
+        })
+        .or_else(|_| {
+            value
+                .decode_as::<der::asn1::Ia5StringRef<'_>>()
+                .map(|s| s.as_str().to_string())
+        })
+        .map_err(|_| bad())?;
+    Ok(Some(text))
 }
 
 fn oids_san() -> der::asn1::ObjectIdentifier {

@@ -193,6 +193,11 @@ impl Profile {
         Ok(())
     }
 
+    /// Whether the profile issues for these names (an ACME order's, before any CSR).
+    pub fn check_names(&self, sans: &[San]) -> Result<(), DomainError> {
+        self.san.check(&self.name, sans)
+    }
+
     /// Decides on a verified request: key, names and validity against the profile.
     /// `requested_secs` is the validity the caller asked for, if any.
     pub fn evaluate(&self, csr: &VerifiedCsr, requested_secs: Option<u64>) -> Result<Approved, DomainError> {

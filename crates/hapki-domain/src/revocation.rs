@@ -49,6 +49,21 @@ impl RevocationReason {
         }
     }
 
+    /// The reason of CRLReason code `code` (RFC 5280 §5.3.1), if hapki revokes for it.
+    pub fn from_code(code: u8) -> Option<RevocationReason> {
+        Some(match code {
+            0 => RevocationReason::Unspecified,
+            1 => RevocationReason::KeyCompromise,
+            2 => RevocationReason::CaCompromise,
+            3 => RevocationReason::AffiliationChanged,
+            4 => RevocationReason::Superseded,
+            5 => RevocationReason::CessationOfOperation,
+            9 => RevocationReason::PrivilegeWithdrawn,
+            10 => RevocationReason::AaCompromise,
+            _ => return None,
+        })
+    }
+
     /// The CRLReason code.
     pub fn to_crl_reason(self) -> CrlReason {
         match self {

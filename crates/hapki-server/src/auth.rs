@@ -97,13 +97,23 @@ pub struct Caller {
     credential: Option<Credential>,
 }
 
-/// A bearer token held in memory; never printed.
+/// What a client showed: a bearer token, held in memory and never printed, or the signed
+/// body of an ACME request.
 #[derive(Clone)]
-struct Credential(String);
+enum Credential {
+    Token(String),
+    Acme(Arc<Vec<u8>>),
+    /// The client certificate an EST re-enrollment showed (DER).
+    Est(Arc<Vec<u8>>),
+}
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
+        match self {
+            Credential::Token(_) => f.write_str("<redacted>"),
+            Credential::Acme(_) => f.write_str("<acme request>"),
+            Credential::Est(_) => f.write_str("<est client certificate>"),
+        }
     }
 }
 
@@ -116,7 +126,35 @@ impl Caller {
             role: record.role,
             profiles: record.profiles,
             issuers: record.issuers,
-            credential: Some(Credential(token.to_string())),
+            credential: Some(Credential::Token(token.to_string())),
+        }
+    }
+
+    /// The caller of an EST re-enrollment by the holder of `cert`: whoever asked for that
+    /// certificate, for its profile and issuer alone. A write it causes is forwarded with
+    /// the certificate, which the leader checks again.
+    pub fn est(cert: &hapki_store::CertRecord) -> Caller {
+        Caller {
+            token_id: est_requester(cert),
+            name: format!("EST re-enrollment of {}", cert.serial),
+            role: Role::Requester,
+            profiles: vec![cert.profile.clone()],
+            issuers: vec![cert.issuer_id.clone()],
+            credential: Some(Credential::Est(Arc::new(cert.der.clone()))),
+        }
+    }
+
+    /// The caller of an ACME request signed by `account` (verified), whose body was `jws`:
+    /// a requester of the account's directory's profile alone. A write it causes is
+    /// forwarded with that body, which the leader verifies again.
+    pub fn acme(account: &hapki_store::acme::AcmeAccount, jws: &[u8]) -> Caller {
+        Caller {
+            token_id: account.requester(),
+            name: format!("ACME account {}", account.id),
+            role: Role::Requester,
+            profiles: vec![account.profile.clone()],
+            issuers: Vec::new(),
+            credential: Some(Credential::Acme(Arc::new(jws.to_vec()))),
         }
     }
 
@@ -141,7 +179,11 @@ impl Caller {
     /// On whose behalf a write this caller causes is made, for the leader to check again.
     pub fn origin(&self) -> hapki_cluster::Origin {
         match &self.credential {
-            Some(c) => hapki_cluster::Origin::Client { token: c.0.clone() },
+            Some(Credential::Token(t)) => hapki_cluster::Origin::Client { token: t.clone() },
+            Some(Credential::Acme(jws)) => hapki_cluster::Origin::Acme { jws: jws.to_vec() },
+            Some(Credential::Est(cert)) => hapki_cluster::Origin::Est {
+                certificate: cert.to_vec(),
+            },
             None => hapki_cluster::Origin::Node,
         }
     }
@@ -171,6 +213,13 @@ impl FromRequestParts<Arc<Pki>> for Caller {
     async fn from_request_parts(parts: &mut Parts, pki: &Arc<Pki>) -> Result<Self, Self::Rejection> {
         Ok(authenticate(pki, &parts.headers)?)
     }
+}
+
+/// Who a re-enrolled certificate is recorded as requested by: the one its predecessor was.
+pub fn est_requester(cert: &hapki_store::CertRecord) -> String {
+    cert.requested_by
+        .clone()
+        .unwrap_or_else(|| format!("est:{}", cert.serial))
 }
 
 /// The bearer token of a request, if it has a well-formed one.

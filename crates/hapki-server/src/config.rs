@@ -80,9 +80,21 @@ pub struct NodeConfig {
     /// Serve Prometheus metrics at `/metrics` on the plain-HTTP listener (`--metrics`).
     #[serde(default)]
     pub metrics: bool,
+    /// The port ACME `http-01` validation connects to on the identifier's host
+    /// (`--acme-http01-port`).
+    #[serde(default = "default_http01_port")]
+    pub acme_http01_port: u16,
+    /// The DNS server ACME `dns-01` validation asks, `host:port`; the system's resolvers
+    /// when absent (`--acme-dns-resolver`).
+    #[serde(default)]
+    pub acme_dns_resolver: Option<SocketAddr>,
     /// A development node (`--dev`): forms its one-node cluster by itself on first start.
     #[serde(skip)]
     pub dev: bool,
+}
+
+fn default_http01_port() -> u16 {
+    80
 }
 
 /// `[backup]`: backups the leader takes on a schedule, encrypted to a recipient's RSA key

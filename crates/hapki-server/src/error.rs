@@ -221,6 +221,7 @@ fn rejected(code: RejectCode, message: String) -> ApiError {
         RejectCode::NotFound => ApiError::not_found(message),
         RejectCode::Invalid => ApiError::bad_request(message),
         RejectCode::Forbidden => ApiError::forbidden(message),
+        RejectCode::BadNonce => ApiError::new(StatusCode::BAD_REQUEST, "bad_nonce", message),
     }
 }
 

@@ -41,7 +41,13 @@ pub async fn serve_https(listener: TcpListener, tls: Arc<rustls::ServerConfig>, 
                     return;
                 }
             };
-            if let Err(e) = serve_connection(tls, router, &limits, too_slow).await {
+            // Each request on the connection carries what its handshake showed.
+            let facts = crate::tls::client_tls(tls.get_ref().1);
+            let service = tower::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(facts.clone());
+                tower::ServiceExt::oneshot(router.clone(), req)
+            });
+            if let Err(e) = serve_connection(tls, service, &limits, too_slow).await {
                 tracing::debug!("connection from {peer} ended: {e}");
             }
         });

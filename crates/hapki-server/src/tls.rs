@@ -261,14 +261,88 @@ impl ResolvesServerCert for CertSlot {
     }
 }
 
-/// A rustls server configuration for the API (HTTP/2 and HTTP/1.1) serving the slot's certificate.
+/// A rustls server configuration for the API (HTTP/2 and HTTP/1.1) serving the slot's
+/// certificate. A client may show a certificate (EST re-enrollment): the handshake
+/// proves it holds the key, and the EST service takes the certificate only if it is one
+/// this cluster issued, unrevoked and unexpired; nothing else looks at it.
 pub fn server_config(slot: Arc<CertSlot>) -> Result<Arc<rustls::ServerConfig>, PkiError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(OptionalClientCert {
+        algorithms: provider.signature_verification_algorithms,
+    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| PkiError::internal(e.to_string()))?
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_cert_resolver(slot);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Asks for a client certificate without requiring one, and checks only that the client
+/// signed the handshake with the certificate's key: which certificates count is the EST
+/// service's decision, against the replicated state.
+#[derive(Debug)]
+struct OptionalClientCert {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::server::danger::ClientCertVerifier for OptionalClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// What a TLS connection showed, for the requests on it: the client's certificate and
+/// the channel binding (RFC 9266 `tls-exporter`).
+pub fn client_tls(conn: &rustls::ServerConnection) -> crate::pki::est::ClientTls {
+    let channel_binding = conn
+        .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
+        .ok();
+    crate::pki::est::ClientTls {
+        certificate: conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec()),
+        channel_binding,
+    }
 }

@@ -86,24 +86,35 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         Command::AdmitNode { node } => admit_node(txn, node),
         Command::RemoveNode { id, at } => remove_node(txn, *id, *at),
         Command::LeaseSerials { node, size } => lease_serials(txn, *node, *size),
-        Command::RotateKek { .. } | Command::RotateKekWithArchive { .. } => {
-            if crate::audit::key_is_set(txn)? {
-                return Ok(CommandResult::reject(
-                    RejectCode::Conflict,
-                    "the rotation does not seal the audit key anew; retry",
-                ));
-            }
-            rotate(txn, cmd)
+        Command::RotateKek { .. } | Command::RotateKekWithArchive { .. } | Command::RotateKekWithAudit { .. }
+            if crate::acme::secret_is_set(txn)? =>
+        {
+            Ok(CommandResult::reject(
+                RejectCode::Conflict,
+                "the rotation does not seal the ACME secret anew; retry",
+            ))
         }
-        Command::RotateKekWithAudit { rotation, audit } => {
-            if let Some(refusal) = crate::audit::check_rewrap(txn, audit, rotation)? {
+        Command::RotateKekWithAcme { rotation, acme } => {
+            let to = match rotation.inner() {
+                Command::RotateKek { to, .. } | Command::RotateKekWithArchive { to, .. } => *to,
+                other => {
+                    return Ok(CommandResult::reject(
+                        RejectCode::Invalid,
+                        format!("{} is not a KEK rotation", other.kind()),
+                    ))
+                }
+            };
+            if let Some(refusal) = crate::acme::check_rewrap(txn, acme, to)? {
                 return Ok(CommandResult::reject(RejectCode::Conflict, refusal));
             }
-            let result = rotate(txn, rotation)?;
+            let result = apply_rotation(txn, rotation)?;
             if result == CommandResult::Applied {
-                crate::audit::rewrap_key(txn, audit)?;
+                crate::acme::rewrap_secret(txn, acme)?;
             }
             Ok(result)
+        }
+        Command::RotateKek { .. } | Command::RotateKekWithArchive { .. } | Command::RotateKekWithAudit { .. } => {
+            apply_rotation(txn, cmd)
         }
         Command::SetArchiveTransport { transport } => crate::archive::set_transport(txn, transport),
         Command::ArchiveKey { key } => crate::archive::archive_key(txn, key),
@@ -136,6 +147,32 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
         Command::SetCrlPolicy { policy } => crate::crl_delta::set_policy(txn, policy),
         Command::PublishDeltaHead { head } => crate::crl_delta::publish(txn, head),
         Command::SetCrlPartitioning { policy } => crate::crl_partition::set_policy(txn, policy),
+        Command::SetAcmeSecret { secret } => crate::acme::set_secret(txn, secret),
+        Command::SetAcmeDirectory { profile, directory } => crate::acme::set_directory(txn, profile, directory),
+        Command::CreateEab { eab } => crate::acme::create_eab(txn, eab),
+        Command::SuggestRenewal { issuer, hint } => crate::acme::suggest_renewal(txn, issuer, hint),
+        Command::Acme { request } => crate::acme::apply(txn, request),
+    }
+}
+
+/// A KEK rotation with or without the audit key sealed anew.
+fn apply_rotation(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, StoreError> {
+    match cmd {
+        Command::RotateKekWithAudit { rotation, audit } => {
+            if let Some(refusal) = crate::audit::check_rewrap(txn, audit, rotation)? {
+                return Ok(CommandResult::reject(RejectCode::Conflict, refusal));
+            }
+            let result = rotate(txn, rotation)?;
+            if result == CommandResult::Applied {
+                crate::audit::rewrap_key(txn, audit)?;
+            }
+            Ok(result)
+        }
+        _ if crate::audit::key_is_set(txn)? => Ok(CommandResult::reject(
+            RejectCode::Conflict,
+            "the rotation does not seal the audit key anew; retry",
+        )),
+        _ => rotate(txn, cmd),
     }
 }
 
@@ -397,7 +434,7 @@ pub(crate) fn issue_cert(
     Ok(CommandResult::Applied)
 }
 
-fn revoke(
+pub(crate) fn revoke(
     txn: &WriteTransaction,
     serial: &[u8; 20],
     revocation: Revocation,

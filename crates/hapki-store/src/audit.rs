@@ -222,6 +222,13 @@ fn object(command: &Command) -> String {
             "tidy retention {} s, batch {}, share {} %",
             policy.retention_secs, policy.batch, policy.share_percent
         ),
+        Command::Acme { request } => crate::acme::audit_object(request),
+        Command::CreateEab { eab } => format!("acme eab {} for profile {}", eab.kid, eab.profile),
+        Command::SetAcmeDirectory { profile, directory } => {
+            format!("acme directory {profile} (require_eab {})", directory.require_eab)
+        }
+        Command::SuggestRenewal { issuer, hint } => format!("issuer {issuer} renew before {}", hint.before),
+        Command::RotateKekWithAcme { rotation, .. } => object(rotation),
         other => other.kind().to_string(),
     }
 }

@@ -64,6 +64,98 @@ mod tests {
         assert_eq!(&decode::<T>(&encode(value)).unwrap(), value);
     }
 
+    /// One ACME request of every kind.
+    fn acme_requests(cert: CertRecord) -> Vec<Command> {
+        use crate::acme::*;
+        let id = Identifier {
+            kind: "dns".into(),
+            value: "a.example".into(),
+        };
+        let ops = vec![
+            AcmeOp::NewAccount {
+                account: AcmeAccount {
+                    id: "a".into(),
+                    profile: "server".into(),
+                    jwk: "{}".into(),
+                    thumbprint: [1; 32],
+                    contact: vec!["mailto:x@example.com".into()],
+                    status: AccountStatus::Deactivated,
+                    eab_kid: Some("k".into()),
+                    created_at: 1,
+                },
+            },
+            AcmeOp::UpdateAccount {
+                contact: Some(vec![]),
+                deactivate: true,
+            },
+            AcmeOp::KeyChange {
+                jwk: "{}".into(),
+                thumbprint: [2; 32],
+            },
+            AcmeOp::NewOrder {
+                order: AcmeOrder {
+                    id: "o".into(),
+                    account: "a".into(),
+                    profile: "server".into(),
+                    identifiers: vec![id.clone()],
+                    authorizations: vec!["z".into()],
+                    created_at: 1,
+                    expires_at: 2,
+                    replaces: Some("r".into()),
+                    certificate: Some(Serial::from_u64(3)),
+                },
+                authorizations: [
+                    AuthzStatus::Pending,
+                    AuthzStatus::Valid {
+                        challenge: "http-01".into(),
+                        at: 3,
+                    },
+                    AuthzStatus::Invalid {
+                        challenge: "dns-01".into(),
+                        at: 3,
+                        error: "e".into(),
+                    },
+                    AuthzStatus::Deactivated,
+                ]
+                .into_iter()
+                .map(|status| AcmeAuthz {
+                    id: "z".into(),
+                    account: "a".into(),
+                    identifier: id.clone(),
+                    wildcard: true,
+                    token: "t".into(),
+                    status,
+                    expires_at: 4,
+                })
+                .collect(),
+            },
+            AcmeOp::Validated {
+                authz: "z".into(),
+                challenge: "http-01".into(),
+                error: Some("e".into()),
+            },
+            AcmeOp::DeactivateAuthz { authz: "z".into() },
+            AcmeOp::Finalize {
+                order: "o".into(),
+                cert,
+            },
+            AcmeOp::Revoke {
+                serial: Serial::from_u64(3),
+                reason: RevocationReason::Superseded,
+            },
+        ];
+        ops.into_iter()
+            .map(|op| Command::Acme {
+                request: AcmeRequest {
+                    nonce: [7; 24],
+                    at: 5,
+                    account: "a".into(),
+                    op,
+                },
+            })
+            .collect()
+    }
+
     /// One of every command, with every optional part present, as the Raft log carries them.
     fn every_command() -> Vec<Command> {
         let archived = ArchivedKey {
@@ -311,7 +403,47 @@ mod tests {
                     next_update: 8,
                 },
             },
+            Command::SetAcmeSecret {
+                secret: crate::acme::AcmeSecret {
+                    wrapped: sealed(0, 5),
+                    created_at: 1,
+                },
+            },
+            Command::SetAcmeDirectory {
+                profile: "server".into(),
+                directory: crate::acme::AcmeDirectory { require_eab: true },
+            },
+            Command::CreateEab {
+                eab: crate::acme::EabRecord {
+                    kid: "k".into(),
+                    profile: "server".into(),
+                    created_at: 1,
+                    created_by: "t".into(),
+                    expires_at: 2,
+                    bound_to: Some("a".into()),
+                },
+            },
+            Command::SuggestRenewal {
+                issuer: "aa".into(),
+                hint: crate::acme::RenewalHint {
+                    before: 9,
+                    set_at: 1,
+                    set_by: "t".into(),
+                },
+            },
+            Command::RotateKekWithAcme {
+                rotation: Box::new(Command::RotateKek {
+                    from: 0,
+                    to: 1,
+                    issuers: vec![],
+                    internal_ca: None,
+                }),
+                acme: sealed(1, 6),
+            },
         ]
+        .into_iter()
+        .chain(acme_requests(cert(8, "aa")))
+        .collect()
     }
 
     fn audit_meta() -> crate::AuditMeta {
@@ -329,7 +461,7 @@ mod tests {
         let kinds: BTreeSet<&str> = commands.iter().map(Command::kind).collect();
         // The three rotations are `rotate_kek`, both CRL publications `publish_crl`; an
         // audited command is its command's kind.
-        assert_eq!(kinds.len(), 35, "one of each command: {kinds:?}");
+        assert_eq!(kinds.len(), 47, "one of each command: {kinds:?}");
         for command in &commands {
             round_trips(command);
         }

@@ -167,6 +167,28 @@ pub enum Command {
     SetCrlPartitioning {
         policy: crate::crl_partition::CrlPartitioning,
     },
+    /// Sets the secret ACME nonces and EAB keys are derived from, once (format 4).
+    SetAcmeSecret { secret: crate::acme::AcmeSecret },
+    /// Sets the settings of the ACME directory of `profile` (format 4).
+    SetAcmeDirectory {
+        profile: String,
+        directory: crate::acme::AcmeDirectory,
+    },
+    /// Adds an External Account Binding key id (format 4).
+    CreateEab { eab: crate::acme::EabRecord },
+    /// Asks that the certificates of `issuer` be renewed before `hint.before` (format 4).
+    SuggestRenewal {
+        issuer: String,
+        hint: crate::acme::RenewalHint,
+    },
+    /// A client's state-changing ACME request, with the nonce it redeems (format 4).
+    Acme { request: crate::acme::AcmeRequest },
+    /// A rotation that also seals the ACME secret anew (format 4): once the state holds
+    /// that secret, rotations take this form.
+    RotateKekWithAcme {
+        rotation: Box<Command>,
+        acme: hapki_domain::wrap::Wrapped,
+    },
 }
 
 impl Command {
@@ -175,7 +197,9 @@ impl Command {
     pub fn inner(&self) -> &Command {
         match self {
             Command::Audited { command, .. } => command.inner(),
-            Command::RotateKekWithAudit { rotation, .. } => rotation.inner(),
+            Command::RotateKekWithAudit { rotation, .. } | Command::RotateKekWithAcme { rotation, .. } => {
+                rotation.inner()
+            }
             other => other,
         }
     }
@@ -213,7 +237,12 @@ impl Command {
             Command::AuditEvent { .. } => "audit_event",
             Command::SealAudit { .. } => "seal_audit",
             Command::SetAuditKey { .. } => "set_audit_key",
-            Command::RotateKekWithAudit { .. } => "rotate_kek",
+            Command::RotateKekWithAudit { .. } | Command::RotateKekWithAcme { .. } => "rotate_kek",
+            Command::SetAcmeSecret { .. } => "set_acme_secret",
+            Command::SetAcmeDirectory { .. } => "set_acme_directory",
+            Command::CreateEab { .. } => "create_eab",
+            Command::SuggestRenewal { .. } => "suggest_renewal",
+            Command::Acme { request } => request.op.kind(),
             Command::SetStateFormat { .. } => "set_state_format",
             Command::RollOverIssuer { .. } => "roll_over_issuer",
             Command::PublishCrlHead { .. } => "publish_crl",
@@ -238,6 +267,8 @@ pub enum RejectCode {
     Invalid,
     /// The command's author may not do this to this object (e.g. approve its own request).
     Forbidden,
+    /// An ACME request's nonce was redeemed before or is out of its window.
+    BadNonce,
 }
 
 impl RejectCode {
@@ -248,6 +279,7 @@ impl RejectCode {
             RejectCode::NotFound => "not_found",
             RejectCode::Invalid => "invalid",
             RejectCode::Forbidden => "forbidden",
+            RejectCode::BadNonce => "bad_nonce",
         }
     }
 }

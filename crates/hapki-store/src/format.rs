@@ -16,7 +16,7 @@ use crate::tables::SM_META;
 use crate::StoreError;
 
 /// The newest format this source knows.
-pub const LATEST: u32 = 3;
+pub const LATEST: u32 = 4;
 
 /// The highest format this build applies.
 #[cfg(feature = "state-format-1")]
@@ -29,7 +29,7 @@ pub const MAX: u32 = LATEST;
 pub const BASELINE: u32 = 1;
 
 /// The first release that applies each format, oldest first.
-const RELEASES: [(u32, &str); 3] = [(1, "0.1.0"), (2, "0.2.0"), (3, "0.3.0")];
+const RELEASES: [(u32, &str); 4] = [(1, "0.1.0"), (2, "0.2.0"), (3, "0.3.0"), (4, "0.5.0")];
 
 /// The first release of hapki that applies `format`.
 pub fn first_release(format: u32) -> &'static str {
@@ -45,6 +45,7 @@ pub fn describe(format: u32) -> &'static str {
         1 => "issuance, revocation, CRL, OCSP, tokens, key archive, backups, audit log",
         2 => "issuing-CA rollover (`hapki ca rotate`), CRLs signed by each node from its replica",
         3 => "expiry tidy (`hapki tidy`), delta CRLs, partitioned CRLs",
+        4 => "ACME directories with external account binding and renewal information",
         _ => "unknown to this build",
     }
 }
@@ -60,6 +61,12 @@ impl Command {
             | Command::SetCrlPolicy { .. }
             | Command::PublishDeltaHead { .. }
             | Command::SetCrlPartitioning { .. } => 3,
+            Command::SetAcmeSecret { .. }
+            | Command::SetAcmeDirectory { .. }
+            | Command::CreateEab { .. }
+            | Command::SuggestRenewal { .. }
+            | Command::Acme { .. }
+            | Command::RotateKekWithAcme { .. } => 4,
             Command::Audited { command, .. } => command.format(),
             Command::RotateKekWithAudit { rotation, .. } => rotation.format(),
             _ => 1,

@@ -34,6 +34,7 @@ fn sealed_in(cmd: &Command) -> Vec<&Wrapped> {
         Command::SetInternalCa { ca } => vec![&ca.wrapped_key],
         Command::SetArchiveTransport { transport } => vec![&transport.wrapped_key],
         Command::SetAuditKey { key } => vec![&key.wrapped_key],
+        Command::SetAcmeSecret { secret } => vec![&secret.wrapped],
         Command::Audited { command, .. } => sealed_in(command),
         Command::ArchiveKey { key } | Command::IssueAndArchive { key, .. } => vec![&key.wrapped_key],
         _ => Vec::new(),

@@ -5,6 +5,7 @@
 //! It also owns how every value is encoded ([`codec`]) and the migration of a
 //! store of an earlier schema ([`Upgrade`]).
 
+pub mod acme;
 mod apply;
 pub mod archive;
 pub mod audit;

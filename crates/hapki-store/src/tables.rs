@@ -70,6 +70,10 @@ pub const SM_REVOKED_PARTITION: TableDefinition<&[u8], &[u8]> = TableDefinition:
 
 /// Not-after (8 bytes, big-endian) ‖ serial (20 bytes) → nothing: every stored certificate
 /// by the time it expires, derived from [`SM_CERTS`] ([`crate::index`]).
+/// ACME: the secret, directories, EAB key ids, accounts, orders, authorizations,
+/// renewal hints and redeemed nonces, by key prefix (format 4; [`crate::acme`]).
+pub const SM_ACME: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_acme");
+
 pub const IDX_CERT_EXPIRY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idx_cert_expiry");
 /// Serial (20 bytes) → nothing: every revoked certificate stored, derived from [`SM_CERTS`]
 /// ([`crate::index`]).
@@ -88,7 +92,7 @@ pub type SmTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 /// The state-machine tables, in the fixed order snapshots and digests use; new tables go
 /// at the end, and count in the digest only once they hold rows (so that a state without
 /// them digests as it did before they existed).
-pub const SM_TABLES: [SmTable; 20] = [
+pub const SM_TABLES: [SmTable; 21] = [
     SM_META,
     SM_ISSUERS,
     SM_CERTS,
@@ -109,6 +113,7 @@ pub const SM_TABLES: [SmTable; 20] = [
     SM_CRL_DELTAS,
     SM_CRL_SINCE_DELTA,
     SM_REVOKED_PARTITION,
+    SM_ACME,
 ];
 
 /// How many of [`SM_TABLES`] count in the digest even when empty.

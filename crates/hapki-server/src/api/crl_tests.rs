@@ -147,7 +147,7 @@ async fn a_revocation_goes_into_a_delta_and_the_next_complete_crl_takes_it_over(
     assert!(next.number > number);
     assert_eq!(
         next.serials,
-        [serial.clone()],
+        std::slice::from_ref(&serial),
         "the complete CRL took the revocation over"
     );
     let after = fetch(&api, &delta_path).await.unwrap();

@@ -2,10 +2,12 @@
 //! HTTP publication, and the JSON extractor that gives malformed input the same
 //! error shape as everything else.
 
+mod acme;
 mod audit;
 mod backups;
 mod ca;
 mod certs;
+mod est;
 mod keys;
 pub(crate) mod linger;
 mod profiles;
@@ -81,6 +83,8 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .route("/v1/keys/recoveries/{id}", get(keys::recovery))
         .route("/v1/keys/recoveries/{id}/approve", post(keys::approve))
         .route("/v1/keys/recoveries/{id}/fetch", post(keys::fetch))
+        .merge(acme::routes())
+        .merge(est::routes())
         .merge(publish::routes())
         .route_layer(axum::middleware::from_fn(crate::observe::note_route))
         .fallback(not_found)

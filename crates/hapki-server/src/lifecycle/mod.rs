@@ -300,6 +300,13 @@ impl Node {
             keyring,
             crate::clock::Sources::system(),
         );
+        pki.set_acme(
+            crate::pki::acme::Validation {
+                http01_port: self.cfg.acme_http01_port,
+                dns_resolver: self.cfg.acme_dns_resolver,
+            },
+            self.cfg.dev,
+        );
         self.sync_kek(&pki).await?;
         tokio::spawn(watch_applied(self.clone(), pki.clone()));
         let internal = tls::internal_ca(&pki).await?;

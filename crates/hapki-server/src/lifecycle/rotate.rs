@@ -17,7 +17,7 @@ use super::peer::{paths, KekTransfer};
 use super::LifecycleError;
 use super::Node;
 use crate::auth::{Action, Caller};
-use crate::pki::{archived_context, Pki, AUDIT_CONTEXT, TRANSPORT_CONTEXT};
+use crate::pki::{archived_context, Pki, ACME_CONTEXT, AUDIT_CONTEXT, TRANSPORT_CONTEXT};
 use crate::rand;
 
 const OFFER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -58,6 +58,7 @@ impl Node {
             archived,
             transport,
             audit,
+            acme,
             keys,
         } = rewrap(&pki, to)?;
         let rotation = Command::RotateKekWithArchive {
@@ -74,6 +75,13 @@ impl Node {
                 audit,
             },
             None => rotation,
+        };
+        let command = match acme {
+            Some(acme) => Command::RotateKekWithAcme {
+                rotation: Box::new(command),
+                acme,
+            },
+            None => command,
         };
         pki.propose_as(caller, command).await?;
         tracing::info!("rotated the cluster KEK from {from} to {to}: {keys} keys sealed anew");
@@ -131,6 +139,7 @@ struct Rewrapped {
     archived: Vec<(Serial, Wrapped)>,
     transport: Option<Wrapped>,
     audit: Option<Wrapped>,
+    acme: Option<Wrapped>,
     keys: usize,
 }
 
@@ -167,12 +176,17 @@ fn rewrap(pki: &Pki, to: u32) -> Result<Rewrapped, LifecycleError> {
         Some(a) => Some(again(AUDIT_CONTEXT.into(), &a.wrapped_key)?),
         None => None,
     };
+    let acme = match reader.acme_secret()? {
+        Some(a) => Some(again(ACME_CONTEXT.into(), &a.wrapped)?),
+        None => None,
+    };
     Ok(Rewrapped {
         issuers,
         internal_ca,
         archived,
         transport,
         audit,
+        acme,
         keys,
     })
 }

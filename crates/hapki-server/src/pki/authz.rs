@@ -77,7 +77,7 @@ impl Pki {
 
     /// The leader's check of a command forwarded with a client's origin: the token is valid,
     /// its role allows the command, and an issuance is one the token may make for itself.
-    fn authorize_forwarded(&self, token: &str, command: &Command) -> Result<(), PkiError> {
+    pub(crate) fn authorize_forwarded(&self, token: &str, command: &Command) -> Result<(), PkiError> {
         let caller = self.caller(token)?;
         let action = match command {
             Command::Audited { meta, command } => {
@@ -175,6 +175,29 @@ impl Pki {
             | Command::SetCrlPolicy { .. }
             | Command::SetCrlPartitioning { .. } => Action::ManageCluster,
             Command::TidyExpired { .. } => Action::Tidy,
+            Command::SetAcmeDirectory { .. } => Action::ManageProfiles,
+            Command::CreateEab { eab } => {
+                if eab.created_by != caller.token_id {
+                    return Err(PkiError::forbidden(
+                        "a forwarded external account key must be recorded for the token that made it",
+                    ));
+                }
+                Action::ManageTokens
+            }
+            Command::SuggestRenewal { hint, .. } => {
+                if hint.set_by != caller.token_id {
+                    return Err(PkiError::forbidden(
+                        "a forwarded renewal hint must be recorded for the token that set it",
+                    ));
+                }
+                Action::ManageCa
+            }
+            Command::RotateKekWithAcme { .. } => Action::ManageCluster,
+            Command::Acme { .. } => {
+                return Err(PkiError::forbidden(
+                    "an ACME request is forwarded with its signed body, never with a token",
+                ))
+            }
             Command::RecordBackup { backup } => {
                 if backup.taken_by.as_deref() != Some(caller.token_id.as_str()) {
                     return Err(PkiError::forbidden(
@@ -190,6 +213,7 @@ impl Pki {
             | Command::SealAudit { .. }
             | Command::SetAuditKey { .. }
             | Command::SetStateFormat { .. }
+            | Command::SetAcmeSecret { .. }
             | Command::CompleteRollover { .. } => {
                 return Err(PkiError::forbidden(format!(
                     "{} is made by nodes, never on a client's behalf",
@@ -215,7 +239,8 @@ fn node_may_propose(from: NodeId, command: &Command) -> Result<(), String> {
         | Command::PublishDeltaHead { .. }
         | Command::SetOcspSigner { .. }
         | Command::SetInternalCa { .. }
-        | Command::SetArchiveTransport { .. } => Ok(()),
+        | Command::SetArchiveTransport { .. }
+        | Command::SetAcmeSecret { .. } => Ok(()),
         // The leader's scheduled backups.
         Command::RecordBackup { backup } if backup.taken_by.is_none() => Ok(()),
         // The audit log's seals and key; what a member does on its own, recorded as the node's.
@@ -251,6 +276,14 @@ impl Authorizer for ForwardGuard {
                 .pki()?
                 .authorize_forwarded(token, command)
                 .map_err(|e| e.to_string()),
+            Origin::Acme { jws } => self
+                .pki()?
+                .authorize_forwarded_acme(jws, command)
+                .map_err(|e| e.to_string()),
+            Origin::Est { certificate } => self
+                .pki()?
+                .authorize_forwarded_est(certificate, command)
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -260,6 +293,9 @@ impl Authorizer for ForwardGuard {
             Origin::Client { token } => {
                 let caller = pki.caller(token).map_err(|e| e.to_string())?;
                 caller.may(Action::ManageCluster).map_err(|e| e.to_string())
+            }
+            Origin::Acme { .. } | Origin::Est { .. } => {
+                Err("an ACME or EST request never changes the membership".into())
             }
             // A member forwards the steps of a join (add, promote, give up) for a node the
             // cluster admitted; anything else needs an admin's token.

@@ -49,7 +49,7 @@ impl Pki {
             req.issuer.as_deref(),
             requested_validity(req.validity_days, req.ttl.as_deref())?,
             idempotency_key,
-            None,
+            Recording::Cert,
         )
         .await
     }
@@ -164,6 +164,7 @@ impl Pki {
             spki: key.spki(),
             key: key.kind(),
             sans,
+            challenge_password: None,
         };
         let pkcs8 = key.to_pkcs8()?;
         let issued = self
@@ -174,16 +175,18 @@ impl Pki {
                 req.issuer.as_deref(),
                 requested_validity(req.validity_days, req.ttl.as_deref())?,
                 idempotency_key,
-                req.archive.then_some(pkcs8.as_slice()),
+                match req.archive {
+                    true => Recording::Archived(pkcs8.as_slice()),
+                    false => Recording::Cert,
+                },
             )
             .await?;
         Ok((issued, pkcs8))
     }
 
-    /// Issues for a verified request; with `archive` (the key's PKCS#8) the key is archived
-    /// in the same log entry as the certificate.
+    /// Issues for a verified request, recorded as `recording` says.
     #[allow(clippy::too_many_arguments)]
-    async fn issue_verified(
+    pub(super) async fn issue_verified(
         &self,
         caller: &Caller,
         csr: &VerifiedCsr,
@@ -191,7 +194,7 @@ impl Pki {
         issuer_id: Option<&str>,
         validity_secs: Option<u64>,
         idempotency_key: Option<[u8; 32]>,
-        archive: Option<&[u8]>,
+        recording: Recording<'_>,
     ) -> Result<Issued, PkiError> {
         let profile = self.profile(profile_name)?;
         let issuer = self.issuer(issuer_id)?;
@@ -262,22 +265,31 @@ impl Pki {
                 revoked: None,
                 requested_by: Some(caller.token_id.clone()),
             };
-            let command = match archive {
-                Some(pkcs8) => Command::IssueAndArchive {
+            let command = match recording {
+                Recording::Archived(pkcs8) => Command::IssueAndArchive {
                     key: self.archived_record(caller, &spec.serial, pkcs8, ArchiveSource::Generated)?,
                     cert: record,
                     idempotency_key,
                 },
-                None => Command::IssueCert {
+                Recording::Cert => Command::IssueCert {
                     cert: record,
                     idempotency_key,
                 },
+                Recording::AcmeOrder { order, nonce, account } => Command::Acme {
+                    request: hapki_store::acme::AcmeRequest {
+                        nonce,
+                        at: now,
+                        account: account.to_string(),
+                        op: hapki_store::acme::AcmeOp::Finalize {
+                            order: order.to_string(),
+                            cert: record,
+                        },
+                    },
+                },
             };
-            match self
-                .cluster
-                .propose(&caller.origin(), self.audited(caller, command))
-                .await?
-            {
+            let command = self.audited(caller, command);
+            self.check_format(&command)?;
+            match self.cluster.propose(&caller.origin(), command).await? {
                 CommandResult::Replayed { serial } => {
                     // A concurrent retry with the same key won: answer with its certificate.
                     self.cluster.linearizable().await?;
@@ -312,6 +324,21 @@ impl Pki {
         }
         Err(PkiError::internal("could not find a free serial number"))
     }
+}
+
+/// How an issued certificate is recorded.
+#[derive(Clone, Copy)]
+pub(super) enum Recording<'a> {
+    /// On its own.
+    Cert,
+    /// With its private key (PKCS#8) archived in the same log entry.
+    Archived(&'a [u8]),
+    /// As the certificate of ACME order `order`, redeeming the finalize request's nonce.
+    AcmeOrder {
+        order: &'a str,
+        nonce: [u8; 24],
+        account: &'a str,
+    },
 }
 
 /// The validity a request asks for, in seconds: `validity_days` or `ttl`, not both.

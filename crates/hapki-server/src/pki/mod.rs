@@ -2,6 +2,7 @@
 //! and the Raft node (writes). Parsed CA keys, OCSP responders and profiles are
 //! cached in memory and dropped when a command that changes them is applied.
 
+pub mod acme;
 mod archive;
 pub mod audit;
 pub mod authz;
@@ -11,6 +12,7 @@ mod certs;
 mod crl;
 pub mod crl_bytes;
 mod error;
+pub mod est;
 pub mod gates;
 mod issue;
 mod ocsp;
@@ -38,6 +40,7 @@ use hapki_domain::profile::Profile;
 use hapki_store::{Command, CommandResult, IssuerRecord, StateReader, Store};
 use x509_cert::name::Name;
 
+pub use acme::ACME_CONTEXT;
 pub use archive::{archived_context, TRANSPORT_CONTEXT};
 pub use audit::AUDIT_CONTEXT;
 pub use ca::{ImportRequest, IntermediateCsr, RootRequest, BACKDATE_SECS};
@@ -120,6 +123,8 @@ pub struct Pki {
     partition_bytes: crl_bytes::CrlBytes,
     revoked_counts: partitions::RevokedCounts,
     tidy: tidy::TidyState,
+    /// ACME's derived keys, nonces redeemed here, and how this node validates.
+    acme: acme::AcmeState,
 }
 
 impl Pki {
@@ -146,6 +151,7 @@ impl Pki {
             partition_bytes: crl_bytes::CrlBytes::default(),
             revoked_counts: partitions::RevokedCounts::default(),
             tidy: tidy::TidyState::default(),
+            acme: acme::AcmeState::default(),
         });
         pki.cluster.install_authorizer(Arc::new(authz::ForwardGuard {
             pki: Arc::downgrade(&pki),

@@ -63,7 +63,7 @@ fn a_tidy_removes_what_it_names_records_it_and_digests_as_the_same_commands_else
     let (_d, s) = issued();
     let (_e, other) = issued();
     let cmd = tidy(1004, &[1, 2, 3], vec![]);
-    assert_eq!(run(&s, &[cmd.clone()]), [CommandResult::Applied]);
+    assert_eq!(run(&s, std::slice::from_ref(&cmd)), [CommandResult::Applied]);
     run(&other, &[cmd]);
     let r = s.reader().unwrap();
     assert_eq!(r.cert_count().unwrap(), 7);
