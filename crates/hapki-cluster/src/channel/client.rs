@@ -113,7 +113,7 @@ pub(crate) fn refusal_of(body: &[u8]) -> Refusal {
 }
 
 /// An error and its sources in one line (reqwest hides the cause of a failed connection).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -10,7 +10,7 @@ mod server;
 mod tls;
 
 pub(crate) use client::refusal_of;
-pub use client::{ChannelNetwork, PeerError};
+pub use client::{error_chain, ChannelNetwork, PeerError};
 pub use pins::Pins;
 pub use server::{serve, CallerNode, ChannelState, CHANNEL_LIMITS};
 pub use tls::{channel_key_of, node_id_from_cert, spki_key, NodeIdentity, NODE_URI_PREFIX};

@@ -223,10 +223,11 @@ async fn new_account(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let dir = dir_of(&headers, &uri, &profile);
-    let result = match verify(&pki, &dir, &headers, &uri, body).await {
-        Ok(v) => pki.acme_new_account(&dir, v).await,
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        pki.acme_new_account(&dir, v).await
+    }
+    .await;
     reply(&pki, &dir, result).await
 }
 
@@ -238,10 +239,11 @@ async fn account(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let dir = dir_of(&headers, &uri, &profile);
-    let result = match verify(&pki, &dir, &headers, &uri, body).await {
-        Ok(v) => pki.acme_account(&dir, &id, v).await,
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        pki.acme_account(&dir, &id, v).await
+    }
+    .await;
     reply(&pki, &dir, result).await
 }
 
@@ -253,15 +255,16 @@ async fn account_orders(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let dir = dir_of(&headers, &uri, &profile);
-    let result = match verify(&pki, &dir, &headers, &uri, body).await {
-        Ok(v) => pki.acme_account_orders(&dir, &id, v).map(|o| Answer {
+    let result = async {
+        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        pki.acme_account_orders(&dir, &id, v).map(|o| Answer {
             body: o,
             created: false,
             location: None,
             links: Vec::new(),
-        }),
-        Err(e) => Err(e),
-    };
+        })
+    }
+    .await;
     reply(&pki, &dir, result).await
 }
 
@@ -273,10 +276,11 @@ async fn key_change(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let dir = dir_of(&headers, &uri, &profile);
-    let result = match verify(&pki, &dir, &headers, &uri, body).await {
-        Ok(v) => pki.acme_key_change(&dir, v).await,
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        pki.acme_key_change(&dir, v).await
+    }
+    .await;
     reply(&pki, &dir, result).await
 }
 
@@ -288,10 +292,11 @@ async fn new_order(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let dir = dir_of(&headers, &uri, &profile);
-    let result = match verify(&pki, &dir, &headers, &uri, body).await {
-        Ok(v) => pki.acme_new_order(&dir, v).await,
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        pki.acme_new_order(&dir, v).await
+    }
+    .await;
     reply(&pki, &dir, result).await
 }
 
@@ -303,10 +308,11 @@ async fn order(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let dir = dir_of(&headers, &uri, &profile);
-    let result = match verify(&pki, &dir, &headers, &uri, body).await {
-        Ok(v) => pki.acme_order(&dir, &id, v),
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        pki.acme_order(&dir, &id, v)
+    }
+    .await;
     reply(&pki, &dir, result).await
 }
 
@@ -318,10 +324,11 @@ async fn finalize(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let dir = dir_of(&headers, &uri, &profile);
-    let result = match verify(&pki, &dir, &headers, &uri, body).await {
-        Ok(v) => pki.acme_finalize(&dir, &id, v).await,
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        pki.acme_finalize(&dir, &id, v).await
+    }
+    .await;
     reply(&pki, &dir, result).await
 }
 
@@ -333,10 +340,11 @@ async fn authz(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let dir = dir_of(&headers, &uri, &profile);
-    let result = match verify(&pki, &dir, &headers, &uri, body).await {
-        Ok(v) => pki.acme_authz(&dir, &id, v).await,
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        pki.acme_authz(&dir, &id, v).await
+    }
+    .await;
     reply(&pki, &dir, result).await
 }
 
@@ -348,10 +356,11 @@ async fn challenge(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let dir = dir_of(&headers, &uri, &profile);
-    let result = match verify(&pki, &dir, &headers, &uri, body).await {
-        Ok(v) => pki.acme_challenge(&dir, &authz, &kind, v).await,
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        pki.acme_challenge(&dir, &authz, &kind, v).await
+    }
+    .await;
     reply(&pki, &dir, result).await
 }
 
@@ -363,10 +372,11 @@ async fn certificate(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let dir = dir_of(&headers, &uri, &profile);
-    let result = match verify(&pki, &dir, &headers, &uri, body).await {
-        Ok(v) => pki.acme_certificate(&serial, v),
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        pki.acme_certificate(&serial, v)
+    }
+    .await;
     match result {
         Ok(chain) => {
             let mut response = (
@@ -390,10 +400,11 @@ async fn revoke_cert(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let dir = dir_of(&headers, &uri, &profile);
-    let result = match verify(&pki, &dir, &headers, &uri, body).await {
-        Ok(v) => pki.acme_revoke(v).await,
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        pki.acme_revoke(v).await
+    }
+    .await;
     match result {
         Ok(()) => {
             let mut response = StatusCode::OK.into_response();

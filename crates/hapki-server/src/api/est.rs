@@ -205,16 +205,7 @@ async fn reenroll_default(
     tls: Option<Extension<ClientTls>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let tls = tls.map(|Extension(t)| t).unwrap_or_default();
-    let result = async {
-        let der = body_der(&headers, body)?;
-        pki.est_reenroll(None, der, &tls).await
-    }
-    .await;
-    match result {
-        Ok(m) => certs(m),
-        Err(e) => refusal(e),
-    }
+    reenroll_at(&pki, None, &headers, tls, body).await
 }
 
 async fn reenroll(
@@ -224,12 +215,19 @@ async fn reenroll(
     tls: Option<Extension<ClientTls>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    reenroll_at(&pki, Some(&label), &headers, tls, body).await
+}
+
+/// `simplereenroll` at `label` (or the default one): the client certificate's successor.
+async fn reenroll_at(
+    pki: &Pki,
+    label: Option<&str>,
+    headers: &HeaderMap,
+    tls: Option<Extension<ClientTls>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let tls = tls.map(|Extension(t)| t).unwrap_or_default();
-    let result = async {
-        let der = body_der(&headers, body)?;
-        pki.est_reenroll(Some(&label), der, &tls).await
-    }
-    .await;
+    let result = async { pki.est_reenroll(label, body_der(headers, body)?, &tls).await }.await;
     match result {
         Ok(m) => certs(m),
         Err(e) => refusal(e),

@@ -161,34 +161,23 @@ impl Pki {
 
     /// The keys derived from the ACME secret; the first use in a cluster makes the secret.
     async fn acme_keys(&self) -> Result<Arc<AcmeKeys>, AcmeError> {
-        if let Some(k) = self.acme.keys.read().expect("acme lock").clone() {
+        if let Some(k) = self.acme_keys_loaded()? {
             return Ok(k);
         }
-        if self.reader()?.acme_secret()?.is_none() {
-            let secret = self.random::<32>();
-            let record = AcmeSecret {
-                wrapped: self.keyring.seal(ACME_CONTEXT, &secret),
-                created_at: self.now(),
-            };
-            // Another node may have made it first: then that one is used.
-            self.propose_once(Command::SetAcmeSecret { secret: record })
-                .await
-                .map_err(|e| match e {
-                    PkiError::Rejected { message, .. } => AcmeError::new(Kind::Unavailable, message),
-                    other => other.into(),
-                })?;
-        }
-        let record = self
-            .reader()?
-            .acme_secret()?
-            .ok_or_else(|| AcmeError::new(Kind::ServerInternal, "the ACME secret vanished"))?;
-        let secret = self
-            .keyring
-            .open(ACME_CONTEXT, &record.wrapped)
-            .map_err(|e| PkiError::internal(format!("the ACME secret does not open: {e}")))?;
-        let keys = Arc::new(AcmeKeys::derive(&secret));
-        *self.acme.keys.write().expect("acme lock") = Some(keys.clone());
-        Ok(keys)
+        let secret = self.random::<32>();
+        let record = AcmeSecret {
+            wrapped: self.keyring.seal(ACME_CONTEXT, &secret),
+            created_at: self.now(),
+        };
+        // Another node may have made it first: then that one is used.
+        self.propose_once(Command::SetAcmeSecret { secret: record })
+            .await
+            .map_err(|e| match e {
+                PkiError::Rejected { message, .. } => AcmeError::new(Kind::Unavailable, message),
+                other => other.into(),
+            })?;
+        self.acme_keys_loaded()?
+            .ok_or_else(|| AcmeError::new(Kind::ServerInternal, "the ACME secret vanished"))
     }
 
     /// A fresh nonce.

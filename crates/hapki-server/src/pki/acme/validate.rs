@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
+use hapki_cluster::channel::error_chain;
 use hapki_domain::jws::b64_encode;
 use hapki_store::acme::Identifier;
 
@@ -158,16 +159,4 @@ impl Validation {
             ))
         }
     }
-}
-
-/// An error with its causes, for the client to read.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
