@@ -224,44 +224,60 @@ fn certbot_gets_renews_and_revokes_through_haproxy_while_the_node_that_took_the_
     let log = std::fs::read_to_string(work.join("certbot/logs/letsencrypt.log")).unwrap();
     assert!(log.contains("/renewal-info/"), "certbot asked for renewal information");
 
-    // Revoked with the account key: OCSP on another node says so.
-    let mut revoke = Command::new(&certbot);
-    revoke
-        .args([
+    // Revoked by certbot: the first certificate with its own key (no account), the second
+    // with the account key; OCSP on another node says so for each.
+    let other = &cluster.nodes[(victim + 2) % 3];
+    let ocsp_says_revoked = |cert: &Path| {
+        let mut said = String::new();
+        let revoked = (0..50).any(|_| {
+            let (_, text) = openssl(
+                &work,
+                &[
+                    "ocsp",
+                    "-issuer",
+                    &other.ca_pem().display().to_string(),
+                    "-cert",
+                    &cert.display().to_string(),
+                    "-url",
+                    &format!("{}/ocsp", other.http_url()),
+                    "-CAfile",
+                    &other.ca_pem().display().to_string(),
+                ],
+            );
+            said = text;
+            std::thread::sleep(Duration::from_millis(200));
+            said.contains(": revoked") && said.contains("keyCompromise")
+        });
+        assert!(revoked, "OCSP on another node for {}: {said}", cert.display());
+    };
+    let archive = work.join("certbot/config/archive/web.example.test");
+    for (cert, key) in [
+        (archive.join("cert1.pem"), Some(archive.join("privkey1.pem"))),
+        (live.join("cert.pem"), None),
+    ] {
+        let mut revoke = Command::new(&certbot);
+        revoke.args([
             "revoke",
             "--server",
             &directory,
             "--reason",
             "keycompromise",
             "--no-delete-after-revoke",
-            "--cert-path",
-        ])
-        .arg(live.join("cert.pem"));
-    dirs(&mut revoke);
-    let out = revoke.output().unwrap();
-    assert!(out.status.success(), "certbot revoke: {}", stderr(&out));
-    let other = &cluster.nodes[(victim + 2) % 3];
-    let mut said = String::new();
-    let revoked = (0..50).any(|_| {
-        let (_, text) = openssl(
-            &work,
-            &[
-                "ocsp",
-                "-issuer",
-                &other.ca_pem().display().to_string(),
-                "-cert",
-                &live.join("cert.pem").display().to_string(),
-                "-url",
-                &format!("{}/ocsp", other.http_url()),
-                "-CAfile",
-                &other.ca_pem().display().to_string(),
-            ],
+        ]);
+        revoke.arg("--cert-path").arg(&cert);
+        if let Some(key) = &key {
+            revoke.arg("--key-path").arg(key);
+        }
+        dirs(&mut revoke);
+        let out = revoke.output().unwrap();
+        assert!(
+            out.status.success(),
+            "certbot revoke {}: {}",
+            cert.display(),
+            stderr(&out)
         );
-        said = text;
-        std::thread::sleep(Duration::from_millis(200));
-        said.contains(": revoked") && said.contains("keyCompromise")
-    });
-    assert!(revoked, "OCSP on another node: {said}");
+        ocsp_says_revoked(&cert);
+    }
     cluster.converged(Duration::from_secs(30));
 }
 

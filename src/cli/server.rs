@@ -63,6 +63,9 @@ pub struct NodeArgs {
     /// Port ACME http-01 validation connects to on the identifier's host [default: 80]
     #[arg(long)]
     acme_http01_port: Option<u16>,
+    /// Port ACME tls-alpn-01 validation connects to on the identifier's host [default: 443]
+    #[arg(long)]
+    acme_tls_alpn01_port: Option<u16>,
     /// DNS server (host:port) ACME dns-01 validation asks [default: the system's resolvers]
     #[arg(long)]
     acme_dns_resolver: Option<SocketAddr>,
@@ -110,6 +113,9 @@ impl NodeArgs {
         }
         if self.metrics {
             cfg.metrics = true;
+        }
+        if let Some(p) = self.acme_tls_alpn01_port {
+            cfg.acme_tls_alpn01_port = p;
         }
         if let Some(p) = self.acme_http01_port {
             cfg.acme_http01_port = p;

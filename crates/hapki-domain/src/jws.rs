@@ -117,6 +117,63 @@ impl Jwk {
         Ok(key)
     }
 
+    /// The subject public key of a DER certificate as a JWK, to compare with the key that
+    /// signed a request (a revocation signed with the certificate's own key).
+    pub fn from_certificate(der: &[u8]) -> Result<Jwk, JwsError> {
+        use der::asn1::UintRef;
+        use der::{Decode, Sequence};
+        use x509_cert::Certificate;
+
+        #[derive(Sequence)]
+        struct RsaPublicKey<'a> {
+            n: UintRef<'a>,
+            e: UintRef<'a>,
+        }
+
+        let cert =
+            Certificate::from_der(der).map_err(|e| malformed(format!("the certificate does not decode: {e}")))?;
+        let spki = &cert.tbs_certificate.subject_public_key_info;
+        let key = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| JwsError::BadKey("the certificate's public key is not whole bytes".into()))?;
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok());
+        let point = |len: usize| -> Result<(Vec<u8>, Vec<u8>), JwsError> {
+            match key.split_first() {
+                Some((4, xy)) if xy.len() == 2 * len => Ok((xy[..len].to_vec(), xy[len..].to_vec())),
+                _ => Err(JwsError::BadKey(
+                    "the certificate's EC key is not an uncompressed point".into(),
+                )),
+            }
+        };
+        let oid = spki.algorithm.oid;
+        let jwk = if oid == crate::oids::EC_PUBLIC_KEY && curve == Some(crate::oids::SECP256R1) {
+            let (x, y) = point(32)?;
+            Jwk::P256 { x, y }
+        } else if oid == crate::oids::EC_PUBLIC_KEY && curve == Some(crate::oids::SECP384R1) {
+            let (x, y) = point(48)?;
+            Jwk::P384 { x, y }
+        } else if oid == crate::oids::ED25519 {
+            Jwk::Ed25519 { x: key.to_vec() }
+        } else if oid == crate::oids::RSA_ENCRYPTION {
+            let rsa =
+                RsaPublicKey::from_der(key).map_err(|e| JwsError::BadKey(format!("the certificate's RSA key: {e}")))?;
+            Jwk::Rsa {
+                n: rsa.n.as_bytes().to_vec(),
+                e: rsa.e.as_bytes().to_vec(),
+            }
+        } else {
+            return Err(JwsError::BadKey(format!(
+                "the certificate's key ({oid}) is not one ACME signs with"
+            )));
+        };
+        Ok(jwk)
+    }
+
     /// The key as the JSON of RFC 7638: its required members in order, no spaces. It is
     /// a valid JWK too, and is how the state keeps account keys.
     pub fn canonical_json(&self) -> String {
@@ -390,6 +447,11 @@ pub mod test_client {
         pub fn ed25519() -> TestKey {
             TestKey::Ed(Ed25519KeyPair::generate().unwrap())
         }
+        /// A P-256 key from its PKCS#8 form, e.g. the key a certificate was requested with.
+        pub fn p256_from_pkcs8(der: &[u8]) -> TestKey {
+            let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+            TestKey::Ec(EcdsaKeyPair::from_pkcs8(alg, der).unwrap(), true)
+        }
         pub fn rsa() -> TestKey {
             TestKey::Rsa(RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap())
         }
@@ -464,6 +526,46 @@ pub mod test_client {
 mod tests {
     use super::test_client::{binding, TestKey};
     use super::*;
+
+    #[test]
+    fn a_certificates_key_reads_as_the_jwk_of_the_same_key() {
+        use crate::issue::{build_certificate, CertSpec};
+        use crate::key::{KeyType, SigningKey};
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, RsaKeyPair};
+
+        let cert = |key: &SigningKey| {
+            let subject = crate::name::SubjectSpec::parse("CN=k").unwrap().to_name().unwrap();
+            let spec = CertSpec::self_signed_ca(
+                crate::serial::Serial::from_u64(1),
+                (0, 86_400),
+                subject,
+                key.spki(),
+                None,
+            );
+            build_certificate(None, Some(key), &spec).unwrap()
+        };
+        for (kind, alg, n) in [
+            (KeyType::EcP256, &signature::ECDSA_P256_SHA256_FIXED_SIGNING, 32),
+            (KeyType::EcP384, &signature::ECDSA_P384_SHA384_FIXED_SIGNING, 48),
+        ] {
+            let key = SigningKey::generate(kind).unwrap();
+            let pair = EcdsaKeyPair::from_pkcs8(alg, &key.to_pkcs8().unwrap()).unwrap();
+            let point = pair.public_key().as_ref();
+            let (x, y) = (point[1..1 + n].to_vec(), point[1 + n..].to_vec());
+            let expected = if n == 32 {
+                Jwk::P256 { x, y }
+            } else {
+                Jwk::P384 { x, y }
+            };
+            assert_eq!(Jwk::from_certificate(&cert(&key)).unwrap(), expected, "{kind:?}");
+        }
+        let key = SigningKey::generate(KeyType::Rsa2048).unwrap();
+        let pair = RsaKeyPair::from_pkcs8(&key.to_pkcs8().unwrap()).unwrap();
+        let c: RsaPublicKeyComponents<Vec<u8>> = pair.public_key().into();
+        assert_eq!(Jwk::from_certificate(&cert(&key)).unwrap(), Jwk::Rsa { n: c.n, e: c.e });
+        // Bytes that are no certificate are refused.
+        assert!(matches!(Jwk::from_certificate(b"no"), Err(JwsError::Malformed(_))));
+    }
 
     #[test]
     fn every_key_type_signs_a_jws_that_verifies_and_a_changed_one_does_not() {

@@ -84,6 +84,10 @@ pub struct NodeConfig {
     /// (`--acme-http01-port`).
     #[serde(default = "default_http01_port")]
     pub acme_http01_port: u16,
+    /// The port ACME `tls-alpn-01` validation connects to on the identifier's host
+    /// (`--acme-tls-alpn01-port`).
+    #[serde(default = "default_tls_alpn01_port")]
+    pub acme_tls_alpn01_port: u16,
     /// The DNS server ACME `dns-01` validation asks, `host:port`; the system's resolvers
     /// when absent (`--acme-dns-resolver`).
     #[serde(default)]
@@ -95,6 +99,10 @@ pub struct NodeConfig {
 
 fn default_http01_port() -> u16 {
     80
+}
+
+fn default_tls_alpn01_port() -> u16 {
+    443
 }
 
 /// `[backup]`: backups the leader takes on a schedule, encrypted to a recipient's RSA key

@@ -216,6 +216,20 @@ pub enum AcmeOp {
         serial: Serial,
         reason: RevocationReason,
     },
+    /// Revokes a certificate on a request signed with the certificate's own key (RFC 8555
+    /// §7.6), whoever ordered it; the request's account is [`cert_key_account`]. Its
+    /// signature is checked before the command is proposed (and again by a leader it is
+    /// forwarded to), so the state only checks that the certificate exists. State format 5.
+    RevokeByCertKey {
+        serial: Serial,
+        reason: RevocationReason,
+    },
+}
+
+/// The account a revocation signed with a certificate's own key is made in the name of: no
+/// account of the state, and what audit records name as its actor.
+pub fn cert_key_account(serial: &Serial) -> String {
+    format!("key-of-cert-{serial}")
 }
 
 impl AcmeOp {
@@ -230,6 +244,7 @@ impl AcmeOp {
             AcmeOp::DeactivateAuthz { .. } => "acme_deactivate_authz",
             AcmeOp::Finalize { .. } => "acme_finalize",
             AcmeOp::Revoke { .. } => "acme_revoke",
+            AcmeOp::RevokeByCertKey { .. } => "acme_revoke_by_cert_key",
         }
     }
 }
@@ -366,8 +381,29 @@ fn account(txn: &WriteTransaction, id: &str) -> Result<Option<AcmeAccount>, Stor
 }
 
 fn op(txn: &WriteTransaction, req: &AcmeRequest) -> Result<CommandResult, StoreError> {
-    if let AcmeOp::NewAccount { account } = &req.op {
-        return new_account(txn, account, req.at);
+    match &req.op {
+        AcmeOp::NewAccount { account } => return new_account(txn, account, req.at),
+        AcmeOp::RevokeByCertKey { serial, reason } => {
+            if req.account != cert_key_account(serial) {
+                return refuse(
+                    RejectCode::Forbidden,
+                    "a revocation by the certificate's key is made in that certificate's name",
+                );
+            }
+            if txn.open_table(SM_CERTS)?.get(serial.0.as_slice())?.is_none() {
+                return refuse(RejectCode::NotFound, format!("no certificate with serial {serial}"));
+            }
+            return crate::apply::revoke(
+                txn,
+                &serial.0,
+                Revocation {
+                    at: req.at,
+                    reason: *reason,
+                },
+                None,
+            );
+        }
+        _ => {}
     }
     let Some(mut acct) = account(txn, &req.account)? else {
         return refuse(RejectCode::NotFound, format!("no ACME account {}", req.account));
@@ -376,7 +412,7 @@ fn op(txn: &WriteTransaction, req: &AcmeRequest) -> Result<CommandResult, StoreE
         return refuse(RejectCode::Forbidden, format!("account {} is deactivated", acct.id));
     }
     match &req.op {
-        AcmeOp::NewAccount { .. } => unreachable!("handled above"),
+        AcmeOp::NewAccount { .. } | AcmeOp::RevokeByCertKey { .. } => unreachable!("handled above"),
         AcmeOp::UpdateAccount { contact, deactivate } => {
             if let Some(contact) = contact {
                 acct.contact = contact.clone();
@@ -618,6 +654,12 @@ pub(crate) fn audit_object(req: &AcmeRequest) -> String {
             )
         }
         AcmeOp::Revoke { serial, reason } => format!("cert {serial} ({}) by acme account {account}", reason.name()),
+        AcmeOp::RevokeByCertKey { serial, reason } => {
+            format!(
+                "cert {serial} ({}) by acme request signed with its own key",
+                reason.name()
+            )
+        }
     }
 }
 

@@ -143,6 +143,10 @@ mod tests {
                 serial: Serial::from_u64(3),
                 reason: RevocationReason::Superseded,
             },
+            AcmeOp::RevokeByCertKey {
+                serial: Serial::from_u64(4),
+                reason: RevocationReason::KeyCompromise,
+            },
         ];
         ops.into_iter()
             .map(|op| Command::Acme {
@@ -461,7 +465,7 @@ mod tests {
         let kinds: BTreeSet<&str> = commands.iter().map(Command::kind).collect();
         // The three rotations are `rotate_kek`, both CRL publications `publish_crl`; an
         // audited command is its command's kind.
-        assert_eq!(kinds.len(), 47, "one of each command: {kinds:?}");
+        assert_eq!(kinds.len(), 48, "one of each command: {kinds:?}");
         for command in &commands {
             round_trips(command);
         }

@@ -16,7 +16,7 @@ use crate::tables::SM_META;
 use crate::StoreError;
 
 /// The newest format this source knows.
-pub const LATEST: u32 = 4;
+pub const LATEST: u32 = 5;
 
 /// The highest format this build applies.
 #[cfg(feature = "state-format-1")]
@@ -29,7 +29,7 @@ pub const MAX: u32 = LATEST;
 pub const BASELINE: u32 = 1;
 
 /// The first release that applies each format, oldest first.
-const RELEASES: [(u32, &str); 4] = [(1, "0.1.0"), (2, "0.2.0"), (3, "0.3.0"), (4, "0.5.0")];
+const RELEASES: [(u32, &str); 5] = [(1, "0.1.0"), (2, "0.2.0"), (3, "0.3.0"), (4, "0.5.0"), (5, "0.6.0")];
 
 /// The first release of hapki that applies `format`.
 pub fn first_release(format: u32) -> &'static str {
@@ -46,6 +46,7 @@ pub fn describe(format: u32) -> &'static str {
         2 => "issuing-CA rollover (`hapki ca rotate`), CRLs signed by each node from its replica",
         3 => "expiry tidy (`hapki tidy`), delta CRLs, partitioned CRLs",
         4 => "ACME directories with external account binding and renewal information",
+        5 => "ACME revocation signed with the certificate's own key",
         _ => "unknown to this build",
     }
 }
@@ -55,6 +56,7 @@ impl Command {
     pub fn format(&self) -> u32 {
         match self {
             Command::SetStateFormat { to } => *to,
+            Command::Acme { request } if matches!(request.op, crate::acme::AcmeOp::RevokeByCertKey { .. }) => 5,
             Command::RollOverIssuer { .. } | Command::CompleteRollover { .. } | Command::PublishCrlHead { .. } => 2,
             Command::TidyExpired { .. }
             | Command::SetTidyPolicy { .. }

@@ -69,7 +69,7 @@ fn status(kind: Kind) -> StatusCode {
         Kind::Unauthorized | Kind::OrderNotReady => StatusCode::FORBIDDEN,
         Kind::NotFound => StatusCode::NOT_FOUND,
         Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        Kind::AlreadyReplaced => StatusCode::CONFLICT,
+        Kind::AlreadyReplaced | Kind::Conflict => StatusCode::CONFLICT,
         Kind::ServerInternal => StatusCode::INTERNAL_SERVER_ERROR,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
@@ -107,6 +107,9 @@ async fn problem(pki: &Pki, dir: &Directory, e: AcmeError) -> Response {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if let Some(v) = e.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, v);
     }
     common(pki, dir, &mut response).await;
     response

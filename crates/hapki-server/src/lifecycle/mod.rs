@@ -303,6 +303,7 @@ impl Node {
         pki.set_acme(
             crate::pki::acme::Validation {
                 http01_port: self.cfg.acme_http01_port,
+                tls_alpn01_port: self.cfg.acme_tls_alpn01_port,
                 dns_resolver: self.cfg.acme_dns_resolver,
             },
             self.cfg.dev,

@@ -366,6 +366,38 @@ fn an_order_is_finalized_once_its_authorizations_are_valid_and_once_only() {
         .unwrap()
         .revoked
         .is_some());
+    // A revocation signed with the certificate's key: format 5, in that certificate's name,
+    // of a certificate the state holds; it needs no account.
+    let by_key = |n, serial: u64, name: Option<&str>| {
+        let serial = Serial::from_u64(serial);
+        request(
+            n,
+            &name.map_or_else(|| crate::acme::cert_key_account(&serial), str::to_string),
+            AcmeOp::RevokeByCertKey {
+                serial,
+                reason: RevocationReason::KeyCompromise,
+            },
+        )
+    };
+    let r = run(
+        &s,
+        &[
+            by_key(14, 9, None),
+            Command::SetStateFormat { to: 5 },
+            by_key(15, 9, Some("a1")),
+            by_key(16, 77, None),
+            by_key(17, 9, None),
+        ],
+    );
+    assert!(rejected(&r[0], RejectCode::Invalid), "format 4: {:?}", r[0]);
+    assert_eq!(r[1], CommandResult::Applied);
+    assert!(
+        rejected(&r[2], RejectCode::Forbidden),
+        "in an account's name: {:?}",
+        r[2]
+    );
+    assert!(rejected(&r[3], RejectCode::NotFound), "unknown: {:?}", r[3]);
+    assert!(rejected(&r[4], RejectCode::Conflict), "revoked already: {:?}", r[4]);
 }
 
 #[test]

@@ -36,6 +36,9 @@ pub enum Kind {
     Unavailable,
     /// The body is over the limit: `malformed` with 413.
     TooLarge,
+    /// The request clashes with another object, named by the answer's Location (a key
+    /// change to a key another account holds): `malformed` with 409.
+    Conflict,
 }
 
 impl Kind {
@@ -55,7 +58,7 @@ impl Kind {
             Kind::Dns => "dns",
             Kind::IncorrectResponse => "incorrectResponse",
             Kind::InvalidContact => "invalidContact",
-            Kind::Malformed | Kind::NotFound | Kind::TooLarge => "malformed",
+            Kind::Malformed | Kind::NotFound | Kind::TooLarge | Kind::Conflict => "malformed",
             Kind::OrderNotReady => "orderNotReady",
             Kind::RejectedIdentifier => "rejectedIdentifier",
             Kind::ServerInternal | Kind::Unavailable => "serverInternal",
@@ -72,6 +75,8 @@ impl Kind {
 pub struct AcmeError {
     pub kind: Kind,
     pub detail: String,
+    /// The object the refusal names, answered as Location.
+    pub location: Option<String>,
 }
 
 impl AcmeError {
@@ -79,6 +84,14 @@ impl AcmeError {
         AcmeError {
             kind,
             detail: detail.into(),
+            location: None,
+        }
+    }
+    /// The same refusal naming the object at `url`.
+    pub fn at(self, url: String) -> AcmeError {
+        AcmeError {
+            location: Some(url),
+            ..self
         }
     }
     pub fn malformed(detail: impl Into<String>) -> AcmeError {

@@ -23,8 +23,8 @@ use hapki_domain::name::San;
 use hapki_domain::revocation::RevocationReason;
 use hapki_domain::serial::Serial;
 use hapki_store::acme::{
-    AccountStatus, AcmeAccount, AcmeAuthz, AcmeDirectory, AcmeOp, AcmeOrder, AcmeRequest, AcmeSecret, AuthzStatus,
-    EabRecord, Identifier, RenewalHint,
+    cert_key_account, AccountStatus, AcmeAccount, AcmeAuthz, AcmeDirectory, AcmeOp, AcmeOrder, AcmeRequest, AcmeSecret,
+    AuthzStatus, EabRecord, Identifier, RenewalHint,
 };
 use hapki_store::{Command, CommandResult};
 use serde_json::Value;
@@ -403,9 +403,10 @@ impl Pki {
         let thumbprint = new_key.thumbprint();
         if let Some(owner) = self.reader()?.acme_account_by_key(&thumbprint)? {
             return Err(AcmeError::new(
-                Kind::Malformed,
-                format!("the new key belongs to account {}", owner.id),
-            ));
+                Kind::Conflict,
+                format!("the new key belongs to account {}; choose another key", owner.id),
+            )
+            .at(dir.account_url(&owner.id)));
         }
         self.expect_applied(
             self.acme_propose(
@@ -742,16 +743,9 @@ impl Pki {
         Ok(Chain { pem })
     }
 
-    /// `POST revoke-cert`: by the account that ordered the certificate.
+    /// `POST revoke-cert`: by the account that ordered the certificate, or signed with the
+    /// certificate's own key (RFC 8555 §7.6).
     pub async fn acme_revoke(&self, v: Verified) -> Result<(), AcmeError> {
-        let account = match &v.signer {
-            Signer::Account(a) => a.clone(),
-            Signer::Key(_) => {
-                return Err(AcmeError::unauthorized(
-                    "sign the revocation with the key of the account that ordered the certificate",
-                ))
-            }
-        };
         let payload = v.jws.payload_json()?;
         let der = b64(
             "certificate",
@@ -778,21 +772,31 @@ impl Pki {
             .cert(&serial)?
             .filter(|c| c.der == der)
             .ok_or_else(|| AcmeError::not_found("this cluster did not issue that certificate"))?;
-        if cert.requested_by.as_deref() != Some(account.requester().as_str()) {
-            return Err(AcmeError::unauthorized(
-                "the certificate was not ordered by this account",
-            ));
-        }
+        let (account, op) = match &v.signer {
+            Signer::Account(account) => {
+                if cert.requested_by.as_deref() != Some(account.requester().as_str()) {
+                    return Err(AcmeError::unauthorized(
+                        "the certificate was not ordered by this account; sign with that account's key or the certificate's",
+                    ));
+                }
+                (account.id.clone(), AcmeOp::Revoke { serial, reason })
+            }
+            Signer::Key(jwk) => {
+                if Jwk::from_certificate(&der)? != *jwk {
+                    return Err(AcmeError::unauthorized(
+                        "the jwk is not the certificate's key; sign with the certificate's key or the ordering account's kid",
+                    ));
+                }
+                (cert_key_account(&serial), AcmeOp::RevokeByCertKey { serial, reason })
+            }
+        };
         if cert.revoked.is_some() {
             return Err(AcmeError::new(
                 Kind::AlreadyRevoked,
                 format!("certificate {serial} is revoked"),
             ));
         }
-        match self
-            .acme_propose(&v, &account.id, AcmeOp::Revoke { serial, reason })
-            .await?
-        {
+        match self.acme_propose(&v, &account, op).await? {
             CommandResult::Rejected {
                 code: hapki_store::RejectCode::Conflict,
                 message,

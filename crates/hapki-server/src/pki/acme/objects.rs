@@ -92,7 +92,7 @@ pub fn challenge_kinds(a: &AcmeAuthz) -> Vec<&'static str> {
     match (a.identifier.kind.as_str(), a.wildcard) {
         ("ip", _) => vec!["http-01"],
         (_, true) => vec!["dns-01"],
-        _ => vec!["http-01", "dns-01"],
+        _ => vec!["http-01", "dns-01", "tls-alpn-01"],
     }
 }
 

@@ -30,12 +30,22 @@ fn url(path: &str) -> String {
 struct Responses {
     http: Arc<Mutex<HashMap<String, String>>>,
     txt: Arc<Mutex<HashMap<String, String>>>,
+    /// Where tls-alpn-01 validation connects: free until a test starts a responder there.
+    alpn_port: u16,
 }
 
 /// An HTTP server for http-01 and a DNS server that answers A 127.0.0.1 for every name
 /// and the TXT records set in `Responses`, both on loopback.
 async fn challenge_servers() -> (Responses, Validation) {
-    let responses = Responses::default();
+    let alpn_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let responses = Responses {
+        alpn_port,
+        ..Responses::default()
+    };
     let http = responses.http.clone();
     let app = axum::Router::new().route(
         "/.well-known/acme-challenge/{token}",
@@ -99,6 +109,7 @@ async fn challenge_servers() -> (Responses, Validation) {
         responses,
         Validation {
             http01_port: http_port,
+            tls_alpn01_port: alpn_port,
             dns_resolver: Some(dns),
         },
     )
@@ -152,6 +163,8 @@ impl<'a> Client<'a> {
             .send(Method::HEAD, "/acme/server/new-nonce", "application/jose+json", vec![])
             .await;
         assert_eq!(a.status, StatusCode::OK);
+        // Handed out here, so not kept for the next request too.
+        self.nonce = None;
         a.headers["replay-nonce"].to_str().unwrap().to_string()
     }
 
@@ -693,6 +706,20 @@ async fn a_key_change_moves_the_account_to_the_new_key() {
     );
     let forged: Value = serde_json::from_slice(&forged).unwrap();
     acme_error(&client.post("key-change", Some(&forged)).await, 403, "unauthorized");
+    // A key another account holds: 409 naming that account, and nothing changes.
+    let mut holder = Client::new(&api, TestKey::p384());
+    holder.register().await;
+    let taken = holder.key.jws(
+        json!({"url": url("key-change"), "jwk": holder.key.jwk()}),
+        json!({"account": kid, "oldKey": client.key.jwk()})
+            .to_string()
+            .as_bytes(),
+    );
+    let taken: Value = serde_json::from_slice(&taken).unwrap();
+    let clash = client.post("key-change", Some(&taken)).await;
+    acme_error(&clash, 409, "malformed");
+    assert_eq!(clash.headers[header::LOCATION], holder.kid.clone().unwrap().as_str());
+    assert_eq!(client.post(&path_of(&kid), None).await.status, StatusCode::OK);
     let changed = client.post("key-change", Some(&inner)).await;
     assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
     // The old key no longer signs for the account (nor with its algorithm); the new one does.
@@ -779,4 +806,219 @@ async fn the_leader_verifies_a_forwarded_acme_write_again() {
     };
     let err = api.pki.authorize_forwarded(&api.admin, &inner).unwrap_err();
     assert!(err.to_string().contains("signed body"), "{err}");
+}
+
+#[tokio::test]
+async fn a_request_signed_with_the_certificates_own_key_revokes_it() {
+    let (api, responses) = acme_api(true).await;
+    let mut client = Client::new(&api, TestKey::p256());
+    client.register().await;
+    let names = ["own.example.test"];
+    let order = validated_order(&mut client, &responses, &names, "http-01").await;
+    let key = hapki_domain::key::SigningKey::generate(KeyType::EcP256).unwrap();
+    let subject = hapki_domain::name::SubjectSpec::parse("CN=own.example.test")
+        .unwrap()
+        .to_name()
+        .unwrap();
+    let san = hapki_domain::name::San::parse("own.example.test").unwrap();
+    let csr = hapki_domain::csr::build_csr(&key, &subject, &[san]).unwrap();
+    let done = client
+        .post(
+            &path_of(order["finalize"].as_str().unwrap()),
+            Some(&json!({"csr": b64_encode(&csr)})),
+        )
+        .await;
+    assert_eq!(done.body["status"], "valid", "{done:?}");
+    let chain = client
+        .post(&path_of(done.body["certificate"].as_str().unwrap()), None)
+        .await;
+    let der = hapki_domain::pem::certificates(&chain.bytes).unwrap().remove(0);
+    let serial = hapki_domain::issue::summarize(&der).unwrap().serial;
+    let revoke = json!({"certificate": b64_encode(&der), "reason": 1});
+
+    // Another key given as jwk may not revoke it; nothing changes.
+    let mut stranger = Client::new(&api, TestKey::p256());
+    acme_error(&stranger.post("revoke-cert", Some(&revoke)).await, 403, "unauthorized");
+    assert!(api
+        .pki
+        .reader()
+        .unwrap()
+        .cert(&serial)
+        .unwrap()
+        .unwrap()
+        .revoked
+        .is_none());
+
+    // The certificate's key, with no account, may.
+    let mut holder = Client::new(&api, TestKey::p256_from_pkcs8(&key.to_pkcs8().unwrap()));
+    let body = holder.jws("revoke-cert", Some(&revoke)).await;
+    let dir = super::Directory {
+        origin: format!("https://{HOST}"),
+        profile: "server".into(),
+    };
+    let verified = api.pki.acme_verify(&dir, &url("revoke-cert"), &body).await.unwrap();
+    // What a leader checks when a member forwards it: the command must revoke that
+    // certificate in its key's name, and the jwk must be that certificate's key.
+    let command = |account: String, serial: hapki_domain::serial::Serial| Command::Audited {
+        meta: hapki_store::AuditMeta {
+            at: 1,
+            actor: Some(requester(&account)),
+            actor_name: "x".into(),
+            node: 1,
+        },
+        command: Box::new(Command::Acme {
+            request: AcmeRequest {
+                nonce: verified.nonce,
+                at: 1,
+                account,
+                op: AcmeOp::RevokeByCertKey {
+                    serial,
+                    reason: hapki_domain::revocation::RevocationReason::KeyCompromise,
+                },
+            },
+        }),
+    };
+    let own = hapki_store::acme::cert_key_account(&serial);
+    api.pki
+        .authorize_forwarded_acme(&body, &command(own.clone(), serial))
+        .unwrap();
+    let other_serial = hapki_domain::serial::Serial::from_u64(99);
+    for (case, cmd) in [
+        ("in another name", command("acct1".into(), serial)),
+        (
+            "of another certificate",
+            command(hapki_store::acme::cert_key_account(&other_serial), other_serial),
+        ),
+    ] {
+        assert!(api.pki.authorize_forwarded_acme(&body, &cmd).is_err(), "{case}");
+    }
+    let stranger_body = stranger.jws("revoke-cert", Some(&revoke)).await;
+    assert!(api
+        .pki
+        .authorize_forwarded_acme(&stranger_body, &command(own, serial))
+        .is_err());
+
+    // (acme_verify redeemed that nonce here; the request sent is signed anew.)
+    let r = holder.post("revoke-cert", Some(&revoke)).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let record = api.pki.reader().unwrap().cert(&serial).unwrap().unwrap();
+    assert_eq!(
+        record.revoked.unwrap().reason,
+        hapki_domain::revocation::RevocationReason::KeyCompromise
+    );
+    acme_error(&holder.post("revoke-cert", Some(&revoke)).await, 400, "alreadyRevoked");
+}
+
+/// A tls-alpn-01 responder: real `openssl s_server` on `port` presenting a self-signed
+/// certificate for `name` whose acmeIdentifier holds `digest` (RFC 8737), ALPN acme-tls/1.
+fn alpn_responder(dir: &std::path::Path, port: u16, name: &str, digest: &[u8]) -> Responder {
+    let hex: String = digest.iter().map(|b| format!("{b:02X}")).collect();
+    let (ok, out) = crate::testing::openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "alpn.key",
+            "-out",
+            "alpn.pem",
+            "-days",
+            "1",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{name}"),
+            "-addext",
+            &format!("1.3.6.1.5.5.7.1.31=critical,DER:0420{hex}"),
+        ],
+    );
+    assert!(ok, "{out}");
+    let responder = Responder(
+        std::process::Command::new("openssl")
+            .args([
+                "s_server",
+                "-quiet",
+                "-alpn",
+                "acme-tls/1",
+                "-cert",
+                "alpn.pem",
+                "-key",
+                "alpn.key",
+                "-accept",
+            ])
+            .arg(format!("127.0.0.1:{port}"))
+            .current_dir(dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run openssl s_server"),
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return responder;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("openssl s_server did not listen on {port}");
+}
+
+/// A responder process, stopped and reaped when dropped (also when a test fails).
+struct Responder(std::process::Child);
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn tls_alpn01_validates_against_openssl_s_server_and_a_wrong_certificate_fails() {
+    let (api, responses) = acme_api(true).await;
+    let work = tempfile::tempdir().unwrap();
+    let port = responses.alpn_port;
+    let mut client = Client::new(&api, TestKey::p256());
+    client.register().await;
+    for (name, right) in [("wrong.example.test", false), ("alpn.example.test", true)] {
+        let order = client
+            .post(
+                "new-order",
+                Some(&json!({"identifiers": [{"type": "dns", "value": name}]})),
+            )
+            .await;
+        let authz_url = path_of(order.body["authorizations"][0].as_str().unwrap());
+        let authz = client.post(&authz_url, None).await;
+        let challenge = authz.body["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "tls-alpn-01")
+            .unwrap_or_else(|| panic!("no tls-alpn-01 in {authz:?}"))
+            .clone();
+        let key_authz = key_authorization(challenge["token"].as_str().unwrap(), &client.jwk());
+        let proof = if right { key_authz } else { format!("{key_authz}x") };
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, proof.as_bytes());
+        let server = alpn_responder(work.path(), port, name, digest.as_ref());
+        let done = client
+            .post(&path_of(challenge["url"].as_str().unwrap()), Some(&json!({})))
+            .await;
+        drop(server);
+        if right {
+            assert_eq!(done.body["status"], "valid", "{done:?}");
+            let authz = client.post(&authz_url, None).await;
+            assert_eq!(authz.body["status"], "valid", "{authz:?}");
+        } else {
+            assert_eq!(done.body["status"], "invalid", "{done:?}");
+            assert_eq!(
+                done.body["error"]["type"], "urn:ietf:params:acme:error:incorrectResponse",
+                "{done:?}"
+            );
+        }
+    }
 }

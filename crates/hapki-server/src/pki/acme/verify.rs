@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use hapki_domain::jws::{Jwk, Jws, KeyRef};
-use hapki_store::acme::{requester, AccountStatus, AcmeAccount, AcmeOp};
+use hapki_store::acme::{cert_key_account, requester, AccountStatus, AcmeAccount, AcmeOp};
 use hapki_store::Command;
 
 use super::error::{AcmeError, Kind};
@@ -138,7 +138,23 @@ impl Pki {
                     jws.verify(k).map_err(|e| refuse(&e.to_string()))?;
                     return Ok(());
                 }
-                _ => return Err(refuse("a request signed with a jwk creates its account only")),
+                AcmeOp::RevokeByCertKey { serial, .. } if request.account == cert_key_account(serial) => {
+                    let cert = self
+                        .reader()?
+                        .cert(serial)?
+                        .ok_or_else(|| refuse("no such certificate"))?;
+                    let key = Jwk::from_certificate(&cert.der).map_err(|e| refuse(&e.to_string()))?;
+                    if key != *k {
+                        return Err(refuse("the jwk is not the key of the certificate it revokes"));
+                    }
+                    jws.verify(k).map_err(|e| refuse(&e.to_string()))?;
+                    return Ok(());
+                }
+                _ => {
+                    return Err(refuse(
+                        "a request signed with a jwk creates its account or revokes its certificate only",
+                    ))
+                }
             },
             KeyRef::Kid(kid) => {
                 let id = kid.rsplit_once("/acct/").map(|(_, id)| id).unwrap_or_default();
@@ -167,8 +183,10 @@ impl Pki {
                 return Err(refuse("the key change names another key than the one that signed it"));
             }
         }
-        if matches!(request.op, AcmeOp::NewAccount { .. }) {
-            return Err(refuse("a new account is signed with its own jwk"));
+        if matches!(request.op, AcmeOp::NewAccount { .. } | AcmeOp::RevokeByCertKey { .. }) {
+            return Err(refuse(
+                "a new account or a revocation by a certificate's key is signed with a jwk",
+            ));
         }
         Ok(())
     }
