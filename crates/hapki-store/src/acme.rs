@@ -393,15 +393,7 @@ fn op(txn: &WriteTransaction, req: &AcmeRequest) -> Result<CommandResult, StoreE
             if txn.open_table(SM_CERTS)?.get(serial.0.as_slice())?.is_none() {
                 return refuse(RejectCode::NotFound, format!("no certificate with serial {serial}"));
             }
-            return crate::apply::revoke(
-                txn,
-                &serial.0,
-                Revocation {
-                    at: req.at,
-                    reason: *reason,
-                },
-                None,
-            );
+            return revoke(txn, serial, *reason, req.at);
         }
         _ => {}
     }
@@ -516,17 +508,19 @@ fn op(txn: &WriteTransaction, req: &AcmeRequest) -> Result<CommandResult, StoreE
                     format!("certificate {serial} was not ordered by account {}", acct.id),
                 );
             }
-            crate::apply::revoke(
-                txn,
-                &serial.0,
-                Revocation {
-                    at: req.at,
-                    reason: *reason,
-                },
-                None,
-            )
+            revoke(txn, serial, *reason, req.at)
         }
     }
+}
+
+/// Revokes `serial` for an ACME request made at `at`.
+fn revoke(
+    txn: &WriteTransaction,
+    serial: &Serial,
+    reason: RevocationReason,
+    at: u64,
+) -> Result<CommandResult, StoreError> {
+    crate::apply::revoke(txn, &serial.0, Revocation { at, reason }, None)
 }
 
 fn new_account(txn: &WriteTransaction, account: &AcmeAccount, at: u64) -> Result<CommandResult, StoreError> {

@@ -236,6 +236,28 @@ fn acme_error(a: &Answer, status: u16, kind: &str) {
     );
 }
 
+/// A new order for the one DNS name `name`: its answer, its authorization's path and that
+/// authorization's challenge of type `kind`.
+async fn one_name_order(client: &mut Client<'_>, name: &str, kind: &str) -> (Answer, String, Value) {
+    let order = client
+        .post(
+            "new-order",
+            Some(&json!({"identifiers": [{"type": "dns", "value": name}]})),
+        )
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
+    let authz_url = path_of(order.body["authorizations"][0].as_str().unwrap());
+    let authz = client.post(&authz_url, None).await;
+    let challenge = authz.body["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {authz:?}"))
+        .clone();
+    (order, authz_url, challenge)
+}
+
 /// An order for `names`, each authorization validated with `kind` through `responses`.
 async fn validated_order(client: &mut Client<'_>, responses: &Responses, names: &[&str], kind: &str) -> Value {
     let ids: Vec<Value> = names.iter().map(|n| json!({"type": "dns", "value": n})).collect();
@@ -409,21 +431,7 @@ async fn dns01_validates_through_the_resolver_and_a_wrong_answer_fails_the_autho
     assert_eq!(done.body["status"], "valid", "{done:?}");
 
     // A wrong TXT record: the authorization turns invalid with the reason, the order too.
-    let order = client
-        .post(
-            "new-order",
-            Some(&json!({"identifiers": [{"type": "dns", "value": "bad.example.test"}]})),
-        )
-        .await;
-    let authz_url = path_of(order.body["authorizations"][0].as_str().unwrap());
-    let authz = client.post(&authz_url, None).await;
-    let challenge = authz.body["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "dns-01")
-        .unwrap()
-        .clone();
+    let (order, _, challenge) = one_name_order(&mut client, "bad.example.test", "dns-01").await;
     responses
         .txt
         .lock()
@@ -986,21 +994,7 @@ async fn tls_alpn01_validates_against_openssl_s_server_and_a_wrong_certificate_f
     let mut client = Client::new(&api, TestKey::p256());
     client.register().await;
     for (name, right) in [("wrong.example.test", false), ("alpn.example.test", true)] {
-        let order = client
-            .post(
-                "new-order",
-                Some(&json!({"identifiers": [{"type": "dns", "value": name}]})),
-            )
-            .await;
-        let authz_url = path_of(order.body["authorizations"][0].as_str().unwrap());
-        let authz = client.post(&authz_url, None).await;
-        let challenge = authz.body["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "tls-alpn-01")
-            .unwrap_or_else(|| panic!("no tls-alpn-01 in {authz:?}"))
-            .clone();
+        let (_, authz_url, challenge) = one_name_order(&mut client, name, "tls-alpn-01").await;
         let key_authz = key_authorization(challenge["token"].as_str().unwrap(), &client.jwk());
         let proof = if right { key_authz } else { format!("{key_authz}x") };
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, proof.as_bytes());
