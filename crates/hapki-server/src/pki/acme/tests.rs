@@ -248,14 +248,19 @@ async fn one_name_order(client: &mut Client<'_>, name: &str, kind: &str) -> (Ans
     assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
     let authz_url = path_of(order.body["authorizations"][0].as_str().unwrap());
     let authz = client.post(&authz_url, None).await;
-    let challenge = authz.body["challenges"]
+    let challenge = challenge_of(&authz, kind);
+    (order, authz_url, challenge)
+}
+
+/// The challenge of type `kind` an authorization offers.
+fn challenge_of(authz: &Answer, kind: &str) -> Value {
+    authz.body["challenges"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["type"] == kind)
         .unwrap_or_else(|| panic!("no {kind} in {authz:?}"))
-        .clone();
-    (order, authz_url, challenge)
+        .clone()
 }
 
 /// An order for `names`, each authorization validated with `kind` through `responses`.
@@ -268,13 +273,7 @@ async fn validated_order(client: &mut Client<'_>, responses: &Responses, names: 
     for authz_url in order.body["authorizations"].as_array().unwrap() {
         let authz = client.post(&path_of(authz_url.as_str().unwrap()), None).await;
         assert_eq!(authz.body["status"], "pending", "{authz:?}");
-        let challenge = authz.body["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == kind)
-            .unwrap_or_else(|| panic!("no {kind} in {authz:?}"))
-            .clone();
+        let challenge = challenge_of(&authz, kind);
         let token = challenge["token"].as_str().unwrap();
         let key_authz = key_authorization(token, &client.jwk());
         let name = authz.body["identifier"]["value"].as_str().unwrap().to_string();
