@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -139,33 +138,51 @@ async fn reply<T: Serialize>(pki: &Pki, dir: &Directory, result: Result<Answer<T
     response
 }
 
-/// Checks the body's type and signature for a POST to `uri`.
-async fn verify(
-    pki: &Pki,
-    dir: &Directory,
-    headers: &HeaderMap,
-    uri: &Uri,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Verified, AcmeError> {
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AcmeError::new(Kind::TooLarge, "the request body is too large")
-        } else {
-            AcmeError::malformed(format!("the request body could not be read: {}", r.body_text()))
+/// A signed ACME POST: the directory it was sent to and, once its body's type, signature and
+/// nonce checked, the request; a refusal is answered by the route as a problem document of
+/// that directory.
+struct Signed {
+    dir: Directory,
+    verified: Result<Verified, AcmeError>,
+}
+
+impl FromRequest<Arc<Pki>> for Signed {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, pki: &Arc<Pki>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let profile = RawPathParams::from_request_parts(&mut parts, pki)
+            .await
+            .ok()
+            .and_then(|p| p.iter().find(|(k, _)| *k == "profile").map(|(_, v)| v.to_string()))
+            .unwrap_or_default();
+        let dir = dir_of(&parts.headers, &parts.uri, &profile);
+        let url = format!("{}{}", dir.origin, parts.uri.path());
+        let jose = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/jose+json"));
+        let body = Bytes::from_request(Request::from_parts(parts, body), pki).await;
+        let verified = async {
+            let body = body.map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AcmeError::new(Kind::TooLarge, "the request body is too large")
+                } else {
+                    AcmeError::malformed(format!("the request body could not be read: {}", r.body_text()))
+                }
+            })?;
+            if !jose {
+                return Err(AcmeError::malformed(
+                    "ACME requests are sent as Content-Type: application/jose+json",
+                ));
+            }
+            pki.acme_verify(&dir, &url, &body).await
         }
-    })?;
-    let jose = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/jose+json"));
-    if !jose {
-        return Err(AcmeError::malformed(
-            "ACME requests are sent as Content-Type: application/jose+json",
-        ));
+        .await;
+        Ok(Signed { dir, verified })
     }
-    let url = format!("{}{}", dir.origin, uri.path());
-    pki.acme_verify(dir, &url, &body).await
 }
 
 async fn default_directory(State(pki): State<Arc<Pki>>, headers: HeaderMap, uri: Uri) -> Response {
@@ -218,16 +235,9 @@ async fn new_nonce_get(
     new_nonce(&pki, dir_of(&headers, &uri, &profile), StatusCode::NO_CONTENT).await
 }
 
-async fn new_account(
-    State(pki): State<Arc<Pki>>,
-    Path(profile): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let dir = dir_of(&headers, &uri, &profile);
+async fn new_account(State(pki): State<Arc<Pki>>, Signed { dir, verified }: Signed) -> Response {
     let result = async {
-        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        let v = verified?;
         pki.acme_new_account(&dir, v).await
     }
     .await;
@@ -236,14 +246,11 @@ async fn new_account(
 
 async fn account(
     State(pki): State<Arc<Pki>>,
-    Path((profile, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
+    Path((_, id)): Path<(String, String)>,
+    Signed { dir, verified }: Signed,
 ) -> Response {
-    let dir = dir_of(&headers, &uri, &profile);
     let result = async {
-        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        let v = verified?;
         pki.acme_account(&dir, &id, v).await
     }
     .await;
@@ -252,14 +259,11 @@ async fn account(
 
 async fn account_orders(
     State(pki): State<Arc<Pki>>,
-    Path((profile, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
+    Path((_, id)): Path<(String, String)>,
+    Signed { dir, verified }: Signed,
 ) -> Response {
-    let dir = dir_of(&headers, &uri, &profile);
     let result = async {
-        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        let v = verified?;
         pki.acme_account_orders(&dir, &id, v).map(|o| Answer {
             body: o,
             created: false,
@@ -271,32 +275,18 @@ async fn account_orders(
     reply(&pki, &dir, result).await
 }
 
-async fn key_change(
-    State(pki): State<Arc<Pki>>,
-    Path(profile): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let dir = dir_of(&headers, &uri, &profile);
+async fn key_change(State(pki): State<Arc<Pki>>, Signed { dir, verified }: Signed) -> Response {
     let result = async {
-        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        let v = verified?;
         pki.acme_key_change(&dir, v).await
     }
     .await;
     reply(&pki, &dir, result).await
 }
 
-async fn new_order(
-    State(pki): State<Arc<Pki>>,
-    Path(profile): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let dir = dir_of(&headers, &uri, &profile);
+async fn new_order(State(pki): State<Arc<Pki>>, Signed { dir, verified }: Signed) -> Response {
     let result = async {
-        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        let v = verified?;
         pki.acme_new_order(&dir, v).await
     }
     .await;
@@ -305,14 +295,11 @@ async fn new_order(
 
 async fn order(
     State(pki): State<Arc<Pki>>,
-    Path((profile, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
+    Path((_, id)): Path<(String, String)>,
+    Signed { dir, verified }: Signed,
 ) -> Response {
-    let dir = dir_of(&headers, &uri, &profile);
     let result = async {
-        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        let v = verified?;
         pki.acme_order(&dir, &id, v)
     }
     .await;
@@ -321,14 +308,11 @@ async fn order(
 
 async fn finalize(
     State(pki): State<Arc<Pki>>,
-    Path((profile, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
+    Path((_, id)): Path<(String, String)>,
+    Signed { dir, verified }: Signed,
 ) -> Response {
-    let dir = dir_of(&headers, &uri, &profile);
     let result = async {
-        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        let v = verified?;
         pki.acme_finalize(&dir, &id, v).await
     }
     .await;
@@ -337,14 +321,11 @@ async fn finalize(
 
 async fn authz(
     State(pki): State<Arc<Pki>>,
-    Path((profile, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
+    Path((_, id)): Path<(String, String)>,
+    Signed { dir, verified }: Signed,
 ) -> Response {
-    let dir = dir_of(&headers, &uri, &profile);
     let result = async {
-        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        let v = verified?;
         pki.acme_authz(&dir, &id, v).await
     }
     .await;
@@ -353,14 +334,11 @@ async fn authz(
 
 async fn challenge(
     State(pki): State<Arc<Pki>>,
-    Path((profile, authz, kind)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
+    Path((_, authz, kind)): Path<(String, String, String)>,
+    Signed { dir, verified }: Signed,
 ) -> Response {
-    let dir = dir_of(&headers, &uri, &profile);
     let result = async {
-        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        let v = verified?;
         pki.acme_challenge(&dir, &authz, &kind, v).await
     }
     .await;
@@ -369,14 +347,11 @@ async fn challenge(
 
 async fn certificate(
     State(pki): State<Arc<Pki>>,
-    Path((profile, serial)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
+    Path((_, serial)): Path<(String, String)>,
+    Signed { dir, verified }: Signed,
 ) -> Response {
-    let dir = dir_of(&headers, &uri, &profile);
     let result = async {
-        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        let v = verified?;
         pki.acme_certificate(&serial, v)
     }
     .await;
@@ -395,16 +370,9 @@ async fn certificate(
     }
 }
 
-async fn revoke_cert(
-    State(pki): State<Arc<Pki>>,
-    Path(profile): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let dir = dir_of(&headers, &uri, &profile);
+async fn revoke_cert(State(pki): State<Arc<Pki>>, Signed { dir, verified }: Signed) -> Response {
     let result = async {
-        let v = verify(&pki, &dir, &headers, &uri, body).await?;
+        let v = verified?;
         pki.acme_revoke(v).await
     }
     .await;
