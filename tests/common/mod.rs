@@ -18,27 +18,38 @@ pub const HAPKI: &str = env!("CARGO_BIN_EXE_hapki");
 
 /// A free TCP port on 127.0.0.1, drawn below the kernel's ephemeral range
 /// (32768 and up on Linux) so that no outgoing connection of a running test takes
-/// it between this check and the server's bind; each test process starts from its
-/// own point in the range and walks on from there.
+/// it between this check and the server's bind. Test processes run side by side,
+/// and a port one of them checked (or freed by killing a node it will restart) must
+/// not be handed to another: each process holds an advisory lock on one block of
+/// the range for its lifetime (the kernel drops it when the process ends, however it
+/// ends) and draws only from that block.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
     const LOW: u32 = 10_000;
-    const SPAN: u32 = 22_000;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let seed = {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        (std::process::id().wrapping_mul(7919) ^ nanos) % SPAN
-    };
-    let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::SeqCst, Ordering::SeqCst);
-    for _ in 0..SPAN {
-        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+    const BLOCK: u32 = 500;
+    const BLOCKS: u32 = 44;
+    static HELD: OnceLock<(std::fs::File, u32)> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (_, block) = HELD.get_or_init(|| {
+        let dir = std::env::temp_dir();
+        for block in 0..BLOCKS {
+            let path = dir.join(format!("hapki-test-ports-{block}.lock"));
+            let file = std::fs::File::create(&path).expect("port block lock file");
+            if file.try_lock().is_ok() {
+                return (file, block);
+            }
+        }
+        panic!("every block of test ports is held by another test process");
+    });
+    let first = LOW + block * BLOCK;
+    for _ in 0..BLOCK {
+        let port = (first + NEXT.fetch_add(1, Ordering::SeqCst) % BLOCK) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free loopback port between {LOW} and {}", LOW + SPAN);
+    panic!("no free loopback port between {first} and {}", first + BLOCK);
 }
 
 /// Polls `cond` until it holds or `timeout` passes.

@@ -1,5 +1,5 @@
-//! openraft's own storage conformance suite, run against hapki's redb log store
-//! and state machine: the same tests openraft's examples pass.
+//! openraft's own storage conformance suite, run against hapki's segment-file log
+//! store and state machine: the same tests openraft's examples pass.
 
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
@@ -14,7 +14,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         let dir = tempfile::tempdir().expect("temp dir");
         let store = hapki_store::Store::open(&dir.path().join("hapki.redb")).expect("open store");
         let sm = StateMachine::new(store.clone(), dir.path().join("snapshots")).expect("snapshot dir");
-        Ok((dir, LogStore::new(store), sm))
+        let log = LogStore::open(store, &dir.path().join("raft-log")).expect("open the log");
+        Ok((dir, log, sm))
     }
 }
 

@@ -1,12 +1,19 @@
-//! The Raft log in redb. An append is reported done only after its write
-//! transaction is committed with immediate durability, and a vote is on disk
-//! before `save_vote` returns. The committed index, a hint openraft may find
-//! behind, is kept in memory and written inside the next append or purge
-//! rather than in a transaction of its own. Entries and bookkeeping values are
-//! encoded with [`hapki_store::codec`].
+//! The Raft log: entries in segment files ([`segments`]), one `fdatasync` per append,
+//! reported done only after it; the vote and the last purged id in redb's `raft_meta`
+//! table, each flushed before it is reported saved. The committed index, a hint openraft
+//! may find behind, is kept in memory and written as a record inside the next append
+//! (and into `raft_meta` with a purge) rather than flushed on its own. Entries and
+//! bookkeeping values are encoded with [`hapki_store::codec`].
+//!
+//! A data directory from a build that kept the log in redb (`raft_log`) has its entries
+//! moved into segments when the log opens: written and flushed first, then the table
+//! emptied, so a crash in between moves them again at the next start.
+
+mod segments;
 
 use std::fmt::Debug;
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use hapki_store::codec::{decode, encode};
@@ -14,79 +21,160 @@ use hapki_store::tables::{RAFT_LOG, RAFT_META};
 use hapki_store::Store;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLogReader, StorageIOError};
-use redb::{Durability, ReadableTable};
+use redb::{Durability, ReadableTable, ReadableTableMetadata};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use segments::Segments;
 
-/// The log store; cheap to clone (clones share the database and the committed index).
+type BoxErr = Box<dyn std::error::Error + Send + Sync>;
+
+/// The log store; cheap to clone (clones share the files and the bookkeeping).
 #[derive(Clone)]
 pub struct LogStore {
     store: Store,
-    committed: Arc<Mutex<Committed>>,
+    inner: Arc<Mutex<Inner>>,
 }
 
-/// The committed index as openraft last reported it, and whether that value
-/// is not on disk yet.
-#[derive(Default)]
-struct Committed {
-    latest: Option<Option<LogId>>,
-    unsaved: bool,
+struct Inner {
+    log: Segments,
+    /// The newest entry's id.
+    last: Option<LogId>,
+    last_purged: Option<LogId>,
+    /// The committed index as openraft last reported it (or as found at open).
+    committed: Option<LogId>,
+    /// Whether `committed` is newer than what the files or `raft_meta` hold.
+    committed_unsaved: bool,
 }
 
 impl LogStore {
-    pub fn new(store: Store) -> Self {
-        LogStore {
+    /// Opens the log in `dir` (created when absent) beside `store`'s bookkeeping.
+    pub fn open(store: Store, dir: &Path) -> Result<Self, BoxErr> {
+        let last_purged: Option<LogId> = meta(&store, "last_purged")?;
+        let saved_committed: Option<LogId> = meta::<Option<LogId>>(&store, "committed")?.flatten();
+        let purged_index = last_purged.map(|l| l.index);
+        migrate_redb_log(&store, dir, purged_index)?;
+        let opened = Segments::open(dir, purged_index)?;
+        let last = match opened.last_entry {
+            Some(bytes) => Some(decode::<Entry>(&bytes)?.log_id),
+            None => None,
+        };
+        let in_files = match opened.committed {
+            Some(bytes) => decode::<Option<LogId>>(&bytes)?,
+            None => None,
+        };
+        let committed = match (in_files, saved_committed) {
+            (Some(a), Some(b)) => Some(if a.index >= b.index { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        Ok(LogStore {
             store,
-            committed: Arc::default(),
-        }
+            inner: Arc::new(Mutex::new(Inner {
+                log: opened.log,
+                last,
+                last_purged,
+                committed,
+                committed_unsaved: false,
+            })),
+        })
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("raft log lock")
     }
 
     /// The committed index: the one openraft last reported, else the one on disk.
     pub fn commit_index(&self) -> Option<u64> {
-        let latest = self.committed.lock().expect("committed index lock").latest;
-        match latest {
-            Some(c) => c.map(|l| l.index),
-            None => saved_commit_index(&self.store),
-        }
+        self.inner().committed.map(|l| l.index)
     }
 
-    /// Writes a committed index not yet on disk into `txn`; the caller commits it.
-    fn write_committed(&self, txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
-        let mut c = self.committed.lock().expect("committed index lock");
-        if let (true, Some(latest)) = (c.unsaved, c.latest) {
-            txn.open_table(RAFT_META)?
-                .insert("committed", encode(&latest).as_slice())?;
-            c.unsaved = false;
-        }
-        Ok(())
-    }
-
-    fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
-        let read = || -> Result<Option<T>, Box<dyn std::error::Error + Send + Sync>> {
-            let txn = self.store.db().begin_read()?;
-            let t = txn.open_table(RAFT_META)?;
-            let v = t.get(key)?;
-            Ok(match v {
-                Some(v) => Some(decode(v.value())?),
-                None => None,
-            })
-        };
-        read().map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
+    /// Total size of the entries after `index` (all of them when `None`): what a peer at
+    /// `index` lacks.
+    pub fn bytes_after(&self, index: Option<u64>) -> u64 {
+        self.inner().log.bytes_after(index)
     }
 
     /// Writes a bookkeeping value and flushes it before returning.
-    fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError> {
-        let write = || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            let mut txn = self.store.db().begin_write()?;
-            txn.set_durability(Durability::Immediate);
-            txn.open_table(RAFT_META)?.insert(key, encode(value).as_slice())?;
-            txn.commit()?;
-            Ok(())
-        };
-        write().map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
+    fn put_meta(&self, values: &[(&str, Vec<u8>)]) -> Result<(), BoxErr> {
+        let mut txn = self.store.db().begin_write()?;
+        txn.set_durability(Durability::Immediate);
+        {
+            let mut t = txn.open_table(RAFT_META)?;
+            for (key, value) in values {
+                t.insert(*key, value.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
+
+    fn read_entries(&self, from: u64, to: u64) -> Result<Vec<Entry>, BoxErr> {
+        let reads = self.inner().log.reads(from, to);
+        reads
+            .read()?
+            .iter()
+            .map(|b| decode::<Entry>(b).map_err(Into::into))
+            .collect()
+    }
+}
+
+fn meta<T: DeserializeOwned>(store: &Store, key: &str) -> Result<Option<T>, BoxErr> {
+    let txn = store.db().begin_read()?;
+    let t = txn.open_table(RAFT_META)?;
+    let v = t.get(key)?;
+    Ok(match v {
+        Some(v) => Some(decode(v.value())?),
+        None => None,
+    })
+}
+
+fn encoded<T: Serialize>(value: &T) -> Vec<u8> {
+    encode(value)
+}
+
+/// Moves the entries of an older build's `raft_log` table into segments in `dir`.
+fn migrate_redb_log(store: &Store, dir: &Path, purged: Option<u64>) -> Result<(), BoxErr> {
+    let rows: Vec<(u64, Vec<u8>)> = {
+        let txn = store.db().begin_read()?;
+        let t = txn.open_table(RAFT_LOG)?;
+        if t.is_empty()? {
+            return Ok(());
+        }
+        t.iter()?
+            .map(|row| row.map(|(k, v)| (k.value(), v.value().to_vec())))
+            .collect::<Result<_, _>>()?
+    };
+    // The table is the truth until it is emptied: whatever segments a crashed move left go.
+    let mut opened = Segments::open(dir, purged)?;
+    opened.log.clear()?;
+    for chunk in rows.chunks(256) {
+        opened.log.append(chunk, None)?.run()?;
+    }
+    let mut txn = store.db().begin_write()?;
+    txn.set_durability(Durability::Immediate);
+    txn.open_table(RAFT_LOG)?.retain(|_, _| false)?;
+    txn.commit()?;
+    tracing::info!(
+        entries = rows.len(),
+        "moved the raft log from the database into segment files"
+    );
+    Ok(())
+}
+
+/// The half-open range of indexes `range` names.
+fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let from = match range.start_bound() {
+        Bound::Included(i) => *i,
+        Bound::Excluded(i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let to = match range.end_bound() {
+        Bound::Included(i) => i.saturating_add(1),
+        Bound::Excluded(i) => *i,
+        Bound::Unbounded => u64::MAX,
+    };
+    (from, to)
 }
 
 pub(crate) fn io_err(
@@ -103,17 +191,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let read = || -> Result<Vec<Entry>, Box<dyn std::error::Error + Send + Sync>> {
-            let txn = self.store.db().begin_read()?;
-            let t = txn.open_table(RAFT_LOG)?;
-            let mut out = Vec::new();
-            for row in t.range(range)? {
-                let (_, v) = row?;
-                out.push(decode(v.value())?);
-            }
-            Ok(out)
-        };
-        read().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))
+        let (from, to) = bounds(&range);
+        self.read_entries(from, to)
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))
     }
 }
 
@@ -121,20 +201,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId> = self.meta("last_purged")?;
-        let read = || -> Result<Option<LogId>, Box<dyn std::error::Error + Send + Sync>> {
-            let txn = self.store.db().begin_read()?;
-            let t = txn.open_table(RAFT_LOG)?;
-            let last = match t.last()? {
-                Some((_, v)) => Some(decode::<Entry>(v.value())?.log_id),
-                None => None,
-            };
-            Ok(last)
-        };
-        let last = read().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        let inner = self.inner();
         Ok(LogState {
-            last_purged_log_id: last_purged,
-            last_log_id: last.or(last_purged),
+            last_purged_log_id: inner.last_purged,
+            last_log_id: inner.last.or(inner.last_purged),
         })
     }
 
@@ -143,29 +213,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.put_meta("vote", vote)
+        self.put_meta(&[("vote", encoded(vote))])
             .map_err(|_| io_err(ErrorSubject::Vote, ErrorVerb::Write, "saving the vote failed"))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.meta("vote")
+        meta(&self.store, "vote").map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Read, e))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // No transaction of its own: the committed index is a hint that openraft
-        // can recompute; it reaches disk with the next append or purge.
-        let mut c = self.committed.lock().expect("committed index lock");
-        c.latest = Some(committed);
-        c.unsaved = true;
+        // No flush of its own: the committed index is a hint that openraft can
+        // recompute; it reaches disk with the next append or purge.
+        let mut inner = self.inner();
+        inner.committed = committed;
+        inner.committed_unsaved = true;
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        let latest = self.committed.lock().expect("committed index lock").latest;
-        match latest {
-            Some(c) => Ok(c),
-            None => Ok(self.meta::<Option<LogId>>("committed")?.flatten()),
-        }
+        Ok(self.inner().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
@@ -173,21 +239,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let write = || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            let mut txn = self.store.db().begin_write()?;
-            txn.set_durability(Durability::Immediate);
-            {
-                let mut t = txn.open_table(RAFT_LOG)?;
-                for entry in entries {
-                    t.insert(entry.log_id.index, encode(&entry).as_slice())?;
+        let mut last = None;
+        let batch: Vec<(u64, Vec<u8>)> = entries
+            .into_iter()
+            .map(|entry| {
+                last = Some(entry.log_id);
+                (entry.log_id.index, encode(&entry))
+            })
+            .collect();
+        let written = {
+            let mut inner = self.inner();
+            let committed = inner.committed_unsaved.then(|| encode(&inner.committed));
+            let written = inner.log.append(&batch, committed.as_deref());
+            if written.is_ok() {
+                inner.committed_unsaved = false;
+                if last.is_some() {
+                    inner.last = last;
                 }
             }
-            self.write_committed(&txn)?;
-            txn.commit()?;
-            Ok(())
+            written
         };
-        // Durable first, then report: the callback runs only after the commit is on disk.
-        match write() {
+        // Durable first, then report: the callback runs only after the flush; readers
+        // (replication to followers) need not wait for it.
+        match written.and_then(|flush| flush.run()) {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
@@ -201,48 +275,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let write = || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            let mut txn = self.store.db().begin_write()?;
-            txn.set_durability(Durability::Immediate);
-            txn.open_table(RAFT_LOG)?.retain_in(log_id.index.., |_, _| false)?;
-            txn.commit()?;
+        let cut = || -> Result<(), BoxErr> {
+            let before = match log_id.index.checked_sub(1) {
+                Some(i) => self.read_entries(i, i + 1)?.pop().map(|e| e.log_id),
+                None => None,
+            };
+            let mut inner = self.inner();
+            inner.log.truncate(log_id.index)?;
+            inner.last = before.or(inner.last_purged);
             Ok(())
         };
-        write().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
+        cut().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let write = || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            let mut txn = self.store.db().begin_write()?;
-            txn.set_durability(Durability::Immediate);
-            txn.open_table(RAFT_META)?
-                .insert("last_purged", encode(&log_id).as_slice())?;
-            txn.open_table(RAFT_LOG)?.retain_in(..=log_id.index, |_, _| false)?;
-            self.write_committed(&txn)?;
-            txn.commit()?;
+        let purge = || -> Result<(), BoxErr> {
+            let committed = self.inner().committed;
+            self.put_meta(&[("last_purged", encoded(&log_id)), ("committed", encoded(&committed))])?;
+            let mut inner = self.inner();
+            inner.last_purged = Some(log_id);
+            if inner.last.is_none_or(|l| l.index < log_id.index) {
+                inner.last = Some(log_id);
+            }
+            inner.log.purge(log_id.index)?;
             Ok(())
         };
-        write().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
+        purge().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
     }
 }
 
-/// Total size of the stored log entries after `index` (all of them when `None`).
-pub(crate) fn bytes_after(store: &Store, index: Option<u64>) -> Result<u64, redb::Error> {
-    let txn = store.db().begin_read()?;
-    let table = txn.open_table(RAFT_LOG)?;
-    let from = index.map(|i| i + 1).unwrap_or(0);
-    let mut total = 0u64;
-    for row in table.range(from..)? {
-        let (_, v) = row?;
-        total += v.value().len() as u64;
-    }
-    Ok(total)
-}
-
-/// The commit index last saved in `store`, if any: a hint, as [`LogStore`] saves it.
-fn saved_commit_index(store: &Store) -> Option<u64> {
-    let txn = store.db().begin_read().ok()?;
-    let table = txn.open_table(RAFT_META).ok()?;
-    let value = table.get("committed").ok()??;
-    decode::<Option<LogId>>(value.value()).ok().flatten().map(|l| l.index)
-}
+#[cfg(test)]
+mod tests;

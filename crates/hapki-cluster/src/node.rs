@@ -138,7 +138,8 @@ impl ClusterNode {
         let sm = StateMachine::new(store.clone(), data_dir.join("snapshots"))
             .map_err(|e| ClusterError::Io(format!("snapshot directory: {e}")))?;
         let network = ChannelNetwork::default();
-        let log = LogStore::new(store.clone());
+        let log = LogStore::open(store.clone(), &data_dir.join("raft-log"))
+            .map_err(|e| ClusterError::Io(format!("raft log: {e}")))?;
         let raft = Raft::new(id, Arc::new(config), network.clone(), log.clone(), sm.clone())
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
@@ -408,7 +409,7 @@ impl ClusterNode {
 
     /// Bytes of the log entries after `index` that this node holds (what a peer at `index` lacks).
     pub fn log_bytes_after(&self, index: Option<u64>) -> u64 {
-        crate::log_store::bytes_after(&self.store, index).unwrap_or(0)
+        self.log.bytes_after(index)
     }
 
     /// The index of the latest snapshot this node holds, if any.

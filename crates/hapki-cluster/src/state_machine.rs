@@ -47,7 +47,14 @@ pub struct StateMachine {
     /// Snapshots received from a leader and installed, since the process started.
     installs: Arc<std::sync::atomic::AtomicU64>,
     receiving: Receiving,
+    /// When an apply last made everything applied durable.
+    durable_at: Arc<std::sync::Mutex<std::time::Instant>>,
 }
+
+/// How long applied entries may stay only in memory: the log holds them durably and
+/// they are applied again after a crash, but redb reuses freed pages only after a
+/// durable commit, and the log keeps every entry past the last durable apply.
+const DURABLE_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl StateMachine {
     /// A state machine over `store`, receiving snapshots into `snapshot_dir`.
@@ -61,6 +68,7 @@ impl StateMachine {
             applied_tx,
             installs: Arc::default(),
             receiving: Receiving::default(),
+            durable_at: Arc::new(std::sync::Mutex::new(std::time::Instant::now())),
         })
     }
 
@@ -204,7 +212,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut announce = Vec::new();
         let apply = || -> Result<Vec<BatchResult>, BoxErr> {
-            let txn = self.store.begin_apply()?;
+            let mut txn = self.store.begin_apply()?;
+            {
+                let mut durable_at = self.durable_at.lock().expect("durable clock lock");
+                if durable_at.elapsed() >= DURABLE_EVERY {
+                    txn.set_durability(redb::Durability::Immediate);
+                    *durable_at = std::time::Instant::now();
+                }
+            }
             let mut out = Vec::new();
             let mut last = None;
             let mut membership = None;

@@ -1,7 +1,8 @@
 //! The data directory's files: what is there, and writing secrets with mode 0600.
 //!
 //! ```text
-//! hapki.redb      state machine and Raft log
+//! hapki.redb      state machine and Raft bookkeeping (vote, last purged entry)
+//! raft-log/       Raft log entries in segment files
 //! snapshots/      Raft snapshots
 //! node-id         this node's Raft id (node-local)
 //! unseal.key      a key-file root of trust (node-local, 0600); `key_file` may put it

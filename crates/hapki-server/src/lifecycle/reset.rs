@@ -84,10 +84,11 @@ impl Node {
                 }
             }
         }
-        let snapshots = root.join("snapshots");
-        if snapshots.exists() {
-            if let Err(e) = std::fs::remove_dir_all(&snapshots) {
-                eprintln!("hapki: cannot remove {}: {e}", snapshots.display());
+        for dir in [root.join("snapshots"), root.join("raft-log")] {
+            if dir.exists() {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    eprintln!("hapki: cannot remove {}: {e}", dir.display());
+                }
             }
         }
         let err = match std::env::current_exe() {
