@@ -51,6 +51,9 @@ command -v pkill >/dev/null || need_apt+=(procps)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 # The DNS server ACME validation asks in tests/acme.rs.
 command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
+# A real browser for the web console: tests/console.rs drives it through chromedriver.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

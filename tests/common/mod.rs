@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod refusals;
 pub mod secrets;
 pub mod softhsm;

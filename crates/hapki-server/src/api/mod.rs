@@ -16,6 +16,7 @@ mod stream;
 mod sys;
 mod tidy;
 mod tokens;
+mod ui;
 
 #[cfg(test)]
 mod crl_tests;
@@ -73,6 +74,7 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .route("/v1/profiles", get(profiles::list).post(profiles::create))
         .route("/v1/profiles/{name}", get(profiles::get).put(profiles::update))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/self", get(tokens::show_self))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/v1/keys", get(keys::list).post(keys::archive))
         .route("/v1/keys/transport", get(keys::transport))
@@ -86,6 +88,7 @@ pub fn router(pki: Arc<Pki>, max_body: usize) -> Router {
         .merge(acme::routes())
         .merge(est::routes())
         .merge(publish::routes())
+        .merge(ui::routes())
         .route_layer(axum::middleware::from_fn(crate::observe::note_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

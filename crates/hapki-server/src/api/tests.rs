@@ -254,3 +254,56 @@ async fn the_publication_listener_serves_the_ca_and_its_crl_without_a_token() {
     let a = api.publish(get("/v1/issuers/nope/crl".into())).await;
     refused("unknown issuer", &a, 404, "not_found", "nope");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_reads_itself_and_nothing_of_other_tokens() {
+    let api = Api::new().await;
+    let grant = crate::pki::TokenGrant {
+        profiles: vec!["server".into()],
+        ..crate::pki::TokenGrant::role(Role::Requester, "web team")
+    };
+    let requester = api.token_with(grant).await;
+    let id = api.pki.authenticate(&requester).unwrap().id;
+    let me = api.call(Method::GET, "/v1/tokens/self", Some(&requester), None).await;
+    assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+    assert_eq!(me.body["id"], id.as_str());
+    assert_eq!(me.body["role"], "requester");
+    assert_eq!(me.body["name"], "web team");
+    assert_eq!(me.body["profiles"], json!(["server"]));
+    assert!(
+        !me.body.to_string().contains(&requester),
+        "the secret is never answered"
+    );
+    let admin = api.get("/v1/tokens/self").await;
+    assert_eq!(admin.body["role"], "admin");
+    assert_ne!(admin.body["id"], me.body["id"]);
+
+    refused(
+        "no token",
+        &api.call(Method::GET, "/v1/tokens/self", None, None).await,
+        401,
+        "unauthorized",
+        "missing bearer token",
+    );
+    // The route reads; it revokes nothing and lists no other token.
+    let delete = api
+        .call(Method::DELETE, "/v1/tokens/self", Some(&requester), None)
+        .await;
+    assert_eq!(delete.status, StatusCode::METHOD_NOT_ALLOWED);
+    refused(
+        "requester lists tokens",
+        &api.call(Method::GET, "/v1/tokens", Some(&requester), None).await,
+        403,
+        "forbidden",
+        "",
+    );
+    api.call(Method::DELETE, &format!("/v1/tokens/{id}"), Some(&api.admin), None)
+        .await;
+    refused(
+        "revoked token",
+        &api.call(Method::GET, "/v1/tokens/self", Some(&requester), None).await,
+        401,
+        "unauthorized",
+        "has been revoked",
+    );
+}

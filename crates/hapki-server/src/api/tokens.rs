@@ -1,4 +1,4 @@
-//! Tokens: create (the secret is returned once), list, revoke.
+//! Tokens: create (the secret is returned once), list, show the caller's own, revoke.
 
 use std::sync::Arc;
 
@@ -24,6 +24,11 @@ pub async fn create(
 /// `GET /v1/tokens`.
 pub async fn list(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     Ok(json(pki.tokens(&caller)?))
+}
+
+/// `GET /v1/tokens/self`: the caller's own token.
+pub async fn show_self(State(pki): State<Arc<Pki>>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    Ok(json(pki.token_self(&caller)?))
 }
 
 /// `DELETE /v1/tokens/{id}`.

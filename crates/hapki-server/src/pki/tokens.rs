@@ -42,6 +42,20 @@ impl TokenGrant {
     }
 }
 
+/// A token as listings show it.
+fn view(t: TokenRecord) -> TokenView {
+    TokenView {
+        id: t.id,
+        role: t.role,
+        name: t.name,
+        created_at: t.created_at,
+        expires_at: t.expires_at,
+        revoked: t.revoked,
+        profiles: t.profiles,
+        issuers: t.issuers,
+    }
+}
+
 /// SHA-256 of a token's text.
 pub fn token_hash(token: &str) -> [u8; 32] {
     digest::digest(&digest::SHA256, token.as_bytes())
@@ -68,22 +82,19 @@ impl Pki {
     /// Every token, never its secret.
     pub fn tokens(&self, caller: &Caller) -> Result<TokenList, PkiError> {
         caller.may(Action::ManageTokens)?;
-        let tokens = self
-            .reader()?
+        let tokens = self.reader()?.tokens()?.into_iter().map(view).collect();
+        Ok(TokenList { tokens })
+    }
+
+    /// The caller's own token, never its secret: what a client (the console) shows and
+    /// offers. Any token may read itself, and only itself.
+    pub fn token_self(&self, caller: &Caller) -> Result<TokenView, PkiError> {
+        self.reader()?
             .tokens()?
             .into_iter()
-            .map(|t| TokenView {
-                id: t.id,
-                role: t.role,
-                name: t.name,
-                created_at: t.created_at,
-                expires_at: t.expires_at,
-                revoked: t.revoked,
-                profiles: t.profiles,
-                issuers: t.issuers,
-            })
-            .collect();
-        Ok(TokenList { tokens })
+            .find(|t| t.id == caller.token_id)
+            .map(view)
+            .ok_or_else(|| PkiError::NotFound(format!("token {} is not in the store", caller.token_id)))
     }
 
     /// Revokes token `id` on every node.
