@@ -10,20 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::secrets::{assert_nowhere, exported_keys, key_encodings};
-use common::{openssl, serial_of, stderr, wait_for, Cluster, Node};
-
-/// `openssl ocsp` for `cert` against `node`'s responder; returns its report.
-fn ocsp(node: &Node, ca: &Path, cert: &Path) -> String {
-    let (ca, cert) = (ca.display().to_string(), cert.display().to_string());
-    let url = format!("{}/ocsp", node.http_url());
-    let (ok, out) = openssl(
-        node.work(),
-        &["ocsp", "-issuer", &ca, "-cert", &cert, "-url", &url, "-CAfile", &ca],
-    );
-    assert!(ok, "{out}");
-    assert!(out.contains("Response verify OK"), "{out}");
-    out
-}
+use common::{ocsp, openssl, serial_of, stderr, wait_for, Cluster, Node};
 
 /// `hapki backup restore FILE --key-file KEY --config node.toml` for `node`.
 fn restore(node: &Node, file: &Path, key: &Path) -> std::process::Output {

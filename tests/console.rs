@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::browser::Browser;
-use common::{openssl, Cluster, Node};
+use common::{ocsp, openssl, Cluster};
 
 const PAGE: Duration = Duration::from_secs(15);
 
@@ -32,18 +32,6 @@ fn sign_in(browser: &Browser, node: &str, token: &str) {
 fn show(browser: &Browser, node: &str, route: &str, page: &str) {
     browser.goto(&format!("{node}/ui/#/{route}"));
     browser.wait(&format!("main#page[data-page=\"{page}\"]"), PAGE);
-}
-
-/// `openssl ocsp` for `cert` against `node`'s responder; returns its report.
-fn ocsp(node: &Node, ca: &Path, cert: &Path) -> String {
-    let (ca, cert) = (ca.display().to_string(), cert.display().to_string());
-    let url = format!("{}/ocsp", node.http_url());
-    let (ok, out) = openssl(
-        node.work(),
-        &["ocsp", "-issuer", &ca, "-cert", &cert, "-url", &url, "-CAfile", &ca],
-    );
-    assert!(ok && out.contains("Response verify OK"), "{out}");
-    out
 }
 
 /// Fails on any Content-Security-Policy violation the browser reported so far.

@@ -643,6 +643,20 @@ pub fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
 }
 
 /// The serial of a certificate file, as hapki prints it (lowercase hex).
+/// `openssl ocsp` for `cert` against `node`'s responder, trusting `ca`; the response must
+/// verify. Returns the report.
+pub fn ocsp(node: &Node, ca: &Path, cert: &Path) -> String {
+    let (ca, cert) = (ca.display().to_string(), cert.display().to_string());
+    let url = format!("{}/ocsp", node.http_url());
+    let (ok, out) = openssl(
+        node.work(),
+        &["ocsp", "-issuer", &ca, "-cert", &cert, "-url", &url, "-CAfile", &ca],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("Response verify OK"), "{out}");
+    out
+}
+
 pub fn serial_of(dir: &Path, cert: &Path) -> String {
     let (ok, out) = openssl(dir, &["x509", "-in", cert.to_str().expect("path"), "-noout", "-serial"]);
     assert!(ok, "{out}");

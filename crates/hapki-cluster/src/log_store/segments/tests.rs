@@ -23,6 +23,17 @@ fn payloads(range: std::ops::Range<u64>) -> Vec<Vec<u8>> {
     entries(range).into_iter().map(|(_, p)| p).collect()
 }
 
+/// A log of entries 1 to 10, one append each, in segments of about 100 bytes.
+fn ten_entries_in_small_segments() -> (tempfile::TempDir, Segments) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Segments::open(dir.path(), None).unwrap().log;
+    log.set_segment_bytes(100);
+    for i in 1..11 {
+        append(&mut log, i..i + 1);
+    }
+    (dir, log)
+}
+
 /// The newest segment file in `dir`.
 fn newest(dir: &Path) -> PathBuf {
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
@@ -101,12 +112,7 @@ fn a_damaged_record_in_a_closed_segment_refuses_to_open() {
 
 #[test]
 fn truncating_cuts_across_segments_and_appending_goes_on_from_the_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Segments::open(dir.path(), None).unwrap().log;
-    log.set_segment_bytes(100);
-    for i in 1..11 {
-        append(&mut log, i..i + 1);
-    }
+    let (dir, mut log) = ten_entries_in_small_segments();
     let before = log.segment_count();
     log.truncate(4).unwrap();
     assert!(log.segment_count() < before);
@@ -129,12 +135,7 @@ fn an_append_out_of_order_is_refused() {
 
 #[test]
 fn purging_forgets_entries_and_deletes_segments_that_hold_only_those() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Segments::open(dir.path(), None).unwrap().log;
-    log.set_segment_bytes(100);
-    for i in 1..11 {
-        append(&mut log, i..i + 1);
-    }
+    let (dir, mut log) = ten_entries_in_small_segments();
     let before = log.segment_count();
     log.purge(6).unwrap();
     assert!(log.segment_count() < before);
