@@ -23,7 +23,6 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLogReader, StorageIOError};
 use redb::{Durability, ReadableTable, ReadableTableMetadata};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use segments::Segments;
@@ -129,10 +128,6 @@ fn meta<T: DeserializeOwned>(store: &Store, key: &str) -> Result<Option<T>, BoxE
     })
 }
 
-fn encoded<T: Serialize>(value: &T) -> Vec<u8> {
-    encode(value)
-}
-
 /// Moves the entries of an older build's `raft_log` table into segments in `dir`.
 fn migrate_redb_log(store: &Store, dir: &Path, purged: Option<u64>) -> Result<(), BoxErr> {
     let rows: Vec<(u64, Vec<u8>)> = {
@@ -213,7 +208,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.put_meta(&[("vote", encoded(vote))])
+        self.put_meta(&[("vote", encode(vote))])
             .map_err(|_| io_err(ErrorSubject::Vote, ErrorVerb::Write, "saving the vote failed"))
     }
 
@@ -291,7 +286,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let purge = || -> Result<(), BoxErr> {
             let committed = self.inner().committed;
-            self.put_meta(&[("last_purged", encoded(&log_id)), ("committed", encoded(&committed))])?;
+            self.put_meta(&[("last_purged", encode(&log_id)), ("committed", encode(&committed))])?;
             let mut inner = self.inner();
             inner.last_purged = Some(log_id);
             if inner.last.is_none_or(|l| l.index < log_id.index) {

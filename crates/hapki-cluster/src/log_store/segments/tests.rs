@@ -34,11 +34,11 @@ fn ten_entries_in_small_segments() -> (tempfile::TempDir, Segments) {
     (dir, log)
 }
 
-/// The newest segment file in `dir`.
-fn newest(dir: &Path) -> PathBuf {
+/// The segment files in `dir`, oldest first.
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
-    files.pop().unwrap()
+    files
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn a_torn_append_at_the_end_is_cut_off_and_the_log_goes_on() {
     // Half a record: what a crash in the middle of a write leaves.
     let mut half = Vec::new();
     frame(&mut half, KIND_ENTRY, &4u64.to_be_bytes(), b"never acknowledged");
-    let path = newest(dir.path());
+    let path = segment_files(dir.path()).pop().unwrap();
     let whole = std::fs::metadata(&path).unwrap().len();
     let mut file = OpenOptions::new().append(true).open(&path).unwrap();
     file.write_all(&half[..half.len() / 2]).unwrap();
@@ -94,11 +94,7 @@ fn a_damaged_record_in_a_closed_segment_refuses_to_open() {
     }
     assert!(log.segment_count() > 2);
     drop(log);
-    let mut files: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = segment_files(dir.path());
     let mut bytes = std::fs::read(&files[0]).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
