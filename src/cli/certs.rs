@@ -91,20 +91,26 @@ pub enum CertCommand {
         /// valid, revoked, expired or all
         #[arg(long)]
         status: Option<String>,
-        /// Part of the subject
+        /// The subject's common name (web.example.com), every one below a domain
+        /// (.example.com), or a whole subject (CN=web,O=Example); case-insensitive
         #[arg(long)]
         subject: Option<String>,
-        /// Part of a subject alternative name
+        /// A subject alternative name (web.example.com, 10.0.0.1, DNS:web.example.com), or
+        /// every DNS name below a domain (.example.com); case-insensitive
         #[arg(long)]
         san: Option<String>,
         /// Not expired and expiring within this time (30d, 12h)
         #[arg(long)]
         expiring_within: Option<String>,
+        /// Issuer id (see `ca list`)
         #[arg(long)]
         issuer: Option<String>,
+        /// Profile name
+        #[arg(long)]
+        profile: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        /// Continue after this serial
+        /// Continue where a page ended (the `--after` it printed)
         #[arg(long)]
         after: Option<String>,
         /// Every page, fetched and printed one after another (--limit per page); with
@@ -277,6 +283,7 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
             san,
             expiring_within,
             issuer,
+            profile,
             limit,
             after,
             all,
@@ -291,6 +298,7 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> CliResult {
                 san,
                 expiring_within,
                 issuer,
+                profile,
                 limit: Some(limit),
                 after,
             };

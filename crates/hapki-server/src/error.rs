@@ -125,6 +125,9 @@ impl From<DomainError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Invalid(m) = e {
+            return ApiError::bad_request(m);
+        }
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
     }
 }

@@ -1,9 +1,8 @@
 // certs.js: the certificate search. The form's fields become the page's hash
 // (#/certs?subject=...&after=...), so Back returns to a search and a search can be
-// linked. GET /v1/certs takes status, subject, san, expiring_within, limit and after
-// (the next page's cursor is the answer's next_after); a serial is read directly with
-// GET /v1/certs/{serial}; the listing has no profile filter, so the profile field
-// filters each page in the browser.
+// linked. GET /v1/certs takes status, subject, san, profile, expiring_within, limit and
+// after (the next page's cursor is the answer's next_after); a serial is read directly
+// with GET /v1/certs/{serial}.
 
 import { get, ApiError } from './api.js';
 import { h, heading, note, table } from './dom.js';
@@ -29,10 +28,10 @@ function searchForm(query) {
   const form = h('form', { id: 'cert-search', class: 'search', 'aria-label': 'Search certificates' },
     h('div', { class: 'fields' },
       field('q-serial', 'Serial', text('q-serial', 'serial', { placeholder: 'hex, colons allowed', 'aria-describedby': 'q-serial-hint' }), 'alone: reads that one certificate'),
-      field('q-subject', 'Subject contains', text('q-subject', 'subject')),
-      field('q-san', 'SAN contains', text('q-san', 'san')),
+      field('q-subject', 'Subject', text('q-subject', 'subject', { placeholder: 'web.example.com', 'aria-describedby': 'q-subject-hint' }), 'common name, .example.com for all below it, or CN=…,O=…'),
+      field('q-san', 'SAN', text('q-san', 'san', { placeholder: 'web.example.com', 'aria-describedby': 'q-san-hint' }), 'a whole name, or .example.com for all below it'),
       field('q-status', 'Status', status),
-      field('q-profile', 'Profile', text('q-profile', 'profile', { 'aria-describedby': 'q-profile-hint' }), 'filtered on each page'),
+      field('q-profile', 'Profile', text('q-profile', 'profile')),
       field('q-expiring', 'Expiring within', text('q-expiring', 'expiring_within', { placeholder: '30d', pattern: '\\s*\\d+\\s*[smhd]?\\s*', 'aria-describedby': 'q-expiring-hint' }), '90s, 45m, 12h, 30d'),
       field('q-limit', 'Per page', limit)),
     h('div', { class: 'buttons' }, h('button', { id: 'search-submit', type: 'submit' }, 'Search')));
@@ -106,6 +105,7 @@ async function render(ctx) {
     status: q.get('status') && q.get('status') !== 'all' ? q.get('status') : null,
     subject: q.get('subject'),
     san: q.get('san'),
+    profile: q.get('profile') ? q.get('profile').trim() : null,
     expiring_within: q.get('expiring_within') ? q.get('expiring_within').replace(/\s+/g, '') : null,
     limit: q.get('limit') || '50',
     after: q.get('after'),
@@ -117,11 +117,10 @@ async function render(ctx) {
     showError('Searching certificates', e);
     return;
   }
-  const profile = (q.get('profile') || '').trim();
-  const rows = profile ? page.certs.filter((c) => c.profile === profile) : page.certs;
-  summary.textContent = profile
-    ? `${fmt.plural(rows.length, 'certificate')} of profile ${profile} among the ${page.certs.length} of this page, in serial order.`
-    : `${fmt.plural(rows.length, 'certificate')} on this page, in serial order.`;
+  const rows = page.certs;
+  const order = q.get('san') || q.get('subject') ? 'in name order'
+    : q.get('expiring_within') || q.get('status') === 'expired' ? 'soonest to expire first' : 'in serial order';
+  summary.textContent = `${fmt.plural(rows.length, 'certificate')} on this page, ${order}.`;
   const pager = h('div', { class: 'pager' });
   if (q.has('after')) {
     const first = new URLSearchParams(q);

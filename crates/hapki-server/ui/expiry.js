@@ -104,7 +104,7 @@ async function render(ctx) {
   const counts = buckets(certs, now);
   const capped = Boolean(after);
   progress.textContent = capped
-    ? `Capped: only the first ${fmt.num(certs.length)} certificates in serial order (${MAX_PAGES} pages of ${PAGE}) were counted; more expire in the next 90 days, so every bar may be low.`
+    ? `Capped: only the ${fmt.num(certs.length)} soonest to expire (${MAX_PAGES} pages of ${PAGE}) were counted; more expire in the next 90 days, so every bar may be low.`
     : `${fmt.plural(certs.length, 'certificate')} expire in the next 90 days.`;
   if (capped) progress.classList.add('warn');
   ctx.root.append(

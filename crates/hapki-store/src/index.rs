@@ -8,18 +8,23 @@
 //! The expiry index ([`IDX_CERT_EXPIRY`]) orders every stored certificate by the time it
 //! expires, so that finding the expired ones reads only those; the revoked index
 //! ([`IDX_REVOKED`]) holds the serials of the revoked ones, so that listing them reads only
-//! those.
+//! those; the name index ([`IDX_CERT_NAMES`]) holds each certificate's subject alternative
+//! names and common name, so that finding a name reads only the certificates that have it.
+//!
+//! A name's key is its lowercase text, except that a DNS name's labels are reversed
+//! (`web.example.com` is `com.example.web`): every name below a domain then shares a
+//! prefix (`com.example.`), and one range read finds them.
 
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::codec::decode;
 use crate::records::CertRecord;
-use crate::tables::{IDX_CERT_EXPIRY, IDX_META, IDX_REVOKED, SM_CERTS};
+use crate::tables::{IDX_CERT_EXPIRY, IDX_CERT_NAMES, IDX_META, IDX_REVOKED, SM_CERTS};
 use crate::StoreError;
 
 /// The version of the indexes below; an index recorded at another version is built anew.
-/// Version 2 added the revoked index.
-const VERSION: u32 = 2;
+/// Version 2 added the revoked index, version 3 the name index.
+const VERSION: u32 = 3;
 const EXPIRY: &str = "cert_expiry";
 
 /// Key of a certificate in [`IDX_CERT_EXPIRY`]: not-after, big-endian, then the serial.
@@ -30,10 +35,62 @@ pub(crate) fn expiry_key(not_after: u64, serial: &[u8; 20]) -> [u8; 28] {
     k
 }
 
+/// A subject alternative name without its type (`DNS:`, `IP:`, `email:`, `URI:`), as a
+/// name is looked up; text without one of these is returned whole.
+pub(crate) fn san_value(san: &str) -> &str {
+    ["DNS:", "IP:", "email:", "URI:"]
+        .iter()
+        .find_map(|t| {
+            san.get(..t.len())
+                .filter(|p| p.eq_ignore_ascii_case(t))
+                .map(|_| &san[t.len()..])
+        })
+        .unwrap_or(san)
+}
+
+/// The index form of a lowercase name: a DNS name's labels reversed, anything else (an
+/// address, an email address, a URI, a common name that is not a host name) as it is.
+pub(crate) fn name_key(name: &str) -> Vec<u8> {
+    let dns = !name.is_empty()
+        && name.contains('.')
+        && name.parse::<std::net::Ipv4Addr>().is_err()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.*".contains(&b));
+    if !dns {
+        return name.as_bytes().to_vec();
+    }
+    let mut key = Vec::with_capacity(name.len());
+    for (i, label) in name.rsplit('.').enumerate() {
+        if i > 0 {
+            key.push(b'.');
+        }
+        key.extend_from_slice(label.as_bytes());
+    }
+    key
+}
+
+/// The name index keys of a certificate: each distinct name, then a zero byte and the serial.
+fn name_keys(cert: &CertRecord) -> std::collections::BTreeSet<Vec<u8>> {
+    cert.sans
+        .iter()
+        .map(|s| san_value(s))
+        .chain(cert.common_name.as_deref())
+        .map(|name| {
+            let mut key = name_key(&name.to_ascii_lowercase());
+            key.push(0);
+            key.extend_from_slice(&cert.serial.0);
+            key
+        })
+        .collect()
+}
+
 /// Indexes a certificate just recorded.
 pub(crate) fn add_cert(txn: &WriteTransaction, cert: &CertRecord) -> Result<(), StoreError> {
     let key = expiry_key(cert.not_after, &cert.serial.0);
     txn.open_table(IDX_CERT_EXPIRY)?.insert(key.as_slice(), [].as_slice())?;
+    let mut names = txn.open_table(IDX_CERT_NAMES)?;
+    for key in name_keys(cert) {
+        names.insert(key.as_slice(), [].as_slice())?;
+    }
     Ok(())
 }
 
@@ -41,6 +98,10 @@ pub(crate) fn add_cert(txn: &WriteTransaction, cert: &CertRecord) -> Result<(), 
 pub(crate) fn remove_cert(txn: &WriteTransaction, cert: &CertRecord) -> Result<(), StoreError> {
     let key = expiry_key(cert.not_after, &cert.serial.0);
     txn.open_table(IDX_CERT_EXPIRY)?.remove(key.as_slice())?;
+    let mut names = txn.open_table(IDX_CERT_NAMES)?;
+    for key in name_keys(cert) {
+        names.remove(key.as_slice())?;
+    }
     if cert.revoked.is_some() {
         txn.open_table(IDX_REVOKED)?.remove(cert.serial.0.as_slice())?;
     }
@@ -60,6 +121,8 @@ pub(crate) fn rebuild(txn: &WriteTransaction) -> Result<u64, StoreError> {
     expiry.retain(|_, _| false)?;
     let mut revoked = txn.open_table(IDX_REVOKED)?;
     revoked.retain(|_, _| false)?;
+    let mut names = txn.open_table(IDX_CERT_NAMES)?;
+    names.retain(|_, _| false)?;
     let certs = txn.open_table(SM_CERTS)?;
     let mut n = 0u64;
     for row in certs.iter()? {
@@ -68,6 +131,9 @@ pub(crate) fn rebuild(txn: &WriteTransaction) -> Result<u64, StoreError> {
         expiry.insert(expiry_key(cert.not_after, &cert.serial.0).as_slice(), [].as_slice())?;
         if cert.revoked.is_some() {
             revoked.insert(cert.serial.0.as_slice(), [].as_slice())?;
+        }
+        for key in name_keys(&cert) {
+            names.insert(key.as_slice(), [].as_slice())?;
         }
         n += 1;
     }
@@ -98,6 +164,26 @@ mod tests {
         t.iter().unwrap().map(|r| r.unwrap().0.value().to_vec()).collect()
     }
 
+    fn name_rows(s: &crate::Store) -> Vec<Vec<u8>> {
+        let txn = s.db().begin_read().unwrap();
+        let t = txn.open_table(IDX_CERT_NAMES).unwrap();
+        t.iter().unwrap().map(|r| r.unwrap().0.value().to_vec()).collect()
+    }
+
+    #[test]
+    fn names_are_keyed_lowercase_with_dns_labels_reversed() {
+        assert_eq!(name_key("web.example.com"), b"com.example.web");
+        assert_eq!(name_key("*.example.com"), b"com.example.*");
+        assert_eq!(name_key("10.0.0.1"), b"10.0.0.1", "an address is not a DNS name");
+        assert_eq!(name_key("alice@example.com"), b"alice@example.com");
+        assert_eq!(name_key("issuing ca 1"), b"issuing ca 1");
+        assert_eq!(name_key("localhost"), b"localhost");
+        assert_eq!(san_value("DNS:web.example.com"), "web.example.com");
+        assert_eq!(san_value("dns:web.example.com"), "web.example.com");
+        assert_eq!(san_value("URI:urn:hapki:node:1"), "urn:hapki:node:1");
+        assert_eq!(san_value("web.example.com"), "web.example.com");
+    }
+
     #[test]
     fn issuing_and_revoking_index_and_a_rebuild_gives_the_same_rows() {
         let (_d, s) = store();
@@ -113,6 +199,9 @@ mod tests {
         );
         let rows = expiry_rows(&s);
         assert_eq!(rows.len() as u64, s.reader().unwrap().cert_count().unwrap());
+        let names = name_rows(&s);
+        assert_eq!(names.len(), rows.len(), "the common name and the SAN are one name");
+        assert!(names.iter().all(|k| k.starts_with(b"com.example.host")));
         let revoked = revoked_rows(&s);
         assert_eq!(
             revoked,
@@ -129,11 +218,13 @@ mod tests {
         let txn = s.db().begin_write().unwrap();
         txn.open_table(IDX_CERT_EXPIRY).unwrap().retain(|_, _| false).unwrap();
         txn.open_table(IDX_REVOKED).unwrap().retain(|_, _| false).unwrap();
+        txn.open_table(IDX_CERT_NAMES).unwrap().retain(|_, _| false).unwrap();
         assert_eq!(rebuild(&txn).unwrap(), rows.len() as u64);
         assert!(is_current(&txn).unwrap());
         txn.commit().unwrap();
         assert_eq!(expiry_rows(&s), rows);
         assert_eq!(revoked_rows(&s), revoked);
+        assert_eq!(name_rows(&s), names);
         assert_eq!(s.reader().unwrap().digest().unwrap(), digest, "indexes are not state");
     }
 
@@ -151,12 +242,12 @@ mod tests {
         let page = |after: Option<u64>| {
             let filter = crate::CertFilter {
                 status: Some(crate::CertStatus::Revoked),
-                after: after.map(hapki_domain::serial::Serial::from_u64),
+                after: after.map(|n| crate::Cursor::Serial(hapki_domain::serial::Serial::from_u64(n))),
                 limit: 1,
                 now: 0,
                 ..Default::default()
             };
-            let certs = s.reader().unwrap().certs(&filter).unwrap();
+            let certs = s.reader().unwrap().certs(&filter).unwrap().certs;
             certs
                 .first()
                 .map(|c| u64::from_be_bytes(c.serial.0[12..].try_into().unwrap()))
@@ -180,5 +271,9 @@ mod tests {
         };
         assert_eq!(run(&s, &[tidy]), [crate::CommandResult::Applied]);
         assert_eq!(page(None), Some(7), "the tidied one left the index");
+        assert!(
+            !name_rows(&s).iter().any(|k| k.starts_with(b"com.example.host2\0")),
+            "and the name index"
+        );
     }
 }

@@ -19,6 +19,7 @@ pub mod format;
 mod index;
 mod kek;
 pub mod legacy;
+pub mod listing;
 mod migrate;
 mod read;
 pub mod records;
@@ -37,8 +38,9 @@ pub use audit::{AuditKeyRecord, AuditMeta};
 pub use backups::BackupRecord;
 pub use command::{Command, CommandResult, RejectCode};
 pub use crl_head::{CrlHead, LatestCrl};
+pub use listing::{CertFilter, CertPage, CertStatus, Cursor};
 pub use migrate::{Migrated, Upgrade};
-pub use read::{CertFilter, CertStatus, StateReader};
+pub use read::StateReader;
 pub use records::*;
 pub use rollover::Rollover;
 pub use snapshot::{export_state, import_state, SNAPSHOT_FORMAT};
@@ -58,6 +60,9 @@ pub enum StoreError {
     /// The data was written in a layout this build does not read.
     #[error("{0}")]
     Format(String),
+    /// A read asked for something it cannot be answered with (a cursor of another listing).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 macro_rules! from_redb {

@@ -1,4 +1,4 @@
-//! Reads from the local replica: issuers, certificates with filters, profiles,
+//! Reads from the local replica: issuers, certificates (listings are in [`crate::listing`]), profiles,
 //! tokens, CRLs, the revoked list of an issuer, and the state digest.
 
 use aws_lc_rs::digest;
@@ -10,32 +10,6 @@ use crate::codec::decode;
 use crate::records::{CertRecord, CrlRecord, IssuerRecord, NodeRecord, Revocation, SerialLease, Settings, TokenRecord};
 use crate::tables::*;
 use crate::StoreError;
-
-/// Certificate status for filtering.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CertStatus {
-    Valid,
-    Revoked,
-    Expired,
-}
-
-/// Filters for listing certificates; all that are set must hold.
-#[derive(Clone, Debug, Default)]
-pub struct CertFilter {
-    pub status: Option<CertStatus>,
-    /// Substring of the subject, case-insensitive.
-    pub subject: Option<String>,
-    /// Substring of any SAN, case-insensitive.
-    pub san: Option<String>,
-    /// Not expired and expiring before this time.
-    pub expiring_before: Option<u64>,
-    pub issuer_id: Option<String>,
-    /// Start after this serial (paging).
-    pub after: Option<Serial>,
-    pub limit: usize,
-    /// The time "expired" is judged against.
-    pub now: u64,
-}
 
 /// A consistent view of the state machine at one moment.
 pub struct StateReader {
@@ -151,60 +125,6 @@ impl StateReader {
     }
 
     /// Certificates matching `filter`, in serial order. Revoked ones are read through the
-    /// revoked index ([`crate::index`]), every other filter over the certificates in turn.
-    pub fn certs(&self, filter: &CertFilter) -> Result<Vec<CertRecord>, StoreError> {
-        let certs = self.txn.open_table(SM_CERTS)?;
-        let start = filter.after.map(|s| s.0).unwrap_or([0u8; 20]);
-        let subject = filter.subject.as_ref().map(|s| s.to_ascii_lowercase());
-        let san = filter.san.as_ref().map(|s| s.to_ascii_lowercase());
-        let keep = |c: &CertRecord| {
-            let expired = c.not_after <= filter.now;
-            (match filter.status {
-                Some(CertStatus::Valid) => c.revoked.is_none() && !expired,
-                Some(CertStatus::Revoked) => c.revoked.is_some(),
-                Some(CertStatus::Expired) => expired,
-                None => true,
-            }) && subject
-                .as_ref()
-                .is_none_or(|s| c.subject.to_ascii_lowercase().contains(s))
-                && san
-                    .as_ref()
-                    .is_none_or(|s| c.sans.iter().any(|n| n.to_ascii_lowercase().contains(s)))
-                && filter.expiring_before.is_none_or(|t| !expired && c.not_after <= t)
-                && filter.issuer_id.as_ref().is_none_or(|i| &c.issuer_id == i)
-        };
-        let mut out = Vec::new();
-        let mut take = |serial: &[u8], c: CertRecord| {
-            if filter.after.is_some() && serial == start.as_slice() || !keep(&c) {
-                return true;
-            }
-            out.push(c);
-            out.len() < filter.limit.max(1)
-        };
-        if filter.status == Some(CertStatus::Revoked) {
-            let revoked = self.txn.open_table(IDX_REVOKED)?;
-            for row in revoked.range(start.as_slice()..)? {
-                let (k, _) = row?;
-                let Some(v) = certs.get(k.value())? else {
-                    return Err(StoreError::Corrupt(
-                        "the revoked index names a certificate not stored".into(),
-                    ));
-                };
-                if !take(k.value(), decode(v.value())?) {
-                    break;
-                }
-            }
-        } else {
-            for row in certs.range(start.as_slice()..)? {
-                let (k, v) = row?;
-                if !take(k.value(), decode(v.value())?) {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Every revocation of an issuer, in serial order, for building its CRL.
     pub fn revoked_of(&self, issuer_id: &str) -> Result<Vec<(Serial, Revocation)>, StoreError> {
         let t = self.txn.open_table(SM_REVOKED)?;

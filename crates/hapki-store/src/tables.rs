@@ -68,16 +68,20 @@ pub const SM_CRL_SINCE_DELTA: TableDefinition<&[u8], &[u8]> = TableDefinition::n
 /// each revoked certificate names ([`crate::crl_partition`]).
 pub const SM_REVOKED_PARTITION: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_revoked_partition");
 
-/// Not-after (8 bytes, big-endian) ‖ serial (20 bytes) → nothing: every stored certificate
-/// by the time it expires, derived from [`SM_CERTS`] ([`crate::index`]).
 /// ACME: the secret, directories, EAB key ids, accounts, orders, authorizations,
 /// renewal hints and redeemed nonces, by key prefix (format 4; [`crate::acme`]).
 pub const SM_ACME: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_acme");
 
+/// Not-after (8 bytes, big-endian) ‖ serial (20 bytes) → nothing: every stored certificate
+/// by the time it expires, derived from [`SM_CERTS`] ([`crate::index`]).
 pub const IDX_CERT_EXPIRY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idx_cert_expiry");
 /// Serial (20 bytes) → nothing: every revoked certificate stored, derived from [`SM_CERTS`]
 /// ([`crate::index`]).
 pub const IDX_REVOKED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idx_revoked");
+/// Name key ‖ 0 ‖ serial (20 bytes) → nothing: each certificate's subject alternative names
+/// and common name, DNS names with their labels reversed, derived from [`SM_CERTS`]
+/// ([`crate::index`]).
+pub const IDX_CERT_NAMES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("idx_cert_names");
 /// Index name → version of the index as built; an index of another version is built anew.
 pub const IDX_META: TableDefinition<&str, u32> = TableDefinition::new("idx_meta");
 

@@ -258,35 +258,39 @@ fn filters_find_what_they_should() {
         now: 0,
         ..Default::default()
     };
-    assert_eq!(r.certs(&all).unwrap().len(), 20);
+    assert_eq!(r.certs(&all).unwrap().certs.len(), 20);
     let revoked = r
         .certs(&CertFilter {
             status: Some(CertStatus::Revoked),
             ..all.clone()
         })
-        .unwrap();
+        .unwrap()
+        .certs;
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0].serial, Serial::from_u64(3));
     let san = r
         .certs(&CertFilter {
-            san: Some("HOST12.".into()),
+            san: Some("HOST12.example.COM".into()),
             ..all.clone()
         })
-        .unwrap();
+        .unwrap()
+        .certs;
     assert_eq!(san.len(), 1);
     let expiring = r
         .certs(&CertFilter {
             expiring_before: Some(1005),
             ..all.clone()
         })
-        .unwrap();
+        .unwrap()
+        .certs;
     assert_eq!(expiring.len(), 5);
     let page = r
         .certs(&CertFilter {
-            after: Some(Serial::from_u64(18)),
+            after: Some(crate::Cursor::Serial(Serial::from_u64(18))),
             ..all.clone()
         })
-        .unwrap();
+        .unwrap()
+        .certs;
     assert_eq!(page.len(), 2);
     assert_eq!(r.revoked_of("aa").unwrap().len(), 1);
     assert!(r.revoked_of("a").unwrap().is_empty());

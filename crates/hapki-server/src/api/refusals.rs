@@ -430,6 +430,20 @@ async fn bad_requests_are_refused_clearly_and_change_nothing() {
         "'soon' is not a duration"
     );
     case!(
+        "list with a cursor that is not one",
+        api.get("/v1/certs?after=zz").await,
+        400,
+        "invalid_request",
+        "'zz' is not a next_after this listing returned"
+    );
+    case!(
+        "list by name with a serial as the cursor",
+        api.get("/v1/certs?san=web.example.com&after=0a").await,
+        400,
+        "invalid_request",
+        "after is the next_after of a listing with other filters"
+    );
+    case!(
         "list with an unknown query parameter",
         api.get("/v1/certs?colour=red").await,
         400,

@@ -4,7 +4,7 @@
 use hapki_api::certs::{CertList, CertQuery, CertState, CertView};
 use hapki_domain::pem::{encode, PemLabel};
 use hapki_domain::serial::Serial;
-use hapki_store::{CertFilter, CertRecord, CertStatus};
+use hapki_store::{CertFilter, CertRecord, CertStatus, Cursor};
 
 use super::{Pki, PkiError};
 use crate::auth::{Action, Caller};
@@ -58,16 +58,21 @@ impl Pki {
                 .transpose()?
                 .map(|d| now + d),
             issuer_id: q.issuer,
-            after: q.after.as_deref().map(Serial::from_hex).transpose()?,
+            profile: q.profile,
+            after: q
+                .after
+                .as_deref()
+                .map(str::parse::<Cursor>)
+                .transpose()
+                .map_err(PkiError::invalid)?,
             limit,
             now,
         };
-        let certs = self.reader()?.certs(&filter)?;
-        let next_after = (certs.len() == limit)
-            .then(|| certs.last().map(|c| c.serial.to_hex()))
-            .flatten();
-        let certs = certs.into_iter().map(|c| cert_view(c, false, now)).collect();
-        Ok(CertList { certs, next_after })
+        let page = self.reader()?.certs(&filter)?;
+        Ok(CertList {
+            certs: page.certs.into_iter().map(|c| cert_view(c, false, now)).collect(),
+            next_after: page.next.map(|c| c.to_string()),
+        })
     }
 }
 
