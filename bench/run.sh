@@ -153,8 +153,11 @@ h_crl_build=$(median "${builds[@]}") h_crl_again=$(median "${again[@]}")
 
 # A cluster of three on the same machine, once the single node has stopped: CLUSTER_CERTS
 # stored through the leader, then issuance at c=32 through the leader and through a
-# follower, and OCSP by GET on a follower.
-c_lead="" c_follow="" c_ocsp=""
+# follower, and OCSP by GET on a follower. During the runs through the leader each node's
+# CPU per certificate is read too: on one machine the three nodes share its cores, so one
+# node's CPU per certificate ÷ the three nodes' sum bounds the cluster ÷ one node ratio
+# when issuance is CPU-bound.
+c_lead="" c_follow="" c_ocsp="" c_cpu=""
 if [ -z "${SKIP_CLUSTER:-}" ]; then
     echo "== hapki, a cluster of 3"
     kill "$hapki_pid"
@@ -167,12 +170,17 @@ if [ -z "${SKIP_CLUSTER:-}" ]; then
     done
     HAPKI_URL=${url[$lead]} "$hapki" ca init --cn "bench root" >/dev/null
     HAPKI_URL=${url[$lead]} "$hapki" bench issue --concurrency 32 --requests "$CLUSTER_CERTS" --output json >/dev/null
-    leads=() follows=()
+    leads=() follows=() node_cpu=()
     for _ in $(seq 1 "$ROUNDS"); do
+        t0=() ; for i in 0 1 2; do t0[$i]=$(cpu_ticks "${pid[$i]}"); done
         leads+=("$(HAPKI_URL=${url[$lead]} "$hapki" bench issue --concurrency 32 --requests "$REQUESTS" --output json | field certs_per_sec)")
+        per=() ; for i in 0 1 2; do per[$i]=$(echo "($(cpu_ticks "${pid[$i]}") - ${t0[$i]}) * 1000000 / $(getconf CLK_TCK) / $REQUESTS" | bc); done
+        node_cpu+=("$((per[0] + per[1] + per[2])):${per[$lead]}:$((per[0] + per[1] + per[2] - per[lead]))")
         follows+=("$(HAPKI_URL=${url[$follow]} "$hapki" bench issue --concurrency 32 --requests "$REQUESTS" --output json | field certs_per_sec)")
     done
     c_lead=$(median "${leads[@]}") c_follow=$(median "${follows[@]}")
+    # The round with the median sum: "sum:leader:both followers" µs per certificate.
+    c_cpu=$(printf '%s\n' "${node_cpu[@]}" | sort -t: -k1 -g | sed -n "$(( (${#node_cpu[@]} + 1) / 2 ))p")
     HAPKI_URL=${url[$lead]} "$hapki" --output json cert list --limit 300 |
         python3 -c 'import json,sys; [print(c["serial"]) for c in json.load(sys.stdin)["certs"]]' >"$work/cluster.serials"
     head -n 100 "$work/cluster.serials" | while read -r s; do
@@ -221,6 +229,9 @@ row "revocations/s, c=32, each on a CRL when answered" "$(printf %.0f "$h_rev")"
 if [ -n "$c_lead" ]; then
     row "3 nodes, $CLUSTER_CERTS+ stored, via the leader, c=32: certificates/s" "$(printf %.0f "$c_lead")" "-"
     row "  ÷ one node at c=32" "$(ratio "$c_lead" "$h_r32")" "-"
+    IFS=: read -r cpu_sum cpu_leader cpu_followers <<<"$c_cpu"
+    row "  CPU µs per certificate: leader + the two followers = all three" "$cpu_leader + $cpu_followers = $cpu_sum" "-"
+    row "  bound on this machine: one node's CPU ($h_cpu µs) ÷ all three's" "$(ratio "$h_cpu" "$cpu_sum")" "-"
     row "3 nodes, via a follower, c=32: certificates/s" "$(printf %.0f "$c_follow")" "-"
     row "  ÷ one node at c=32" "$(ratio "$c_follow" "$h_r32")" "-"
     row "3 nodes, OCSP GET on a follower, c=32: answers/s" "$(printf %.0f "$c_ocsp")" "$([ -n "$b_get" ] && printf %.0f "$b_get")"

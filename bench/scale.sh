@@ -3,7 +3,7 @@
 # chunks of 100,000 (`hapki bench issue`), with issuance throughput measured at 10,000 and at
 # STORED certificates (`hapki bench issue --concurrency 32 --requests 5000`), the node's RSS,
 # the time from a restart to health 200, and the first page of `GET /v1/certs` with and
-# without a filter.
+# without a filter. KEEP=DIR keeps the filled data directory there (the node stopped).
 #
 #   bench/scale.sh                    # STORED=1000000
 #   SMOKE=1 bench/scale.sh            # 20,000
@@ -52,7 +52,13 @@ stored=$((stored + 15000))
 echo "RSS at $stored: $(rss_mib "$server") MiB; store $(du -sh "$work/hapki" | cut -f1)"
 
 page() { curl -s -o /dev/null -w '%{time_total}' --cacert "$HAPKI_CA_CERT" -H "Authorization: Bearer $HAPKI_TOKEN" "$HAPKI_URL/v1/certs?$1"; }
-for q in "limit=100" "limit=100&status=valid" "limit=100&issuer=$("$hapki" --output json ca list | python3 -c 'import json,sys; print(json.load(sys.stdin)["issuers"][0]["id"])')" "limit=100&status=revoked" "limit=100&san=no-such-name"; do
+issuer=$("$hapki" --output json ca list | python3 -c 'import json,sys; print(json.load(sys.stdin)["issuers"][0]["id"])')
+# `hapki bench issue` names its certificates bench-0.example.com, bench-1.example.com, ...
+# in every run, so a name is on about one certificate per 100,000-certificate run.
+for q in "limit=100" "limit=100&status=valid" "limit=100&issuer=$issuer" "limit=100&status=revoked" \
+    "limit=100&san=no-such-name" "limit=100&san=bench-7.example.com" "limit=100&subject=bench-7.example.com" \
+    "limit=100&san=.example.com" "limit=100&san=.no-such.example" "limit=100&status=expired" \
+    "limit=100&expiring_within=30d" "limit=100&expiring_within=800d"; do
     times=()
     for _ in 1 2 3; do times+=("$(page "$q")"); done
     echo "GET /v1/certs?$q: $(echo "scale=1; $(median "${times[@]}") * 1000 / 1" | bc) ms (${times[*]} s)"
@@ -64,3 +70,9 @@ t0=$(now)
 start
 for _ in $(seq 1 600); do curl -sf -o /dev/null --cacert "$HAPKI_CA_CERT" "$HAPKI_URL/v1/sys/health" && break; sleep 0.02; done
 echo "restart to health 200 at $stored: $(echo "$(now) - $t0" | bc) s; RSS then $(rss_mib "$server") MiB"
+if [ -n "${KEEP:-}" ]; then
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+    mv "$work/hapki" "$KEEP"
+    echo "data directory kept in $KEEP"
+fi
