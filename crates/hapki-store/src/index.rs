@@ -117,28 +117,84 @@ pub(crate) fn add_revoked(txn: &WriteTransaction, serial: &[u8; 20]) -> Result<(
 /// Builds every index anew from the state-machine tables in `txn`; returns how many
 /// certificates it indexed.
 pub(crate) fn rebuild(txn: &WriteTransaction) -> Result<u64, StoreError> {
-    let mut expiry = txn.open_table(IDX_CERT_EXPIRY)?;
-    expiry.retain(|_, _| false)?;
+    let mut expiry = SortedKeys::new(txn.open_table(IDX_CERT_EXPIRY)?, SortedKeys::CHUNK);
+    expiry.table.retain(|_, _| false)?;
     let mut revoked = txn.open_table(IDX_REVOKED)?;
     revoked.retain(|_, _| false)?;
-    let mut names = txn.open_table(IDX_CERT_NAMES)?;
-    names.retain(|_, _| false)?;
+    let mut names = SortedKeys::new(txn.open_table(IDX_CERT_NAMES)?, SortedKeys::CHUNK);
+    names.table.retain(|_, _| false)?;
     let certs = txn.open_table(SM_CERTS)?;
     let mut n = 0u64;
     for row in certs.iter()? {
         let (_, v) = row?;
         let cert: CertRecord = decode(v.value())?;
-        expiry.insert(expiry_key(cert.not_after, &cert.serial.0).as_slice(), [].as_slice())?;
+        expiry.push(&expiry_key(cert.not_after, &cert.serial.0))?;
+        // Serial order is this index's order: these come sorted.
         if cert.revoked.is_some() {
             revoked.insert(cert.serial.0.as_slice(), [].as_slice())?;
         }
         for key in name_keys(&cert) {
-            names.insert(key.as_slice(), [].as_slice())?;
+            names.push(&key)?;
         }
         n += 1;
     }
+    expiry.flush()?;
+    names.flush()?;
     txn.open_table(IDX_META)?.insert(EXPIRY, VERSION)?;
     Ok(n)
+}
+
+/// Keys for one index, gathered and inserted in key order a chunk at a time. Certificates
+/// are read in serial order, which puts their names (and, with mixed lifetimes, their
+/// expiry) on the index's pages at random: inserted as they come, a large index writes
+/// its pages out and reads them back again and again; sorted, each page is written about
+/// once per chunk.
+struct SortedKeys<'t> {
+    table: redb::Table<'t, &'static [u8], &'static [u8]>,
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+    chunk: usize,
+}
+
+impl<'t> SortedKeys<'t> {
+    /// Bytes of keys held before they are sorted and inserted.
+    const CHUNK: usize = 4 << 20;
+
+    fn new(table: redb::Table<'t, &'static [u8], &'static [u8]>, chunk: usize) -> Self {
+        SortedKeys {
+            table,
+            bytes: Vec::with_capacity(chunk + 1024),
+            ends: Vec::new(),
+            chunk,
+        }
+    }
+
+    fn push(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len() as u32);
+        if self.bytes.len() >= self.chunk {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let mut spans: Vec<(u32, u32)> = Vec::with_capacity(self.ends.len());
+        let mut start = 0;
+        for &end in &self.ends {
+            spans.push((start, end));
+            start = end;
+        }
+        let bytes = &self.bytes;
+        let key = |(s, e): (u32, u32)| &bytes[s as usize..e as usize];
+        spans.sort_unstable_by(|a, b| key(*a).cmp(key(*b)));
+        for span in spans {
+            self.table.insert(key(span), [].as_slice())?;
+        }
+        self.bytes.clear();
+        self.ends.clear();
+        Ok(())
+    }
 }
 
 /// Whether the indexes in `txn` are of this build's version.
@@ -168,6 +224,25 @@ mod tests {
         let txn = s.db().begin_read().unwrap();
         let t = txn.open_table(IDX_CERT_NAMES).unwrap();
         t.iter().unwrap().map(|r| r.unwrap().0.value().to_vec()).collect()
+    }
+
+    #[test]
+    fn keys_pushed_in_any_order_are_all_inserted_across_chunks() {
+        let (_d, s) = store();
+        let txn = s.db().begin_write().unwrap();
+        let mut keys = SortedKeys::new(txn.open_table(IDX_CERT_NAMES).unwrap(), 50);
+        let pushed: Vec<Vec<u8>> = (0..100u32)
+            .map(|i| format!("k{:03}", (i * 37) % 100).into_bytes())
+            .collect();
+        for k in &pushed {
+            keys.push(k).unwrap();
+        }
+        keys.flush().unwrap();
+        drop(keys);
+        txn.commit().unwrap();
+        let mut sorted = pushed.clone();
+        sorted.sort();
+        assert_eq!(name_rows(&s), sorted, "every key once, whatever chunk it came in");
     }
 
     #[test]
