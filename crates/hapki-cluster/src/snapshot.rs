@@ -5,7 +5,9 @@
 //! memory or to the sender's disk first. The receiver writes the body to one file as it
 //! arrives, counting bytes for the join's progress, and installs it from there.
 //!
-//! A streamed snapshot body is `[length u32][codec (vote, meta)]` followed by the rows.
+//! A streamed snapshot body is `[length u32][codec (vote, meta)]` followed by the rows and
+//! the sender's derived indexes ([`hapki_store::export_indexes`]), which a receiver of the
+//! same index version installs instead of deriving them again.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -70,7 +72,9 @@ pub(crate) fn chunks(
             buf: first,
             tx: tx.clone(),
         };
-        let result = hapki_store::export_state(&txn, &mut w).map_err(std::io::Error::other);
+        let result = hapki_store::export_state(&txn, &mut w)
+            .and_then(|_| hapki_store::export_indexes(&txn, &mut w))
+            .map_err(std::io::Error::other);
         let result = result.and_then(|_| w.send());
         if let Err(e) = result {
             // The receiver may be gone already: then nobody needs to hear of it.

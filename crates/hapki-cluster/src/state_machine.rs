@@ -119,11 +119,11 @@ impl StateMachine {
         match data {
             SnapshotData::Received(file) => {
                 let f = std::fs::File::open(&file.0)?;
-                hapki_store::import_state(&txn, BufReader::with_capacity(1 << 20, f))?;
+                hapki_store::import_state_and_indexes(&txn, BufReader::with_capacity(1 << 20, f))?;
             }
             SnapshotData::Live(source) => {
                 let rows = crate::snapshot::chunks(source, Vec::new());
-                hapki_store::import_state(&txn, ChunkReader::new(rows))?;
+                hapki_store::import_state_and_indexes(&txn, ChunkReader::new(rows))?;
             }
         }
         if let Some(last) = &meta.last_log_id {

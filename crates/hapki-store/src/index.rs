@@ -24,7 +24,10 @@ use crate::StoreError;
 
 /// The version of the indexes below; an index recorded at another version is built anew.
 /// Version 2 added the revoked index, version 3 the name index.
-const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 3;
+
+/// The index tables, in the order a snapshot's index trailer numbers them.
+pub(crate) const TABLES: [redb::TableDefinition<&[u8], &[u8]>; 3] = [IDX_CERT_EXPIRY, IDX_REVOKED, IDX_CERT_NAMES];
 const EXPIRY: &str = "cert_expiry";
 
 /// Key of a certificate in [`IDX_CERT_EXPIRY`]: not-after, big-endian, then the serial.
@@ -140,8 +143,14 @@ pub(crate) fn rebuild(txn: &WriteTransaction) -> Result<u64, StoreError> {
     }
     expiry.flush()?;
     names.flush()?;
-    txn.open_table(IDX_META)?.insert(EXPIRY, VERSION)?;
+    mark_current(txn)?;
     Ok(n)
+}
+
+/// Records that the indexes in `txn` are of this build's version.
+pub(crate) fn mark_current(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(IDX_META)?.insert(EXPIRY, VERSION)?;
+    Ok(())
 }
 
 /// Keys for one index, gathered and inserted in key order a chunk at a time. Certificates

@@ -7,6 +7,13 @@
 //! them, then `0xFF` and the SHA-256 of everything before it. Format 1 (the ASCII digit
 //! `1` in that place) carried schema-2 values and is refused: a node of schema 3 sends
 //! only format 2.
+//!
+//! A snapshot sent to a joining node may be followed by the leader's derived indexes
+//! ([`export_indexes`]): `HAPKIIDX`, the index version (u32), rows `[table u8][key len
+//! u32][key]` (index values are empty), `0xFF` and the SHA-256 of the trailer. A receiver
+//! whose indexes are of that version takes them as they are, in key order, instead of
+//! deriving them again from every certificate; any other receiver builds its own. A build
+//! that knows no trailer stops reading at the snapshot's checksum, so it ignores one.
 
 use std::io::{Read, Write};
 
@@ -72,12 +79,111 @@ pub(crate) fn row_len(k: &[u8], v: &[u8]) -> u64 {
     (1 + 4 + k.len() + 4 + v.len()) as u64
 }
 
+const INDEX_MAGIC: &[u8] = b"HAPKIIDX";
+
+/// Writes the derived indexes `txn` sees, as the trailer of a snapshot of it.
+pub fn export_indexes(txn: &ReadTransaction, out: impl Write) -> Result<(), StoreError> {
+    let mut w = HashingWriter {
+        inner: out,
+        ctx: digest::Context::new(&digest::SHA256),
+    };
+    w.put(INDEX_MAGIC)?;
+    w.put(&crate::index::VERSION.to_be_bytes())?;
+    for (i, table) in crate::index::TABLES.iter().enumerate() {
+        for row in txn.open_table(*table)?.iter()? {
+            let (k, _) = row?;
+            w.put(&[i as u8])?;
+            w.put(&(k.value().len() as u32).to_be_bytes())?;
+            w.put(k.value())?;
+        }
+    }
+    w.put(&[END])?;
+    let sum = w.ctx.clone().finish();
+    w.inner.write_all(sum.as_ref())?;
+    w.inner.flush()?;
+    Ok(())
+}
+
 /// A state-machine table open for writing.
 type RowTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
-/// Replaces the state machine in `txn` with the snapshot read from `input`.
-/// Nothing is kept unless the caller commits, which it does only on `Ok`.
-pub fn import_state(txn: &WriteTransaction, input: impl Read) -> Result<u64, StoreError> {
+/// Replaces the state machine in `txn` with the snapshot read from `input`, and builds the
+/// derived indexes from it. Nothing is kept unless the caller commits, which it does only
+/// on `Ok`.
+pub fn import_state(txn: &WriteTransaction, mut input: impl Read) -> Result<u64, StoreError> {
+    let rows = import_rows(txn, &mut input)?;
+    crate::index::rebuild(txn)?;
+    Ok(rows)
+}
+
+/// [`import_state`], taking the indexes from the trailer that follows the snapshot when
+/// there is one of this build's index version.
+pub fn import_state_and_indexes(txn: &WriteTransaction, mut input: impl Read) -> Result<u64, StoreError> {
+    let rows = import_rows(txn, &mut input)?;
+    if !import_indexes(txn, &mut input)? {
+        crate::index::rebuild(txn)?;
+    }
+    Ok(rows)
+}
+
+/// Reads an index trailer into the emptied index tables; false when there is none, or one
+/// of another index version (then nothing was changed).
+fn import_indexes(txn: &WriteTransaction, input: impl Read) -> Result<bool, StoreError> {
+    let mut r = HashingReader {
+        inner: input,
+        ctx: digest::Context::new(&digest::SHA256),
+    };
+    let mut first = [0u8; 1];
+    if r.inner.read(&mut first)? == 0 {
+        return Ok(false);
+    }
+    r.ctx.update(&first);
+    let mut magic = r.take(INDEX_MAGIC.len() - 1)?;
+    magic.insert(0, first[0]);
+    if magic != INDEX_MAGIC {
+        return Err(StoreError::Corrupt(
+            "the snapshot is followed by something that is not its indexes".into(),
+        ));
+    }
+    let version = u32::from_be_bytes(r.take(4)?.try_into().expect("four bytes"));
+    if version != crate::index::VERSION {
+        return Ok(false);
+    }
+    let mut tables = Vec::new();
+    for table in crate::index::TABLES {
+        let mut t = txn.open_table(table)?;
+        t.retain(|_, _| false)?;
+        tables.push(t);
+    }
+    let mut k = Vec::new();
+    loop {
+        let index = r.take(1)?[0];
+        if index == END {
+            break;
+        }
+        let table = tables
+            .get_mut(index as usize)
+            .ok_or_else(|| StoreError::Corrupt(format!("the snapshot's indexes name index {index}")))?;
+        let klen = r.len()?;
+        r.take_into(klen, &mut k)?;
+        table.insert(k.as_slice(), [].as_slice())?;
+    }
+    drop(tables);
+    let expected = r.ctx.clone().finish();
+    let mut sum = vec![0u8; expected.as_ref().len()];
+    r.inner.read_exact(&mut sum)?;
+    if sum != expected.as_ref() {
+        return Err(StoreError::Corrupt(
+            "the checksum of the snapshot's indexes does not match".into(),
+        ));
+    }
+    crate::index::mark_current(txn)?;
+    Ok(true)
+}
+
+/// Replaces the state-machine tables in `txn` with the rows read from `input`, up to and
+/// including the snapshot's checksum.
+fn import_rows(txn: &WriteTransaction, input: impl Read) -> Result<u64, StoreError> {
     for table in SM_TABLES {
         txn.open_table(table)?.retain(|_, _| false)?;
     }
@@ -119,7 +225,6 @@ pub fn import_state(txn: &WriteTransaction, input: impl Read) -> Result<u64, Sto
     if sum != expected.as_ref() {
         return Err(StoreError::Corrupt("snapshot checksum does not match".into()));
     }
-    crate::index::rebuild(txn)?;
     Ok(rows)
 }
 
@@ -212,5 +317,101 @@ mod tests {
             let err = import_state(&txn, other.as_slice()).unwrap_err();
             assert!(matches!(&err, StoreError::Format(m) if m.contains(says)), "{err}");
         }
+    }
+
+    fn index_rows(s: &crate::Store) -> Vec<(usize, Vec<u8>)> {
+        let txn = s.db().begin_read().unwrap();
+        let mut out = Vec::new();
+        for (i, table) in crate::index::TABLES.iter().enumerate() {
+            for row in txn.open_table(*table).unwrap().iter().unwrap() {
+                out.push((i, row.unwrap().0.value().to_vec()));
+            }
+        }
+        out
+    }
+
+    /// A store with history, whose name index lacks one row a rebuild would give it (so
+    /// that a receiver holding the same rows as it took them from the trailer), and its
+    /// snapshot with the index trailer.
+    fn sender() -> (tempfile::TempDir, crate::Store, Vec<u8>) {
+        let (d, a) = store();
+        run(&a, &history());
+        let txn = a.db().begin_write().unwrap();
+        {
+            let mut names = txn.open_table(crate::tables::IDX_CERT_NAMES).unwrap();
+            let first = names.first().unwrap().unwrap().0.value().to_vec();
+            names.remove(first.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+        let mut snap = Vec::new();
+        let read = a.db().begin_read().unwrap();
+        export_state(&read, &mut snap).unwrap();
+        export_indexes(&read, &mut snap).unwrap();
+        (d, a, snap)
+    }
+
+    fn install(snap: &[u8]) -> Result<(tempfile::TempDir, crate::Store), StoreError> {
+        let (d, b) = store();
+        let txn = b.db().begin_write().unwrap();
+        import_state_and_indexes(&txn, snap)?;
+        txn.commit().unwrap();
+        Ok((d, b))
+    }
+
+    #[test]
+    fn the_indexes_travel_after_the_snapshot_and_are_taken_as_sent() {
+        let (_a, a, snap) = sender();
+        let (_b, b) = install(&snap).unwrap();
+        assert_eq!(index_rows(&b), index_rows(&a), "the rows sent, not rebuilt ones");
+        assert_eq!(
+            b.reader().unwrap().digest().unwrap(),
+            a.reader().unwrap().digest().unwrap()
+        );
+        let txn = b.db().begin_write().unwrap();
+        assert!(crate::index::is_current(&txn).unwrap());
+        drop(txn);
+
+        // Without the trailer, or with one of another index version, the receiver builds
+        // its own: one row more than the sender has.
+        let (_s, state_only) = install(&snap[..snap.len() - trailer_len(&a)]).unwrap();
+        assert_eq!(index_rows(&state_only).len(), index_rows(&a).len() + 1);
+        let mut other = snap.clone();
+        let version_at = snap.len() - trailer_len(&a) + INDEX_MAGIC.len();
+        other[version_at..version_at + 4].copy_from_slice(&99u32.to_be_bytes());
+        assert_eq!(index_rows(&install(&other).unwrap().1).len(), index_rows(&a).len() + 1);
+        // And import_state, as a restore uses it, always builds them.
+        let (_c, c) = store();
+        let txn = c.db().begin_write().unwrap();
+        import_state(&txn, snap.as_slice()).unwrap();
+        txn.commit().unwrap();
+        assert_eq!(index_rows(&c).len(), index_rows(&a).len() + 1);
+    }
+
+    /// The bytes of `a`'s index trailer.
+    fn trailer_len(a: &crate::Store) -> usize {
+        let mut t = Vec::new();
+        export_indexes(&a.db().begin_read().unwrap(), &mut t).unwrap();
+        t.len()
+    }
+
+    #[test]
+    fn a_damaged_index_trailer_is_refused() {
+        let (_a, a, snap) = sender();
+        let start = snap.len() - trailer_len(&a);
+        for (at, says) in [
+            (start + INDEX_MAGIC.len() + 4 + 6, "checksum of the snapshot's indexes"),
+            (start, "not its indexes"),
+            (start + INDEX_MAGIC.len() + 4, "name index"),
+        ] {
+            let mut bad = snap.clone();
+            bad[at] ^= 0x40;
+            let err = install(&bad).err().expect("a damaged trailer was taken");
+            assert!(
+                matches!(&err, StoreError::Corrupt(m) if m.contains(says)),
+                "{at}: {err}"
+            );
+        }
+        let cut = install(&snap[..snap.len() - 5]).err().expect("a cut trailer was taken");
+        assert!(matches!(cut, StoreError::Io(_)), "{cut}");
     }
 }
