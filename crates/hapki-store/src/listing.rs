@@ -186,11 +186,14 @@ fn normalize_dn(dn: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// The names of a certificate a name query is asked of: its SANs, or its common name.
+type NamesOf = for<'c> fn(&'c CertRecord) -> Vec<&'c str>;
+
 /// Which rows a listing reads.
-enum Source {
+enum Source<'q> {
     Serials,
     Revoked,
-    Names(Vec<u8>),
+    Names { query: &'q NameQuery, names_of: NamesOf },
     Expiry { from: u64, to: u64 },
 }
 
@@ -214,12 +217,13 @@ impl StateReader {
                 && filter.issuer_id.as_ref().is_none_or(|i| &c.issuer_id == i)
                 && filter.profile.as_ref().is_none_or(|p| &c.profile == p)
         };
-        let names = san
-            .as_ref()
-            .map(NameQuery::prefix)
-            .or_else(|| subject.as_ref().and_then(|s| s.name.as_ref()).map(NameQuery::prefix));
-        let source = match (names, filter.status, filter.expiring_before) {
-            (Some(prefix), _, _) => Source::Names(prefix),
+        let by_name: Option<(&NameQuery, NamesOf)> = match (&san, subject.as_ref().and_then(|q| q.name.as_ref())) {
+            (Some(q), _) => Some((q, |c| c.sans.iter().map(|n| san_value(n)).collect())),
+            (None, Some(q)) => Some((q, |c| c.common_name.as_deref().into_iter().collect())),
+            (None, None) => None,
+        };
+        let source = match (by_name, filter.status, filter.expiring_before) {
+            (Some((query, names_of)), _, _) => Source::Names { query, names_of },
             (None, Some(CertStatus::Expired), _) => Source::Expiry {
                 from: 0,
                 to: filter.now,
@@ -261,35 +265,29 @@ impl StateReader {
             Source::Revoked => {
                 let start = match &filter.after {
                     None => Bound::Unbounded,
-                    Some(Cursor::Serial(s)) => Bound::Excluded(s.0.to_vec()),
+                    Some(Cursor::Serial(s)) => Bound::Excluded(s.0.as_slice()),
                     Some(_) => return Err(wrong_cursor()),
                 };
                 self.index_rows(IDX_REVOKED, start, &[], |k| {
                     Ok(take(Cursor::Serial(serial_of(k)?), cert_at(&certs, k)?))
                 })?;
             }
-            Source::Names(prefix) => {
+            Source::Names { query, names_of } => {
+                let prefix = query.prefix();
                 let start = match &filter.after {
-                    None => Bound::Included(prefix.clone()),
-                    Some(Cursor::Name(k)) => Bound::Excluded(k.clone()),
+                    None => Bound::Included(prefix.as_slice()),
+                    Some(Cursor::Name(k)) => Bound::Excluded(k.as_slice()),
                     Some(_) => return Err(wrong_cursor()),
                 };
-                // The query that chose the index: its SANs, else the common name.
-                let asked = san.as_ref().or(subject.as_ref().and_then(|q| q.name.as_ref()));
-                let asked = asked.expect("a name index read has a name query");
                 self.index_rows(IDX_CERT_NAMES, start, &prefix, |k| {
                     let (name, serial) = k.split_at(k.len() - 21);
                     let cert = cert_at(&certs, &serial[1..])?;
                     // A certificate with several names the query matches has a row for
                     // each: it is listed at the first.
-                    let names: Vec<&str> = match san {
-                        Some(_) => cert.sans.iter().map(|n| san_value(n)).collect(),
-                        None => cert.common_name.as_deref().into_iter().collect(),
-                    };
-                    let first = names
+                    let first = names_of(&cert)
                         .into_iter()
                         .map(str::to_ascii_lowercase)
-                        .filter(|n| asked.matches(n))
+                        .filter(|n| query.matches(n))
                         .map(|n| name_key(&n))
                         .min();
                     if first.as_deref() != Some(name) {
@@ -299,9 +297,10 @@ impl StateReader {
                 })?;
             }
             Source::Expiry { from, to } => {
+                let first = expiry_key(from, &[0; 20]);
                 let start = match &filter.after {
-                    None => Bound::Included(expiry_key(from, &[0; 20]).to_vec()),
-                    Some(Cursor::Expiry(k)) => Bound::Excluded(k.clone()),
+                    None => Bound::Included(first.as_slice()),
+                    Some(Cursor::Expiry(k)) => Bound::Excluded(k.as_slice()),
                     Some(_) => return Err(wrong_cursor()),
                 };
                 self.index_rows(IDX_CERT_EXPIRY, start, &[], |k| {
@@ -321,16 +320,11 @@ impl StateReader {
     fn index_rows(
         &self,
         table: TableDefinition<&[u8], &[u8]>,
-        start: Bound<Vec<u8>>,
+        start: Bound<&[u8]>,
         prefix: &[u8],
         mut each: impl FnMut(&[u8]) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
         let t = self.txn().open_table(table)?;
-        let start = match &start {
-            Bound::Included(k) => Bound::Included(k.as_slice()),
-            Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-            Bound::Unbounded => Bound::Unbounded,
-        };
         for row in t.range::<&[u8]>((start, Bound::Unbounded))? {
             let (k, _) = row?;
             let k = k.value();

@@ -64,10 +64,7 @@ pub fn export_state(txn: &ReadTransaction, out: impl Write) -> Result<u64, Store
             Ok(())
         })?;
     }
-    w.put(&[END])?;
-    let sum = w.ctx.clone().finish();
-    w.inner.write_all(sum.as_ref())?;
-    w.inner.flush()?;
+    w.finish()?;
     Ok(rows)
 }
 
@@ -97,11 +94,7 @@ pub fn export_indexes(txn: &ReadTransaction, out: impl Write) -> Result<(), Stor
             w.put(k.value())?;
         }
     }
-    w.put(&[END])?;
-    let sum = w.ctx.clone().finish();
-    w.inner.write_all(sum.as_ref())?;
-    w.inner.flush()?;
-    Ok(())
+    w.finish()
 }
 
 /// A state-machine table open for writing.
@@ -169,14 +162,7 @@ fn import_indexes(txn: &WriteTransaction, input: impl Read) -> Result<bool, Stor
         table.insert(k.as_slice(), [].as_slice())?;
     }
     drop(tables);
-    let expected = r.ctx.clone().finish();
-    let mut sum = vec![0u8; expected.as_ref().len()];
-    r.inner.read_exact(&mut sum)?;
-    if sum != expected.as_ref() {
-        return Err(StoreError::Corrupt(
-            "the checksum of the snapshot's indexes does not match".into(),
-        ));
-    }
+    r.check_sum("the checksum of the snapshot's indexes does not match")?;
     crate::index::mark_current(txn)?;
     Ok(true)
 }
@@ -219,12 +205,7 @@ fn import_rows(txn: &WriteTransaction, input: impl Read) -> Result<u64, StoreErr
         rows += 1;
     }
     drop(open);
-    let expected = r.ctx.clone().finish();
-    let mut sum = vec![0u8; expected.as_ref().len()];
-    r.inner.read_exact(&mut sum)?;
-    if sum != expected.as_ref() {
-        return Err(StoreError::Corrupt("snapshot checksum does not match".into()));
-    }
+    r.check_sum("snapshot checksum does not match")?;
     Ok(rows)
 }
 
@@ -259,6 +240,15 @@ impl<W: Write> HashingWriter<W> {
         self.inner.write_all(bytes)?;
         Ok(())
     }
+
+    /// Writes the end marker and the SHA-256 of everything before it.
+    fn finish(mut self) -> Result<(), StoreError> {
+        self.put(&[END])?;
+        let sum = self.ctx.finish();
+        self.inner.write_all(sum.as_ref())?;
+        self.inner.flush()?;
+        Ok(())
+    }
 }
 
 struct HashingReader<R> {
@@ -267,6 +257,18 @@ struct HashingReader<R> {
 }
 
 impl<R: Read> HashingReader<R> {
+    /// Reads the SHA-256 that ends a section and checks it against what was read;
+    /// `mismatch` says what does not match.
+    fn check_sum(&mut self, mismatch: &str) -> Result<(), StoreError> {
+        let expected = self.ctx.clone().finish();
+        let mut sum = vec![0u8; expected.as_ref().len()];
+        self.inner.read_exact(&mut sum)?;
+        if sum != expected.as_ref() {
+            return Err(StoreError::Corrupt(mismatch.into()));
+        }
+        Ok(())
+    }
+
     fn take(&mut self, n: usize) -> Result<Vec<u8>, StoreError> {
         let mut buf = Vec::new();
         self.take_into(n, &mut buf)?;
