@@ -23,6 +23,13 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     postcard::to_extend(value, vec![FORMAT]).expect("postcard encodes every type hapki keeps")
 }
 
+/// How many bytes [`encode`] writes for `value`, without writing them.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    let body = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .expect("postcard encodes every type hapki keeps");
+    1 + body
+}
+
 /// Reads what [`encode`] wrote. A value of another format, a damaged one, or one with
 /// bytes left over is an error, never a guess.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {

@@ -26,11 +26,18 @@ use super::pins::Pins;
 use super::tls::NodeIdentity;
 use crate::contact::Contacts;
 use crate::snapshot::SnapshotData;
-use crate::types::{NodeAddr, NodeId, TypeConfig, Vote};
+use crate::types::{Entry, NodeAddr, NodeId, TypeConfig, Vote};
 
 /// How long a snapshot may take to arrive and be installed: the channel server's request
 /// deadline (server.rs).
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Most bytes of log entries one AppendEntries carries (a single larger entry still goes
+/// alone). openraft gives each AppendEntries one heartbeat interval to be answered; a node far
+/// behind would otherwise be sent bodies too large to arrive in time, resent whole after each
+/// timeout, and never catch up. A cut request is answered as a partial success, and openraft
+/// sends the rest next.
+const APPEND_BYTES: usize = 512 * 1024;
 
 /// Creates connections to peers; shares one HTTP client (and its connection pool).
 #[derive(Clone, Default)]
@@ -242,10 +249,16 @@ impl PeerConnection {
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId>>> {
-        self.call(paths::APPEND, &rpc, &option).await
+        let cut = keep_within(&mut rpc.entries, APPEND_BYTES);
+        let last = rpc.entries.last().map(|e| e.log_id);
+        let response = self.call(paths::APPEND, &rpc, &option).await?;
+        Ok(match response {
+            AppendEntriesResponse::Success if cut => AppendEntriesResponse::PartialSuccess(last),
+            other => other,
+        })
     }
 
     async fn full_snapshot(
@@ -280,5 +293,64 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId>>> {
         self.call(paths::VOTE, &rpc, &option).await
+    }
+}
+
+/// Drops the entries after the first whose encoding would take the request past `budget`
+/// bytes; the first entry always stays. True if any were dropped.
+fn keep_within(entries: &mut Vec<Entry>, budget: usize) -> bool {
+    let mut total = 0;
+    let keep = entries
+        .iter()
+        .position(|e| {
+            total += codec::encoded_len(e);
+            total > budget
+        })
+        .map_or(entries.len(), |i| i.max(1));
+    let cut = keep < entries.len();
+    entries.truncate(keep);
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Batch;
+    use hapki_store::Command;
+    use openraft::{EntryPayload, LogId};
+
+    fn entry(index: u64, bytes: usize) -> Entry {
+        let id = "x".repeat(bytes);
+        Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Batch {
+                commands: vec![Command::RevokeToken { id }],
+            }),
+        }
+    }
+
+    fn indexes(entries: &[Entry]) -> Vec<u64> {
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[test]
+    fn entries_past_the_byte_budget_are_left_for_the_next_request() {
+        let mut entries: Vec<Entry> = (1..=10).map(|i| entry(i, 1000)).collect();
+        assert!(keep_within(&mut entries, 3500));
+        assert_eq!(indexes(&entries), [1, 2, 3]);
+
+        // Within the budget: nothing is dropped.
+        let mut entries: Vec<Entry> = (1..=3).map(|i| entry(i, 1000)).collect();
+        assert!(!keep_within(&mut entries, 3500));
+        assert_eq!(indexes(&entries), [1, 2, 3]);
+
+        // One entry larger than the budget still goes, alone.
+        let mut entries = vec![entry(7, 10_000), entry(8, 10)];
+        assert!(keep_within(&mut entries, 3500));
+        assert_eq!(indexes(&entries), [7]);
+
+        // A heartbeat has nothing to cut.
+        let mut entries = Vec::new();
+        assert!(!keep_within(&mut entries, 3500));
     }
 }
