@@ -119,6 +119,9 @@ impl StateMachine {
         match data {
             SnapshotData::Received(file) => {
                 let f = std::fs::File::open(&file.0)?;
+                // Unlinked now, read through the open handle: what the kernel has not yet
+                // written of it need never reach the disk.
+                drop(file);
                 hapki_store::import_state_and_indexes(&txn, BufReader::with_capacity(1 << 20, f))?;
             }
             SnapshotData::Live(source) => {
