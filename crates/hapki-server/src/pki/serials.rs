@@ -1,4 +1,5 @@
-//! Serial numbers. Random by default (126 bits from the CSPRNG, unique by apply).
+//! Serial numbers. Random by default (the second they were drawn in, then 88 bits from
+//! the CSPRNG; unique by apply).
 //! In sequential mode a node issues increasing numbers from ranges it leases
 //! through the log, so no two nodes ever hold the same range; once its range
 //! runs low (a quarter left) the request that notices claims the next one, and a
@@ -32,7 +33,7 @@ impl Pki {
     /// The serial for the next certificate, as the cluster's settings say.
     pub async fn next_serial(&self, settings: &Settings) -> Result<Serial, PkiError> {
         if settings.serial_mode == SerialMode::Random {
-            return Ok(Serial::from_random(self.random()));
+            return Ok(Serial::from_time_and_random(self.now(), self.random()));
         }
         loop {
             let (serial, claim) = {
