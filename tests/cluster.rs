@@ -167,7 +167,11 @@ fn three_nodes_formed_with_fulljoin_serve_any_request() {
 #[test]
 fn a_node_joins_after_ten_thousand_certificates_and_a_stopped_node_catches_up() {
     // Snapshots every 2,000 entries, so the late node's initial sync is a snapshot install.
-    let extra = "contact_alarm_secs = 2\n[raft]\nsnapshot_every = 2000";
+    // Raft timings for a debug build sharing two cores with other tests: 100 ms heartbeats
+    // (openraft's timeout for each AppendEntries too) are missed there while a node catches
+    // up on thousands of entries, and the elections that follow keep it from catching up.
+    let extra = "contact_alarm_secs = 2\n[raft]\nsnapshot_every = 2000\nheartbeat_ms = 300\n\
+                 election_timeout_min_ms = 1000\nelection_timeout_max_ms = 2000";
     let mut cluster = Cluster::start(3, extra);
     let a = &cluster.nodes[0];
     a.ok(&["ca", "init", "--cn", "Cluster Root"]);
