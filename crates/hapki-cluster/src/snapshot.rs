@@ -199,8 +199,8 @@ impl Receiving {
 }
 
 /// Reads a streamed snapshot body: its header, then its rows written to `path` as they
-/// arrive, counted in `progress` (which the caller starts and
-/// finishes). Nothing is left at `path` on error.
+/// arrive, counted in `progress` (which the caller starts and finishes). Nothing is left at
+/// `path` on error.
 pub(crate) async fn receive(
     progress: &Receiving,
     path: &std::path::Path,

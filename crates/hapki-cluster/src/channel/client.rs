@@ -299,6 +299,10 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
 /// Drops the entries after the first whose encoding would take the request past `budget`
 /// bytes; the first entry always stays. True if any were dropped.
 fn keep_within(entries: &mut Vec<Entry>, budget: usize) -> bool {
+    // The usual request (a heartbeat, or one batch) has nothing to measure.
+    if entries.len() < 2 {
+        return false;
+    }
     let mut total = 0;
     let keep = entries
         .iter()
