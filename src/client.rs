@@ -59,6 +59,8 @@ impl ClientError {
 pub struct Client {
     http: reqwest::Client,
     cfg: ClientConfig,
+    /// Whether a POST carries an `Idempotency-Key` (always, but for a benchmark's fill).
+    idempotency_keys: bool,
 }
 
 impl Client {
@@ -102,7 +104,20 @@ impl Client {
             .read_timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| ClientError::Usage(e.to_string()))?;
-        Ok(Client { http, cfg })
+        Ok(Client {
+            http,
+            cfg,
+            idempotency_keys: true,
+        })
+    }
+
+    /// This client, sending no `Idempotency-Key`: a retry may then issue twice. For filling
+    /// a store in a benchmark as if its keys had been forgotten long ago.
+    pub fn without_idempotency_keys(self) -> Client {
+        Client {
+            idempotency_keys: false,
+            ..self
+        }
     }
 
     /// Sends a request to the first URL that answers; returns its body as `R`.
@@ -133,7 +148,7 @@ impl Client {
     ) -> Result<(String, reqwest::Response), ClientError> {
         let mut last = String::new();
         // One key for every attempt of this call, so a retry on another node never issues twice.
-        let idempotency_key = (method == Method::POST).then(|| {
+        let idempotency_key = (self.idempotency_keys && method == Method::POST).then(|| {
             use aws_lc_rs::rand::SecureRandom;
             let mut bytes = [0u8; 16];
             aws_lc_rs::rand::SystemRandom::new()

@@ -18,8 +18,8 @@ use std::time::Duration;
 use common::{client_cli, stderr, stdout, wait_for, Cluster, Node, HAPKI};
 
 /// The newest state format this build applies, and the first release that does.
-const NEWEST_FORMAT: u32 = 5;
-const NEWEST_RELEASE: &str = "0.6.0";
+const NEWEST_FORMAT: u32 = 6;
+const NEWEST_RELEASE: &str = "0.7.0";
 
 /// The old build, next to this one.
 fn old_binary() -> PathBuf {

@@ -63,6 +63,10 @@ pub struct TargetArgs {
     /// hapki: the certificates' validity as a duration (90s, 12h), instead of the profile's
     #[arg(long)]
     pub ttl: Option<String>,
+    /// hapki: send no Idempotency-Key (to fill a store whose keys would have been forgotten,
+    /// as in a store filled over months; a retried request may then issue twice)
+    #[arg(long)]
+    pub no_idempotency_key: bool,
 }
 
 #[derive(Args)]
@@ -257,7 +261,10 @@ impl Sender {
     pub fn new(ctx: &Ctx, args: &TargetArgs) -> Result<Sender, Failure> {
         Ok(match args.target {
             Target::Hapki => Sender::Hapki {
-                client: Arc::new(ctx.client()?),
+                client: Arc::new(match args.no_idempotency_key {
+                    true => ctx.client()?.without_idempotency_keys(),
+                    false => ctx.client()?,
+                }),
                 profile: args.profile.clone(),
                 ttl: args.ttl.clone(),
             },

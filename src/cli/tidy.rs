@@ -56,6 +56,7 @@ pub async fn run(ctx: &Ctx, cmd: TidyCommand) -> CliResult {
                         format!("{} expired before {}", v.pending, rfc3339(v.expired_before)),
                     ),
                     ("last batch", last),
+                    ("idempotency keys", v.idempotency_keys.to_string()),
                     (
                         "removed in all",
                         v.last.as_ref().map_or(0, |l| l.total_removed).to_string(),
@@ -90,6 +91,8 @@ async fn tidy_now(ctx: &Ctx, max_batches: Option<u32>) -> CliResult {
         total.removed += step.removed;
         total.revoked += step.revoked;
         total.pending = step.pending;
+        total.keys_forgotten += step.keys_forgotten;
+        total.keys_pending = step.keys_pending;
         for id in step.crls {
             if !total.crls.contains(&id) {
                 total.crls.push(id);
@@ -97,7 +100,7 @@ async fn tidy_now(ctx: &Ctx, max_batches: Option<u32>) -> CliResult {
         }
         bar.set_length(total.removed + step.pending);
         bar.set_position(total.removed);
-        if step.batches == 0 || step.pending == 0 {
+        if step.batches == 0 || (step.pending == 0 && !step.keys_pending) {
             break;
         }
     }
@@ -107,6 +110,7 @@ async fn tidy_now(ctx: &Ctx, max_batches: Option<u32>) -> CliResult {
         &total,
         vec![
             ("removed", format!("{} ({} revoked)", total.removed, total.revoked)),
+            ("idempotency keys forgotten", total.keys_forgotten.to_string()),
             ("batches", total.batches.to_string()),
             ("pending", total.pending.to_string()),
             (

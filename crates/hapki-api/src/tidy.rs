@@ -19,6 +19,10 @@ pub struct TidyStatus {
     pub expired_before: u64,
     /// The latest batch, if any ran.
     pub last: Option<TidyBatch>,
+    /// Idempotency keys the cluster remembers: about two days of writes (each is forgotten
+    /// by the tidy a day after its day ends).
+    #[serde(default)]
+    pub idempotency_keys: u64,
 }
 
 /// What one tidy batch removed.
@@ -50,6 +54,12 @@ pub struct TidyReport {
     pub revoked: u64,
     /// What still waits (more batches, when `max_batches` stopped the run).
     pub pending: u64,
+    /// Idempotency keys forgotten because their window had passed.
+    #[serde(default)]
+    pub keys_forgotten: u64,
+    /// Whether more keys wait to be forgotten (when `max_batches` stopped the run).
+    #[serde(default)]
+    pub keys_pending: bool,
     /// Issuers that got a new CRL because revoked certificates left it.
     pub crls: Vec<String>,
 }

@@ -74,6 +74,10 @@ pub fn apply(txn: &WriteTransaction, cmd: &Command) -> Result<CommandResult, Sto
             },
             idempotency_key.as_ref(),
         ),
+        Command::ForgetIdempotencyKeys { at, max } => {
+            crate::idempotency::forget(txn, *at, *max)?;
+            Ok(CommandResult::Applied)
+        }
         Command::PublishCrl { crl } => crate::crl_head::publish_signed(txn, crl),
         Command::PublishCrlHead { head } => crate::crl_head::publish_head(txn, head),
         Command::CreateToken { token } => create_token(txn, token),
@@ -406,8 +410,8 @@ pub(crate) fn issue_cert(
     idempotency_key: Option<&[u8; 32]>,
 ) -> Result<CommandResult, StoreError> {
     if let Some(key) = idempotency_key {
-        if let Some(first) = txn.open_table(SM_IDEMPOTENCY)?.get(key.as_slice())? {
-            let serial = hapki_domain::serial::Serial::from_bytes(first.value())
+        if let Some(first) = crate::idempotency::lookup(txn, key, cert.issued_at)? {
+            let serial = hapki_domain::serial::Serial::from_bytes(&first)
                 .ok_or_else(|| StoreError::Corrupt("idempotency entry".into()))?;
             return Ok(CommandResult::Replayed { serial });
         }
@@ -428,8 +432,7 @@ pub(crate) fn issue_cert(
     certs.insert(cert.serial.0.as_slice(), encode(cert).as_slice())?;
     crate::index::add_cert(txn, cert)?;
     if let Some(key) = idempotency_key {
-        txn.open_table(SM_IDEMPOTENCY)?
-            .insert(key.as_slice(), cert.serial.0.as_slice())?;
+        crate::idempotency::record(txn, key, cert.issued_at, cert.serial.0.as_slice())?;
     }
     Ok(CommandResult::Applied)
 }
@@ -441,14 +444,14 @@ pub(crate) fn revoke(
     idempotency_key: Option<&[u8; 32]>,
 ) -> Result<CommandResult, StoreError> {
     if let Some(key) = idempotency_key {
-        if let Some(first) = txn.open_table(SM_IDEMPOTENCY)?.get(key.as_slice())? {
+        if let Some(first) = crate::idempotency::lookup(txn, key, revocation.at)? {
             // A replay only if that key revoked this very certificate (a key that issued it
             // is another request).
             let revoked = match txn.open_table(SM_CERTS)?.get(serial.as_slice())? {
                 Some(c) => decode::<CertRecord>(c.value())?.revoked.is_some(),
                 None => false,
             };
-            if first.value() == serial.as_slice() && revoked {
+            if first == serial.as_slice() && revoked {
                 return Ok(CommandResult::Replayed {
                     serial: hapki_domain::serial::Serial(*serial),
                 });
@@ -482,8 +485,7 @@ pub(crate) fn revoke(
     crate::index::add_revoked(txn, serial)?;
     crate::crl_partition::note_revoked(txn, &cert.issuer_id, serial, &cert.der)?;
     if let Some(key) = idempotency_key {
-        txn.open_table(SM_IDEMPOTENCY)?
-            .insert(key.as_slice(), serial.as_slice())?;
+        crate::idempotency::record(txn, key, revocation.at, serial.as_slice())?;
     }
     Ok(CommandResult::Applied)
 }

@@ -217,6 +217,9 @@ fn object(command: &Command) -> String {
             )
         }
         Command::SetCrlPartitioning { policy } => format!("CRL partitions of {} revocations", policy.size),
+        Command::ForgetIdempotencyKeys { at, max } => {
+            format!("up to {max} idempotency keys older than their window at {at}")
+        }
         Command::SetCrlPolicy { policy } => format!("delta CRLs every {} s", policy.delta_secs),
         Command::SetTidyPolicy { policy } => format!(
             "tidy retention {} s, batch {}, share {} %",

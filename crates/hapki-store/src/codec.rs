@@ -405,6 +405,7 @@ mod tests {
             Command::SetCrlPartitioning {
                 policy: crate::crl_partition::CrlPartitioning { size: 50_000 },
             },
+            Command::ForgetIdempotencyKeys { at: 9, max: 100 },
             Command::PublishDeltaHead {
                 head: crate::crl_delta::DeltaHead {
                     issuer_id: "aa".into(),
@@ -472,7 +473,7 @@ mod tests {
         let kinds: BTreeSet<&str> = commands.iter().map(Command::kind).collect();
         // The three rotations are `rotate_kek`, both CRL publications `publish_crl`; an
         // audited command is its command's kind.
-        assert_eq!(kinds.len(), 48, "one of each command: {kinds:?}");
+        assert_eq!(kinds.len(), 49, "one of each command: {kinds:?}");
         for command in &commands {
             round_trips(command);
         }

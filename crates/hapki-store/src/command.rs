@@ -189,6 +189,9 @@ pub enum Command {
         rotation: Box<Command>,
         acme: hapki_domain::wrap::Wrapped,
     },
+    /// Forgets at most `max` idempotency keys remembered longer than their window at time
+    /// `at` ([`crate::idempotency`]; format 6): the same rows on every node.
+    ForgetIdempotencyKeys { at: u64, max: u32 },
 }
 
 impl Command {
@@ -252,6 +255,7 @@ impl Command {
             Command::SetCrlPolicy { .. } => "set_crl_policy",
             Command::PublishDeltaHead { .. } => "publish_delta_crl",
             Command::SetCrlPartitioning { .. } => "set_crl_partitioning",
+            Command::ForgetIdempotencyKeys { .. } => "forget_idempotency_keys",
         }
     }
 }

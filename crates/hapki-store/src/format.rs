@@ -16,7 +16,7 @@ use crate::tables::SM_META;
 use crate::StoreError;
 
 /// The newest format this source knows.
-pub const LATEST: u32 = 5;
+pub const LATEST: u32 = 6;
 
 /// The highest format this build applies.
 #[cfg(feature = "state-format-1")]
@@ -29,7 +29,14 @@ pub const MAX: u32 = LATEST;
 pub const BASELINE: u32 = 1;
 
 /// The first release that applies each format, oldest first.
-const RELEASES: [(u32, &str); 5] = [(1, "0.1.0"), (2, "0.2.0"), (3, "0.3.0"), (4, "0.5.0"), (5, "0.6.0")];
+const RELEASES: [(u32, &str); 6] = [
+    (1, "0.1.0"),
+    (2, "0.2.0"),
+    (3, "0.3.0"),
+    (4, "0.5.0"),
+    (5, "0.6.0"),
+    (6, "0.7.0"),
+];
 
 /// The first release of hapki that applies `format`.
 pub fn first_release(format: u32) -> &'static str {
@@ -47,6 +54,7 @@ pub fn describe(format: u32) -> &'static str {
         3 => "expiry tidy (`hapki tidy`), delta CRLs, partitioned CRLs",
         4 => "ACME directories with external account binding and renewal information",
         5 => "ACME revocation signed with the certificate's own key",
+        6 => "idempotency keys forgotten after a day, by the tidy",
         _ => "unknown to this build",
     }
 }
@@ -69,6 +77,7 @@ impl Command {
             | Command::SuggestRenewal { .. }
             | Command::Acme { .. }
             | Command::RotateKekWithAcme { .. } => 4,
+            Command::ForgetIdempotencyKeys { .. } => crate::idempotency::FORMAT,
             Command::Audited { command, .. } => command.format(),
             Command::RotateKekWithAudit { rotation, .. } => rotation.format(),
             _ => 1,

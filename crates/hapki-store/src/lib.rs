@@ -16,6 +16,7 @@ pub mod crl_delta;
 pub mod crl_head;
 pub mod crl_partition;
 pub mod format;
+pub mod idempotency;
 mod index;
 mod kek;
 pub mod legacy;

@@ -139,11 +139,33 @@ impl StateReader {
         Ok(out)
     }
 
-    /// The certificate an idempotency key (its SHA-256) issued, if any.
-    pub fn idempotent_serial(&self, key: &[u8; 32]) -> Result<Option<Serial>, StoreError> {
-        let t = self.txn.open_table(SM_IDEMPOTENCY)?;
-        let serial = t.get(key.as_slice())?.and_then(|v| Serial::from_bytes(v.value()));
-        Ok(serial)
+    /// The certificate an idempotency key (its SHA-256) issued or revoked, if a command of
+    /// time `at` would still find it.
+    pub fn idempotent_serial(&self, key: &[u8; 32], at: u64) -> Result<Option<Serial>, StoreError> {
+        let found = crate::idempotency::find(
+            &self.txn.open_table(SM_IDEMPOTENCY_DAYS)?,
+            &self.txn.open_table(SM_IDEMPOTENCY)?,
+            key,
+            at,
+        )?;
+        Ok(found.and_then(|v| Serial::from_bytes(&v)))
+    }
+
+    /// How many idempotency keys a forgetting at `at` of at most `max` would remove.
+    pub fn forgettable_idempotency_keys(&self, at: u64, max: u32) -> Result<u64, StoreError> {
+        let chosen = crate::idempotency::choose(
+            &self.txn.open_table(SM_IDEMPOTENCY_DAYS)?,
+            &self.txn.open_table(SM_IDEMPOTENCY)?,
+            &self.txn.open_table(SM_CERTS)?,
+            at,
+            max.clamp(1, crate::idempotency::MAX_FORGET) as usize,
+        )?;
+        Ok(chosen.len() as u64)
+    }
+
+    /// Idempotency keys the state remembers.
+    pub fn idempotency_keys(&self) -> Result<u64, StoreError> {
+        Ok(self.txn.open_table(SM_IDEMPOTENCY_DAYS)?.len()? + self.txn.open_table(SM_IDEMPOTENCY)?.len()?)
     }
 
     pub fn crl(&self, issuer_id: &str) -> Result<Option<CrlRecord>, StoreError> {

@@ -28,8 +28,12 @@ pub const SM_REVOKED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_r
 pub const SM_PROFILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_profiles");
 /// SHA-256 of a token → [`crate::TokenRecord`].
 pub const SM_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_tokens");
-/// SHA-256 of a client's idempotency key → serial (20 bytes) of the certificate it issued.
+/// SHA-256 of a client's idempotency key → serial (20 bytes) of the certificate it issued
+/// or revoked, as written before state format 6 ([`crate::idempotency`]).
 pub const SM_IDEMPOTENCY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_idempotency");
+/// Day (Unix seconds ÷ 86,400, u32 big-endian) ‖ SHA-256 of a client's idempotency key →
+/// serial (20 bytes) of the certificate it issued or revoked that day (format 6).
+pub const SM_IDEMPOTENCY_DAYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_idempotency_days");
 /// Issuer id → latest [`crate::CrlRecord`].
 pub const SM_CRLS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_crls");
 /// Node id (8 bytes, big-endian) → [`crate::NodeRecord`]: nodes admitted to join, and removed ones.
@@ -96,7 +100,7 @@ pub type SmTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 /// The state-machine tables, in the fixed order snapshots and digests use; new tables go
 /// at the end, and count in the digest only once they hold rows (so that a state without
 /// them digests as it did before they existed).
-pub const SM_TABLES: [SmTable; 21] = [
+pub const SM_TABLES: [SmTable; 22] = [
     SM_META,
     SM_ISSUERS,
     SM_CERTS,
@@ -118,6 +122,7 @@ pub const SM_TABLES: [SmTable; 21] = [
     SM_CRL_SINCE_DELTA,
     SM_REVOKED_PARTITION,
     SM_ACME,
+    SM_IDEMPOTENCY_DAYS,
 ];
 
 /// How many of [`SM_TABLES`] count in the digest even when empty.

@@ -361,7 +361,7 @@ fn an_idempotency_key_records_one_certificate_and_replays_its_serial() {
         "a replay must record nothing"
     );
     assert_eq!(
-        reader.idempotent_serial(&[7u8; 32]).unwrap(),
+        reader.idempotent_serial(&[7u8; 32], 0).unwrap(),
         Some(Serial::from_u64(500))
     );
 }

@@ -164,6 +164,62 @@ mod tests {
         );
     }
 
+    /// `POST /v1/certs` as admin with `key` as its Idempotency-Key: the status and serial.
+    async fn issue_with_key(api: &Api, cn: &str, key: &str) -> (u16, String) {
+        let body = json!({"csr": csr(KeyType::EcP256, cn, &[cn]), "profile": "server"});
+        let req = Request::post("/v1/certs")
+            .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+        let a = api.send(req).await;
+        (
+            a.status.as_u16(),
+            a.body["serial"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idempotency_keys_answer_retries_for_a_day_and_the_tidy_forgets_them_after() {
+        let api = Api::new().await;
+        let (status, first) = issue_with_key(&api, "a.example.com", "k1").await;
+        assert_eq!(status, 201);
+        issue_with_key(&api, "b.example.com", "k2").await;
+        assert_eq!(api.get("/v1/tidy").await.body["idempotency_keys"], 2);
+
+        api.clock.advance(DAY);
+        let (status, again) = issue_with_key(&api, "a.example.com", "k1").await;
+        assert_eq!(
+            (status, &again),
+            (201, &first),
+            "a retry a day later gets the first certificate"
+        );
+        let r = api.post("/v1/tidy", &json!({})).await;
+        assert_eq!(
+            (r.status.as_u16(), r.body["keys_forgotten"].as_u64()),
+            (200, Some(0)),
+            "{:?}",
+            r.body
+        );
+
+        api.clock.advance(DAY);
+        let r = api.post("/v1/tidy", &json!({})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(
+            (r.body["keys_forgotten"].as_u64(), r.body["keys_pending"].as_bool()),
+            (Some(2), Some(false)),
+            "{:?}",
+            r.body
+        );
+        assert_eq!(api.get("/v1/tidy").await.body["idempotency_keys"], 0);
+        let audit = api.get("/v1/audit?action=forget_idempotency_keys").await.body;
+        assert_eq!(audit["records"].as_array().unwrap().len(), 1, "{audit:?}");
+        let (status, fresh) = issue_with_key(&api, "a.example.com", "k1").await;
+        assert_eq!(status, 201);
+        assert_ne!(fresh, first, "two days on, the key is a new request");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn weaker_tokens_and_bad_input_are_refused_and_change_nothing() {
         let api = Api::new().await;

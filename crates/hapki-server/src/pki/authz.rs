@@ -174,7 +174,7 @@ impl Pki {
             | Command::SetTidyPolicy { .. }
             | Command::SetCrlPolicy { .. }
             | Command::SetCrlPartitioning { .. } => Action::ManageCluster,
-            Command::TidyExpired { .. } => Action::Tidy,
+            Command::TidyExpired { .. } | Command::ForgetIdempotencyKeys { .. } => Action::Tidy,
             Command::SetAcmeDirectory { .. } => Action::ManageProfiles,
             Command::CreateEab { eab } => {
                 if eab.created_by != caller.token_id {

@@ -63,7 +63,9 @@ impl Pki {
             .ok_or_else(|| PkiError::not_found(format!("no certificate with serial {serial}")))?;
         self.authorize_revoke(caller, &cert)?;
         let replay = match idempotency_key {
-            Some(key) => reader.idempotent_serial(&key)?.is_some_and(|s| s == *serial),
+            Some(key) => reader
+                .idempotent_serial(&key, self.now())?
+                .is_some_and(|s| s == *serial),
             None => false,
         };
         drop(reader);

@@ -57,7 +57,7 @@ impl Pki {
     /// The certificate an idempotency key already issued, if any.
     fn replayed(&self, idempotency_key: Option<[u8; 32]>) -> Result<Option<Issued>, PkiError> {
         match idempotency_key {
-            Some(key) => match self.reader()?.idempotent_serial(&key)? {
+            Some(key) => match self.reader()?.idempotent_serial(&key, self.now())? {
                 Some(serial) => Ok(Some(self.issued_from_store(&serial)?)),
                 None => Ok(None),
             },

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hapki_api::tidy::{TidyBatch, TidyReport, TidyStatus};
+use hapki_store::idempotency;
 use hapki_store::tidy::{Tidy, TidyPolicy};
 use hapki_store::{Command, CrlHead, RejectCode};
 
@@ -17,6 +18,9 @@ use crate::pki::PkiError;
 
 /// The state format that brought the tidy.
 pub const TIDY_FORMAT: u32 = 3;
+
+/// Idempotency keys one tidy batch forgets.
+const KEYS_PER_BATCH: u32 = 5_000;
 
 /// How often the leader looks for expired certificates, by default.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
@@ -65,6 +69,7 @@ impl Pki {
             every_secs: self.tidy.every_secs.load(Ordering::Relaxed),
             pending: reader.tidy_pending(expired_before)?,
             expired_before,
+            idempotency_keys: reader.idempotency_keys()?,
             last: reader.last_tidy()?.map(|r| TidyBatch {
                 at: r.at,
                 expired_before: r.expired_before,
@@ -117,8 +122,36 @@ impl Pki {
             let reader = self.reader()?;
             let policy = reader.tidy_policy()?;
             report.pending = reader.tidy_pending(self.now().saturating_sub(policy.retention_secs))?;
+            report.keys_pending = self.forgettable_keys()?;
+            return Ok(report);
         }
+        while max_batches.is_none_or(|max| report.batches < max) {
+            if !self.forgettable_keys()? {
+                return Ok(report);
+            }
+            let started = Instant::now();
+            let before = self.reader()?.idempotency_keys()?;
+            let forget = Command::ForgetIdempotencyKeys {
+                at: self.now(),
+                max: KEYS_PER_BATCH,
+            };
+            self.propose_as(caller, forget).await?;
+            report.batches += 1;
+            report.keys_forgotten += before.saturating_sub(self.reader()?.idempotency_keys()?);
+            let share = self.reader()?.tidy_policy()?.share_percent;
+            tokio::time::sleep(pause_after(started.elapsed(), share)).await;
+        }
+        report.keys_pending = self.forgettable_keys()?;
         Ok(report)
+    }
+
+    /// Whether idempotency keys wait to be forgotten (never before the format that dates them).
+    fn forgettable_keys(&self) -> Result<bool, PkiError> {
+        let reader = self.reader()?;
+        if reader.state_format()? < idempotency::FORMAT {
+            return Ok(false);
+        }
+        Ok(reader.forgettable_idempotency_keys(self.now(), 1)? > 0)
     }
 
     /// Chooses and proposes one batch; `None` when nothing waits. A CRL number another
@@ -198,10 +231,12 @@ pub async fn tidy_loop(pki: Arc<Pki>, every: Duration) {
             continue;
         }
         match pki.tidy_batches(&Caller::node(), None).await {
-            Ok(r) if r.removed > 0 => tracing::info!(
-                "tidy removed {} certificates expired longer ago than the retention ({} revoked) in {} batches",
+            Ok(r) if r.removed > 0 || r.keys_forgotten > 0 => tracing::info!(
+                "tidy removed {} certificates expired longer ago than the retention ({} revoked) and forgot {} \
+                 idempotency keys older than a day in {} batches",
                 r.removed,
                 r.revoked,
+                r.keys_forgotten,
                 r.batches
             ),
             Ok(_) => {}
