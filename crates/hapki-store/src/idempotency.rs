@@ -4,7 +4,8 @@
 //! command carries, so every node files them alike), a lookup reads the command's day and
 //! the day before, and [`Command::ForgetIdempotencyKeys`] removes older days. A store
 //! therefore holds the keys of about two days of writes, not one row per issuance forever,
-//! and new rows land at the end of the table instead of at random places in it.
+//! and a new row lands among the newest day's rows instead of anywhere in a table of every
+//! key ever used.
 //!
 //! Rows written before format 6 stay in the undated table ([`SM_IDEMPOTENCY`]): lookups
 //! still read it, and the forgetting removes a row there once the certificate it names is
@@ -64,7 +65,7 @@ where
     Ok(undated.get(key.as_slice())?.map(|v| v.value().to_vec()))
 }
 
-/// Looks a key up in a write transaction; before format 6 only the undated table exists.
+/// Looks a key up in a write transaction (both tables: the dated one is empty before format 6).
 pub(crate) fn lookup(txn: &WriteTransaction, key: &[u8; 32], at: u64) -> Result<Option<Vec<u8>>, StoreError> {
     find(
         &txn.open_table(SM_IDEMPOTENCY_DAYS)?,

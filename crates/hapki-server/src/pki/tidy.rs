@@ -122,15 +122,18 @@ impl Pki {
             let reader = self.reader()?;
             let policy = reader.tidy_policy()?;
             report.pending = reader.tidy_pending(self.now().saturating_sub(policy.retention_secs))?;
-            report.keys_pending = self.forgettable_keys()?;
+            report.keys_pending = self.forgettable_keys(&reader)?;
             return Ok(report);
         }
         while max_batches.is_none_or(|max| report.batches < max) {
-            if !self.forgettable_keys()? {
+            let reader = self.reader()?;
+            if !self.forgettable_keys(&reader)? {
                 return Ok(report);
             }
             let started = Instant::now();
-            let before = self.reader()?.idempotency_keys()?;
+            let before = reader.idempotency_keys()?;
+            let share = reader.tidy_policy()?.share_percent;
+            drop(reader);
             let forget = Command::ForgetIdempotencyKeys {
                 at: self.now(),
                 max: KEYS_PER_BATCH,
@@ -138,16 +141,14 @@ impl Pki {
             self.propose_as(caller, forget).await?;
             report.batches += 1;
             report.keys_forgotten += before.saturating_sub(self.reader()?.idempotency_keys()?);
-            let share = self.reader()?.tidy_policy()?.share_percent;
             tokio::time::sleep(pause_after(started.elapsed(), share)).await;
         }
-        report.keys_pending = self.forgettable_keys()?;
+        report.keys_pending = self.forgettable_keys(&self.reader()?)?;
         Ok(report)
     }
 
     /// Whether idempotency keys wait to be forgotten (never before the format that dates them).
-    fn forgettable_keys(&self) -> Result<bool, PkiError> {
-        let reader = self.reader()?;
+    fn forgettable_keys(&self, reader: &hapki_store::StateReader) -> Result<bool, PkiError> {
         if reader.state_format()? < idempotency::FORMAT {
             return Ok(false);
         }
