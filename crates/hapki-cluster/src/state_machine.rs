@@ -4,7 +4,6 @@
 //! one flushes it to disk and opens a read transaction, installing one replaces the
 //! state with rows a leader streamed into a file under `<data-dir>/snapshots`.
 
-use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -122,7 +121,7 @@ impl StateMachine {
                 // Unlinked now, read through the open handle: what the kernel has not yet
                 // written of it need never reach the disk.
                 drop(file);
-                hapki_store::import_state_and_indexes(&txn, BufReader::with_capacity(1 << 20, f))?;
+                hapki_store::import_snapshot_file(&txn, &f)?;
             }
             SnapshotData::Live(source) => {
                 let rows = crate::snapshot::chunks(source, Vec::new());

@@ -44,7 +44,9 @@ pub use migrate::{Migrated, Upgrade};
 pub use read::StateReader;
 pub use records::*;
 pub use rollover::Rollover;
-pub use snapshot::{export_indexes, export_state, import_state, import_state_and_indexes, SNAPSHOT_FORMAT};
+pub use snapshot::{
+    export_indexes, export_state, import_snapshot_file, import_state, import_state_and_indexes, SNAPSHOT_FORMAT,
+};
 
 /// The page cache of a store opened with [`Store::open`].
 pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;

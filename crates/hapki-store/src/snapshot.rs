@@ -23,6 +23,9 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use crate::tables::{SmTable, SM_TABLES};
 use crate::StoreError;
 
+mod from_file;
+pub use from_file::import_snapshot_file;
+
 const MAGIC: &[u8] = b"HAPKISNAP";
 /// The snapshot layout this build writes and reads.
 pub const SNAPSHOT_FORMAT: u8 = 2;
@@ -321,7 +324,7 @@ mod tests {
         }
     }
 
-    fn index_rows(s: &crate::Store) -> Vec<(usize, Vec<u8>)> {
+    pub(super) fn index_rows(s: &crate::Store) -> Vec<(usize, Vec<u8>)> {
         let txn = s.db().begin_read().unwrap();
         let mut out = Vec::new();
         for (i, table) in crate::index::TABLES.iter().enumerate() {
@@ -335,7 +338,7 @@ mod tests {
     /// A store with history, whose name index lacks one row a rebuild would give it (so
     /// that a receiver holding the same rows as it took them from the trailer), and its
     /// snapshot with the index trailer.
-    fn sender() -> (tempfile::TempDir, crate::Store, Vec<u8>) {
+    pub(super) fn sender() -> (tempfile::TempDir, crate::Store, Vec<u8>) {
         let (d, a) = store();
         run(&a, &history());
         let txn = a.db().begin_write().unwrap();
@@ -352,7 +355,7 @@ mod tests {
         (d, a, snap)
     }
 
-    fn install(snap: &[u8]) -> Result<(tempfile::TempDir, crate::Store), StoreError> {
+    pub(super) fn install(snap: &[u8]) -> Result<(tempfile::TempDir, crate::Store), StoreError> {
         let (d, b) = store();
         let txn = b.db().begin_write().unwrap();
         import_state_and_indexes(&txn, snap)?;
@@ -390,7 +393,7 @@ mod tests {
     }
 
     /// The bytes of `a`'s index trailer.
-    fn trailer_len(a: &crate::Store) -> usize {
+    pub(super) fn trailer_len(a: &crate::Store) -> usize {
         let mut t = Vec::new();
         export_indexes(&a.db().begin_read().unwrap(), &mut t).unwrap();
         t.len()
