@@ -129,20 +129,7 @@ fn import_indexes(txn: &WriteTransaction, input: impl Read) -> Result<bool, Stor
         inner: input,
         ctx: digest::Context::new(&digest::SHA256),
     };
-    let mut first = [0u8; 1];
-    if r.inner.read(&mut first)? == 0 {
-        return Ok(false);
-    }
-    r.ctx.update(&first);
-    let mut magic = r.take(INDEX_MAGIC.len() - 1)?;
-    magic.insert(0, first[0]);
-    if magic != INDEX_MAGIC {
-        return Err(StoreError::Corrupt(
-            "the snapshot is followed by something that is not its indexes".into(),
-        ));
-    }
-    let version = u32::from_be_bytes(r.take(4)?.try_into().expect("four bytes"));
-    if version != crate::index::VERSION {
+    if !r.index_trailer_follows()? {
         return Ok(false);
     }
     let mut tables = Vec::new();
@@ -270,6 +257,27 @@ impl<R: Read> HashingReader<R> {
             return Err(StoreError::Corrupt(mismatch.into()));
         }
         Ok(())
+    }
+
+    /// Reads the start of an index trailer, hashing from a fresh start: true when one of
+    /// this build's index version follows, false at the end of the input or for another
+    /// version (whose rows are then left unread).
+    fn index_trailer_follows(&mut self) -> Result<bool, StoreError> {
+        self.ctx = digest::Context::new(&digest::SHA256);
+        let mut first = [0u8; 1];
+        if self.inner.read(&mut first)? == 0 {
+            return Ok(false);
+        }
+        self.ctx.update(&first);
+        let mut magic = self.take(INDEX_MAGIC.len() - 1)?;
+        magic.insert(0, first[0]);
+        if magic != INDEX_MAGIC {
+            return Err(StoreError::Corrupt(
+                "the snapshot is followed by something that is not its indexes".into(),
+            ));
+        }
+        let version = u32::from_be_bytes(self.take(4)?.try_into().expect("four bytes"));
+        Ok(version == crate::index::VERSION)
     }
 
     fn take(&mut self, n: usize) -> Result<Vec<u8>, StoreError> {

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use aws_lc_rs::digest;
 use redb::{TableDefinition, WriteTransaction};
 
-use super::{check_header, HashingReader, END, INDEX_MAGIC, MAGIC};
+use super::{check_header, HashingReader, END, MAGIC};
 use crate::tables::SM_TABLES;
 use crate::StoreError;
 
@@ -110,27 +110,12 @@ fn scan(file: &File, runs: mpsc::Sender<Run>, stop: &AtomicBool) -> Result<Optio
     };
     r.check_sum("snapshot checksum does not match")?;
 
-    let none = Scanned {
-        rows,
-        index_rows: 0,
-        indexes: false,
-    };
-    r.ctx = digest::Context::new(&digest::SHA256);
-    let mut first = [0u8; 1];
-    if r.inner.read(&mut first)? == 0 {
-        return Ok(Some(none));
-    }
-    r.ctx.update(&first);
-    let mut magic = r.take(INDEX_MAGIC.len() - 1)?;
-    magic.insert(0, first[0]);
-    if magic != INDEX_MAGIC {
-        return Err(StoreError::Corrupt(
-            "the snapshot is followed by something that is not its indexes".into(),
-        ));
-    }
-    let version = u32::from_be_bytes(r.take(4)?.try_into().expect("four bytes"));
-    if version != crate::index::VERSION {
-        return Ok(Some(none));
+    if !r.index_trailer_follows()? {
+        return Ok(Some(Scanned {
+            rows,
+            index_rows: 0,
+            indexes: false,
+        }));
     }
     let Some(index_rows) = scan_part(&mut r, Part::Indexes, &runs, stop)? else {
         return Ok(None);

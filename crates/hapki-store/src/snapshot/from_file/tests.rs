@@ -1,6 +1,7 @@
 use std::io::Write;
 
 use super::super::tests::{index_rows, install, sender, trailer_len};
+use super::super::INDEX_MAGIC;
 use super::*;
 use crate::tests::store;
 use crate::SNAPSHOT_FORMAT;
