@@ -6,7 +6,8 @@
 work=$(mktemp -d)
 pids=()
 cleanup() {
-    for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    # CONT after TERM: a process a script paused (SIGSTOP) ends too.
+    for p in "${pids[@]:-}"; do [ -n "$p" ] && { kill "$p"; kill -CONT "$p"; } 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
