@@ -100,20 +100,21 @@ where
     Ok(last.saturating_add(2 * WINDOW_SECS) < at)
 }
 
-/// The rows a forgetting at `at` of at most `max` rows removes, dated ones first: the same
-/// rows on every node with the same state.
+/// The rows a forgetting at `at` of at most `max` rows (1 to [`MAX_FORGET`]) removes, dated
+/// ones first: the same rows on every node with the same state.
 pub(crate) fn choose<D, U, C>(
     dated_rows: &D,
     undated: &U,
     certs: &C,
     at: u64,
-    max: usize,
+    max: u32,
 ) -> Result<Forgotten, StoreError>
 where
     D: ReadableTable<&'static [u8], &'static [u8]>,
     U: ReadableTable<&'static [u8], &'static [u8]>,
     C: ReadableTable<&'static [u8], &'static [u8]>,
 {
+    let max = max.clamp(1, MAX_FORGET) as usize;
     let mut out = Forgotten::default();
     let bound = first_kept(at);
     for row in dated_rows.range::<&[u8]>(..bound.as_slice())?.take(max) {
@@ -136,24 +137,19 @@ where
 
 /// Rows chosen to be forgotten.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Forgotten {
-    pub dated: Vec<Vec<u8>>,
-    pub undated: Vec<Vec<u8>>,
+pub(crate) struct Forgotten {
+    dated: Vec<Vec<u8>>,
+    undated: Vec<Vec<u8>>,
 }
 
 impl Forgotten {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.dated.len() + self.undated.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
 /// Applies [`crate::Command::ForgetIdempotencyKeys`]: removes what [`choose`] picks.
 pub(crate) fn forget(txn: &WriteTransaction, at: u64, max: u32) -> Result<u64, StoreError> {
-    let max = max.clamp(1, MAX_FORGET) as usize;
     let mut dated_rows = txn.open_table(SM_IDEMPOTENCY_DAYS)?;
     let mut undated = txn.open_table(SM_IDEMPOTENCY)?;
     let chosen = choose(&dated_rows, &undated, &txn.open_table(SM_CERTS)?, at, max)?;

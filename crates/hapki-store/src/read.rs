@@ -158,7 +158,7 @@ impl StateReader {
             &self.txn.open_table(SM_IDEMPOTENCY)?,
             &self.txn.open_table(SM_CERTS)?,
             at,
-            max.clamp(1, crate::idempotency::MAX_FORGET) as usize,
+            max,
         )?;
         Ok(chosen.len() as u64)
     }
